@@ -1,0 +1,1 @@
+"""crev: a container-registry reverse proxy that serves a vanity domain's names from an upstream."""

@@ -1,0 +1,134 @@
+"""`WWW-Authenticate` challenges (RFC 7235) and their rewriting for the vanity domain.
+
+Clients fetch tokens from the challenge's realm for the challenge's scopes (containerd unions
+them with its own), so a challenge must name crev's token endpoint and the client's names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .names import Namespace
+from .params import MalformedHeaderError, Scanner, check_field_value, quote
+from .scope import Scope, ScopeError, parse_scopes, scope_to_client
+
+
+@dataclass
+class Challenge:
+    scheme: str
+    params: list[tuple[str, str]] = field(default_factory=list)
+    token68: str | None = None
+
+    @property
+    def is_bearer(self) -> bool:
+        return self.scheme.lower() == "bearer"
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.params:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def with_param(self, name: str, value: str | None) -> Challenge:
+        """A copy with `name` set to `value` in place (appended if absent, removed if None)."""
+        params: list[tuple[str, str]] = []
+        replaced = False
+        for key, old in self.params:
+            if key.lower() == name.lower():
+                if value is not None and not replaced:
+                    params.append((key, value))
+                replaced = True
+            else:
+                params.append((key, old))
+        if not replaced and value is not None:
+            params.append((name, value))
+        return Challenge(self.scheme, params, self.token68)
+
+    def format(self) -> str:
+        if self.token68 is not None:
+            return f"{self.scheme} {self.token68}"
+        if not self.params:
+            return self.scheme
+        rendered = ",".join(
+            f"{key}={quote(check_field_value(value))}" for key, value in self.params
+        )
+        return f"{self.scheme} {rendered}"
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """All challenges in one `WWW-Authenticate` value (several may share a header)."""
+    scanner = Scanner(header)
+    challenges: list[Challenge] = []
+    while True:
+        while scanner.take(","):
+            pass
+        scanner.skip_whitespace()
+        if scanner.at_end():
+            break
+        challenge = Challenge(scanner.token())
+        challenges.append(challenge)
+        scanner.skip_whitespace()
+        if scanner.at_end() or scanner.take(","):
+            continue
+        if not scanner.lookahead_is_param():
+            challenge.token68 = _token68(scanner)
+            continue
+        while scanner.lookahead_is_param():
+            key = scanner.token()
+            scanner.take("=")
+            challenge.params.append((key, scanner.value()))
+            scanner.skip_whitespace()
+            if scanner.at_end():
+                break
+            if not scanner.take(","):
+                raise scanner.fail("',' between auth-params")
+            while scanner.take(","):
+                pass
+    if not challenges:
+        raise MalformedHeaderError(f"no challenge in {header!r}")
+    return challenges
+
+
+def _token68(scanner: Scanner) -> str:
+    start = scanner.position
+    while scanner.peek() and scanner.peek() not in ", \t":
+        scanner.position += 1
+    value = scanner.text[start : scanner.position]
+    if not value:
+        raise scanner.fail("token68")
+    return value
+
+
+def format_challenges(challenges: list[Challenge]) -> str:
+    return ", ".join(challenge.format() for challenge in challenges)
+
+
+def bearer_realm(header: str) -> str | None:
+    """The upstream token realm announced by a challenge, if it has one."""
+    for challenge in parse_challenges(header):
+        if challenge.is_bearer and challenge.get("realm"):
+            return challenge.get("realm")
+    return None
+
+
+def client_scope(value: str, namespace: Namespace) -> str | None:
+    """A challenge's `scope` as the client names it; scopes outside the prefix are dropped."""
+    try:
+        scopes: list[Scope] = parse_scopes(value)
+    except ScopeError:
+        return None
+    shown = [str(mapped) for scope in scopes if (mapped := scope_to_client(scope, namespace))]
+    return " ".join(shown) or None
+
+
+def rewrite_challenge(header: str, token_endpoint: str, namespace: Namespace) -> str:
+    """Point Bearer realms at crev's token endpoint and show scopes under vanity names."""
+    rewritten: list[Challenge] = []
+    for challenge in parse_challenges(header):
+        if challenge.is_bearer:
+            challenge = challenge.with_param("realm", token_endpoint)
+            scope = challenge.get("scope")
+            if scope is not None:
+                challenge = challenge.with_param("scope", client_scope(scope, namespace))
+        rewritten.append(challenge)
+    return format_challenges(rewritten)

@@ -1,0 +1,70 @@
+"""Which headers cross crev, in each direction.
+
+Requests carry an allow-list: what a registry needs to answer (content negotiation, ranges,
+conditionals, credentials), nothing that names crev's own host. Responses carry everything but
+hop-by-hop fields and cookies, which would be set on the vanity domain.
+"""
+
+from __future__ import annotations
+
+from .messages import Headers
+
+_REQUEST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "authorization",
+        "range",
+        "if-none-match",
+        "if-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "if-range",
+        "user-agent",
+        "content-type",
+        "content-range",
+        "docker-content-digest",
+    }
+)
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "set-cookie",
+        "server",
+        "date",
+    }
+)
+
+
+def upstream_request_headers(client: Headers, *, credentials: bool = True) -> Headers:
+    forwarded = Headers(
+        (name, value)
+        for name, value in client
+        if name.lower() in _REQUEST_HEADERS and (credentials or name.lower() != "authorization")
+    )
+    if "accept-encoding" not in forwarded:
+        # httpx would otherwise ask for gzip; crev passes bodies through as the upstream sends them.
+        forwarded.items.append(("Accept-Encoding", "identity"))
+    return forwarded
+
+
+def client_response_headers(upstream: Headers) -> Headers:
+    named_in_connection = {
+        token.strip().lower()
+        for value in upstream.get_all("connection")
+        for token in value.split(",")
+    }
+    return Headers(
+        (name, value)
+        for name, value in upstream
+        if name.lower() not in _HOP_BY_HOP and name.lower() not in named_in_connection
+    )

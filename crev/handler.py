@@ -1,0 +1,183 @@
+"""`BaseHTTPRequestHandler` classes that run crev's endpoints: what `api/*.py` export to Vercel
+and what the local server dispatches to.
+
+Everything a client can get back is a registry JSON error or an upstream answer: configuration
+errors, bad requests and crashes included, never a traceback or the standard library's HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+
+from .config import ConfigError, Settings, current_settings
+from .errors import RegistryError
+from .messages import Headers, Request, Response
+from .proxy import serve_registry
+from .realm import request_origin
+from .tokens import serve_token
+from .upstream import UpstreamBodyError
+
+Endpoint = Callable[[Request, Settings], Response]
+
+log = logging.getLogger("crev")
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class FunctionHandler(BaseHTTPRequestHandler):
+    """Runs one crev endpoint per request, keeping connections alive between requests."""
+
+    protocol_version = "HTTP/1.1"
+    endpoint: ClassVar[Endpoint]
+    # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
+    default_scheme: ClassVar[str] = "http"
+
+    def endpoint_for(self, path: str) -> Endpoint | None:
+        return type(self).endpoint
+
+    def version_string(self) -> str:
+        return "crev"
+
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the endpoint, which answers 405 for what it does not serve.
+        if name.startswith("do_"):
+            return self.run_endpoint
+        raise AttributeError(name)
+
+    def run_endpoint(self) -> None:
+        started = time.monotonic()
+        path, _, query = self.path.partition("?")
+        self._request: Request | None = None
+        response = self._respond(path, query)
+        try:
+            self._write(response)
+        finally:
+            response.close()
+            self._log(path, response, started)
+        unread_body = self._request is None or not self._request.body_consumed
+        has_body = (
+            self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers
+        )
+        if unread_body and has_body:
+            # An unread request body would be parsed as the next request on this connection.
+            self.close_connection = True
+
+    def _respond(self, path: str, query: str) -> Response:
+        try:
+            settings = current_settings()
+        except ConfigError as error:
+            return Response.from_error(
+                RegistryError(500, "UNKNOWN", f"crev is misconfigured: {error}")
+            )
+        endpoint = self.endpoint_for(path)
+        if endpoint is None:
+            return Response.from_error(
+                RegistryError(404, "UNSUPPORTED", f"no endpoint at {path!r}")
+            )
+        try:
+            headers = Headers(self.headers.items())
+            request = Request(
+                method=self.command,
+                path=path,
+                query=query,
+                headers=headers,
+                origin=request_origin(headers, self.default_scheme),
+                body=self.rfile,
+                content_length=self._content_length(),
+            )
+            self._request = request
+            return endpoint(request, settings)
+        except RegistryError as error:
+            return Response.from_error(error)
+        except Exception:
+            log.exception("crev failed on %s %s", self.command, path)
+            return Response.from_error(RegistryError(500, "UNKNOWN", "internal error in crev"))
+
+    def _content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise RegistryError(400, "SIZE_INVALID", f"invalid Content-Length {value!r}")
+        return int(value)
+
+    def _write(self, response: Response) -> None:
+        self.send_response(response.status)
+        length = response.headers.get("content-length")
+        has_body = self.command != "HEAD" and response.status not in _NO_BODY_STATUSES
+        chunked = has_body and length is None
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if not has_body:
+            return
+        try:
+            for chunk in response.body:
+                if not chunk:
+                    continue
+                if chunked:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    self.wfile.write(chunk)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except UpstreamBodyError as error:
+            # Headers are gone already: cutting the connection is the only way left to tell
+            # the client its body is incomplete.
+            log.warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
+            self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level refusals (bad request line, oversized headers) as registry errors."""
+        error = RegistryError(
+            code, "UNSUPPORTED", message or self.responses.get(code, ("error",))[0]
+        )
+        body = error.body()
+        self.close_connection = True
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in _NO_BODY_STATUSES:
+            self.wfile.write(body)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Silenced: each request is logged once, with its upstream status, by `_log`."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info(format, *args)
+
+    def _log(self, path: str, response: Response, started: float) -> None:
+        upstream = response.upstream_status if response.upstream_status is not None else "-"
+        log.info(
+            "%s %s %s upstream=%s %.1fms",
+            self.command,
+            path,
+            response.status,
+            upstream,
+            (time.monotonic() - started) * 1000,
+        )
+
+
+def configure_logging() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+class RegistryHandler(FunctionHandler):
+    endpoint = staticmethod(serve_registry)
+
+
+class TokenHandler(FunctionHandler):
+    endpoint = staticmethod(serve_token)

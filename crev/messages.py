@@ -1,0 +1,90 @@
+"""Requests and responses as crev's endpoints see them, independent of any server framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from .errors import RegistryError
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map; repeated headers (`Accept`, `Link`) are kept."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self.items: list[tuple[str, str]] = list(items)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        lowered = name.lower()
+        for key, value in self.items:
+            if key.lower() == lowered:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [value for key, value in self.items if key.lower() == lowered]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.items)
+
+    def set(self, name: str, value: str) -> None:
+        self.remove(name)
+        self.items.append((name, value))
+
+    def remove(self, name: str) -> None:
+        lowered = name.lower()
+        self.items = [(key, value) for key, value in self.items if key.lower() != lowered]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: Headers
+    # The vanity origin as the client addressed it, e.g. `https://acme.dev`.
+    origin: str
+    body: BinaryIO | None = None
+    content_length: int | None = None
+    body_consumed: bool = False
+
+    def read_body(self, limit: int) -> bytes:
+        """The whole (small) body, refused past `limit` bytes."""
+        if self.body is None or not self.content_length:
+            self.body_consumed = True
+            return b""
+        if self.content_length > limit:
+            raise RegistryError(413, "SIZE_INVALID", f"request body over {limit} bytes")
+        data = self.body.read(self.content_length)
+        self.body_consumed = True
+        return data
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Headers = field(default_factory=Headers)
+    body: Iterable[bytes] = ()
+    # What the upstream answered, for the request log.
+    upstream_status: int | None = None
+    close: Callable[[], None] = lambda: None
+
+    @classmethod
+    def from_error(cls, error: RegistryError) -> Response:
+        body = error.body()
+        headers = Headers(
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        for name, value in error.headers:
+            headers.items.append((name, value))
+        return cls(error.status, headers, [body])
+
+    @classmethod
+    def from_bytes(cls, status: int, headers: Headers, body: bytes) -> Response:
+        headers.set("Content-Length", str(len(body)))
+        return cls(status, headers, [body], upstream_status=status)

@@ -1,0 +1,131 @@
+"""Repository names, tags and digests, and the namespace that maps vanity names upstream.
+
+The grammars are the OCI distribution spec's. Validation is on the raw path segment, before any
+percent-decoding, so that `%2F`, `%2e%2e` and friends can never smuggle a separator past it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import RegistryError, name_invalid
+
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_SHA256_HEX = re.compile(r"[a-f0-9]{64}")
+_SHA512_HEX = re.compile(r"[a-f0-9]{128}")
+
+# Clients cap `host/name` at 255 characters; a name longer than that is never pullable.
+MAX_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True, order=True)
+class RepositoryName:
+    """A repository name that satisfies the OCI grammar, e.g. `tool` or `team/tool`."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> RepositoryName:
+        if not text:
+            raise name_invalid("repository name is empty")
+        if len(text) > MAX_NAME_LENGTH:
+            raise name_invalid(
+                f"repository name is {len(text)} characters; at most {MAX_NAME_LENGTH} are allowed"
+            )
+        for component in text.split("/"):
+            if not _COMPONENT.fullmatch(component):
+                raise name_invalid(
+                    f"invalid repository name {text!r}: component {component!r} does not match "
+                    "[a-z0-9]+((.|_|__|-+)[a-z0-9]+)*",
+                    detail={"name": text},
+                )
+        return cls(text)
+
+    @property
+    def components(self) -> list[str]:
+        return self.value.split("/")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def is_tag(text: str) -> bool:
+    return _TAG.fullmatch(text) is not None
+
+
+def is_digest(text: str) -> bool:
+    if not _DIGEST.fullmatch(text):
+        return False
+    algorithm, _, encoded = text.partition(":")
+    if algorithm == "sha256":
+        return _SHA256_HEX.fullmatch(encoded) is not None
+    if algorithm == "sha512":
+        return _SHA512_HEX.fullmatch(encoded) is not None
+    return True
+
+
+def parse_digest(text: str) -> str:
+    if not is_digest(text):
+        raise RegistryError(400, "DIGEST_INVALID", f"invalid digest {text!r}", {"digest": text})
+    return text
+
+
+def parse_reference(text: str) -> str:
+    """A manifest reference: a tag or a digest."""
+    if is_tag(text) or is_digest(text):
+        return text
+    raise RegistryError(
+        400,
+        "MANIFEST_INVALID" if ":" in text else "TAG_INVALID",
+        f"invalid tag or digest {text!r}",
+        {"reference": text},
+    )
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where vanity names live upstream: `tool` is `<prefix>/tool` there.
+
+    An empty prefix maps names one to one.
+    """
+
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, prefix: str, variable: str = "CREV_REPO_PREFIX") -> Namespace:
+        from .errors import ConfigError
+
+        prefix = prefix.strip().strip("/")
+        if prefix:
+            try:
+                RepositoryName.parse(prefix)
+            except RegistryError as error:
+                raise ConfigError(f"{variable}={prefix!r}: {error.message}") from None
+        return cls(prefix)
+
+    def to_upstream(self, name: RepositoryName) -> RepositoryName:
+        if not self.prefix:
+            return name
+        upstream = f"{self.prefix}/{name.value}"
+        if len(upstream) > MAX_NAME_LENGTH:
+            raise name_invalid(
+                f"repository name {name.value!r} is too long: under the prefix it is "
+                f"{len(upstream)} characters, at most {MAX_NAME_LENGTH} are allowed"
+            )
+        return RepositoryName(upstream)
+
+    def to_vanity(self, upstream: str) -> RepositoryName | None:
+        """The client's name for an upstream name, or None when it lies outside the prefix."""
+        if not self.prefix:
+            name = upstream
+        elif upstream.startswith(self.prefix + "/"):
+            name = upstream[len(self.prefix) + 1 :]
+        else:
+            return None
+        try:
+            return RepositoryName.parse(name)
+        except RegistryError:
+            return None

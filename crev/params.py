@@ -1,0 +1,112 @@
+"""A tokenizer for header fields built from parameters: RFC 7235 auth-params and RFC 8288 links.
+
+Both grammars have quoted strings that may hold commas, semicolons, spaces and escaped quotes,
+which is why they are read with a scanner rather than split on separators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# RFC 7230 tchar, plus "/" and ":" which real registries put unquoted in token68-ish values.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_WHITESPACE = " \t"
+
+
+class MalformedHeaderError(ValueError):
+    """A header value that does not follow its grammar; the message says where."""
+
+
+@dataclass
+class Scanner:
+    text: str
+    position: int = 0
+
+    def at_end(self) -> bool:
+        return self.position >= len(self.text)
+
+    def peek(self) -> str:
+        return self.text[self.position] if self.position < len(self.text) else ""
+
+    def skip_whitespace(self) -> None:
+        while self.peek() and self.peek() in _WHITESPACE:
+            self.position += 1
+
+    def fail(self, expected: str) -> MalformedHeaderError:
+        return MalformedHeaderError(
+            f"expected {expected} at position {self.position} of {self.text!r}"
+        )
+
+    def take(self, char: str) -> bool:
+        self.skip_whitespace()
+        if self.peek() == char:
+            self.position += 1
+            return True
+        return False
+
+    def token(self) -> str:
+        self.skip_whitespace()
+        start = self.position
+        while self.peek() and self.peek() in _TCHAR:
+            self.position += 1
+        if start == self.position:
+            raise self.fail("a token")
+        return self.text[start : self.position]
+
+    def quoted_string(self) -> str:
+        self.skip_whitespace()
+        if self.peek() != '"':
+            raise self.fail("a quoted string")
+        self.position += 1
+        chars: list[str] = []
+        while True:
+            char = self.peek()
+            if not char:
+                raise self.fail("a closing quote")
+            self.position += 1
+            if char == '"':
+                return "".join(chars)
+            if char == "\\":
+                escaped = self.peek()
+                if not escaped:
+                    raise self.fail("an escaped character")
+                self.position += 1
+                chars.append(escaped)
+            else:
+                chars.append(char)
+
+    def value(self) -> str:
+        """A parameter value: a token or a quoted string."""
+        self.skip_whitespace()
+        return self.quoted_string() if self.peek() == '"' else self.token()
+
+    def until(self, char: str) -> str:
+        start = self.position
+        end = self.text.find(char, start)
+        if end < 0:
+            raise self.fail(repr(char))
+        self.position = end + 1
+        return self.text[start:end]
+
+    def lookahead_is_param(self) -> bool:
+        """Whether the next item is `token =` (a parameter) rather than a new scheme."""
+        saved = self.position
+        try:
+            self.token()
+            return self.take("=")
+        except MalformedHeaderError:
+            return False
+        finally:
+            self.position = saved
+
+
+def quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def check_field_value(value: str) -> str:
+    """Refuse control characters so a rewritten header can never split a response."""
+    if any((ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F for char in value):
+        raise MalformedHeaderError(f"control character in header value {value!r}")
+    return value
