@@ -13,7 +13,7 @@ from .config import Settings
 from .errors import RegistryError, unsupported
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
-from .names import Namespace
+from .names import Namespace, RepositoryName
 from .realm import upstream_realm
 from .scope import Scope, ScopeError, parse_scopes, scope_to_upstream
 from .upstream import read_body, send
@@ -73,10 +73,7 @@ def _map_params(
         if key != "scope":
             mapped.append((key, value))
             continue
-        try:
-            scopes.extend(parse_scopes(value))
-        except ScopeError as error:
-            raise RegistryError(400, "UNSUPPORTED", f"invalid scope: {error}") from None
+        scopes.extend(_parse_client_scopes(value))
         if len(scopes) > MAX_SCOPES:
             raise RegistryError(400, "UNSUPPORTED", f"more than {MAX_SCOPES} scopes requested")
     # Scopes that cannot be under the prefix are dropped, never passed on unmapped.
@@ -88,3 +85,19 @@ def _map_params(
     elif upstream_scopes:
         mapped.append(("scope", " ".join(upstream_scopes)))
     return mapped
+
+
+def _parse_client_scopes(value: str) -> list[Scope]:
+    try:
+        scopes = parse_scopes(value)
+    except ScopeError as error:
+        raise RegistryError(400, "UNSUPPORTED", f"invalid scope: {error}") from None
+    for scope in scopes:
+        if scope.type == "repository":
+            try:
+                RepositoryName.parse(scope.name)
+            except RegistryError as error:
+                raise RegistryError(
+                    400, "NAME_INVALID", f"invalid scope {str(scope)!r}: {error.message}"
+                ) from None
+    return scopes

@@ -1,0 +1,50 @@
+"""Fixtures shared by the handler and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from crev.realm import forget_realms
+from crev.server import LocalServer, create_server
+
+
+class CrevServer:
+    """crev's local server on a free port, in a thread of the test process."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+        host, port = server.server_address[:2]
+        self.host = f"{host}:{port}"
+        self.url = f"http://{self.host}"
+        self.thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevServer]]:
+    """Start crev with the given `CREV_*` settings (keyword names without the prefix)."""
+    servers: list[CrevServer] = []
+
+    def start(**settings: str) -> CrevServer:
+        for name in list(os.environ):
+            if name.startswith("CREV_"):
+                monkeypatch.delenv(name)
+        for name, value in settings.items():
+            monkeypatch.setenv(f"CREV_{name.upper()}", value)
+        forget_realms()
+        server = CrevServer(create_server("127.0.0.1", 0))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    forget_realms()
