@@ -10,6 +10,9 @@ import pytest
 
 from crev.realm import forget_realms
 from crev.server import LocalServer, create_server
+from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
+from tests.support.crev_process import CrevProcess, run_crev
+from tests.support.registry import start_test_registry
 
 
 class CrevServer:
@@ -48,3 +51,30 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     for server in servers:
         server.stop()
     forget_realms()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRegistry]:
+    """A real distribution registry with token auth, seeded with the standard images."""
+    require_binaries("docker-registry", "skopeo")
+    with start_test_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def images(registry: TestRegistry) -> dict[str, PushedImage]:
+    return seed_images(registry)
+
+
+@pytest.fixture(scope="session")
+def crev_process(
+    registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CrevProcess]:
+    """`python -m crev` serving the registry's `acme/` namespace."""
+    with run_crev(
+        tmp_path_factory.mktemp("crev"),
+        registry_host=registry.host,
+        registry_scheme=registry.scheme,
+        repo_prefix="acme",
+    ) as crev:
+        yield crev

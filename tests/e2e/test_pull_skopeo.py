@@ -1,0 +1,128 @@
+"""Pull through `python -m crev` from a real registry with token auth, with skopeo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from tests.support.crev_process import CrevProcess
+
+INSECURE = "--src-tls-verify=false"
+
+
+def copy_to_oci(source: str, destination: Path, *extra: str) -> dict:
+    skopeo("copy", INSECURE, *extra, source, f"oci:{destination}:pulled")
+    return json.loads((destination / "index.json").read_text())
+
+
+def test_copy_through_crev_gives_the_pushed_digests(
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+    tmp_path: Path,
+) -> None:
+    tool = images["tool"]
+    registry.clear_logs()
+    index = copy_to_oci(
+        f"docker://{crev_process.host}/tool:1", tmp_path / "tool", "--preserve-digests"
+    )
+    assert index["manifests"][0]["digest"] == tool.digest
+    for blob in tool.blobs:
+        assert (tmp_path / "tool" / "blobs" / "sha256" / blob.removeprefix("sha256:")).is_file()
+    assert repository_names(registry.access_log()) == {"acme/tool"}
+    scopes = {scope for request in registry.issuer.requests() for scope in request.scopes}
+    assert scopes == {"repository:acme/tool:pull"}
+
+
+def test_inspect_by_digest_and_raw_manifest_is_byte_identical(
+    crev_process: CrevProcess, images: dict[str, PushedImage]
+) -> None:
+    tool = images["tool"]
+    raw = skopeo(
+        "inspect", "--raw", "--tls-verify=false", f"docker://{crev_process.host}/tool@{tool.digest}"
+    )
+    assert raw.stdout.encode() == tool.manifest
+
+
+def test_list_tags_shows_vanity_name(
+    crev_process: CrevProcess, images: dict[str, PushedImage]
+) -> None:
+    listed = json.loads(
+        skopeo("list-tags", "--tls-verify=false", f"docker://{crev_process.host}/many").stdout
+    )
+    assert listed["Repository"] == f"{crev_process.host}/many"
+    assert sorted(listed["Tags"]) == sorted(images["many"].tags)
+
+
+def test_multi_platform_index_and_platform_selection(
+    crev_process: CrevProcess, images: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    multi = images["multi"]
+    everything = copy_to_oci(
+        f"docker://{crev_process.host}/multi:1", tmp_path / "all", "--all", "--preserve-digests"
+    )
+    assert everything["manifests"][0]["digest"] == multi.digest
+    arm = copy_to_oci(
+        f"docker://{crev_process.host}/multi:1",
+        tmp_path / "arm",
+        "--override-arch",
+        "arm64",
+        "--override-os",
+        "linux",
+    )
+    assert arm["manifests"][0]["digest"] in multi.children
+
+
+def test_private_image_needs_credentials(
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+    tmp_path: Path,
+) -> None:
+    private = images["private"]
+    source = f"docker://{crev_process.host}/private/secret:1"
+    with pytest.raises(ToolError) as refused:
+        copy_to_oci(source, tmp_path / "anonymous")
+    assert "unauthorized" in refused.value.stderr.lower() or "401" in refused.value.stderr
+    index = copy_to_oci(
+        source, tmp_path / "alice", "--src-creds", f"{registry.username}:{registry.password}"
+    )
+    assert index["manifests"][0]["digest"] == private.digest
+    assert registry.password not in crev_process.log()
+
+
+def test_names_outside_the_prefix_are_never_reached(
+    crev_process: CrevProcess, registry: TestRegistry, images: dict[str, PushedImage]
+) -> None:
+    registry.clear_logs()
+    for path in (
+        "/v2/../other/thing/manifests/1",
+        "/v2/%2e%2e/other/thing/manifests/1",
+        "/v2/_catalog",
+    ):
+        response = httpx.get(f"{crev_process.url}{path}")
+        assert response.status_code in (400, 404), path
+        assert response.json()["errors"][0]["code"] in ("NAME_INVALID", "UNSUPPORTED")
+    # `other/thing` through crev is `acme/other/thing` upstream, which does not exist.
+    response = httpx.get(f"{crev_process.url}/v2/other/thing/manifests/1")
+    assert response.status_code == 401
+    assert all(name.startswith("acme/") for name in repository_names(registry.access_log()))
+
+
+def test_same_upstream_request_count_as_a_direct_pull(
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+    tmp_path: Path,
+) -> None:
+    registry.clear_logs()
+    copy_to_oci(f"docker://{registry.host}/acme/multi:1", tmp_path / "direct", "--all")
+    direct = (len(registry.access_log()), len(registry.issuer.requests()))
+    registry.clear_logs()
+    copy_to_oci(f"docker://{crev_process.host}/multi:1", tmp_path / "proxied", "--all")
+    proxied = (len(registry.access_log()), len(registry.issuer.requests()))
+    assert proxied == direct

@@ -1,0 +1,62 @@
+"""Test harness: a real registry with token auth, a token issuer, and seeded images.
+
+Usable from pytest fixtures and from plain scripts (benchmarks)::
+
+    with start_test_registry(Path(tmp)) as registry:
+        images = seed_images(registry)
+        ...
+"""
+
+from .images import (
+    PushedImage,
+    fetch_manifest,
+    push_artifact,
+    push_artifact_over_http,
+    push_docker_schema2_image,
+    push_large_image,
+    push_many_tags,
+    push_multi_platform_index,
+    push_private_image,
+    push_small_image,
+    put_manifest_tags,
+    seed_images,
+    upload_blobs,
+)
+from .issuer import AccessPolicy, IssuerRequest, TokenIssuer, default_is_private
+from .registry import (
+    AccessLogEntry,
+    AccessLogRecord,
+    TestRegistry,
+    repository_names,
+    start_test_registry,
+)
+from .tools import ToolError, free_port, require_binaries, skopeo
+
+__all__ = [
+    "AccessLogEntry",
+    "AccessLogRecord",
+    "AccessPolicy",
+    "IssuerRequest",
+    "PushedImage",
+    "TestRegistry",
+    "TokenIssuer",
+    "ToolError",
+    "default_is_private",
+    "fetch_manifest",
+    "free_port",
+    "push_artifact",
+    "push_artifact_over_http",
+    "push_docker_schema2_image",
+    "push_large_image",
+    "push_many_tags",
+    "push_multi_platform_index",
+    "push_private_image",
+    "push_small_image",
+    "put_manifest_tags",
+    "repository_names",
+    "require_binaries",
+    "seed_images",
+    "skopeo",
+    "start_test_registry",
+    "upload_blobs",
+]

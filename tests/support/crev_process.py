@@ -1,0 +1,74 @@
+"""crev's local server as a real `python -m crev` process, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .tools import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CrevProcess:
+    host: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
+    """Run `python -m crev` with `CREV_<NAME>` settings until the block ends."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CREV_")}
+    env.update({f"CREV_{name.upper()}": value for name, value in settings.items()})
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"crev-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crev", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    crev = CrevProcess(f"127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_serving(crev)
+        yield crev
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(crev: CrevProcess, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if crev.process.poll() is not None:
+            raise RuntimeError(f"crev exited with {crev.process.returncode}:\n{crev.log()}")
+        try:
+            httpx.get(f"{crev.url}/api/token", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"crev did not start within {timeout} s:\n{crev.log()}")

@@ -1,0 +1,70 @@
+"""Helpers for the external programs the test harness drives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
+
+SKOPEO_TIMEOUT_S = 120.0
+
+
+class ToolError(RuntimeError):
+    """An external tool exited non-zero; the message carries its stderr."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"{' '.join(self.argv)} exited {returncode}: {stderr.strip()}")
+
+
+def require_binaries(*names: str) -> None:
+    """Skip the calling test when a binary is missing; fail instead under CI.
+
+    CI must never silently skip the integration tests because an install
+    step went missing, so there a missing binary is an error.
+    """
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    import pytest  # imported lazily so the harness also works outside pytest
+
+    reason = f"required binaries not found: {', '.join(missing)}"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def run_tool(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a program, raising ToolError (with its stderr) on failure."""
+    try:
+        result = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(argv, -1, _text(exc.stdout), f"timed out after {timeout}s") from exc
+    if result.returncode != 0:
+        raise ToolError(argv, result.returncode, result.stdout, result.stderr)
+    return result
+
+
+def skopeo(*args: str, timeout: float = SKOPEO_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run skopeo; the signature policy is bypassed since every image here is local test data."""
+    return run_tool(["skopeo", "--insecure-policy", *args], timeout)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a currently unused TCP port (racy, so callers retry on bind errors)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
