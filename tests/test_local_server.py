@@ -1,0 +1,83 @@
+"""`python -m crev`: start-up, routing from vercel.json, refusal of bad settings, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from crev.server import PROJECT_ROOT, load_routes
+from tests.support import free_port
+
+
+def test_routes_follow_vercel_json(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    for name in ("v2", "token"):
+        (tmp_path / "api" / f"{name}.py").write_text(
+            (PROJECT_ROOT / "api" / f"{name}.py").read_text()
+        )
+    (tmp_path / "vercel.json").write_text(
+        json.dumps({"rewrites": [{"source": "/registry/:path*", "destination": "/api/v2"}]})
+    )
+    routes = load_routes(tmp_path)
+    sources = [route.source for route in routes]
+    assert sources == ["/registry/:path*", "/api/token", "/api/v2"]
+    assert routes[0].pattern.fullmatch("/registry/v2/x")
+    assert not routes[0].pattern.fullmatch("/v2/x")
+
+
+def test_project_routes_send_v2_to_the_registry_function() -> None:
+    routes = load_routes()
+    v2 = routes[0]
+    assert v2.source == "/v2(/.*)?"
+    for path in ("/v2", "/v2/", "/v2/tool/manifests/1"):
+        assert v2.pattern.fullmatch(path), path
+    assert not v2.pattern.fullmatch("/v20")
+
+
+def test_invalid_setting_refuses_to_start() -> None:
+    env = {**os.environ, "CREV_REPO_PREFIX": "Acme//x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "crev", "--port", str(free_port())],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "CREV_REPO_PREFIX" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serves_prints_pull_line_and_stops_on_ctrl_c() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREV_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crev", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = process.stdout.readline() + process.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner
+        assert "registry-1.docker.io" in banner
+        assert f"docker://127.0.0.1:{port}/NAME:TAG" in banner
+        response = httpx.get(f"http://127.0.0.1:{port}/v2/_catalog", timeout=5)
+        assert response.status_code == 404
+        time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+    assert "GET /v2/_catalog 404 upstream=-" in stderr
