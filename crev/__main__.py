@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     server = create_server(args.host, args.port)
     host, port = server.server_address[:2]
-    prefix = f"{settings.namespace.prefix}/" if settings.namespace.prefix else ""
+    routes = "\n".join(f"  {route.describe()}" for route in settings.routes.routes)
     print(
-        f"crev serving {settings.upstream.origin}/{prefix}* on http://{host}:{port}\n"
+        f"crev serving on http://{host}:{port}\n{routes}\n"
         f"  pull: skopeo inspect --tls-verify=false docker://{host}:{port}/NAME:TAG\n"
         f"        docker pull {host}:{port}/NAME:TAG   (localhost registries need no TLS)",
         flush=True,

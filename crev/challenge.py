@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .names import Namespace
+from .names import NameMapping
 from .params import MalformedHeaderError, Scanner, check_field_value, quote
 from .scope import Scope, ScopeError, parse_scopes, scope_to_client
 
@@ -111,17 +111,17 @@ def bearer_realm(header: str) -> str | None:
     return None
 
 
-def client_scope(value: str, namespace: Namespace) -> str | None:
+def client_scope(value: str, mapping: NameMapping) -> str | None:
     """A challenge's `scope` as the client names it; scopes outside the prefix are dropped."""
     try:
         scopes: list[Scope] = parse_scopes(value)
     except ScopeError:
         return None
-    shown = [str(mapped) for scope in scopes if (mapped := scope_to_client(scope, namespace))]
+    shown = [str(mapped) for scope in scopes if (mapped := scope_to_client(scope, mapping))]
     return " ".join(shown) or None
 
 
-def rewrite_challenge(header: str, token_endpoint: str, namespace: Namespace) -> str:
+def rewrite_challenge(header: str, token_endpoint: str, mapping: NameMapping) -> str:
     """Point Bearer realms at crev's token endpoint and show scopes under vanity names."""
     rewritten: list[Challenge] = []
     for challenge in parse_challenges(header):
@@ -129,6 +129,6 @@ def rewrite_challenge(header: str, token_endpoint: str, namespace: Namespace) ->
             challenge = challenge.with_param("realm", token_endpoint)
             scope = challenge.get("scope")
             if scope is not None:
-                challenge = challenge.with_param("scope", client_scope(scope, namespace))
+                challenge = challenge.with_param("scope", client_scope(scope, mapping))
         rewritten.append(challenge)
     return format_challenges(rewritten)

@@ -3,72 +3,57 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .names import Namespace
+from .errors import ConfigError, RegistryError
+from .names import Namespace, RepositoryName
+from .routing import DOCKER_HUB, Credentials, Route, RouteTable, Upstream
 
-DOCKER_HUB = "registry-1.docker.io"
 # `docker.io` is the name people know; its registry API lives on another host.
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """The registry crev fronts: scheme and `host[:port]`."""
-
-    scheme: str
-    host: str
-
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def is_same_host(self, scheme: str, netloc: str) -> bool:
-        return netloc.lower() == self.host.lower() or (
-            _default_port_host(scheme, netloc) == _default_port_host(self.scheme, self.host)
-        )
-
-
-def _default_port_host(scheme: str, netloc: str) -> str:
-    netloc = netloc.lower()
-    default = {"https": ":443", "http": ":80"}.get(scheme.lower())
-    if default and netloc.endswith(default):
-        return netloc[: -len(default)]
-    return netloc
+_CREDENTIALS_NAME = re.compile(r"[A-Z0-9_]+")
 
 
 @dataclass(frozen=True)
 class Settings:
-    upstream: Upstream = field(default_factory=lambda: Upstream("https", DOCKER_HUB))
-    namespace: Namespace = field(default_factory=Namespace)
+    routes: RouteTable
     # Where crev's own token endpoint is served; a path is made absolute per request.
     token_url: str = "/api/token"
-    # The upstream's token realm when known in advance; otherwise learned from its challenges.
-    token_realm: str | None = None
     timeout: float = DEFAULT_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        if env.get("CREV_ROUTES", "").strip():
+            single = [name for name in _SINGLE_ROUTE_VARIABLES if env.get(name, "").strip()]
+            if single:
+                raise ConfigError(
+                    f"CREV_ROUTES is set, and so is {', '.join(single)}: use one or the other"
+                )
+            routes = parse_routes(env["CREV_ROUTES"], env)
+        else:
+            routes = (_single_route(env),)
         return cls(
-            upstream=Upstream(
-                _scheme(env.get("CREV_REGISTRY_SCHEME", "https")),
-                _host(env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
-            ),
-            namespace=Namespace.parse(env.get("CREV_REPO_PREFIX", "")),
+            routes=RouteTable(routes),
             token_url=_token_url(env.get("CREV_TOKEN_URL", "/api/token")),
-            token_realm=_optional_url("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
             timeout=_timeout(env.get("CREV_UPSTREAM_TIMEOUT", "")),
         )
 
+
+_SINGLE_ROUTE_VARIABLES = (
+    "CREV_REGISTRY_HOST",
+    "CREV_REPO_PREFIX",
+    "CREV_REGISTRY_SCHEME",
+    "CREV_TOKEN_REALM",
+    "CREV_UPSTREAM_USERNAME",
+    "CREV_UPSTREAM_PASSWORD",
+    "CREV_UPSTREAM_TOKEN",
+)
 
 _cache: dict[tuple[tuple[str, str], ...], Settings] = {}
 
@@ -82,6 +67,103 @@ def current_settings() -> Settings:
     return settings
 
 
+def _single_route(env: Mapping[str, str]) -> Route:
+    upstream = Upstream(
+        _scheme(env.get("CREV_REGISTRY_SCHEME", "https")),
+        _host("CREV_REGISTRY_HOST", env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
+    )
+    return Route(
+        vanity_prefix="",
+        upstream=upstream,
+        namespace=Namespace.parse(
+            env.get("CREV_REPO_PREFIX", ""), official_images=upstream.is_docker_hub
+        ),
+        credentials=_credentials(env, "CREV_UPSTREAM"),
+        token_realm=_optional_url("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
+    )
+
+
+def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
+    """`CREV_ROUTES`: entries `vanity-prefix=[scheme://]host[:port][/namespace][;option=value]`,
+    separated by commas or newlines, e.g. `tools/=ghcr.io/acme/tools, =ghcr.io/acme`.
+
+    Options: `realm=URL` (the upstream's token realm), `credentials=NAME` (server-side
+    credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`).
+    """
+    routes: list[Route] = []
+    seen: set[str] = set()
+    for entry in (part.strip() for part in re.split(r"[,\n]", value)):
+        if not entry:
+            continue
+        route = _route(entry, env)
+        if route.vanity_prefix in seen:
+            raise ConfigError(
+                f"CREV_ROUTES entry {entry!r}: prefix {route.vanity_prefix!r} repeats"
+            )
+        seen.add(route.vanity_prefix)
+        routes.append(route)
+    if not routes:
+        raise ConfigError("CREV_ROUTES is set but names no route")
+    return tuple(routes)
+
+
+def _route(entry: str, env: Mapping[str, str]) -> Route:
+    def fail(reason: str) -> ConfigError:
+        return ConfigError(f"CREV_ROUTES entry {entry!r}: {reason}")
+
+    vanity, equals, target = entry.partition("=")
+    if not equals:
+        raise fail("expected vanity-prefix=host[/namespace]")
+    vanity = vanity.strip().strip("/")
+    if vanity:
+        try:
+            RepositoryName.parse(vanity)
+        except RegistryError as error:
+            raise fail(f"invalid vanity prefix: {error.message}") from None
+        vanity += "/"
+    target, *options = (part.strip() for part in target.split(";"))
+    scheme = "https"
+    if "://" in target:
+        scheme, _, target = target.partition("://")
+        if scheme not in ("http", "https"):
+            raise fail(f"scheme must be http or https, not {scheme!r}")
+    host, _, prefix = target.partition("/")
+    try:
+        upstream = Upstream(scheme, _host("CREV_ROUTES", host))
+        namespace = Namespace.parse(prefix, "CREV_ROUTES", official_images=upstream.is_docker_hub)
+    except ConfigError as error:
+        raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
+    realm = None
+    credentials = None
+    for option in options:
+        key, _, option_value = option.partition("=")
+        if key == "realm":
+            realm = _optional_url("CREV_ROUTES", option_value)
+        elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
+            credentials = _credentials(env, f"CREV_{option_value}", required=True)
+        else:
+            raise fail(f"unknown option {option!r} (known: realm=URL, credentials=NAME)")
+    return Route(vanity, upstream, namespace, credentials, realm)
+
+
+def _credentials(
+    env: Mapping[str, str], stem: str, *, required: bool = False
+) -> Credentials | None:
+    username = env.get(f"{stem}_USERNAME", "")
+    password = env.get(f"{stem}_PASSWORD", "")
+    token = env.get(f"{stem}_TOKEN", "")
+    if token and (username or password):
+        raise ConfigError(f"{stem}_TOKEN is set, and so is {stem}_USERNAME/PASSWORD: use one")
+    if bool(username) != bool(password):
+        missing = f"{stem}_PASSWORD" if username else f"{stem}_USERNAME"
+        raise ConfigError(f"{missing} is not set, but its pair is")
+    if not (token or username):
+        if required:
+            raise ConfigError(f"{stem}_USERNAME/{stem}_PASSWORD or {stem}_TOKEN must be set")
+        return None
+    return Credentials(username, password, token)
+
+
 def _scheme(value: str) -> str:
     scheme = value.strip().lower() or "https"
     if scheme not in ("http", "https"):
@@ -89,7 +171,7 @@ def _scheme(value: str) -> str:
     return scheme
 
 
-def _host(value: str) -> str:
+def _host(variable: str, value: str) -> str:
     host = value.strip().lower() or DOCKER_HUB
     host = _HOST_ALIASES.get(host, host)
     parts = urlsplit("//" + host)
@@ -105,7 +187,7 @@ def _host(value: str) -> str:
         or (":" in host.rsplit("]", 1)[-1] and port is None)
     ):
         raise ConfigError(
-            f"CREV_REGISTRY_HOST={value!r}: must be a host with an optional port, "
+            f"{variable}={value!r}: must be a host with an optional port, "
             "like 'ghcr.io' or '127.0.0.1:5000' (no scheme, no path)"
         )
     return host

@@ -10,35 +10,45 @@ from __future__ import annotations
 
 from urllib.parse import urljoin, urlsplit
 
-from .config import Upstream
-from .names import Namespace
+from .names import NameMapping
 from .params import MalformedHeaderError, Scanner, check_field_value
+from .routing import Upstream
+
+# Path segments that end a repository name in `/v2/<name>/<segment>/...`.
+_API_SEGMENTS = frozenset({"manifests", "blobs", "tags", "referrers"})
 
 
 def rewrite_location(
-    location: str, request_url: str, upstream: Upstream, namespace: Namespace
+    location: str, request_url: str, upstream: Upstream, mapping: NameMapping
 ) -> str:
     """A `Location` as the client must follow it; `request_url` is the upstream URL asked."""
     check_field_value(location)
     resolved = urlsplit(urljoin(request_url, location))
     if not upstream.is_same_host(resolved.scheme, resolved.netloc):
         return location
-    vanity_path = _vanity_path(resolved.path, namespace)
+    vanity_path = _vanity_path(resolved.path, mapping)
     if vanity_path is None:
         return resolved.geturl()
     return vanity_path + (f"?{resolved.query}" if resolved.query else "")
 
 
-def _vanity_path(path: str, namespace: Namespace) -> str | None:
+def _vanity_path(path: str, mapping: NameMapping) -> str | None:
+    """`/v2/<upstream name>/...` as `/v2/<vanity name>/...`, or None outside the mapping."""
     if not path.startswith("/v2/"):
         return None
-    if not namespace.prefix:
-        return path
-    under = f"/v2/{namespace.prefix}/"
-    return "/v2/" + path[len(under) :] if path.startswith(under) else None
+    segments = path[len("/v2/") :].split("/")
+    # The rightmost API segment that is followed by more ends the name: a repository may itself
+    # be called `x/blobs/y`, and a tag may be called `blobs`.
+    for index in range(len(segments) - 2, 0, -1):
+        if segments[index] in _API_SEGMENTS:
+            vanity = mapping.to_vanity("/".join(segments[:index]))
+            if vanity is None:
+                return None
+            return "/".join(["/v2", vanity.value, *segments[index:]])
+    return None
 
 
-def rewrite_link(header: str, request_url: str, upstream: Upstream, namespace: Namespace) -> str:
+def rewrite_link(header: str, request_url: str, upstream: Upstream, mapping: NameMapping) -> str:
     """Each `<target>` of an RFC 8288 `Link` value rewritten like a `Location`; params kept."""
     scanner = Scanner(header)
     links: list[str] = []
@@ -48,7 +58,7 @@ def rewrite_link(header: str, request_url: str, upstream: Upstream, namespace: N
             break
         if not scanner.take("<"):
             raise scanner.fail("'<' opening a link target")
-        target = rewrite_location(scanner.until(">"), request_url, upstream, namespace)
+        target = rewrite_location(scanner.until(">"), request_url, upstream, mapping)
         params = _link_params(scanner)
         links.append(f"<{target}>{params}")
         scanner.skip_whitespace()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
-from .errors import RegistryError, name_invalid
+from .errors import ConfigError, RegistryError, name_invalid
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -85,46 +86,61 @@ def parse_reference(text: str) -> str:
     )
 
 
+class NameMapping(Protocol):
+    """Anything that maps client names to upstream names and back (a namespace, a route)."""
+
+    def to_upstream(self, name: RepositoryName) -> RepositoryName: ...
+
+    def to_vanity(self, upstream: str) -> RepositoryName | None: ...
+
+
 @dataclass(frozen=True)
 class Namespace:
     """Where vanity names live upstream: `tool` is `<prefix>/tool` there.
 
-    An empty prefix maps names one to one.
+    An empty prefix maps names one to one. On Docker Hub (`official_images`), a one-component
+    name is an official image and lives under `library/`, as `docker pull alpine` assumes.
     """
 
     prefix: str = ""
+    official_images: bool = False
 
     @classmethod
-    def parse(cls, prefix: str, variable: str = "CREV_REPO_PREFIX") -> Namespace:
-        from .errors import ConfigError
-
+    def parse(
+        cls, prefix: str, variable: str = "CREV_REPO_PREFIX", *, official_images: bool = False
+    ) -> Namespace:
         prefix = prefix.strip().strip("/")
         if prefix:
             try:
                 RepositoryName.parse(prefix)
             except RegistryError as error:
                 raise ConfigError(f"{variable}={prefix!r}: {error.message}") from None
-        return cls(prefix)
+        return cls(prefix, official_images)
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName:
-        if not self.prefix:
+        if self.prefix:
+            upstream = f"{self.prefix}/{name.value}"
+        elif self.official_images and "/" not in name.value:
+            upstream = f"library/{name.value}"
+        else:
             return name
-        upstream = f"{self.prefix}/{name.value}"
         if len(upstream) > MAX_NAME_LENGTH:
             raise name_invalid(
-                f"repository name {name.value!r} is too long: under the prefix it is "
+                f"repository name {name.value!r} is too long: upstream it is "
                 f"{len(upstream)} characters, at most {MAX_NAME_LENGTH} are allowed"
             )
         return RepositoryName(upstream)
 
     def to_vanity(self, upstream: str) -> RepositoryName | None:
         """The client's name for an upstream name, or None when it lies outside the prefix."""
-        if not self.prefix:
-            name = upstream
-        elif upstream.startswith(self.prefix + "/"):
+        if self.prefix:
+            if not upstream.startswith(self.prefix + "/"):
+                return None
             name = upstream[len(self.prefix) + 1 :]
+        elif self.official_images and upstream.startswith("library/") and upstream.count("/") == 1:
+            name = upstream[len("library/") :]
         else:
-            return None
+            name = upstream
         try:
             return RepositoryName.parse(name)
         except RegistryError:

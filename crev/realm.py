@@ -1,4 +1,4 @@
-"""The upstream's token realm and crev's own token endpoint, the two ends of the token flow.
+"""The two ends of the token flow: the upstream's token service and crev's own token endpoint.
 
 The upstream realm is never taken from a client: it is configured, or learned from the upstream's
 own challenges and kept for the life of the process, so a token request costs no discovery round
@@ -8,51 +8,68 @@ trip once any upstream 401 has been seen.
 from __future__ import annotations
 
 import threading
-from urllib.parse import urljoin, urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from .challenge import bearer_realm
-from .config import Settings, Upstream
+from .challenge import parse_challenges
+from .config import Settings
 from .errors import RegistryError, upstream_unavailable
 from .messages import Headers, Request
 from .params import MalformedHeaderError
+from .routing import Route, Upstream
 from .upstream import send
 
-_learned: dict[Upstream, str] = {}
+
+@dataclass(frozen=True)
+class TokenService:
+    """Where an upstream issues tokens: its realm, and the `service` it expects to be named."""
+
+    realm: str
+    service: str | None = None
+
+
+_learned: dict[Upstream, TokenService] = {}
 _lock = threading.Lock()
 
 
-def learn_realm(upstream: Upstream, challenge: str) -> None:
+def learn_token_service(upstream: Upstream, challenge: str) -> None:
+    """Remember the realm an upstream announces in a `WWW-Authenticate` challenge."""
     try:
-        realm = bearer_realm(challenge)
+        challenges = parse_challenges(challenge)
     except MalformedHeaderError:
         return
-    if realm and _is_http_url(realm) and _learned.get(upstream) != realm:
-        with _lock:
-            _learned[upstream] = realm
+    for parsed in challenges:
+        realm = parsed.get("realm")
+        if parsed.is_bearer and realm and _is_http_url(realm):
+            learned = TokenService(realm, parsed.get("service"))
+            if _learned.get(upstream) != learned:
+                with _lock:
+                    _learned[upstream] = learned
+            return
 
 
-def upstream_realm(settings: Settings) -> str:
-    """The upstream's token realm, asking the upstream's `/v2/` only the first time."""
-    if settings.token_realm:
-        return settings.token_realm
-    realm = _learned.get(settings.upstream)
-    if realm:
-        return realm
-    response = send("GET", settings.upstream.url("/v2/"), Headers(), settings.timeout)
+def token_service(route: Route, timeout: float) -> TokenService:
+    """The route's upstream token service, asking the upstream's `/v2/` only the first time."""
+    learned = _learned.get(route.upstream)
+    if route.token_realm:
+        return TokenService(route.token_realm, learned.service if learned else None)
+    if learned:
+        return learned
+    response = send("GET", route.upstream.url("/v2/"), Headers(), timeout)
     response.close()
     challenge = response.headers.get("www-authenticate")
     if challenge:
-        learn_realm(settings.upstream, challenge)
-    realm = _learned.get(settings.upstream)
-    if not realm:
+        learn_token_service(route.upstream, challenge)
+    learned = _learned.get(route.upstream)
+    if not learned:
         raise upstream_unavailable(
-            f"upstream {settings.upstream.host} announced no Bearer token realm "
+            f"upstream {route.upstream.host} announced no Bearer token realm "
             f"(status {response.status_code})"
         )
-    return realm
+    return learned
 
 
-def forget_realms() -> None:
+def forget_token_services() -> None:
     with _lock:
         _learned.clear()
 
@@ -62,11 +79,20 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def token_endpoint(request: Request, settings: Settings) -> str:
-    """crev's token endpoint as an absolute URL, which docker requires of a realm."""
+# The token endpoint learns which route a scope-less token request is for from this parameter.
+ROUTE_PARAMETER = "route"
+
+
+def token_endpoint(request: Request, settings: Settings, route: Route) -> str:
+    """crev's token endpoint for a route as an absolute URL, which docker requires of a realm."""
     if urlsplit(settings.token_url).scheme:
-        return settings.token_url
-    return urljoin(request.origin + "/", settings.token_url)
+        url = settings.token_url
+    else:
+        url = urljoin(request.origin + "/", settings.token_url)
+    if settings.routes.has_several:
+        separator = "&" if "?" in url else "?"
+        url += separator + urlencode({ROUTE_PARAMETER: route.vanity_prefix})
+    return url
 
 
 def request_origin(headers: Headers, default_scheme: str) -> str:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import RegistryError
-from .names import Namespace, RepositoryName
+from .names import NameMapping, RepositoryName
 
 _TYPE = re.compile(r"[a-z0-9]+")
 _CLASS = re.compile(r"[a-zA-Z0-9]+")
@@ -61,19 +61,19 @@ def parse_scopes(value: str) -> list[Scope]:
     return [Scope.parse(part) for part in value.split()]
 
 
-def scope_to_client(scope: Scope, namespace: Namespace) -> Scope | None:
+def scope_to_client(scope: Scope, mapping: NameMapping) -> Scope | None:
     """The scope as the client names it, or None when it lies outside the prefix."""
     if scope.type != "repository":
         return None
-    vanity = namespace.to_vanity(scope.name)
+    vanity = mapping.to_vanity(scope.name)
     return scope.with_name(vanity.value) if vanity else None
 
 
-def scope_to_upstream(scope: Scope, namespace: Namespace) -> Scope | None:
+def scope_to_upstream(scope: Scope, mapping: NameMapping) -> Scope | None:
     """The scope under the prefix, or None for anything crev does not serve."""
     if scope.type != "repository":
         return None
     try:
-        return scope.with_name(namespace.to_upstream(RepositoryName.parse(scope.name)).value)
+        return scope.with_name(mapping.to_upstream(RepositoryName.parse(scope.name)).value)
     except RegistryError:
         return None

@@ -1,8 +1,9 @@
-"""The token endpoint: a client's token request, with its scopes put under the prefix,
-forwarded to the upstream's own realm.
+"""The token endpoint: a client's token request, with its scopes put under their route's
+namespace, forwarded to that upstream's own realm.
 
-Scopes are never widened: anything outside the prefix (another resource type, the catalog) is
-removed rather than passed on, and the realm asked is the upstream's, never one a client names.
+Scopes are never widened: anything that is not a repository (another resource type, the
+catalog) is removed rather than passed on, and the realm asked is the upstream's, never one a
+client names.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from .config import Settings
 from .errors import RegistryError, unsupported
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
-from .names import Namespace, RepositoryName
-from .realm import upstream_realm
+from .names import RepositoryName
+from .realm import ROUTE_PARAMETER, token_service
+from .routing import Route
 from .scope import Scope, ScopeError, parse_scopes, scope_to_upstream
 from .upstream import read_body, send
 
@@ -27,8 +29,8 @@ MAX_SCOPES = 64
 def serve_token(request: Request, settings: Settings) -> Response:
     if request.method == "GET":
         params = parse_qsl(request.query, keep_blank_values=True)
-        mapped = _map_params(params, settings.namespace, one_scope_per_param=True)
-        realm = upstream_realm(settings)
+        route, mapped = _map_params(params, settings, one_scope_per_param=True)
+        realm = token_service(route, settings.timeout).realm
         separator = "&" if "?" in realm else "?"
         url = realm + (separator + urlencode(mapped) if mapped else "")
         upstream = send("GET", url, _token_headers(request), settings.timeout)
@@ -39,14 +41,15 @@ def serve_token(request: Request, settings: Settings) -> Response:
                 400, "UNSUPPORTED", f"token POST must be a form, not {content_type or 'empty'!r}"
             )
         body = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
-        form = _map_params(
-            parse_qsl(body, keep_blank_values=True), settings.namespace, one_scope_per_param=False
+        # The route hint travels in the realm's query string, the rest in the form.
+        hint = [(k, v) for k, v in parse_qsl(request.query) if k == ROUTE_PARAMETER]
+        route, form = _map_params(
+            hint + parse_qsl(body, keep_blank_values=True), settings, one_scope_per_param=False
         )
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
-        upstream = send(
-            "POST", upstream_realm(settings), headers, settings.timeout, urlencode(form).encode()
-        )
+        realm = token_service(route, settings.timeout).realm
+        upstream = send("POST", realm, headers, settings.timeout, urlencode(form).encode())
     else:
         raise unsupported(f"{request.method} is not served by the token endpoint", 405, "GET, POST")
     body = read_body(upstream, MAX_TOKEN_BYTES)
@@ -62,29 +65,64 @@ def _token_headers(request: Request) -> Headers:
 
 
 def _map_params(
-    params: list[tuple[str, str]], namespace: Namespace, *, one_scope_per_param: bool
-) -> list[tuple[str, str]]:
-    """Token parameters with every scope put under the prefix; the rest kept in order."""
+    params: list[tuple[str, str]], settings: Settings, *, one_scope_per_param: bool
+) -> tuple[Route, list[tuple[str, str]]]:
+    """The route asked for, and the token parameters with every scope put under it."""
     if sum(1 for key, _ in params if key == "service") > 1:
         raise RegistryError(400, "UNSUPPORTED", "token request names more than one service")
     scopes: list[Scope] = []
+    hint: str | None = None
     mapped: list[tuple[str, str]] = []
     for key, value in params:
-        if key != "scope":
+        if key == "scope":
+            scopes.extend(_parse_client_scopes(value))
+            if len(scopes) > MAX_SCOPES:
+                raise RegistryError(400, "UNSUPPORTED", f"more than {MAX_SCOPES} scopes requested")
+        elif key == ROUTE_PARAMETER:
+            hint = value
+        else:
             mapped.append((key, value))
-            continue
-        scopes.extend(_parse_client_scopes(value))
-        if len(scopes) > MAX_SCOPES:
-            raise RegistryError(400, "UNSUPPORTED", f"more than {MAX_SCOPES} scopes requested")
-    # Scopes that cannot be under the prefix are dropped, never passed on unmapped.
+    route = _route_of(scopes, hint, settings)
+    if route.credentials is not None:
+        raise RegistryError(
+            404,
+            "UNSUPPORTED",
+            "these names are served with crev's own credentials: no token is needed",
+        )
+    # Scopes that cannot be under the route are dropped, never passed on unmapped.
     upstream_scopes = list(
-        dict.fromkeys(str(up) for scope in scopes if (up := scope_to_upstream(scope, namespace)))
+        dict.fromkeys(str(up) for scope in scopes if (up := scope_to_upstream(scope, route)))
     )
     if one_scope_per_param:
         mapped.extend(("scope", scope) for scope in upstream_scopes)
     elif upstream_scopes:
         mapped.append(("scope", " ".join(upstream_scopes)))
-    return mapped
+    return route, mapped
+
+
+def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
+    """The one route a token request is for: by its repository scopes, else by the realm's hint."""
+    routes = {
+        settings.routes.for_name(RepositoryName(scope.name))
+        for scope in scopes
+        if scope.type == "repository"
+    }
+    upstreams = {(route.upstream, route.token_realm) for route in routes}
+    if len(upstreams) > 1:
+        names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
+        raise RegistryError(
+            400,
+            "DENIED",
+            f"token request spans routes {names} on different registries: ask for one at a time",
+        )
+    if routes:
+        return max(routes, key=lambda route: len(route.vanity_prefix))
+    if hint is not None:
+        route = settings.routes.by_prefix(hint)
+        if route is None:
+            raise RegistryError(400, "UNSUPPORTED", f"no route {hint!r}")
+        return route
+    return settings.routes.default
 
 
 def _parse_client_scopes(value: str) -> list[Scope]:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from crev.realm import forget_realms
+from crev.realm import forget_token_services
+from crev.upstream_auth import forget_tokens
 from crev.server import LocalServer, create_server
 from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
 from tests.support.crev_process import CrevProcess, run_crev
@@ -42,7 +43,8 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
                 monkeypatch.delenv(name)
         for name, value in settings.items():
             monkeypatch.setenv(f"CREV_{name.upper()}", value)
-        forget_realms()
+        forget_token_services()
+        forget_tokens()
         server = CrevServer(create_server("127.0.0.1", 0))
         servers.append(server)
         return server
@@ -50,7 +52,8 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     yield start
     for server in servers:
         server.stop()
-    forget_realms()
+    forget_token_services()
+    forget_tokens()
 
 
 @pytest.fixture(scope="session")

@@ -68,9 +68,9 @@ def test_serves_prints_pull_line_and_stops_on_ctrl_c() -> None:
         text=True,
     )
     try:
-        banner = process.stdout.readline() + process.stdout.readline()
+        banner = "".join(process.stdout.readline() for _ in range(4))
         assert f"http://127.0.0.1:{port}" in banner
-        assert "registry-1.docker.io" in banner
+        assert "NAME -> https://registry-1.docker.io/NAME" in banner
         assert f"docker://127.0.0.1:{port}/NAME:TAG" in banner
         response = httpx.get(f"http://127.0.0.1:{port}/v2/_catalog", timeout=5)
         assert response.status_code == 404

@@ -11,7 +11,7 @@ from enum import Enum
 from urllib.parse import unquote
 
 from .errors import RegistryError, name_invalid, unsupported
-from .names import Namespace, RepositoryName, parse_digest, parse_reference
+from .names import NameMapping, RepositoryName, parse_digest, parse_reference
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
 MAX_PATH_LENGTH = 2048
@@ -36,10 +36,10 @@ class Endpoint:
     name: RepositoryName | None = None
     reference: str | None = None
 
-    def upstream_path(self, namespace: Namespace) -> str:
+    def upstream_path(self, mapping: NameMapping) -> str:
         if self.kind is Kind.BASE or self.name is None:
             return "/v2/"
-        name = namespace.to_upstream(self.name).value
+        name = mapping.to_upstream(self.name).value
         if self.kind is Kind.TAGS:
             return f"/v2/{name}/tags/list"
         return f"/v2/{name}/{self.kind.value}/{self.reference}"

@@ -1,0 +1,129 @@
+"""Routes: which upstream registry and namespace serve which vanity names.
+
+One domain can front several registries (`tools/` from ghcr.io, `hub/` from Docker Hub, the rest
+from another); the longest matching vanity prefix wins. The single-upstream settings are the
+one-route case, a route with an empty vanity prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import RegistryError
+from .names import Namespace, RepositoryName
+
+DOCKER_HUB = "registry-1.docker.io"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A registry crev fronts: scheme and `host[:port]`."""
+
+    scheme: str
+    host: str
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def is_docker_hub(self) -> bool:
+        return self.host == DOCKER_HUB
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def is_same_host(self, scheme: str, netloc: str) -> bool:
+        return _without_default_port(scheme, netloc) == _without_default_port(
+            self.scheme, self.host
+        )
+
+
+def _without_default_port(scheme: str, netloc: str) -> str:
+    netloc = netloc.lower()
+    default = {"https": ":443", "http": ":80"}.get(scheme.lower())
+    if default and netloc.endswith(default):
+        return netloc[: -len(default)]
+    return netloc
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Server-side upstream credentials: a username and password, or a ready bearer token."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        # Never print a secret, even in a traceback or a debugger.
+        return f"Credentials(username={self.username!r}, secret=***)"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Vanity names under `vanity_prefix` served from `namespace` on `upstream`."""
+
+    vanity_prefix: str
+    upstream: Upstream
+    namespace: Namespace
+    credentials: Credentials | None = None
+    # The upstream's token realm when configured; otherwise learned from its challenges.
+    token_realm: str | None = None
+
+    def owns(self, name: RepositoryName) -> bool:
+        return not self.vanity_prefix or (
+            name.value.startswith(self.vanity_prefix) and len(name.value) > len(self.vanity_prefix)
+        )
+
+    def to_upstream(self, name: RepositoryName) -> RepositoryName:
+        rest = RepositoryName(name.value[len(self.vanity_prefix) :])
+        return self.namespace.to_upstream(rest)
+
+    def to_vanity(self, upstream: str) -> RepositoryName | None:
+        rest = self.namespace.to_vanity(upstream)
+        if rest is None:
+            return None
+        return RepositoryName(self.vanity_prefix + rest.value)
+
+    def describe(self) -> str:
+        namespace = f"{self.namespace.prefix}/" if self.namespace.prefix else ""
+        return f"{self.vanity_prefix}NAME -> {self.upstream.origin}/{namespace}NAME"
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Routes, longest vanity prefix first, so the most specific one matches."""
+
+    routes: tuple[Route, ...]
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.routes, key=lambda route: -len(route.vanity_prefix)))
+        object.__setattr__(self, "routes", ordered)
+
+    @property
+    def default(self) -> Route:
+        """The route that answers `/v2/` itself: the catch-all, else the first configured."""
+        return self.routes[-1]
+
+    @property
+    def has_several(self) -> bool:
+        return len(self.routes) > 1
+
+    def for_name(self, name: RepositoryName) -> Route:
+        for route in self.routes:
+            if route.owns(name):
+                return route
+        raise RegistryError(
+            404,
+            "NAME_UNKNOWN",
+            f"repository name {name.value!r} is not served here: names start with "
+            + ", ".join(repr(route.vanity_prefix) for route in self.routes),
+            {"name": name.value},
+        )
+
+    def by_prefix(self, prefix: str) -> Route | None:
+        for route in self.routes:
+            if route.vanity_prefix == prefix:
+                return route
+        return None
