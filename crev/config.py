@@ -50,6 +50,7 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_REPO_PREFIX",
     "CREV_REGISTRY_SCHEME",
     "CREV_TOKEN_REALM",
+    "CREV_OFFICIAL_IMAGES",
     "CREV_UPSTREAM_USERNAME",
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
@@ -72,11 +73,13 @@ def _single_route(env: Mapping[str, str]) -> Route:
         _scheme(env.get("CREV_REGISTRY_SCHEME", "https")),
         _host("CREV_REGISTRY_HOST", env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
     )
+    official = _flag("CREV_OFFICIAL_IMAGES", env.get("CREV_OFFICIAL_IMAGES", ""))
     return Route(
         vanity_prefix="",
         upstream=upstream,
         namespace=Namespace.parse(
-            env.get("CREV_REPO_PREFIX", ""), official_images=upstream.is_docker_hub
+            env.get("CREV_REPO_PREFIX", ""),
+            official_images=upstream.is_docker_hub if official is None else official,
         ),
         credentials=_credentials(env, "CREV_UPSTREAM"),
         token_realm=_optional_url("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
@@ -88,7 +91,9 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     separated by commas or newlines, e.g. `tools/=ghcr.io/acme/tools, =ghcr.io/acme`.
 
     Options: `realm=URL` (the upstream's token realm), `credentials=NAME` (server-side
-    credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`).
+    credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
+    `official-images` (one-component names live under `library/`, as on Docker Hub, where it
+    is the default).
     """
     routes: list[Route] = []
     seen: set[str] = set()
@@ -130,19 +135,25 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     host, _, prefix = target.partition("/")
     try:
         upstream = Upstream(scheme, _host("CREV_ROUTES", host))
-        namespace = Namespace.parse(prefix, "CREV_ROUTES", official_images=upstream.is_docker_hub)
+        Namespace.parse(prefix, "CREV_ROUTES")
     except ConfigError as error:
         raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
     realm = None
     credentials = None
+    official = upstream.is_docker_hub
     for option in options:
         key, _, option_value = option.partition("=")
-        if key == "realm":
+        if option == "official-images":
+            official = True
+        elif key == "realm":
             realm = _optional_url("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
             credentials = _credentials(env, f"CREV_{option_value}", required=True)
         else:
-            raise fail(f"unknown option {option!r} (known: realm=URL, credentials=NAME)")
+            raise fail(
+                f"unknown option {option!r} (known: realm=URL, credentials=NAME, official-images)"
+            )
+    namespace = Namespace.parse(prefix, "CREV_ROUTES", official_images=official)
     return Route(vanity, upstream, namespace, credentials, realm)
 
 
@@ -162,6 +173,18 @@ def _credentials(
             raise ConfigError(f"{stem}_USERNAME/{stem}_PASSWORD or {stem}_TOKEN must be set")
         return None
     return Credentials(username, password, token)
+
+
+def _flag(variable: str, value: str) -> bool | None:
+    """A yes/no setting; None when unset, so a default can depend on other settings."""
+    lowered = value.strip().lower()
+    if not lowered:
+        return None
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{variable}={value!r}: must be 1 or 0 (true/false, yes/no, on/off)")
 
 
 def _scheme(value: str) -> str:
