@@ -1,0 +1,152 @@
+"""containerd's `ctr images pull` through `python -m crev` from a real registry with token auth.
+
+containerd is the client that is hardest on a proxy's auth: it takes the realm from the 401 on
+the manifest itself, asks for the union of the challenge's scopes and its own, and uses OAuth2
+POST token requests whenever it has credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import PushedImage, TestRegistry, ToolError, repository_names, require_binaries
+from tests.support.containerd import Containerd, run_containerd
+from tests.support.crev_process import CrevProcess
+
+
+@pytest.fixture
+def containerd(tmp_path: Path) -> Iterator[Containerd]:
+    require_binaries("containerd", "ctr")
+    with run_containerd(tmp_path / "containerd") as daemon:
+        yield daemon
+
+
+def all_scopes(registry: TestRegistry) -> set[str]:
+    return {scope for request in registry.issuer.requests() for scope in request.scopes}
+
+
+def test_anonymous_pull_gives_the_pushed_digests(
+    containerd: Containerd,
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+) -> None:
+    tool = images["tool"]
+    registry.clear_logs()
+    containerd.pull(f"{crev_process.host}/tool:1")
+    assert containerd.images() == {f"{crev_process.host}/tool:1": tool.digest}
+    # containerd verifies every blob against its digest as it writes it to the content store.
+    assert containerd.content() == {tool.digest, *tool.blobs}
+    assert repository_names(registry.access_log()) == {"acme/tool"}
+    assert all_scopes(registry) == {"repository:acme/tool:pull"}
+    assert {request.method for request in registry.issuer.requests()} == {"GET"}
+
+
+def test_platform_selection_from_the_index(
+    containerd: Containerd,
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+) -> None:
+    multi = images["multi"]
+    amd64_child, arm64_child = multi.children
+    registry.clear_logs()
+    containerd.pull(f"{crev_process.host}/multi:1", "--platform", "linux/arm64")
+    assert containerd.images() == {f"{crev_process.host}/multi:1": multi.digest}
+    fetched = containerd.content()
+    assert {multi.digest, arm64_child} <= fetched
+    assert amd64_child not in fetched
+    fetched_manifests = {
+        entry.path.rsplit("/", 1)[-1]
+        for entry in registry.access_log()
+        if "/manifests/" in entry.path and entry.method == "GET"
+    }
+    assert amd64_child not in fetched_manifests
+    assert arm64_child in fetched_manifests
+
+
+def test_private_pull_with_credentials_uses_post_tokens_with_mapped_scopes(
+    containerd: Containerd,
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+) -> None:
+    private = images["private"]
+    reference = f"{crev_process.host}/private/secret:1"
+    registry.clear_logs()
+    containerd.pull(reference, "--user", f"{registry.username}:{registry.password}")
+    assert containerd.images() == {reference: private.digest}
+    assert containerd.content() == {private.digest, *private.blobs}
+
+    requests = registry.issuer.requests()
+    assert requests, "containerd never reached the token issuer"
+    assert {request.method for request in requests} == {"POST"}
+    assert all(request.status == 200 for request in requests), requests
+    assert {request.account for request in requests} == {registry.username}
+    # containerd unions the challenge's scope with its own: both must be the same vanity name,
+    # which crev maps once under the prefix.
+    assert all_scopes(registry) == {"repository:acme/private/secret:pull"}
+    assert not any("acme/acme/" in scope for scope in all_scopes(registry))
+    granted = {scope for request in requests for scope in request.granted}
+    assert granted == {"repository:acme/private/secret:pull"}
+    assert repository_names(registry.access_log()) == {"acme/private/secret"}
+    assert registry.password not in crev_process.log()
+
+
+def test_private_pull_without_credentials_is_refused_cleanly(
+    containerd: Containerd,
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+) -> None:
+    reference = f"{crev_process.host}/private/secret:1"
+    registry.clear_logs()
+    with pytest.raises(ToolError) as refused:
+        containerd.pull(reference)
+    message = refused.value.stderr.lower()
+    assert "pull access denied" in message or "unauthorized" in message, message
+    assert not any(code in message for code in ("500", "502", "504", "internal server error"))
+    assert containerd.images() == {}
+    statuses = {
+        record.status
+        for record in registry.access_log_records()
+        if "/acme/private/secret/manifests/" in record.path
+    }
+    assert statuses == {401}
+    # Anonymous: GET token requests for the mapped scope, granted nothing.
+    requests = registry.issuer.requests()
+    assert {request.method for request in requests} == {"GET"}
+    assert all_scopes(registry) == {"repository:acme/private/secret:pull"}
+    assert all(request.granted == () for request in requests)
+
+
+def test_same_upstream_request_count_as_a_direct_pull(
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+    tmp_path: Path,
+) -> None:
+    require_binaries("containerd", "ctr")
+    credentials = f"{registry.username}:{registry.password}"
+    counts = {}
+    for label, reference in (
+        ("direct", f"{registry.host}/acme/multi:1"),
+        ("proxied", f"{crev_process.host}/multi:1"),
+    ):
+        # A new daemon each time: nothing is in its content store, so everything is fetched.
+        with run_containerd(tmp_path / label) as daemon:
+            registry.clear_logs()
+            daemon.pull(reference, "--user", credentials)
+            counts[label] = (registry.access_log(), registry.issuer.requests())
+    direct_log, direct_tokens = counts["direct"]
+    proxied_log, proxied_tokens = counts["proxied"]
+    assert len(direct_log) > 0 and len(direct_tokens) > 0
+    assert (len(proxied_log), len(proxied_tokens)) == (len(direct_log), len(direct_tokens)), (
+        direct_log,
+        proxied_log,
+    )
+    assert sorted(proxied_log) == sorted(direct_log)
+    assert [r.method for r in proxied_tokens] == [r.method for r in direct_tokens]
