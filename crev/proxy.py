@@ -75,7 +75,7 @@ def _send(
     for attempt in (1, 2):
         headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
         upstream = send(request.method, url, headers, settings.timeout)
-        if upstream.status_code != 401 or attempt == 2:
+        if upstream.status_code != 401 or attempt == 2 or route.credentials.token:
             return upstream
         # A cached token the upstream no longer accepts: fetch a fresh one, once.
         upstream.close()

@@ -8,6 +8,7 @@ client names.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl, urlencode
 
 from .config import Settings
@@ -24,12 +25,15 @@ MAX_FORM_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 1024 * 1024
 # A pull asks for a handful of scopes; hundreds is abuse, not a client.
 MAX_SCOPES = 64
+PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
 
 
 def serve_token(request: Request, settings: Settings) -> Response:
     if request.method == "GET":
         params = parse_qsl(request.query, keep_blank_values=True)
         route, mapped = _map_params(params, settings, one_scope_per_param=True)
+        if route.credentials is not None:
+            return _placeholder_token()
         realm = token_service(route, settings.timeout).realm
         separator = "&" if "?" in realm else "?"
         url = realm + (separator + urlencode(mapped) if mapped else "")
@@ -46,6 +50,8 @@ def serve_token(request: Request, settings: Settings) -> Response:
         route, form = _map_params(
             hint + parse_qsl(body, keep_blank_values=True), settings, one_scope_per_param=False
         )
+        if route.credentials is not None:
+            return _placeholder_token()
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
         realm = token_service(route, settings.timeout).realm
@@ -56,6 +62,16 @@ def serve_token(request: Request, settings: Settings) -> Response:
     headers = client_response_headers(Headers(upstream.headers.multi_items()))
     headers.remove("Content-Encoding")
     return Response.from_bytes(upstream.status_code, headers, body)
+
+
+def _placeholder_token() -> Response:
+    """A token for names crev pulls with its own credentials: the client needs none, but
+    clients that saw a challenge elsewhere on the domain ask anyway. It grants nothing: crev
+    ignores client credentials on such routes, and no upstream token ever reaches a client."""
+    body = json.dumps(
+        {"token": PLACEHOLDER_TOKEN, "access_token": PLACEHOLDER_TOKEN, "expires_in": 3600}
+    ).encode()
+    return Response.from_bytes(200, Headers([("Content-Type", "application/json")]), body)
 
 
 def _token_headers(request: Request) -> Headers:
@@ -83,12 +99,6 @@ def _map_params(
         else:
             mapped.append((key, value))
     route = _route_of(scopes, hint, settings)
-    if route.credentials is not None:
-        raise RegistryError(
-            404,
-            "UNSUPPORTED",
-            "these names are served with crev's own credentials: no token is needed",
-        )
     # Scopes that cannot be under the route are dropped, never passed on unmapped.
     upstream_scopes = list(
         dict.fromkeys(str(up) for scope in scopes if (up := scope_to_upstream(scope, route)))
@@ -107,7 +117,7 @@ def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Rout
         for scope in scopes
         if scope.type == "repository"
     }
-    upstreams = {(route.upstream, route.token_realm) for route in routes}
+    upstreams = {(route.upstream, route.token_realm, route.credentials) for route in routes}
     if len(upstreams) > 1:
         names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
         raise RegistryError(

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from crev.realm import forget_token_services
-from crev.upstream_auth import forget_tokens
 from crev.server import LocalServer, create_server
+from crev.upstream_auth import forget_tokens
 from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
 from tests.support.crev_process import CrevProcess, run_crev
 from tests.support.registry import start_test_registry

@@ -198,8 +198,10 @@ def test_server_side_credentials_hide_challenges_and_token_endpoint(start_crev, 
     assert "www-authenticate" not in response.headers
     assert all(r.headers["Authorization"] == "Bearer static-pat" for r, _ in httpserver.log)
     token = httpx.get(f"{crev.url}/api/token", params={"scope": "repository:denied:pull"})
-    assert token.status_code == 404
+    assert token.status_code == 200
+    assert token.json()["token"] == "crev-served-with-server-credentials"
     assert "static-pat" not in token.text
+    assert [r.path for r, _ in httpserver.log] == ["/v2/denied/manifests/1"]
 
 
 def test_expired_server_token_is_refreshed_once(start_crev, httpserver) -> None:
