@@ -25,6 +25,8 @@ class Settings:
     # Where crev's own token endpoint is served; a path is made absolute per request.
     token_url: str = "/api/token"
     timeout: float = DEFAULT_TIMEOUT
+    # Where a browser opening the domain is sent instead of crev's own page.
+    browser_redirect: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +44,9 @@ class Settings:
             routes=RouteTable(routes),
             token_url=_token_url(env.get("CREV_TOKEN_URL", "/api/token")),
             timeout=_timeout(env.get("CREV_UPSTREAM_TIMEOUT", "")),
+            browser_redirect=_optional_url(
+                "CREV_BROWSER_REDIRECT", env.get("CREV_BROWSER_REDIRECT", "")
+            ),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from .config import ConfigError, Settings, current_settings
 from .errors import RegistryError
 from .messages import Headers, Request, Response
+from .page import serve_page
 from .proxy import serve_registry
 from .realm import request_origin
 from .tokens import serve_token
@@ -181,3 +182,7 @@ class RegistryHandler(FunctionHandler):
 
 class TokenHandler(FunctionHandler):
     endpoint = staticmethod(serve_token)
+
+
+class PageHandler(FunctionHandler):
+    endpoint = staticmethod(serve_page)

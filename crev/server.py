@@ -26,11 +26,14 @@ class Route:
 
 
 def load_routes(root: Path = PROJECT_ROOT) -> list[Route]:
-    """Rewrites from `vercel.json` first, then `api/<name>.py` at `/api/<name>`, as on Vercel."""
+    """`api/<name>.py` at `/api/<name>`, then the rewrites of `vercel.json`, as on Vercel."""
     functions = {
         f"/api/{path.stem}": _load_endpoint(path) for path in sorted((root / "api").glob("*.py"))
     }
-    routes: list[Route] = []
+    # Vercel serves a function's own path before any rewrite applies.
+    routes = [
+        Route(re.compile(re.escape(path)), endpoint, path) for path, endpoint in functions.items()
+    ]
     config = json.loads((root / "vercel.json").read_text())
     for rewrite in config.get("rewrites", []):
         destination = rewrite["destination"]
@@ -38,11 +41,8 @@ def load_routes(root: Path = PROJECT_ROOT) -> list[Route]:
             raise ValueError(
                 f"vercel.json rewrites {rewrite['source']!r} to unknown {destination!r}"
             )
-        routes.append(
-            Route(_source_pattern(rewrite["source"]), functions[destination], rewrite["source"])
-        )
-    for path, endpoint in functions.items():
-        routes.append(Route(re.compile(re.escape(path)), endpoint, path))
+        pattern = _source_pattern(rewrite["source"])
+        routes.append(Route(pattern, functions[destination], rewrite["source"]))
     return routes
 
 

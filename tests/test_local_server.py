@@ -27,18 +27,27 @@ def test_routes_follow_vercel_json(tmp_path: Path) -> None:
     )
     routes = load_routes(tmp_path)
     sources = [route.source for route in routes]
-    assert sources == ["/registry/:path*", "/api/token", "/api/v2"]
-    assert routes[0].pattern.fullmatch("/registry/v2/x")
-    assert not routes[0].pattern.fullmatch("/v2/x")
+    # As on Vercel, functions answer at their own paths before any rewrite applies.
+    assert sources == ["/api/token", "/api/v2", "/registry/:path*"]
+    assert routes[2].pattern.fullmatch("/registry/v2/x")
+    assert not routes[2].pattern.fullmatch("/v2/x")
 
 
-def test_project_routes_send_v2_to_the_registry_function() -> None:
+def test_project_routes_send_each_path_to_its_function() -> None:
     routes = load_routes()
-    v2 = routes[0]
-    assert v2.source == "/v2(/.*)?"
-    for path in ("/v2", "/v2/", "/v2/tool/manifests/1"):
-        assert v2.pattern.fullmatch(path), path
-    assert not v2.pattern.fullmatch("/v20")
+
+    def function_for(path: str) -> str:
+        for route in routes:
+            if route.pattern.fullmatch(path):
+                return route.endpoint.__name__
+        return "none"
+
+    for path in ("/v2", "/v2/", "/v2/tool/manifests/1", "/v2/_catalog"):
+        assert function_for(path) == "serve_registry", path
+    for path in ("/", "/tool", "/team/tool", "/v20", "/v2x/y", "/apix"):
+        assert function_for(path) == "serve_page", path
+    assert function_for("/api/token") == "serve_token"
+    assert function_for("/api/v2") == "serve_registry"
 
 
 def test_invalid_setting_refuses_to_start() -> None:

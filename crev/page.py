@@ -1,0 +1,204 @@
+"""A page for people: what a browser gets at the vanity domain instead of a registry error.
+
+`/` lists the routes and how to pull; `/<name>` lists a repository's tags, fetched through the
+same upstream path and auth rules as a registry client (anonymously, or with the route's
+server-side credentials). Registry clients never get it: `/v2/` is never a page, and a request
+that does not accept HTML gets a registry JSON error.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from urllib.parse import urlencode, urlsplit
+
+from .config import Settings
+from .errors import RegistryError
+from .messages import Headers, Request, Response
+from .names import RepositoryName
+from .realm import token_service
+from .routing import Route
+from .upstream import read_body, send
+from .upstream_auth import server_authorization
+
+MAX_TAGS_BYTES = 4 * 1024 * 1024
+# A page shows the newest-looking tags first; a repository with thousands needs no more here.
+MAX_TAGS_SHOWN = 200
+
+
+def serve_page(request: Request, settings: Settings) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError(
+            405, "UNSUPPORTED", f"{request.method} is not served", headers=[("Allow", "GET, HEAD")]
+        )
+    if not _wants_html(request.headers):
+        raise RegistryError(404, "UNSUPPORTED", f"{request.path!r} is not a registry API path")
+    if settings.browser_redirect:
+        headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
+        return Response(302, headers)
+    host = urlsplit(request.origin).netloc
+    path = request.path.strip("/")
+    if not path:
+        return _html(200, _home(settings, host))
+    try:
+        name = RepositoryName.parse(path)
+        route = settings.routes.for_name(name)
+    except RegistryError as error:
+        return _html(404, _not_found(host, path, error.message))
+    tags, problem = _tags(route, name, settings)
+    return _html(200 if problem is None else 502, _repository(host, name, route, tags, problem))
+
+
+def _wants_html(headers: Headers) -> bool:
+    return any("text/html" in value for value in headers.get_all("accept"))
+
+
+def _tags(route: Route, name: RepositoryName, settings: Settings) -> tuple[list[str], str | None]:
+    """The repository's tags as an anonymous client (or crev's own credentials) sees them."""
+    upstream_name = route.to_upstream(name).value
+    url = route.upstream.url(f"/v2/{upstream_name}/tags/list")
+    headers = Headers([("Accept", "application/json"), ("Accept-Encoding", "identity")])
+    scope = f"repository:{upstream_name}:pull"
+    try:
+        if route.credentials is not None:
+            headers.set("Authorization", server_authorization(route, [scope], settings.timeout))
+        response = send("GET", url, headers, settings.timeout)
+        if response.status_code == 401 and route.credentials is None:
+            response.close()
+            headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
+            response = send("GET", url, headers, settings.timeout)
+        body = read_body(response, MAX_TAGS_BYTES)
+    except RegistryError as error:
+        return [], error.message
+    if response.status_code in (401, 403):
+        return [], "this repository is private: pull it with credentials"
+    if response.status_code == 404:
+        return [], "no such repository"
+    if response.status_code != 200:
+        return [], f"the registry answered {response.status_code}"
+    try:
+        tags = json.loads(body).get("tags") or []
+    except (ValueError, AttributeError):
+        return [], "the registry's tag list is not JSON"
+    return [tag for tag in tags if isinstance(tag, str)], None
+
+
+def _anonymous_token(route: Route, scope: str, settings: Settings) -> str:
+    service = token_service(route, settings.timeout)
+    params = ([("service", service.service)] if service.service else []) + [("scope", scope)]
+    separator = "&" if "?" in service.realm else "?"
+    response = send(
+        "GET", service.realm + separator + urlencode(params), Headers(), settings.timeout
+    )
+    body = read_body(response, MAX_TAGS_BYTES)
+    try:
+        document = json.loads(body)
+        return str(document.get("token") or document.get("access_token") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _html(status: int, body: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Cache-Control", "public, max-age=60"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+        ]
+    )
+    return Response.from_bytes(status, headers, body.encode())
+
+
+_STYLE = """
+body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 3rem auto;
+       padding: 0 1rem; color: #1b1f24 }
+h1 { font-size: 1.6rem; margin-bottom: .2rem }
+p.lead, .muted { color: #57606a } p.lead { margin-top: 0 }
+code, pre { font: 14px ui-monospace, SFMono-Regular, Menlo, monospace }
+pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
+      padding: .8rem 1rem; overflow-x: auto; user-select: all }
+table { border-collapse: collapse; width: 100% }
+td, th { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #d0d7de }
+a { color: #0969da }
+"""
+
+
+def _document(title: str, *parts: str) -> str:
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(parts)}</body></html>"
+    )
+
+
+def _code(text: str) -> str:
+    return f"<code>{escape(text)}</code>"
+
+
+def _table(headings: list[str], rows: list[list[str]]) -> str:
+    """A table; cells are HTML already, headings are text."""
+    head = "".join(f"<th>{escape(heading)}</th>" for heading in headings)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _home(settings: Settings, host: str) -> str:
+    rows = [
+        [
+            _code(f"{host}/{route.vanity_prefix}NAME"),
+            _code(f"{route.upstream.host}/{_upstream_prefix(route)}NAME"),
+            "crev's credentials" if route.credentials else "public, or your credentials",
+        ]
+        for route in settings.routes.routes
+    ]
+    example = f"{host}/{settings.routes.default.vanity_prefix}NAME:TAG"
+    return _document(
+        host,
+        f"<h1>{escape(host)}</h1>",
+        "<p class=lead>A container registry: its images are served from the registries below.</p>",
+        f"<pre>docker pull {escape(example)}</pre>",
+        _table(["Name on this domain", "Served from", "Access"], rows),
+        f"<p class=muted>Open {_code(f'{host}/NAME')} in a browser to see a repository's tags.</p>",
+    )
+
+
+def _upstream_prefix(route: Route) -> str:
+    return f"{route.namespace.prefix}/" if route.namespace.prefix else ""
+
+
+def _repository(
+    host: str, name: RepositoryName, route: Route, tags: list[str], problem: str | None
+) -> str:
+    reference = f"{host}/{name.value}"
+    shown = sorted(tags, reverse=True)[:MAX_TAGS_SHOWN]
+    first = "latest" if "latest" in tags else (shown[0] if shown else "TAG")
+    if problem is not None:
+        listing = f"<p class=muted>Tags are not available: {escape(problem)}.</p>"
+    elif not tags:
+        listing = "<p class=muted>No tags yet.</p>"
+    else:
+        rows = [[_code(tag), _code(f"docker pull {reference}:{tag}")] for tag in shown]
+        hidden = len(tags) - len(shown)
+        listing = f"<h2>Tags ({len(tags)})</h2>" + _table(["Tag", "Pull"], rows)
+        if hidden:
+            listing += f"<p class=muted>and {hidden} more.</p>"
+    source = f"{route.upstream.host}/{route.to_upstream(name).value}"
+    return _document(
+        reference,
+        f"<h1>{escape(reference)}</h1>",
+        f"<p class=lead>Served from {_code(source)}</p>",
+        f"<pre>docker pull {escape(reference)}:{escape(first)}</pre>",
+        listing,
+        f'<p><a href="/">All of {escape(host)}</a></p>',
+    )
+
+
+def _not_found(host: str, path: str, reason: str) -> str:
+    return _document(
+        f"Not found: {path}",
+        "<h1>Not found</h1>",
+        f"<p>{escape(path)} is not an image name here: {escape(reason)}.</p>",
+        f'<p><a href="/">All of {escape(host)}</a></p>',
+    )
