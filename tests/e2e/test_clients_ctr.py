@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import PushedImage, TestRegistry, ToolError, repository_names, require_binaries
@@ -121,6 +122,48 @@ def test_private_pull_without_credentials_is_refused_cleanly(
     assert {request.method for request in requests} == {"GET"}
     assert all_scopes(registry) == {"repository:acme/private/secret:pull"}
     assert all(request.granted == () for request in requests)
+
+
+def test_private_pull_with_a_refresh_token(
+    containerd: Containerd,
+    crev_process: CrevProcess,
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+) -> None:
+    private = images["private"]
+    offline = httpx.get(
+        f"{crev_process.url}/api/token",
+        params={
+            "service": registry.service,
+            "scope": "repository:private/secret:pull",
+            "offline_token": "true",
+            "client_id": "crev-tests",
+        },
+        auth=(registry.username, registry.password),
+    )
+    assert offline.status_code == 200, offline.text
+    refresh_token = offline.json()["refresh_token"]
+    registry.clear_logs()
+    reference = f"{crev_process.host}/private/secret:1"
+    containerd.pull(reference, "--refresh", refresh_token)
+    assert containerd.images() == {reference: private.digest}
+    requests = registry.issuer.requests()
+    assert requests
+    assert {request.method for request in requests} == {"POST"}
+    assert {request.form["grant_type"][0] for request in requests} == {"refresh_token"}
+    assert {request.account for request in requests} == {registry.username}
+    assert all_scopes(registry) == {"repository:acme/private/secret:pull"}
+    assert refresh_token not in crev_process.log()
+
+
+def test_large_layer_arrives_intact(
+    containerd: Containerd, crev_process: CrevProcess, images: dict[str, PushedImage]
+) -> None:
+    big = images["big"]
+    assert max(big.blob_sizes.values()) >= 16 * 1024 * 1024
+    containerd.pull(f"{crev_process.host}/big:1")
+    assert containerd.images() == {f"{crev_process.host}/big:1": big.digest}
+    assert containerd.content() == {big.digest, *big.blobs}
 
 
 def test_same_upstream_request_count_as_a_direct_pull(
