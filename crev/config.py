@@ -27,6 +27,10 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     # Where a browser opening the domain is sent instead of crev's own page.
     browser_redirect: str | None = None
+    # Pushing is opt-in: a vanity domain is read-only unless its owner says otherwise.
+    allow_push: bool = False
+    # The largest request body forwarded; Vercel refuses more than 4.5 MB anyway.
+    max_body_bytes: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +51,8 @@ class Settings:
             browser_redirect=_optional_url(
                 "CREV_BROWSER_REDIRECT", env.get("CREV_BROWSER_REDIRECT", "")
             ),
+            allow_push=bool(_flag("CREV_ALLOW_PUSH", env.get("CREV_ALLOW_PUSH", ""))),
+            max_body_bytes=_max_body_bytes(env),
         )
 
 
@@ -178,6 +184,20 @@ def _credentials(
             raise ConfigError(f"{stem}_USERNAME/{stem}_PASSWORD or {stem}_TOKEN must be set")
         return None
     return Credentials(username, password, token)
+
+
+# Vercel's limit on a function's request body.
+VERCEL_MAX_BODY_BYTES = 4_500_000
+
+
+def _max_body_bytes(env: Mapping[str, str]) -> int | None:
+    value = env.get("CREV_MAX_BODY_BYTES", "").strip()
+    if not value:
+        # The platform sets VERCEL=1 in every function it runs.
+        return VERCEL_MAX_BODY_BYTES if env.get("VERCEL") == "1" else None
+    if not value.isdigit() or int(value) == 0:
+        raise ConfigError(f"CREV_MAX_BODY_BYTES={value!r}: must be a positive number of bytes")
+    return int(value)
 
 
 def _flag(variable: str, value: str) -> bool | None:

@@ -1,4 +1,5 @@
-"""The `/v2/` API surface crev serves, parsed from a raw request path.
+"""The `/v2/` API surface crev serves, parsed from a raw request path, and the methods each
+endpoint answers.
 
 The path is read raw: percent-escapes are never decoded in names, so an encoded slash or dot
 fails the name grammar instead of changing the path's shape.
@@ -6,6 +7,7 @@ fails the name grammar instead of changing the path's shape.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote
@@ -15,6 +17,8 @@ from .names import NameMapping, RepositoryName, parse_digest, parse_reference
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
 MAX_PATH_LENGTH = 2048
+# Upload session ids are opaque to clients: distribution uses UUIDs, others base64-ish tokens.
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9._~=+-]{1,512}")
 
 
 class Kind(Enum):
@@ -23,9 +27,20 @@ class Kind(Enum):
     BLOB = "blobs"
     TAGS = "tags"
     REFERRERS = "referrers"
+    UPLOAD_START = "uploads"
+    UPLOAD = "upload"
 
 
-READ_METHODS = ("GET", "HEAD")
+READ_METHODS = frozenset({"GET", "HEAD"})
+# What each endpoint answers when pushing is allowed, beyond reading.
+_WRITE_METHODS: dict[Kind, frozenset[str]] = {
+    Kind.MANIFEST: frozenset({"PUT", "DELETE"}),
+    Kind.BLOB: frozenset({"DELETE"}),
+    Kind.UPLOAD_START: frozenset({"POST"}),
+    # GET on an upload session is its status, part of writing.
+    Kind.UPLOAD: frozenset({"GET", "PATCH", "PUT", "DELETE"}),
+}
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class Endpoint:
 
     kind: Kind
     name: RepositoryName | None = None
+    # A tag or digest, a blob digest, or an upload session id.
     reference: str | None = None
 
     def upstream_path(self, mapping: NameMapping) -> str:
@@ -42,7 +58,30 @@ class Endpoint:
         name = mapping.to_upstream(self.name).value
         if self.kind is Kind.TAGS:
             return f"/v2/{name}/tags/list"
+        if self.kind is Kind.UPLOAD_START:
+            return f"/v2/{name}/blobs/uploads/"
+        if self.kind is Kind.UPLOAD:
+            return f"/v2/{name}/blobs/uploads/{self.reference}"
         return f"/v2/{name}/{self.kind.value}/{self.reference}"
+
+    def allowed_methods(self, *, push: bool) -> list[str]:
+        uploads = self.kind in (Kind.UPLOAD_START, Kind.UPLOAD)
+        allowed = set() if uploads else set(READ_METHODS)
+        if push:
+            allowed |= _WRITE_METHODS.get(self.kind, frozenset())
+        return [method for method in _METHOD_ORDER if method in allowed]
+
+
+def check_method(endpoint: Endpoint, method: str, *, push: bool) -> None:
+    allowed = endpoint.allowed_methods(push=push)
+    if method in allowed:
+        return
+    if not push and method not in READ_METHODS:
+        message = f"{method} is not served: this registry is read-only"
+        allowed = allowed or ["GET", "HEAD"]
+    else:
+        message = f"{method} is not served on {endpoint.kind.value} endpoints"
+    raise unsupported(message, 405, ", ".join(allowed))
 
 
 def parse_endpoint(path: str) -> Endpoint:
@@ -60,6 +99,12 @@ def parse_endpoint(path: str) -> Endpoint:
         raise unsupported("the catalog is not served by this registry")
     if len(segments) >= 3 and segments[-2:] == ["tags", "list"]:
         return Endpoint(Kind.TAGS, _name(segments[:-2], path))
+    if len(segments) >= 4 and segments[-3:] == ["blobs", "uploads", ""]:
+        return Endpoint(Kind.UPLOAD_START, _name(segments[:-3], path))
+    if len(segments) >= 4 and segments[-3:-1] == ["blobs", "uploads"]:
+        if not _UPLOAD_ID.fullmatch(segments[-1]):
+            raise RegistryError(404, "BLOB_UPLOAD_INVALID", f"invalid upload id {segments[-1]!r}")
+        return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), segments[-1])
     if len(segments) >= 3:
         kind = {"manifests": Kind.MANIFEST, "blobs": Kind.BLOB, "referrers": Kind.REFERRERS}.get(
             segments[-2]

@@ -24,6 +24,7 @@ _REQUEST_HEADERS = frozenset(
         "content-type",
         "content-range",
         "docker-content-digest",
+        "oci-subject",
     }
 )
 

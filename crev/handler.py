@@ -34,6 +34,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
     """Runs one crev endpoint per request, keeping connections alive between requests."""
 
     protocol_version = "HTTP/1.1"
+    # Seconds a client may stay silent mid-request (or idle between requests) before crev
+    # closes the connection, so a stalled client cannot hold a thread forever.
+    timeout = 120
     endpoint: ClassVar[Endpoint]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
@@ -90,6 +93,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 origin=request_origin(headers, self.default_scheme),
                 body=self.rfile,
                 content_length=self._content_length(),
+                chunked=self._chunked(),
             )
             self._request = request
             return endpoint(request, settings)
@@ -98,6 +102,17 @@ class FunctionHandler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("crev failed on %s %s", self.command, path)
             return Response.from_error(RegistryError(500, "UNKNOWN", "internal error in crev"))
+
+    def _chunked(self) -> bool:
+        encoding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+        if not encoding:
+            return False
+        if encoding != "chunked":
+            raise RegistryError(501, "UNSUPPORTED", f"unsupported Transfer-Encoding {encoding!r}")
+        if "Content-Length" in self.headers:
+            # Both framings at once is how requests get smuggled past proxies.
+            raise RegistryError(400, "UNSUPPORTED", "both Content-Length and chunked encoding")
+        return True
 
     def _content_length(self) -> int | None:
         value = self.headers.get("Content-Length")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from .body import body_chunks
 from .errors import RegistryError
 
 
@@ -51,6 +52,7 @@ class Request:
     origin: str
     body: BinaryIO | None = None
     content_length: int | None = None
+    chunked: bool = False
     body_consumed: bool = False
 
     def read_body(self, limit: int) -> bytes:
@@ -63,6 +65,21 @@ class Request:
         data = self.body.read(self.content_length)
         self.body_consumed = True
         return data
+
+    def stream_body(self, limit: int | None) -> Iterator[bytes] | None:
+        """The body for forwarding, streamed; None when the request has none."""
+        if self.body is None or not (self.chunked or self.content_length):
+            self.body_consumed = True
+            return None
+        return self._consume(
+            body_chunks(
+                self.body, content_length=self.content_length, chunked=self.chunked, limit=limit
+            )
+        )
+
+    def _consume(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        yield from chunks
+        self.body_consumed = True
 
 
 @dataclass

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
 from .challenge import rewrite_challenge
 from .config import Settings
-from .endpoints import READ_METHODS, Endpoint, Kind, parse_endpoint
-from .errors import RegistryError, unsupported, upstream_unavailable
+from .endpoints import Endpoint, Kind, check_method, parse_endpoint
+from .errors import RegistryError, upstream_unavailable
 from .forwarding import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
 from .messages import Headers, Request, Response
+from .names import RepositoryName, parse_digest
 from .params import MalformedHeaderError
 from .realm import learn_token_service, token_endpoint
 from .routing import Route
@@ -25,19 +27,16 @@ MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 
 def serve_registry(request: Request, settings: Settings) -> Response:
     endpoint = parse_endpoint(request.path)
-    if request.method not in READ_METHODS:
-        raise unsupported(
-            f"{request.method} is not served: this registry is read-only", 405, "GET, HEAD"
-        )
+    check_method(endpoint, request.method, push=settings.allow_push)
     route = (
         settings.routes.default
         if endpoint.name is None
         else settings.routes.for_name(endpoint.name)
     )
     path = endpoint.upstream_path(route)
-    query = request.query if endpoint.kind in (Kind.TAGS, Kind.REFERRERS) else ""
+    query, mount_from = _upstream_query(request, endpoint, settings)
     url = route.upstream.url(path) + (f"?{query}" if query else "")
-    upstream = _send(request, settings, route, endpoint, url)
+    upstream = _send(request, settings, route, endpoint, url, mount_from)
     try:
         response_headers = _client_headers(
             request, settings, route, url, Headers(upstream.headers.multi_items())
@@ -63,18 +62,59 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     )
 
 
+# Query parameters each endpoint passes on; upload session state is opaque and kept exactly.
+_QUERY_KINDS = frozenset({Kind.TAGS, Kind.REFERRERS, Kind.UPLOAD})
+
+
+def _upstream_query(
+    request: Request, endpoint: Endpoint, settings: Settings
+) -> tuple[str, RepositoryName | None]:
+    """The query to send upstream, and the upstream name a cross-repository mount reads from."""
+    if endpoint.kind in _QUERY_KINDS:
+        return request.query, None
+    if endpoint.kind is not Kind.UPLOAD_START or not request.query:
+        return "", None
+    assert endpoint.name is not None
+    route = settings.routes.for_name(endpoint.name)
+    params = parse_qsl(request.query, keep_blank_values=True)
+    mount_from: RepositoryName | None = None
+    kept: list[tuple[str, str]] = []
+    for key, value in params:
+        if key == "from":
+            source = RepositoryName.parse(value)
+            # A mount only works within one registry; elsewhere the client just uploads.
+            if settings.routes.for_name(source) == route:
+                mount_from = route.to_upstream(source)
+        elif key in ("mount", "digest"):
+            kept.append((key, parse_digest(value)))
+    if mount_from is not None:
+        kept.append(("from", mount_from.value))
+    else:
+        kept = [(key, value) for key, value in kept if key != "mount"]
+    return urlencode(kept), mount_from
+
+
 def _send(
-    request: Request, settings: Settings, route: Route, endpoint: Endpoint, url: str
+    request: Request,
+    settings: Settings,
+    route: Route,
+    endpoint: Endpoint,
+    url: str,
+    mount_from: RepositoryName | None = None,
 ) -> httpx.Response:
     headers = upstream_request_headers(request.headers, credentials=route.credentials is None)
     if endpoint.kind is Kind.TAGS:
         headers.set("Accept-Encoding", "identity")
+    body = request.stream_body(settings.max_body_bytes)
+    if body is not None and request.content_length is not None:
+        headers.set("Content-Length", str(request.content_length))
     if route.credentials is None:
-        return send(request.method, url, headers, settings.timeout)
-    scopes = _server_scopes(route, endpoint)
-    for attempt in (1, 2):
+        return send(request.method, url, headers, settings.timeout, body)
+    scopes = _server_scopes(route, endpoint, request.method, mount_from)
+    # A body can be sent once: only a bodiless request is retried with a fresh token.
+    for attempt in (1, 2) if body is None else (2,):
         headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
-        upstream = send(request.method, url, headers, settings.timeout)
+        upstream = send(request.method, url, headers, settings.timeout, body)
         if upstream.status_code != 401 or attempt == 2 or route.credentials.token:
             return upstream
         # A cached token the upstream no longer accepts: fetch a fresh one, once.
@@ -86,10 +126,16 @@ def _send(
     raise AssertionError("unreachable")
 
 
-def _server_scopes(route: Route, endpoint: Endpoint) -> list[str]:
+def _server_scopes(
+    route: Route, endpoint: Endpoint, method: str, mount_from: RepositoryName | None
+) -> list[str]:
     if endpoint.name is None:
         return []
-    return [f"repository:{route.to_upstream(endpoint.name).value}:pull"]
+    actions = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(method, "pull,push")
+    scopes = [f"repository:{route.to_upstream(endpoint.name).value}:{actions}"]
+    if mount_from is not None:
+        scopes.append(f"repository:{mount_from.value}:pull")
+    return scopes
 
 
 def _client_headers(
