@@ -1,7 +1,8 @@
 """Vercel function for people: the HTML page a browser gets at the vanity domain."""
 
-from crev.handler import PageHandler
+from crev.handler import FunctionHandler
+from crev.page import serve_page
 
 
-class handler(PageHandler):  # noqa: N801 - Vercel looks for this name
-    pass
+class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
+    endpoint = staticmethod(serve_page)

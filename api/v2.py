@@ -1,7 +1,8 @@
 """Vercel function for the registry API: `vercel.json` rewrites `/v2/...` here."""
 
-from crev.handler import RegistryHandler
+from crev.handler import FunctionHandler
+from crev.proxy import serve_registry
 
 
-class handler(RegistryHandler):  # noqa: N801 - Vercel looks for this name
-    pass
+class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
+    endpoint = staticmethod(serve_registry)

@@ -46,7 +46,7 @@ class Challenge:
 
     def format(self) -> str:
         if self.token68 is not None:
-            return f"{self.scheme} {self.token68}"
+            return f"{self.scheme} {check_field_value(self.token68)}"
         if not self.params:
             return self.scheme
         rendered = ",".join(
@@ -71,7 +71,10 @@ def parse_challenges(header: str) -> list[Challenge]:
         if scanner.at_end() or scanner.take(","):
             continue
         if not scanner.lookahead_is_param():
-            challenge.token68 = _token68(scanner)
+            challenge.token68 = scanner.token68()
+            scanner.skip_whitespace()
+            if not scanner.at_end() and not scanner.take(","):
+                raise scanner.fail("',' after token68")
             continue
         while scanner.lookahead_is_param():
             key = scanner.token()
@@ -87,16 +90,6 @@ def parse_challenges(header: str) -> list[Challenge]:
     if not challenges:
         raise MalformedHeaderError(f"no challenge in {header!r}")
     return challenges
-
-
-def _token68(scanner: Scanner) -> str:
-    start = scanner.position
-    while scanner.peek() and scanner.peek() not in ", \t":
-        scanner.position += 1
-    value = scanner.text[start : scanner.position]
-    if not value:
-        raise scanner.fail("token68")
-    return value
 
 
 def format_challenges(challenges: list[Challenge]) -> str:

@@ -6,9 +6,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .errors import ConfigError, RegistryError
+from .hosts import is_http_url, is_valid_host
 from .names import Namespace, RepositoryName
 from .routing import DOCKER_HUB, Credentials, Route, RouteTable, Upstream
 
@@ -72,7 +72,9 @@ _cache: dict[tuple[tuple[str, str], ...], Settings] = {}
 
 def current_settings() -> Settings:
     """Settings for the current environment, parsed once per distinct set of values."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CREV_")))
+    key = tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith("CREV_") or k == "VERCEL")
+    )
     settings = _cache.get(key)
     if settings is None:
         settings = _cache[key] = Settings.from_env()
@@ -144,6 +146,8 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         if scheme not in ("http", "https"):
             raise fail(f"scheme must be http or https, not {scheme!r}")
     host, _, prefix = target.partition("/")
+    if not host:
+        raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
         upstream = Upstream(scheme, _host("CREV_ROUTES", host))
         Namespace.parse(prefix, "CREV_ROUTES")
@@ -222,18 +226,7 @@ def _scheme(value: str) -> str:
 def _host(variable: str, value: str) -> str:
     host = value.strip().lower() or DOCKER_HUB
     host = _HOST_ALIASES.get(host, host)
-    parts = urlsplit("//" + host)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-        host = ""
-    if (
-        not parts.hostname
-        or parts.netloc != host
-        or any(char in host for char in "/?#@ \\")
-        or (":" in host.rsplit("]", 1)[-1] and port is None)
-    ):
+    if not is_valid_host(host):
         raise ConfigError(
             f"{variable}={value!r}: must be a host with an optional port, "
             "like 'ghcr.io' or '127.0.0.1:5000' (no scheme, no path)"
@@ -252,8 +245,7 @@ def _optional_url(variable: str, value: str) -> str | None:
     url = value.strip()
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(url):
         raise ConfigError(f"{variable}={value!r}: must be an absolute http(s) URL")
     return url
 

@@ -78,7 +78,6 @@ def check_method(endpoint: Endpoint, method: str, *, push: bool) -> None:
         return
     if not push and method not in READ_METHODS:
         message = f"{method} is not served: this registry is read-only"
-        allowed = allowed or ["GET", "HEAD"]
     else:
         message = f"{method} is not served on {endpoint.kind.value} endpoints"
     raise unsupported(message, 405, ", ".join(allowed))
@@ -102,7 +101,7 @@ def parse_endpoint(path: str) -> Endpoint:
     if len(segments) >= 4 and segments[-3:] == ["blobs", "uploads", ""]:
         return Endpoint(Kind.UPLOAD_START, _name(segments[:-3], path))
     if len(segments) >= 4 and segments[-3:-1] == ["blobs", "uploads"]:
-        if not _UPLOAD_ID.fullmatch(segments[-1]):
+        if not _UPLOAD_ID.fullmatch(segments[-1]) or not segments[-1].strip("."):
             raise RegistryError(404, "BLOB_UPLOAD_INVALID", f"invalid upload id {segments[-1]!r}")
         return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), segments[-1])
     if len(segments) >= 3:

@@ -47,7 +47,7 @@ def name_invalid(message: str, detail: Any = None) -> RegistryError:
 
 
 def unsupported(message: str, status: int = 404, allow: str | None = None) -> RegistryError:
-    headers = [("Allow", allow)] if allow else []
+    headers = [("Allow", allow)] if allow is not None else []
     return RegistryError(status, "UNSUPPORTED", message, headers=headers)
 
 

@@ -23,8 +23,11 @@ def rewrite_location(
 ) -> str:
     """A `Location` as the client must follow it; `request_url` is the upstream URL asked."""
     check_field_value(location)
-    resolved = urlsplit(urljoin(request_url, location))
-    if not upstream.is_same_host(resolved.scheme, resolved.netloc):
+    try:
+        resolved = urlsplit(urljoin(request_url, location))
+    except ValueError as error:
+        raise MalformedHeaderError(f"invalid URL {location!r}: {error}") from None
+    if not upstream.is_same_origin(resolved.scheme, resolved.netloc):
         return location
     vanity_path = _vanity_path(resolved.path, mapping)
     if vanity_path is None:
@@ -50,9 +53,12 @@ def _vanity_path(path: str, mapping: NameMapping) -> str | None:
 
 def rewrite_link(header: str, request_url: str, upstream: Upstream, mapping: NameMapping) -> str:
     """Each `<target>` of an RFC 8288 `Link` value rewritten like a `Location`; params kept."""
-    scanner = Scanner(header)
+    scanner = Scanner(check_field_value(header))
     links: list[str] = []
     while True:
+        # RFC 9110 5.6.1: empty list elements are ignored.
+        while scanner.take(","):
+            pass
         scanner.skip_whitespace()
         if scanner.at_end():
             break

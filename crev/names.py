@@ -34,7 +34,8 @@ class RepositoryName:
             raise name_invalid("repository name is empty")
         if len(text) > MAX_NAME_LENGTH:
             raise name_invalid(
-                f"repository name is {len(text)} characters; at most {MAX_NAME_LENGTH} are allowed"
+                f"repository name {text[:64]!r}... is {len(text)} characters; "
+                f"at most {MAX_NAME_LENGTH} are allowed"
             )
         for component in text.split("/"):
             if not _COMPONENT.fullmatch(component):

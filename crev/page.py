@@ -18,7 +18,7 @@ from .messages import Headers, Request, Response
 from .names import RepositoryName
 from .realm import token_service
 from .routing import Route
-from .upstream import read_body, send
+from .upstream import read_body, release, send
 from .upstream_auth import server_authorization
 
 MAX_TAGS_BYTES = 4 * 1024 * 1024
@@ -64,7 +64,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> tuple[list[
             headers.set("Authorization", server_authorization(route, [scope], settings.timeout))
         response = send("GET", url, headers, settings.timeout)
         if response.status_code == 401 and route.credentials is None:
-            response.close()
+            release(response)
             headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
             response = send("GET", url, headers, settings.timeout)
         body = read_body(response, MAX_TAGS_BYTES)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# RFC 7230 tchar, plus "/" and ":" which real registries put unquoted in token68-ish values.
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 9110 tchar, plus "/" and ":": some registries send unquoted URLs (`realm=https://...`).
+_TCHAR = frozenset(
+    "!#$%&'*+-.^_`|~/:0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_TOKEN68 = frozenset("-._~+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _WHITESPACE = " \t"
 
 
@@ -89,15 +92,31 @@ class Scanner:
         return self.text[start:end]
 
     def lookahead_is_param(self) -> bool:
-        """Whether the next item is `token =` (a parameter) rather than a new scheme."""
+        """Whether the next item is `token = value` (a parameter), not a scheme or a token68
+        such as base64 with `=` padding."""
         saved = self.position
         try:
             self.token()
-            return self.take("=")
+            if not self.take("="):
+                return False
+            self.skip_whitespace()
+            return self.peek() == '"' or self.peek() in _TCHAR
         except MalformedHeaderError:
             return False
         finally:
             self.position = saved
+
+    def token68(self) -> str:
+        """RFC 9110 token68: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`."""
+        self.skip_whitespace()
+        start = self.position
+        while self.peek() and self.peek() in _TOKEN68:
+            self.position += 1
+        if start == self.position:
+            raise self.fail("token68")
+        while self.peek() == "=":
+            self.position += 1
+        return self.text[start : self.position]
 
 
 def quote(value: str) -> str:

@@ -18,7 +18,7 @@ from .names import RepositoryName, parse_digest
 from .params import MalformedHeaderError
 from .realm import learn_token_service, token_endpoint
 from .routing import Route
-from .upstream import iter_body, read_body, send
+from .upstream import iter_body, read_body, release, send
 from .upstream_auth import forget_token, server_authorization
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
@@ -42,7 +42,7 @@ def serve_registry(request: Request, settings: Settings) -> Response:
             request, settings, route, url, Headers(upstream.headers.multi_items())
         )
     except MalformedHeaderError as error:
-        upstream.close()
+        release(upstream)
         raise upstream_unavailable(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
@@ -51,7 +51,7 @@ def serve_registry(request: Request, settings: Settings) -> Response:
         response_headers.remove("Content-Encoding")
         return Response.from_bytes(upstream.status_code, response_headers, body)
     if request.method == "HEAD":
-        upstream.close()
+        release(upstream)
         return Response(upstream.status_code, response_headers, (), upstream.status_code)
     return Response(
         upstream.status_code,
@@ -118,7 +118,7 @@ def _send(
         if upstream.status_code != 401 or attempt == 2 or route.credentials.token:
             return upstream
         # A cached token the upstream no longer accepts: fetch a fresh one, once.
-        upstream.close()
+        release(upstream)
         challenge = upstream.headers.get("www-authenticate")
         if challenge:
             learn_token_service(route.upstream, challenge)

@@ -14,10 +14,11 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from .challenge import parse_challenges
 from .config import Settings
 from .errors import RegistryError, upstream_unavailable
+from .hosts import is_http_url, is_valid_host
 from .messages import Headers, Request
 from .params import MalformedHeaderError
 from .routing import Route, Upstream
-from .upstream import send
+from .upstream import release, send
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def learn_token_service(upstream: Upstream, challenge: str) -> None:
         return
     for parsed in challenges:
         realm = parsed.get("realm")
-        if parsed.is_bearer and realm and _is_http_url(realm):
+        if parsed.is_bearer and realm and is_http_url(realm):
             learned = TokenService(realm, parsed.get("service"))
             if _learned.get(upstream) != learned:
                 with _lock:
@@ -56,7 +57,7 @@ def token_service(route: Route, timeout: float) -> TokenService:
     if learned:
         return learned
     response = send("GET", route.upstream.url("/v2/"), Headers(), timeout)
-    response.close()
+    release(response)
     challenge = response.headers.get("www-authenticate")
     if challenge:
         learn_token_service(route.upstream, challenge)
@@ -72,11 +73,6 @@ def token_service(route: Route, timeout: float) -> TokenService:
 def forget_token_services() -> None:
     with _lock:
         _learned.clear()
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 # The token endpoint learns which route a scope-less token request is for from this parameter.
@@ -101,15 +97,6 @@ def request_origin(headers: Headers, default_scheme: str) -> str:
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
         raise RegistryError(400, "UNSUPPORTED", f"unsupported forwarded scheme {scheme!r}")
-    if not host or not _is_host(host):
+    if not is_valid_host(host):
         raise RegistryError(400, "UNSUPPORTED", f"invalid or missing Host header {host!r}")
     return f"{scheme}://{host}"
-
-
-def _is_host(host: str) -> bool:
-    try:
-        parts = urlsplit("//" + host)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        return False
-    return parts.netloc == host and bool(parts.hostname) and not any(c in host for c in "/?#@\\ ")

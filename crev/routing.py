@@ -33,10 +33,10 @@ class Upstream:
     def url(self, path: str) -> str:
         return self.origin + path
 
-    def is_same_host(self, scheme: str, netloc: str) -> bool:
-        return _without_default_port(scheme, netloc) == _without_default_port(
-            self.scheme, self.host
-        )
+    def is_same_origin(self, scheme: str, netloc: str) -> bool:
+        return scheme.lower() == self.scheme and _without_default_port(
+            scheme, netloc
+        ) == _without_default_port(self.scheme, self.host)
 
 
 def _without_default_port(scheme: str, netloc: str) -> str:
@@ -84,7 +84,10 @@ class Route:
         rest = self.namespace.to_vanity(upstream)
         if rest is None:
             return None
-        return RepositoryName(self.vanity_prefix + rest.value)
+        try:
+            return RepositoryName.parse(self.vanity_prefix + rest.value)
+        except RegistryError:
+            return None
 
     def describe(self) -> str:
         namespace = f"{self.namespace.prefix}/" if self.namespace.prefix else ""

@@ -17,8 +17,36 @@ from .messages import Headers
 
 CHUNK_SIZE = 64 * 1024
 
+_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
 _client: httpx.Client | None = None
 _client_lock = threading.Lock()
+
+
+class _LazyTLSTransport(httpx.BaseTransport):
+    """Connection pools per scheme, the TLS one made on first use: loading the CA bundle costs
+    tens of milliseconds of cold start that a plain-http upstream never needs."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, scheme: str) -> httpx.HTTPTransport:
+        pool = self._pools.get(scheme)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(scheme)
+                if pool is None:
+                    verify = scheme == "https"
+                    pool = self._pools[scheme] = httpx.HTTPTransport(verify=verify, limits=_LIMITS)
+        return pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._pool(request.url.scheme).handle_request(request)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
 
 
 def shared_client() -> httpx.Client:
@@ -27,8 +55,8 @@ def shared_client() -> httpx.Client:
         with _client_lock:
             if _client is None:
                 _client = httpx.Client(
+                    transport=_LazyTLSTransport(),
                     follow_redirects=False,
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
                     headers={"User-Agent": "crev"},
                 )
     return _client
@@ -65,11 +93,31 @@ def send(
 
 
 def iter_body(response: httpx.Response) -> Iterator[bytes]:
-    """The raw (still encoded) body in bounded chunks; a failure midway is UpstreamBodyError."""
+    """The raw (still encoded) body as the socket delivers it (at most 64 KiB a read);
+    a failure midway is UpstreamBodyError."""
     try:
-        yield from response.iter_raw(CHUNK_SIZE)
+        # No chunk size: httpx would otherwise copy every read into chunks of its own.
+        yield from response.iter_raw()
     except httpx.HTTPError as error:
         raise UpstreamBodyError(f"upstream body failed: {_describe(error)}") from None
+    finally:
+        response.close()
+
+
+def release(response: httpx.Response, limit: int = CHUNK_SIZE) -> None:
+    """Close a response whose body crev does not need, keeping its connection for reuse.
+
+    httpx drops a connection whose body was left unread; an empty or small body (a HEAD, a
+    401) is cheaper to read than a new connection is to open.
+    """
+    try:
+        size = 0
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            if size > limit:
+                break
+    except httpx.HTTPError:
+        pass
     finally:
         response.close()
 

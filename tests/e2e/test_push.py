@@ -104,6 +104,9 @@ def test_read_only_default_refuses_writes(crev_process: CrevProcess, tmp_path: P
     response = httpx.post(f"{crev_process.url}/v2/pushed/x/blobs/uploads/")
     assert response.status_code == 405
     assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
+    assert response.headers["allow"] == ""
+    response = httpx.put(f"{crev_process.url}/v2/pushed/x/manifests/1", content=b"{}")
+    assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
 
 

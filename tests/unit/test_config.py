@@ -1,0 +1,429 @@
+"""Settings from `CREV_*` variables (crev/config.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings
+from crev.names import Namespace
+from crev.routing import DOCKER_HUB, Credentials, Route, Upstream
+
+SINGLE_VARIABLES = [
+    "CREV_REGISTRY_HOST",
+    "CREV_REGISTRY_SCHEME",
+    "CREV_REPO_PREFIX",
+    "CREV_TOKEN_URL",
+    "CREV_TOKEN_REALM",
+    "CREV_UPSTREAM_TIMEOUT",
+]
+
+
+def route(env: Mapping[str, str]) -> Route:
+    """The single route the single-upstream variables describe."""
+    settings = Settings.from_env(env)
+    assert len(settings.routes.routes) == 1
+    return settings.routes.default
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.routes.routes == (
+        Route("", Upstream("https", "registry-1.docker.io"), Namespace("", official_images=True)),
+    )
+    assert settings.token_url == "/api/token"
+    assert settings.timeout == 30.0
+    assert DOCKER_HUB == "registry-1.docker.io"
+    assert DEFAULT_TIMEOUT == 30.0
+    default = settings.routes.default
+    assert default.credentials is None
+    assert default.token_realm is None
+    assert default.namespace.prefix == ""
+
+
+def test_empty_values_mean_defaults() -> None:
+    empty = {key: "" for key in SINGLE_VARIABLES}
+    assert Settings.from_env(empty) == Settings.from_env({})
+    blank = {key: "  " for key in SINGLE_VARIABLES}
+    assert Settings.from_env(blank) == Settings.from_env({})
+
+
+def test_all_single_route_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "CREV_REGISTRY_HOST": "ghcr.io",
+            "CREV_REGISTRY_SCHEME": "https",
+            "CREV_REPO_PREFIX": "acme",
+            "CREV_TOKEN_URL": "/token",
+            "CREV_TOKEN_REALM": "https://ghcr.io/token",
+            "CREV_UPSTREAM_TIMEOUT": "12.5",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.routes.routes == (
+        Route("", Upstream("https", "ghcr.io"), Namespace("acme"), None, "https://ghcr.io/token"),
+    )
+    assert settings.token_url == "/token"
+    assert settings.timeout == 12.5
+
+
+# --- CREV_REGISTRY_HOST -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [
+        ("docker.io", DOCKER_HUB),
+        ("index.docker.io", DOCKER_HUB),
+        ("DOCKER.IO", DOCKER_HUB),
+        (" docker.io ", DOCKER_HUB),
+        ("registry-1.docker.io", DOCKER_HUB),
+        ("ghcr.io", "ghcr.io"),
+        ("GHCR.IO", "ghcr.io"),
+        ("  quay.io\t", "quay.io"),
+        ("ghcr.io:443", "ghcr.io:443"),
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+        ("localhost:5000", "localhost:5000"),
+        ("us-docker.pkg.dev", "us-docker.pkg.dev"),
+        ("[::1]", "[::1]"),
+        ("[::1]:5000", "[::1]:5000"),
+    ],
+)
+def test_registry_host(value: str, host: str) -> None:
+    assert route({"CREV_REGISTRY_HOST": value}).upstream == Upstream("https", host)
+
+
+@pytest.mark.parametrize(
+    ("value", "official"), [("docker.io", True), ("ghcr.io", False), ("127.0.0.1:5000", False)]
+)
+def test_official_images_default_follows_docker_hub(value: str, official: bool) -> None:
+    assert route({"CREV_REGISTRY_HOST": value}).namespace.official_images is official
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://ghcr.io",
+        "http://ghcr.io",
+        "ghcr.io/path",
+        "ghcr.io/",
+        "host:abc",
+        "host:",
+        "host:99999",
+        "host:-1",
+        "host:+5",
+        "host: 5",
+        "ghcr.io:443:1",
+        "a b",
+        "user@ghcr.io",
+        "user:pw@ghcr.io",
+        "ghcr.io?x",
+        "ghcr.io#x",
+        "gh\\cr.io",
+        "gh\tcr.io",
+        "gh\ncr.io",
+        "::1",
+        "[::1]:abc",
+        ":5000",
+    ],
+)
+def test_registry_host_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_REGISTRY_HOST": value})
+    assert str(caught.value) == (
+        f"CREV_REGISTRY_HOST={value!r}: must be a host with an optional port, like 'ghcr.io' "
+        "or '127.0.0.1:5000' (no scheme, no path)"
+    )
+
+
+@pytest.mark.parametrize("value", ["[::1", "::1]", "[::1:5000", "[a]", "[ghcr.io]:5000"])
+def test_registry_host_with_broken_brackets_is_a_config_error(value: str) -> None:
+    # Regression: crev/config.py _host calls urlsplit() outside its try block; for an unbalanced or
+    # non-IP bracketed host urlsplit raises a bare ValueError ("Invalid IPv6 URL", "'a' does
+    # not appear to be an IPv4 or IPv6 address") instead of a ConfigError naming the variable.
+    # handler.FunctionHandler._respond only catches ConfigError around current_settings(), so
+    # every request then fails without the promised registry JSON error.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_REGISTRY_HOST": value})
+    assert str(caught.value).startswith(f"CREV_REGISTRY_HOST={value!r}: ")
+
+
+# --- CREV_REGISTRY_SCHEME ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "scheme"),
+    [("https", "https"), ("http", "http"), ("HTTP", "http"), (" https ", "https")],
+)
+def test_registry_scheme(value: str, scheme: str) -> None:
+    upstream = route({"CREV_REGISTRY_SCHEME": value, "CREV_REGISTRY_HOST": "reg:5000"}).upstream
+    assert upstream == Upstream(scheme, "reg:5000")
+    assert upstream.origin == f"{scheme}://reg:5000"
+
+
+@pytest.mark.parametrize("value", ["ftp", "https://", "http:", "ws", "httpss"])
+def test_registry_scheme_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_REGISTRY_SCHEME": value})
+    assert str(caught.value) == f"CREV_REGISTRY_SCHEME={value!r}: must be 'https' or 'http'"
+
+
+# --- CREV_REPO_PREFIX -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "prefix"), [("acme", "acme"), ("/acme/", "acme"), ("org/team", "org/team")]
+)
+def test_repo_prefix(value: str, prefix: str) -> None:
+    namespace = route({"CREV_REPO_PREFIX": value, "CREV_REGISTRY_HOST": "ghcr.io"}).namespace
+    assert namespace == Namespace(prefix)
+
+
+@pytest.mark.parametrize("value", ["Acme", "acme//x", "../acme", "acme-", "a b"])
+def test_repo_prefix_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_REPO_PREFIX": value})
+    assert str(caught.value).startswith(f"CREV_REPO_PREFIX={value.strip().strip('/')!r}: ")
+
+
+# --- CREV_UPSTREAM_TIMEOUT --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("10", 10.0), ("0.5", 0.5), ("900", 900.0), (" 5 ", 5.0), ("1e2", 100.0), ("0.001", 0.001)],
+)
+def test_timeout(value: str, seconds: float) -> None:
+    assert Settings.from_env({"CREV_UPSTREAM_TIMEOUT": value}).timeout == seconds
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "-1", "900.5", "901", "abc", "nan", "inf", "-inf", "10s", "1,5"]
+)
+def test_timeout_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_UPSTREAM_TIMEOUT": value})
+    assert str(caught.value) == (
+        f"CREV_UPSTREAM_TIMEOUT={value!r}: must be seconds between 0 and 900"
+    )
+
+
+# --- CREV_TOKEN_URL and CREV_TOKEN_REALM ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "url"),
+    [
+        ("/api/token", "/api/token"),
+        (" /token ", "/token"),
+        ("/api/token?x=1", "/api/token?x=1"),
+        ("https://auth.acme.dev/token", "https://auth.acme.dev/token"),
+        ("http://127.0.0.1:8080/api/token", "http://127.0.0.1:8080/api/token"),
+        (" https://auth.acme.dev/token ", "https://auth.acme.dev/token"),
+    ],
+)
+def test_token_url(value: str, url: str) -> None:
+    assert Settings.from_env({"CREV_TOKEN_URL": value}).token_url == url
+
+
+@pytest.mark.parametrize(
+    "value", ["//evil.example/token", "api/token", "ftp://x/token", "https://", "https:///x", "x"]
+)
+def test_token_url_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_TOKEN_URL": value})
+    assert str(caught.value) == f"CREV_TOKEN_URL={value!r}: must be an absolute http(s) URL"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://ghcr.io/token",
+        "https://auth.docker.io/token?service=registry.docker.io",
+        "http://127.0.0.1:5001/auth",
+    ],
+)
+def test_token_realm(value: str) -> None:
+    assert route({"CREV_TOKEN_REALM": value}).token_realm == value
+
+
+@pytest.mark.parametrize("value", ["/token", "ghcr.io/token", "ftp://x", "https://", "//ghcr.io/t"])
+def test_token_realm_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_TOKEN_REALM": value})
+    assert str(caught.value) == f"CREV_TOKEN_REALM={value!r}: must be an absolute http(s) URL"
+
+
+@pytest.mark.parametrize("variable", ["CREV_TOKEN_URL", "CREV_TOKEN_REALM"])
+@pytest.mark.parametrize("value", ["https://[::1/token", "https://[a]/token"])
+def test_token_urls_with_broken_brackets_are_config_errors(variable: str, value: str) -> None:
+    # Regression: crev/config.py _optional_url lets urlsplit's ValueError ("Invalid IPv6 URL")
+    # escape
+    # instead of raising ConfigError naming the variable (same crash as CREV_REGISTRY_HOST).
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({variable: value})
+    assert str(caught.value) == f"{variable}={value!r}: must be an absolute http(s) URL"
+
+
+@pytest.mark.parametrize("variable", ["CREV_TOKEN_URL", "CREV_TOKEN_REALM"])
+@pytest.mark.parametrize(
+    "value", ["https://auth.example:abc/token", "https://auth.example:99999/t"]
+)
+def test_token_urls_with_invalid_port_are_refused(variable: str, value: str) -> None:
+    # Regression: crev/config.py _optional_url never reads `parts.port`, so a URL whose port is
+    # not a number or is out of range is accepted; docker then fails to parse the realm (or crev
+    # fails to reach it) at request time instead of crev refusing it at start-up.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({variable: value})
+    assert str(caught.value) == f"{variable}={value!r}: must be an absolute http(s) URL"
+
+
+# --- server-side credentials ------------------------------------------------------------------
+
+
+def test_upstream_credentials() -> None:
+    assert route({"CREV_UPSTREAM_USERNAME": "u", "CREV_UPSTREAM_PASSWORD": "p"}).credentials == (
+        Credentials("u", "p")
+    )
+    assert route({"CREV_UPSTREAM_TOKEN": "t"}).credentials == Credentials(token="t")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CREV_UPSTREAM_USERNAME": "u"}, "CREV_UPSTREAM_PASSWORD is not set, but its pair is"),
+        ({"CREV_UPSTREAM_PASSWORD": "p"}, "CREV_UPSTREAM_USERNAME is not set, but its pair is"),
+        (
+            {"CREV_UPSTREAM_TOKEN": "t", "CREV_UPSTREAM_USERNAME": "u"},
+            "CREV_UPSTREAM_TOKEN is set, and so is CREV_UPSTREAM_USERNAME/PASSWORD: use one",
+        ),
+    ],
+)
+def test_upstream_credentials_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value) == message
+    assert "secret" not in str(caught.value)
+
+
+# --- CREV_ROUTES ------------------------------------------------------------------------------
+
+
+def test_routes() -> None:
+    settings = Settings.from_env(
+        {"CREV_ROUTES": "tools/=ghcr.io/acme/tools, hub=docker.io\n=http://127.0.0.1:5000/x"}
+    )
+    assert settings.routes.routes == (
+        Route("tools/", Upstream("https", "ghcr.io"), Namespace("acme/tools")),
+        Route("hub/", Upstream("https", DOCKER_HUB), Namespace("", official_images=True)),
+        Route("", Upstream("http", "127.0.0.1:5000"), Namespace("x")),
+    )
+    assert settings.routes.has_several is True
+
+
+def test_route_options() -> None:
+    settings = Settings.from_env(
+        {
+            "CREV_ROUTES": "a=ghcr.io/acme;realm=https://ghcr.io/token;credentials=GH, "
+            "b=quay.io;official-images",
+            "CREV_GH_TOKEN": "t",
+        }
+    )
+    assert settings.routes.by_prefix("a/") == Route(
+        "a/",
+        Upstream("https", "ghcr.io"),
+        Namespace("acme"),
+        Credentials(token="t"),
+        "https://ghcr.io/token",
+    )
+    assert settings.routes.by_prefix("b/") == Route(
+        "b/", Upstream("https", "quay.io"), Namespace("", official_images=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (" , \n", "CREV_ROUTES is set but names no route"),
+        ("x", "CREV_ROUTES entry 'x': expected vanity-prefix=host[/namespace]"),
+        (
+            "tools=ghcr.io, tools/=quay.io",
+            "CREV_ROUTES entry 'tools/=quay.io': prefix 'tools/' repeats",
+        ),
+        ("=ftp://h", "CREV_ROUTES entry '=ftp://h': scheme must be http or https, not 'ftp'"),
+        (
+            "Tools=ghcr.io",
+            "CREV_ROUTES entry 'Tools=ghcr.io': invalid vanity prefix: invalid repository name "
+            "'Tools': component 'Tools' does not match [a-z0-9]+((.|_|__|-+)[a-z0-9]+)*",
+        ),
+        (
+            "a=ghcr.io;foo=bar",
+            "CREV_ROUTES entry 'a=ghcr.io;foo=bar': unknown option 'foo=bar' "
+            "(known: realm=URL, credentials=NAME, official-images)",
+        ),
+        (
+            "a=ghcr.io;credentials=GH",
+            "CREV_GH_USERNAME/CREV_GH_PASSWORD or CREV_GH_TOKEN must be set",
+        ),
+    ],
+)
+def test_routes_refused(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_ROUTES": value})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "value", ["a=https://ghcr.io/Acme", "a=ghcr.io:abc/x", "a=ghcr.io;realm=/token"]
+)
+def test_route_entry_errors_name_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_ROUTES": value})
+    assert str(caught.value).startswith("CREV_ROUTES")
+
+
+@pytest.mark.parametrize("value", ["a=", "a=/acme", "a=;realm=https://r/t"])
+def test_route_without_a_host_is_refused(value: str) -> None:
+    # Regression: crev/config.py _route passes an empty host to _host, which treats "" as "use
+    # the default" (right for an unset CREV_REGISTRY_HOST) and silently routes the entry to
+    # Docker Hub. The documented entry grammar is `prefix=[scheme://]host[...]`: a missing host
+    # is a typo to refuse ("expected vanity-prefix=host[/namespace]"), not a request for Hub.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_ROUTES": value})
+    assert str(caught.value).startswith(f"CREV_ROUTES entry {value!r}: ")
+
+
+@pytest.mark.parametrize("variable", ["CREV_REGISTRY_HOST", "CREV_REPO_PREFIX", "CREV_TOKEN_REALM"])
+def test_routes_conflict_with_single_route_variables(variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_ROUTES": "=ghcr.io", variable: "x"})
+    assert str(caught.value) == (f"CREV_ROUTES is set, and so is {variable}: use one or the other")
+
+
+# --- current_settings -------------------------------------------------------------------------
+
+
+def test_current_settings_reads_the_environment_and_caches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CREV_REGISTRY_HOST", "ghcr.io")
+    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-acme")
+    first = current_settings()
+    assert first.routes.default.upstream == Upstream("https", "ghcr.io")
+    assert first.routes.default.namespace == Namespace("unit-test-acme")
+    assert current_settings() is first
+    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-other")
+    second = current_settings()
+    assert second.routes.default.namespace == Namespace("unit-test-other")
+    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-acme")
+    assert current_settings() is first
+
+
+def test_current_settings_raises_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREV_ROUTES", raising=False)
+    monkeypatch.setenv("CREV_REGISTRY_HOST", "https://unit-test.example")
+    with pytest.raises(ConfigError, match="CREV_REGISTRY_HOST"):
+        current_settings()

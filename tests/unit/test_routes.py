@@ -1,0 +1,540 @@
+"""The `/v2/` API surface parsed from raw request paths (crev/endpoints.py, formerly routes.py)
+and the vanity-prefix routes (crev/routing.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crev.endpoints import (
+    MAX_PATH_LENGTH,
+    READ_METHODS,
+    Endpoint,
+    Kind,
+    check_method,
+    parse_endpoint,
+)
+from crev.errors import RegistryError
+from crev.names import Namespace, RepositoryName
+from crev.routing import DOCKER_HUB, Credentials, Route, RouteTable, Upstream
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+HEX = DIGEST.removeprefix("sha256:")
+ACME = Namespace("acme")
+
+
+def name(text: str) -> RepositoryName:
+    return RepositoryName(text)
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [
+        ("/v2", Endpoint(Kind.BASE)),
+        ("/v2/", Endpoint(Kind.BASE)),
+        ("/v2/tool/manifests/1", Endpoint(Kind.MANIFEST, name("tool"), "1")),
+        ("/v2/tool/manifests/latest", Endpoint(Kind.MANIFEST, name("tool"), "latest")),
+        ("/v2/tool/manifests/" + DIGEST, Endpoint(Kind.MANIFEST, name("tool"), DIGEST)),
+        ("/v2/tool/manifests/sha256%3A" + HEX, Endpoint(Kind.MANIFEST, name("tool"), DIGEST)),
+        ("/v2/tool/manifests/sha256%3a" + HEX, Endpoint(Kind.MANIFEST, name("tool"), DIGEST)),
+        ("/v2/tool/manifests/%41", Endpoint(Kind.MANIFEST, name("tool"), "A")),
+        ("/v2/tool/blobs/" + DIGEST, Endpoint(Kind.BLOB, name("tool"), DIGEST)),
+        ("/v2/tool/blobs/sha256%3A" + HEX, Endpoint(Kind.BLOB, name("tool"), DIGEST)),
+        ("/v2/tool/tags/list", Endpoint(Kind.TAGS, name("tool"))),
+        ("/v2/tool/referrers/" + DIGEST, Endpoint(Kind.REFERRERS, name("tool"), DIGEST)),
+        ("/v2/a/b/c/manifests/v1", Endpoint(Kind.MANIFEST, name("a/b/c"), "v1")),
+        ("/v2/a/b/tags/list", Endpoint(Kind.TAGS, name("a/b"))),
+        ("/v2/a.b/c_d/e--f/blobs/" + DIGEST, Endpoint(Kind.BLOB, name("a.b/c_d/e--f"), DIGEST)),
+        # Names made of the route words themselves.
+        ("/v2/x/manifests/manifests/1", Endpoint(Kind.MANIFEST, name("x/manifests"), "1")),
+        ("/v2/manifests/manifests/1", Endpoint(Kind.MANIFEST, name("manifests"), "1")),
+        ("/v2/tags/tags/list", Endpoint(Kind.TAGS, name("tags"))),
+        ("/v2/x/tags/list/tags/list", Endpoint(Kind.TAGS, name("x/tags/list"))),
+        ("/v2/blobs/manifests/blobs", Endpoint(Kind.MANIFEST, name("blobs"), "blobs")),
+        ("/v2/a/blobs/manifests/b", Endpoint(Kind.MANIFEST, name("a/blobs"), "b")),
+        ("/v2/catalog/manifests/1", Endpoint(Kind.MANIFEST, name("catalog"), "1")),
+        ("/v2/x/manifests/" + "a" * 128, Endpoint(Kind.MANIFEST, name("x"), "a" * 128)),
+    ],
+)
+def test_parse_endpoint(path: str, endpoint: Endpoint) -> None:
+    assert parse_endpoint(path) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/v2/_catalog", "the catalog is not served by this registry"),
+        ("", "'' is not a registry API path"),
+        ("/", "'/' is not a registry API path"),
+        ("/v1/", "'/v1/' is not a registry API path"),
+        ("/v2x", "'/v2x' is not a registry API path"),
+        ("/V2/", "'/V2/' is not a registry API path"),
+        ("v2/tool/manifests/1", "'v2/tool/manifests/1' is not a registry API path"),
+        ("/api/token", "'/api/token' is not a registry API path"),
+        ("/v2/tool", "'/v2/tool' is not a registry API endpoint this proxy serves"),
+        ("/v2/tool/", "'/v2/tool/' is not a registry API endpoint this proxy serves"),
+        (
+            "/v2/tool/manifests",
+            "'/v2/tool/manifests' is not a registry API endpoint this proxy serves",
+        ),
+        ("/v2/manifests/1", "'/v2/manifests/1' is not a registry API endpoint this proxy serves"),
+        ("/v2/tags/list", "'/v2/tags/list' is not a registry API endpoint this proxy serves"),
+        (
+            "/v2/tool/manifests/1/",
+            "'/v2/tool/manifests/1/' is not a registry API endpoint this proxy serves",
+        ),
+        (
+            "/v2/tool/tags/list/",
+            "'/v2/tool/tags/list/' is not a registry API endpoint this proxy serves",
+        ),
+        (
+            "/v2/tool/tags/lists",
+            "'/v2/tool/tags/lists' is not a registry API endpoint this proxy serves",
+        ),
+        (
+            "/v2/blobs/uploads/",
+            "'/v2/blobs/uploads/' is not a registry API endpoint this proxy serves",
+        ),
+        (
+            "/v2/tool/blobs/uploads/u/",
+            "'/v2/tool/blobs/uploads/u/' is not a registry API endpoint this proxy serves",
+        ),
+        (
+            "/v2/tool/blobs/uploads//",
+            "'/v2/tool/blobs/uploads//' is not a registry API endpoint this proxy serves",
+        ),
+        (
+            "/v2/tool/Manifests/1",
+            "'/v2/tool/Manifests/1' is not a registry API endpoint this proxy serves",
+        ),
+        ("/v2/_catalog/", "'/v2/_catalog/' is not a registry API endpoint this proxy serves"),
+        ("/v2//", "'/v2//' is not a registry API endpoint this proxy serves"),
+    ],
+)
+def test_unsupported_routes(path: str, message: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(path)
+    assert caught.value.status == 404
+    assert caught.value.code == "UNSUPPORTED"
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/../manifests/1",
+        "/v2/./manifests/1",
+        "/v2/a/../b/manifests/1",
+        "/v2/a/../../etc/passwd/blobs/" + DIGEST,
+        "/v2/a%2Fb/manifests/1",
+        "/v2/a%2fb/manifests/1",
+        "/v2/%2e%2e/manifests/1",
+        "/v2/acme%2F..%2Fother/tags/list",
+        "/v2/Tool/manifests/1",
+        "/v2/a\\b/manifests/1",
+        "/v2/\u0430/manifests/1",
+        "/v2/_catalog/tags/list",
+        "/v2/a b/tags/list",
+        "/v2/" + "a" * 256 + "/manifests/1",
+    ],
+)
+def test_invalid_names(path: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(path)
+    assert caught.value.status == 400
+    assert caught.value.code == "NAME_INVALID"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2//manifests/1",
+        "/v2/a//b/manifests/1",
+        "/v2//a/manifests/1",
+        "/v2/a//tags/list",
+        "/v2///blobs/" + DIGEST,
+    ],
+)
+def test_empty_path_segments(path: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(path)
+    assert caught.value.status == 400
+    assert caught.value.code == "NAME_INVALID"
+    assert caught.value.message == f"invalid repository name in {path!r}: empty path segment"
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v2/tool/manifests/", "TAG_INVALID"),
+        ("/v2/tool/manifests/.x", "TAG_INVALID"),
+        ("/v2/tool/manifests/%2e%2e", "TAG_INVALID"),
+        ("/v2/tool/manifests/a%2Fb", "TAG_INVALID"),
+        ("/v2/tool/manifests/" + "a" * 129, "TAG_INVALID"),
+        ("/v2/tool/manifests/sha256:abc", "MANIFEST_INVALID"),
+        ("/v2/tool/manifests/a%00", "TAG_INVALID"),
+        ("/v2/tool/blobs/latest", "DIGEST_INVALID"),
+        ("/v2/tool/blobs/uploads", "DIGEST_INVALID"),
+        ("/v2/tool/blobs/sha256:" + "A" * 64, "DIGEST_INVALID"),
+        ("/v2/tool/referrers/latest", "DIGEST_INVALID"),
+        ("/v2/tool/referrers/", "DIGEST_INVALID"),
+    ],
+)
+def test_invalid_references(path: str, code: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(path)
+    assert (caught.value.status, caught.value.code) == (400, code)
+
+
+def test_path_length_limit() -> None:
+    prefix = "/v2/tool/manifests/"
+    at_limit = prefix + "a" * (MAX_PATH_LENGTH - len(prefix))
+    assert len(at_limit) == MAX_PATH_LENGTH
+    # Within the limit the path is parsed (and the over-long tag refused as a tag).
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(at_limit)
+    assert (caught.value.status, caught.value.code) == (400, "TAG_INVALID")
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(at_limit + "a")
+    assert caught.value.status == 414
+    assert caught.value.code == "NAME_INVALID"
+    assert caught.value.message == f"request path is over {MAX_PATH_LENGTH} characters"
+
+
+def test_over_long_path_refused_before_route_checks() -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint("/x" * 5000)
+    assert caught.value.status == 414
+
+
+# --- Endpoint.upstream_path -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "namespace", "upstream"),
+    [
+        ("/v2", ACME, "/v2/"),
+        ("/v2/", ACME, "/v2/"),
+        ("/v2/tool/manifests/1", ACME, "/v2/acme/tool/manifests/1"),
+        ("/v2/tool/manifests/sha256%3A" + HEX, ACME, f"/v2/acme/tool/manifests/{DIGEST}"),
+        ("/v2/tool/blobs/" + DIGEST, ACME, f"/v2/acme/tool/blobs/{DIGEST}"),
+        ("/v2/tool/tags/list", ACME, "/v2/acme/tool/tags/list"),
+        ("/v2/tool/referrers/" + DIGEST, ACME, f"/v2/acme/tool/referrers/{DIGEST}"),
+        ("/v2/a/b/manifests/v1", ACME, "/v2/acme/a/b/manifests/v1"),
+        ("/v2/x/manifests/manifests/1", ACME, "/v2/acme/x/manifests/manifests/1"),
+        ("/v2/tool/manifests/1", Namespace("org/team"), "/v2/org/team/tool/manifests/1"),
+        ("/v2/tool/manifests/1", Namespace(""), "/v2/tool/manifests/1"),
+        ("/v2/tool/tags/list", Namespace(""), "/v2/tool/tags/list"),
+    ],
+)
+def test_upstream_path(path: str, namespace: Namespace, upstream: str) -> None:
+    assert parse_endpoint(path).upstream_path(namespace) == upstream
+
+
+def test_upstream_path_refuses_names_too_long_under_the_prefix() -> None:
+    endpoint = parse_endpoint("/v2/" + "a" * 251 + "/manifests/1")
+    with pytest.raises(RegistryError) as caught:
+        endpoint.upstream_path(ACME)
+    assert (caught.value.status, caught.value.code) == (400, "NAME_INVALID")
+    assert parse_endpoint("/v2/" + "a" * 250 + "/tags/list").upstream_path(ACME) == (
+        "/v2/acme/" + "a" * 250 + "/tags/list"
+    )
+
+
+def test_endpoint_without_name_is_base() -> None:
+    assert Endpoint(Kind.MANIFEST).upstream_path(ACME) == "/v2/"
+
+
+def test_read_methods() -> None:
+    assert frozenset(READ_METHODS) == {"GET", "HEAD"}
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint", "upstream"),
+    [
+        (
+            "/v2/tool/blobs/uploads/",
+            Endpoint(Kind.UPLOAD_START, name("tool")),
+            "/v2/acme/tool/blobs/uploads/",
+        ),
+        (
+            "/v2/a/b/blobs/uploads/",
+            Endpoint(Kind.UPLOAD_START, name("a/b")),
+            "/v2/acme/a/b/blobs/uploads/",
+        ),
+        (
+            "/v2/tool/blobs/uploads/0f8e2b4c-1d2e-4f5a-9b8c-7d6e5f4a3b2c",
+            Endpoint(Kind.UPLOAD, name("tool"), "0f8e2b4c-1d2e-4f5a-9b8c-7d6e5f4a3b2c"),
+            "/v2/acme/tool/blobs/uploads/0f8e2b4c-1d2e-4f5a-9b8c-7d6e5f4a3b2c",
+        ),
+        (
+            "/v2/tool/blobs/uploads/AbC_d~e+f=",
+            Endpoint(Kind.UPLOAD, name("tool"), "AbC_d~e+f="),
+            "/v2/acme/tool/blobs/uploads/AbC_d~e+f=",
+        ),
+        (
+            "/v2/x/blobs/uploads/blobs/uploads/u",
+            Endpoint(Kind.UPLOAD, name("x/blobs/uploads"), "u"),
+            "/v2/acme/x/blobs/uploads/blobs/uploads/u",
+        ),
+        (
+            "/v2/tool/blobs/uploads/" + "a" * 512,
+            Endpoint(Kind.UPLOAD, name("tool"), "a" * 512),
+            "/v2/acme/tool/blobs/uploads/" + "a" * 512,
+        ),
+    ],
+)
+def test_upload_endpoints(path: str, endpoint: Endpoint, upstream: str) -> None:
+    assert parse_endpoint(path) == endpoint
+    assert endpoint.upstream_path(ACME) == upstream
+
+
+@pytest.mark.parametrize(
+    "upload_id", ["a%2Fb", "a%2e", "a b", "a:b", "a@b", "a" * 513, "\u0430", "a\\b"]
+)
+def test_invalid_upload_ids(upload_id: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint("/v2/tool/blobs/uploads/" + upload_id)
+    assert caught.value.status == 404
+    assert caught.value.code == "BLOB_UPLOAD_INVALID"
+    assert caught.value.message == f"invalid upload id {upload_id!r}"
+
+
+@pytest.mark.parametrize("upload_id", [".", ".."])
+def test_dot_segment_upload_ids_are_refused(upload_id: str) -> None:
+    # Regression: crev/endpoints.py _UPLOAD_ID ([A-Za-z0-9._~=+-]{1,512}) accepts "." and "..", so
+    # `/v2/x/blobs/uploads/..` becomes Endpoint(UPLOAD, x, "..") with the upstream path
+    # `/v2/acme/x/blobs/uploads/..`, which httpx normalises to `/v2/acme/x/blobs`: the dot
+    # segment changes the upstream path's shape, which the module promises never happens.
+    # Refuse ids made only of dots (e.g. require one character outside ".").
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint("/v2/x/blobs/uploads/" + upload_id)
+    assert caught.value.code == "BLOB_UPLOAD_INVALID"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2//blobs/uploads/", "/v2/X/blobs/uploads/", "/v2/a//b/blobs/uploads/u"]
+)
+def test_upload_names_are_validated(path: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        parse_endpoint(path)
+    assert (caught.value.status, caught.value.code) == (400, "NAME_INVALID")
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+TOOL = name("tool")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "read_only", "push"),
+    [
+        (Endpoint(Kind.BASE), ["GET", "HEAD"], ["GET", "HEAD"]),
+        (Endpoint(Kind.MANIFEST, TOOL, "1"), ["GET", "HEAD"], ["GET", "HEAD", "PUT", "DELETE"]),
+        (Endpoint(Kind.BLOB, TOOL, DIGEST), ["GET", "HEAD"], ["GET", "HEAD", "DELETE"]),
+        (Endpoint(Kind.TAGS, TOOL), ["GET", "HEAD"], ["GET", "HEAD"]),
+        (Endpoint(Kind.REFERRERS, TOOL, DIGEST), ["GET", "HEAD"], ["GET", "HEAD"]),
+        (Endpoint(Kind.UPLOAD_START, TOOL), [], ["POST"]),
+        (Endpoint(Kind.UPLOAD, TOOL, "u"), [], ["GET", "PATCH", "PUT", "DELETE"]),
+    ],
+)
+def test_allowed_methods(endpoint: Endpoint, read_only: list[str], push: list[str]) -> None:
+    assert endpoint.allowed_methods(push=False) == read_only
+    assert endpoint.allowed_methods(push=True) == push
+    for method in read_only:
+        check_method(endpoint, method, push=False)
+    for method in push:
+        check_method(endpoint, method, push=True)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST", "PATCH", "OPTIONS", "get"])
+def test_read_only_refuses_writes(method: str) -> None:
+    with pytest.raises(RegistryError) as caught:
+        check_method(Endpoint(Kind.MANIFEST, TOOL, "1"), method, push=False)
+    assert caught.value.status == 405
+    assert caught.value.code == "UNSUPPORTED"
+    assert caught.value.message == f"{method} is not served: this registry is read-only"
+    assert caught.value.headers == [("Allow", "GET, HEAD")]
+
+
+def test_read_only_upload_start_allows_nothing() -> None:
+    with pytest.raises(RegistryError) as caught:
+        check_method(Endpoint(Kind.UPLOAD_START, TOOL), "POST", push=False)
+    assert caught.value.status == 405
+    assert caught.value.message == "POST is not served: this registry is read-only"
+    # RFC 9110: Allow lists what the target resource supports, which here is nothing.
+    assert caught.value.headers == [("Allow", "")]
+
+
+def test_push_refuses_methods_an_endpoint_does_not_serve() -> None:
+    with pytest.raises(RegistryError) as caught:
+        check_method(Endpoint(Kind.TAGS, TOOL), "PUT", push=True)
+    assert caught.value.status == 405
+    assert caught.value.message == "PUT is not served on tags endpoints"
+    assert caught.value.headers == [("Allow", "GET, HEAD")]
+    with pytest.raises(RegistryError) as caught:
+        check_method(Endpoint(Kind.UPLOAD, TOOL, "u"), "HEAD", push=True)
+    assert caught.value.message == "HEAD is not served on upload endpoints"
+    assert caught.value.headers == [("Allow", "GET, PATCH, PUT, DELETE")]
+
+
+@pytest.mark.parametrize(
+    "endpoint", [Endpoint(Kind.UPLOAD_START, TOOL), Endpoint(Kind.UPLOAD, TOOL, "u")]
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_405_always_carries_allow(endpoint: Endpoint, method: str) -> None:
+    # Regression: `GET /v2/x/blobs/uploads/` (or `.../uploads/<id>`) on a read-only crev raises
+    # a 405 with no Allow header at all: check_method joins an empty allowed list into "", and
+    # errors.unsupported adds Allow only when the value is truthy. RFC 9110 section 15.5.6: a
+    # 405 MUST carry Allow (an empty value means no method is allowed). Test `allow is not None`
+    # in errors.unsupported (or answer these like the other read-only refusals).
+    with pytest.raises(RegistryError) as caught:
+        check_method(endpoint, method, push=False)
+    assert caught.value.status == 405
+    assert [name for name, _ in caught.value.headers] == ["Allow"]
+
+
+# --- routing: Route and RouteTable ------------------------------------------------------------
+
+GHCR = Upstream("https", "ghcr.io")
+HUB = Upstream("https", DOCKER_HUB)
+TOOLS = Route("tools/", GHCR, Namespace("acme/tools"))
+HUB_ROUTE = Route("hub/", HUB, Namespace("", official_images=True))
+REST = Route("", GHCR, Namespace("acme"))
+TABLE = RouteTable((REST, TOOLS, HUB_ROUTE))
+
+
+@pytest.mark.parametrize(
+    ("route", "text", "owned"),
+    [
+        (TOOLS, "tools/x", True),
+        (TOOLS, "tools/a/b", True),
+        (TOOLS, "tools", False),
+        (TOOLS, "toolsx/y", False),
+        (TOOLS, "x/tools/y", False),
+        (REST, "anything", True),
+        (REST, "tools/x", True),
+    ],
+)
+def test_route_owns(route: Route, text: str, owned: bool) -> None:
+    assert route.owns(name(text)) is owned
+
+
+@pytest.mark.parametrize(
+    ("route", "vanity", "upstream"),
+    [
+        (TOOLS, "tools/x", "acme/tools/x"),
+        (TOOLS, "tools/a/b", "acme/tools/a/b"),
+        (HUB_ROUTE, "hub/alpine", "library/alpine"),
+        (HUB_ROUTE, "hub/bitnami/redis", "bitnami/redis"),
+        (HUB_ROUTE, "hub/library/alpine", "library/alpine"),
+        (REST, "x", "acme/x"),
+    ],
+)
+def test_route_maps_both_ways(route: Route, vanity: str, upstream: str) -> None:
+    assert route.to_upstream(name(vanity)) == name(upstream)
+    shown = route.to_vanity(upstream)
+    assert shown is not None
+    assert route.to_upstream(shown) == name(upstream)
+
+
+@pytest.mark.parametrize(
+    ("route", "upstream", "vanity"),
+    [
+        (TOOLS, "acme/tools/x", "tools/x"),
+        (TOOLS, "acme/x", None),
+        (TOOLS, "acme/toolsx/y", None),
+        (HUB_ROUTE, "library/alpine", "hub/alpine"),
+        (HUB_ROUTE, "library/a/b", "hub/library/a/b"),
+        (HUB_ROUTE, "bitnami/redis", "hub/bitnami/redis"),
+        (HUB_ROUTE, "Bad", None),
+        (REST, "acme/x", "x"),
+        (REST, "other/x", None),
+    ],
+)
+def test_route_to_vanity(route: Route, upstream: str, vanity: str | None) -> None:
+    assert route.to_vanity(upstream) == (name(vanity) if vanity else None)
+
+
+def test_route_endpoint_upstream_path() -> None:
+    endpoint = parse_endpoint("/v2/tools/x/manifests/1")
+    assert endpoint.upstream_path(TABLE.for_name(endpoint.name)) == ("/v2/acme/tools/x/manifests/1")
+    endpoint = parse_endpoint("/v2/hub/alpine/tags/list")
+    assert endpoint.upstream_path(TABLE.for_name(endpoint.name)) == "/v2/library/alpine/tags/list"
+
+
+def test_route_table_orders_longest_prefix_first() -> None:
+    assert [route.vanity_prefix for route in TABLE.routes] == ["tools/", "hub/", ""]
+    assert TABLE.default is REST
+    assert TABLE.has_several is True
+    single = RouteTable((REST,))
+    assert single.default is REST
+    assert single.has_several is False
+
+
+def test_route_table_default_without_catch_all_is_the_first_configured() -> None:
+    table = RouteTable((TOOLS, HUB_ROUTE))
+    assert table.default is HUB_ROUTE
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix"),
+    [
+        ("tools/x", "tools/"),
+        ("tools/a/b", "tools/"),
+        ("hub/alpine", "hub/"),
+        ("tools", ""),
+        ("toolsx/y", ""),
+        ("x", ""),
+    ],
+)
+def test_route_table_for_name(text: str, prefix: str) -> None:
+    assert TABLE.for_name(name(text)).vanity_prefix == prefix
+
+
+def test_route_table_for_unknown_name() -> None:
+    table = RouteTable((TOOLS, HUB_ROUTE))
+    with pytest.raises(RegistryError) as caught:
+        table.for_name(name("other/x"))
+    assert caught.value.status == 404
+    assert caught.value.code == "NAME_UNKNOWN"
+    assert caught.value.message == (
+        "repository name 'other/x' is not served here: names start with 'tools/', 'hub/'"
+    )
+    assert caught.value.detail == {"name": "other/x"}
+
+
+def test_route_table_by_prefix() -> None:
+    assert TABLE.by_prefix("tools/") is TOOLS
+    assert TABLE.by_prefix("") is REST
+    assert TABLE.by_prefix("tools") is None
+
+
+def test_route_describe() -> None:
+    assert TOOLS.describe() == "tools/NAME -> https://ghcr.io/acme/tools/NAME"
+    assert Route("", HUB, Namespace("")).describe() == ("NAME -> https://registry-1.docker.io/NAME")
+
+
+def test_credentials_repr_hides_secrets() -> None:
+    shown = repr(Credentials("user", "hunter2", "tok3n"))
+    assert "hunter2" not in shown
+    assert "tok3n" not in shown
+    assert "user" in shown
+    assert "hunter2" not in repr(Route("", GHCR, Namespace(""), Credentials("u", "hunter2")))
+
+
+def test_upstream_is_docker_hub() -> None:
+    assert HUB.is_docker_hub is True
+    assert GHCR.is_docker_hub is False
+
+
+def test_route_to_vanity_respects_the_length_limit() -> None:
+    # Regression: crev/routing.py Route.to_vanity builds RepositoryName(vanity_prefix + rest)
+    # without the 255-character check, so an upstream name near the limit yields a
+    # RepositoryName that RepositoryName.parse refuses (here 261 characters). It can reach a
+    # challenge's scope, which the client then cannot use. Return None (or validate with parse).
+    route = Route("tools/", GHCR, Namespace(""))
+    vanity = route.to_vanity("a" * 255)
+    assert vanity is None or RepositoryName.parse(vanity.value) == vanity
