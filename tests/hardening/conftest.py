@@ -1,0 +1,75 @@
+"""Fixtures for the hardening tests: raw stand-in upstreams and crev in front of them.
+
+`crev` and `upstream` are shared by the tests of a module (starting a server per test would
+cost more than the tests), and reset before each test: the upstream forgets what it saw and
+behaves well again, crev forgets learned realms and tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from crev.realm import forget_token_services
+from crev.server import create_server
+from crev.upstream_auth import forget_tokens
+from tests.conftest import CrevServer
+from tests.hardening.faulty_upstream import RawUpstream, healthy
+
+
+@pytest.fixture(scope="module")
+def module_upstream() -> Iterator[RawUpstream]:
+    with RawUpstream(route=healthy) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_crev(module_upstream: RawUpstream) -> Iterator[CrevServer]:
+    """crev serving `acme/` from the module's upstream, with a 1 s upstream timeout, in the
+    default (read-only) mode."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("CREV_"):
+                patch.delenv(name)
+        patch.setenv("CREV_REGISTRY_HOST", module_upstream.host)
+        patch.setenv("CREV_REGISTRY_SCHEME", "http")
+        patch.setenv("CREV_REPO_PREFIX", "acme")
+        patch.setenv("CREV_UPSTREAM_TIMEOUT", "1")
+        server = CrevServer(create_server("127.0.0.1", 0))
+        try:
+            yield server
+        finally:
+            server.stop()
+            forget_token_services()
+            forget_tokens()
+
+
+@pytest.fixture
+def upstream(module_upstream: RawUpstream) -> RawUpstream:
+    """A recording upstream that answers a marked 200; a test may set its `route`."""
+    module_upstream.reset(healthy)
+    return module_upstream
+
+
+@pytest.fixture
+def crev(module_crev: CrevServer, upstream: RawUpstream) -> CrevServer:
+    forget_token_services()
+    forget_tokens()
+    return module_crev
+
+
+@pytest.fixture
+def witness() -> Iterator[RawUpstream]:
+    """A second local server that crev must never contact."""
+    with RawUpstream(route=healthy) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    """One client for the whole run (building one per request costs a TLS context each)."""
+    with httpx.Client(timeout=10) as client:
+        yield client
