@@ -57,14 +57,8 @@ class Request:
 
     def read_body(self, limit: int) -> bytes:
         """The whole (small) body, refused past `limit` bytes."""
-        if self.body is None or not self.content_length:
-            self.body_consumed = True
-            return b""
-        if self.content_length > limit:
-            raise RegistryError(413, "SIZE_INVALID", f"request body over {limit} bytes")
-        data = self.body.read(self.content_length)
-        self.body_consumed = True
-        return data
+        chunks = self.stream_body(limit)
+        return b"".join(chunks) if chunks is not None else b""
 
     def stream_body(self, limit: int | None) -> Iterator[bytes] | None:
         """The body for forwarding, streamed; None when the request has none."""

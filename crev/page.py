@@ -67,7 +67,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> tuple[list[
             release(response)
             headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
             response = send("GET", url, headers, settings.timeout)
-        body = read_body(response, MAX_TAGS_BYTES)
+        body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
     except RegistryError as error:
         return [], error.message
     if response.status_code in (401, 403):
@@ -90,7 +90,7 @@ def _anonymous_token(route: Route, scope: str, settings: Settings) -> str:
     response = send(
         "GET", service.realm + separator + urlencode(params), Headers(), settings.timeout
     )
-    body = read_body(response, MAX_TAGS_BYTES)
+    body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
     try:
         document = json.loads(body)
         return str(document.get("token") or document.get("access_token") or "")

@@ -18,7 +18,7 @@ from .names import RepositoryName, parse_digest
 from .params import MalformedHeaderError
 from .realm import learn_token_service, token_endpoint
 from .routing import Route
-from .upstream import iter_body, read_body, release, send
+from .upstream import iter_body, read_body, release, response_headers, send
 from .upstream_auth import forget_token, server_authorization
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
@@ -38,30 +38,29 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     url = route.upstream.url(path) + (f"?{query}" if query else "")
     upstream = _send(request, settings, route, endpoint, url, mount_from)
     try:
-        response_headers = _client_headers(
-            request, settings, route, url, Headers(upstream.headers.multi_items())
-        )
+        headers = _client_headers(request, settings, route, url, response_headers(upstream))
     except MalformedHeaderError as error:
         release(upstream)
         raise upstream_unavailable(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
     if _is_tag_list(endpoint, request, upstream.status_code):
-        body = _vanity_tag_list(read_body(upstream, MAX_TAG_LIST_BYTES), endpoint)
-        response_headers.remove("Content-Encoding")
-        return Response.from_bytes(upstream.status_code, response_headers, body)
+        body = _vanity_tag_list(read_body(upstream, MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
+        headers.remove("Content-Encoding")
+        return Response.from_bytes(upstream.status_code, headers, body)
     if request.method == "HEAD":
         release(upstream)
-        return Response(upstream.status_code, response_headers, (), upstream.status_code)
+        return Response(upstream.status_code, headers, (), upstream.status_code)
     return Response(
         upstream.status_code,
-        response_headers,
+        headers,
         iter_body(upstream),
         upstream.status_code,
         upstream.close,
     )
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Query parameters each endpoint passes on; upload session state is opaque and kept exactly.
 _QUERY_KINDS = frozenset({Kind.TAGS, Kind.REFERRERS, Kind.UPLOAD})
 
@@ -105,7 +104,9 @@ def _send(
     headers = upstream_request_headers(request.headers, credentials=route.credentials is None)
     if endpoint.kind is Kind.TAGS:
         headers.set("Accept-Encoding", "identity")
-    body = request.stream_body(settings.max_body_bytes)
+    # Only writes carry a body upstream; one sent with a read is left unread (and the
+    # connection closed after the answer).
+    body = request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None
     if body is not None and request.content_length is not None:
         headers.set("Content-Length", str(request.content_length))
     if route.credentials is None:

@@ -19,13 +19,27 @@ from .names import RepositoryName
 from .realm import ROUTE_PARAMETER, token_service
 from .routing import Route
 from .scope import Scope, ScopeError, parse_scopes, scope_to_upstream
-from .upstream import read_body, send
+from .upstream import read_body, response_headers, send
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 1024 * 1024
 # A pull asks for a handful of scopes; hundreds is abuse, not a client.
 MAX_SCOPES = 64
 PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
+# What the token spec and OAuth2 define; anything else a client adds is not passed on.
+_TOKEN_PARAMETERS = frozenset(
+    {
+        "service",
+        "account",
+        "client_id",
+        "offline_token",
+        "grant_type",
+        "username",
+        "password",
+        "refresh_token",
+        "access_type",
+    }
+)
 
 
 def serve_token(request: Request, settings: Settings) -> Response:
@@ -58,8 +72,8 @@ def serve_token(request: Request, settings: Settings) -> Response:
         upstream = send("POST", realm, headers, settings.timeout, urlencode(form).encode())
     else:
         raise unsupported(f"{request.method} is not served by the token endpoint", 405, "GET, POST")
-    body = read_body(upstream, MAX_TOKEN_BYTES)
-    headers = client_response_headers(Headers(upstream.headers.multi_items()))
+    body = read_body(upstream, MAX_TOKEN_BYTES, settings.timeout)
+    headers = client_response_headers(response_headers(upstream))
     headers.remove("Content-Encoding")
     return Response.from_bytes(upstream.status_code, headers, body)
 
@@ -96,7 +110,7 @@ def _map_params(
                 raise RegistryError(400, "UNSUPPORTED", f"more than {MAX_SCOPES} scopes requested")
         elif key == ROUTE_PARAMETER:
             hint = value
-        else:
+        elif key in _TOKEN_PARAMETERS:
             mapped.append((key, value))
     route = _route_of(scopes, hint, settings)
     # Scopes that cannot be under the route are dropped, never passed on unmapped.

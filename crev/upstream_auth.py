@@ -84,7 +84,7 @@ def _fetch_token(key: _Key, timeout: float) -> _Token:
     headers = Headers([("Authorization", f"Basic {basic}"), ("Accept", "application/json")])
     started = time.monotonic()
     response = send("GET", key.realm + separator + urlencode(params), headers, timeout)
-    body = read_body(response, MAX_TOKEN_RESPONSE)
+    body = read_body(response, MAX_TOKEN_RESPONSE, timeout)
     if response.status_code != 200:
         raise upstream_unavailable(
             f"the upstream token realm refused crev's credentials (status {response.status_code})"

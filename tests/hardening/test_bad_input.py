@@ -313,12 +313,6 @@ def test_content_length_with_chunked_is_refused(crev, upstream: RawUpstream) -> 
 SMUGGLED = b"GET /v2/smuggled/manifests/1 HTTP/1.1\r\nHost: crev.test\r\nConnection: close\r\n\r\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: of repeated Content-Length / Transfer-Encoding fields only the first is "
-    "read (headers.get), so a body another parser would frame differently is forwarded, or "
-    "served as a second request (CL.CL smuggling) instead of a 400",
-)
 @pytest.mark.parametrize(
     "framing",
     [
@@ -349,11 +343,6 @@ def test_invalid_content_length_is_refused(crev, upstream: RawUpstream, value: s
     assert upstream.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: a Content-Length of 21+ digits passes crev's isdigit() check and is "
-    "refused by httpx/h11 on the way out: 502 'upstream unreachable' instead of 400/413",
-)
 def test_absurd_content_length_is_refused(crev, upstream: RawUpstream) -> None:
     raw = exchange(port_of(crev), _with_content_length("9" * 23), timeout=3)
     raw_error(parse(raw), (400, 413))
@@ -375,11 +364,6 @@ def test_over_a_hundred_header_fields_is_431(crev, upstream: RawUpstream) -> Non
     assert upstream.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: no cap on the total size of request headers; a 1 MiB header block "
-    "(16 lines under 64 KiB each) is accepted and forwarded upstream",
-)
 def test_a_header_block_of_a_mebibyte_is_431(crev, upstream: RawUpstream) -> None:
     headers = [("Accept", "a" * 64_000) for _ in range(16)]
     response = send(port_of(crev), "/v2/tool/manifests/1", headers=headers)
@@ -402,11 +386,6 @@ def test_percent_encoded_crlf_in_a_tag_list_query_stays_encoded(
     assert request.header("X-Injected") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: a request line without a version (raw CR/LF in the path) is served as "
-    "HTTP/0.9: forwarded upstream and answered with a bare body, no status line",
-)
 def test_raw_crlf_in_the_path_is_refused(crev, upstream: RawUpstream) -> None:
     data = (
         b"GET /v2/tool/manifests/1\r\nX-Injected: 1 HTTP/1.1\r\nHost: crev.test\r\n"
@@ -416,11 +395,6 @@ def test_raw_crlf_in_the_path_is_refused(crev, upstream: RawUpstream) -> None:
     assert upstream.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: protocol errors on a request line with a bad version are answered "
-    "HTTP/0.9-style (a bare JSON body with no status line or headers)",
-)
 @pytest.mark.parametrize(
     ("request_line", "status"),
     [
@@ -451,11 +425,6 @@ def test_request_lines_with_too_many_words_are_400(
     assert upstream.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: a header value with CR/LF (obs-fold) or NUL reaches httpx, which refuses "
-    "it: crev answers 502 'upstream unreachable' and echoes the value instead of 400",
-)
 @pytest.mark.parametrize(
     "header",
     [
@@ -479,12 +448,6 @@ def test_control_characters_in_header_values_are_400(
     assert upstream.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: a bare CR inside a header value is taken as a line break by the stdlib "
-    "parser, so the text after it becomes a header of its own (here X-Forwarded-Host, which "
-    "then names the realm) instead of a 400",
-)
 def test_bare_cr_in_a_header_value_is_400(crev, upstream: RawUpstream) -> None:
     upstream.route = lambda request: _challenge
     data = (
@@ -536,11 +499,6 @@ def test_invalid_forwarded_origin_is_400(
     assert upstream.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: a request with two Host fields is served (the first one wins) instead of "
-    "the 400 RFC 9112 section 3.2 requires",
-)
 def test_duplicate_host_is_400(crev, upstream: RawUpstream) -> None:
     response = send(port_of(crev), "/v2/tool/manifests/1", headers=[("Host", "other.example")])
     raw_error(response, 400)

@@ -375,12 +375,6 @@ def test_a_realm_redirect_is_passed_back_not_followed(
     assert witness.saw_nothing()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: Request.read_body (used by the token POST) ignores a chunked body but "
-    "marks it consumed: the form's scopes never reach the realm, and the chunk bytes are then "
-    "parsed as the next request on the connection",
-)
 def test_a_chunked_token_form_is_read_and_not_left_on_the_connection(
     token_crev: CrevServer, upstream: RawUpstream
 ) -> None:

@@ -151,12 +151,6 @@ def test_a_silent_upstream_is_504(
     still_serving(crev, healthy_upstream)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: CREV_UPSTREAM_TIMEOUT bounds each read, not the wait for the headers: "
-    "an upstream that drips its status line and headers a byte at a time holds the request "
-    "for as long as it likes",
-)
 def test_drip_fed_headers_are_504_in_bounded_time(
     front: Front, faulty: RawUpstream, healthy_upstream
 ) -> None:
@@ -327,12 +321,6 @@ def test_a_malformed_challenge_is_502(
             401,
             ("WWW-Authenticate", 'Bearer realm="unterminated'),
             id="malformed-challenge",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="crev bug: upstream.release() drains up to 64 KiB of a discarded body "
-                "with only the per-read timeout, so a 401 with a malformed challenge and a "
-                "dripping body holds the 502 for as long as the upstream drips",
-            ),
         ),
         pytest.param(
             f"/v2/bad/tool/blobs/{DIGEST}",
@@ -383,12 +371,6 @@ def test_a_malformed_link_is_502(
     still_serving(crev, healthy_upstream)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crev bug: an upstream header that httpx decodes to characters beyond latin-1 "
-    "(UTF-8 bytes like \\xe2\\x82\\xac) makes send_header raise UnicodeEncodeError in "
-    "FunctionHandler._write: the client gets no answer at all",
-)
 def test_a_header_beyond_latin_1_still_gets_an_answer(
     front: Front, faulty: RawUpstream, healthy_upstream
 ) -> None:
