@@ -7,6 +7,7 @@ through, and each of those lets one request be read two ways by crev and the hos
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from typing import BinaryIO
 
@@ -16,6 +17,10 @@ from .errors import RegistryError
 MAX_HEADER_BYTES = 64 * 1024
 # A body size no registry blob reaches (1 PiB); longer numbers are not sizes but attacks.
 MAX_CONTENT_LENGTH_DIGITS = 16
+
+
+# Control characters other than tab, which header values may hold.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class HeaderLineRecorder:
@@ -50,7 +55,7 @@ def _check_header_line(line: bytes) -> None:
     content = line.removesuffix(b"\n").removesuffix(b"\r")
     if content[:1] in (b" ", b"\t"):
         raise RegistryError(400, "UNSUPPORTED", "folded header lines are not accepted")
-    if any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in content):
+    if _CONTROL.search(content):
         raise RegistryError(400, "UNSUPPORTED", "control character in a request header")
 
 
