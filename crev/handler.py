@@ -8,6 +8,7 @@ errors, bad requests and crashes included, never a traceback or the standard lib
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -19,13 +20,16 @@ from .errors import RegistryError
 from .messages import Headers, Request, Response
 from .realm import request_origin
 from .request_head import HeaderLineRecorder, check_request_head
-from .upstream import UpstreamBodyError
+from .upstream import CHUNK_SIZE, UpstreamBodyError
 
 Endpoint = Callable[[Request, Settings], Response]
 
 log = logging.getLogger("crev")
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# Bounds on draining a refused request's body, so an answer survives the close (see _linger).
+LINGER_SECONDS = 10.0
+LINGER_BYTES = 512 * 1024 * 1024
 
 
 class FunctionHandler(BaseHTTPRequestHandler):
@@ -80,16 +84,38 @@ class FunctionHandler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         self._request: Request | None = None
         response = self._respond(path, query)
+        unread_body = self._request is None or not self._request.body_consumed
+        has_body = self._chunked() or (self._content_length() or 0) > 0
+        if unread_body and has_body:
+            # An unread request body would be parsed as the next request on this connection.
+            response.headers.set("Connection", "close")
         try:
             self._write(response)
         finally:
             response.close()
             self._log(path, response, started)
-        unread_body = self._request is None or not self._request.body_consumed
-        has_body = self._chunked() or (self._content_length() or 0) > 0
         if unread_body and has_body:
-            # An unread request body would be parsed as the next request on this connection.
-            self.close_connection = True
+            self._linger()
+
+    def _linger(self) -> None:
+        """Read and drop what the client is still sending before closing.
+
+        Closing a socket with unread input sends a reset, which destroys the answer (a 413, a
+        401) before a client still busy writing its body can read it.
+        """
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(1.0)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while time.monotonic() < deadline and drained < LINGER_BYTES:
+                data = self.connection.recv(CHUNK_SIZE)
+                if not data:
+                    break
+                drained += len(data)
+        except OSError:
+            pass
 
     def _respond(self, path: str, query: str) -> Response:
         try:
