@@ -191,6 +191,8 @@ def test_chunked_upload_under_the_body_limit_with_exact_state(
         location, content=blob, headers={"Content-Type": "application/octet-stream"}
     )
     assert too_big.status_code == 413
+    # The refused body was not read: the connection cannot carry another request.
+    assert too_big.headers["connection"] == "close"
     assert "in chunks" in too_big.json()["errors"][0]["message"]
     start = api.client.post("/v2/chunked/blobs/uploads/")
     location = start.headers["location"]
