@@ -112,19 +112,19 @@ def _send(
     if route.credentials is None:
         return send(request.method, url, headers, settings.timeout, body)
     scopes = _server_scopes(route, endpoint, request.method, mount_from)
-    # A body can be sent once: only a bodiless request is retried with a fresh token.
-    for attempt in (1, 2) if body is None else (2,):
-        headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
-        upstream = send(request.method, url, headers, settings.timeout, body)
-        if upstream.status_code != 401 or attempt == 2 or route.credentials.token:
-            return upstream
-        # A cached token the upstream no longer accepts: fetch a fresh one, once.
+    headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
+    upstream = send(request.method, url, headers, settings.timeout, body)
+    # A cached token the upstream no longer accepts is replaced once; a body can be sent only
+    # once, and a static token cannot be replaced at all.
+    if upstream.status_code == 401 and body is None and not route.credentials.token:
         release(upstream)
         challenge = upstream.headers.get("www-authenticate")
         if challenge:
             learn_token_service(route.upstream, challenge)
         forget_token(route, scopes)
-    raise AssertionError("unreachable")
+        headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
+        upstream = send(request.method, url, headers, settings.timeout)
+    return upstream
 
 
 def _server_scopes(
