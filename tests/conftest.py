@@ -81,3 +81,18 @@ def crev_process(
         repo_prefix="acme",
     ) as crev:
         yield crev
+
+
+@pytest.fixture(scope="session")
+def push_crev(
+    registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CrevProcess]:
+    """`python -m crev` in front of the registry's `acme/` namespace, with pushing allowed."""
+    with run_crev(
+        tmp_path_factory.mktemp("push"),
+        registry_host=registry.host,
+        registry_scheme=registry.scheme,
+        repo_prefix="acme",
+        allow_push="1",
+    ) as crev:
+        yield crev

@@ -20,20 +20,6 @@ from tests.support.tools import require_binaries
 
 
 @pytest.fixture(scope="module")
-def push_crev(
-    registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CrevProcess]:
-    with run_crev(
-        tmp_path_factory.mktemp("push"),
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-        allow_push="1",
-    ) as crev:
-        yield crev
-
-
-@pytest.fixture(scope="module")
 def limited_crev(
     registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CrevProcess]:

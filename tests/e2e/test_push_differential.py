@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import CrevProcess, run_crev
+from tests.support.crev_process import CrevProcess
 
 Outcome = tuple[str, int, str | None, tuple[str, ...]]
 # Headers whose presence the spec requires on some answers; their values differ by name/host.
@@ -27,20 +26,6 @@ PROTOCOL_HEADERS = (
     "docker-upload-uuid",
     "oci-subject",
 )
-
-
-@pytest.fixture(scope="module")
-def push_crev(
-    registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CrevProcess]:
-    with run_crev(
-        tmp_path_factory.mktemp("differential"),
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-        allow_push="1",
-    ) as crev:
-        yield crev
 
 
 def digest_of(data: bytes) -> str:
