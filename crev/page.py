@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from html import escape
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import RegistryError
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import token_service
+from .realm import token_in, token_service
 from .routing import Route
 from .upstream import read_body, release, send
 from .upstream_auth import server_authorization
@@ -84,18 +84,10 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> tuple[list[
 
 
 def _anonymous_token(route: Route, scope: str, settings: Settings) -> str:
-    service = token_service(route, settings.timeout)
-    params = ([("service", service.service)] if service.service else []) + [("scope", scope)]
-    separator = "&" if "?" in service.realm else "?"
-    response = send(
-        "GET", service.realm + separator + urlencode(params), Headers(), settings.timeout
-    )
-    body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
-    try:
-        document = json.loads(body)
-        return str(document.get("token") or document.get("access_token") or "")
-    except (ValueError, AttributeError):
-        return ""
+    url = token_service(route, settings.timeout).token_url([scope])
+    response = send("GET", url, Headers(), settings.timeout)
+    token, _ = token_in(read_body(response, MAX_TAGS_BYTES, settings.timeout))
+    return token or ""
 
 
 def _html(status: int, body: str) -> Response:

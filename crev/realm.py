@@ -7,7 +7,9 @@ trip once any upstream 401 has been seen.
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -27,6 +29,38 @@ class TokenService:
 
     realm: str
     service: str | None = None
+
+    def token_url(self, scopes: Iterable[str], account: str | None = None) -> str:
+        """The realm's URL for a token GET with these scopes, per the token spec."""
+        params = [("service", self.service)] if self.service else []
+        params += [("scope", scope) for scope in scopes]
+        if account is not None:
+            params.append(("account", account))
+        return with_query(self.realm, params)
+
+
+def with_query(url: str, params: Sequence[tuple[str, str]]) -> str:
+    """`url` with `params` added to the query it may already have (realms can carry one)."""
+    if not params:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def token_in(body: bytes) -> tuple[str | None, int | None]:
+    """The token (`token`, or OAuth2's `access_token`) and its lifetime in seconds from a token
+    response; None for what is missing or malformed."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    token = document.get("token") or document.get("access_token")
+    try:
+        expires_in: int | None = int(document.get("expires_in") or DEFAULT_EXPIRES_IN)
+    except (ValueError, TypeError):
+        expires_in = None
+    return (token if isinstance(token, str) and token else None), expires_in
 
 
 _learned: dict[Upstream, TokenService] = {}
@@ -75,6 +109,9 @@ def forget_token_services() -> None:
         _learned.clear()
 
 
+# The token spec's default lifetime when a response names none.
+DEFAULT_EXPIRES_IN = 60
+
 # The token endpoint learns which route a scope-less token request is for from this parameter.
 ROUTE_PARAMETER = "route"
 
@@ -86,8 +123,7 @@ def token_endpoint(request: Request, settings: Settings, route: Route) -> str:
     else:
         url = urljoin(request.origin + "/", settings.token_url)
     if settings.routes.has_several:
-        separator = "&" if "?" in url else "?"
-        url += separator + urlencode({ROUTE_PARAMETER: route.vanity_prefix})
+        url = with_query(url, [(ROUTE_PARAMETER, route.vanity_prefix)])
     return url
 
 

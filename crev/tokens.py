@@ -16,7 +16,7 @@ from .errors import RegistryError, unsupported
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import ROUTE_PARAMETER, token_service
+from .realm import ROUTE_PARAMETER, token_service, with_query
 from .routing import Route
 from .scope import Scope, ScopeError, parse_scopes, scope_to_upstream
 from .upstream import read_body, response_headers, send
@@ -49,8 +49,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
         if route.credentials is not None:
             return _placeholder_token()
         realm = token_service(route, settings.timeout).realm
-        separator = "&" if "?" in realm else "?"
-        url = realm + (separator + urlencode(mapped) if mapped else "")
+        url = with_query(realm, mapped)
         upstream = send("GET", url, _token_headers(request), settings.timeout)
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()

@@ -8,19 +8,16 @@ The credentials go to the upstream's token realm only, and never appear in a res
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from .errors import upstream_unavailable
 from .messages import Headers
-from .realm import token_service
+from .realm import TokenService, token_in, token_service
 from .routing import Credentials, Route
 from .upstream import read_body, send
 
-DEFAULT_EXPIRES_IN = 60
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
 EXPIRY_MARGIN = 15
 MAX_TOKEN_RESPONSE = 1024 * 1024
@@ -74,29 +71,21 @@ def forget_tokens() -> None:
 
 
 def _fetch_token(key: _Key, timeout: float) -> _Token:
-    params = [("service", key.service)] if key.service else []
-    params += [("scope", scope) for scope in key.scopes]
-    params.append(("account", key.credentials.username))
-    separator = "&" if "?" in key.realm else "?"
+    service = TokenService(key.realm, key.service)
+    url = service.token_url(key.scopes, account=key.credentials.username)
     basic = base64.b64encode(
         f"{key.credentials.username}:{key.credentials.password}".encode()
     ).decode()
     headers = Headers([("Authorization", f"Basic {basic}"), ("Accept", "application/json")])
     started = time.monotonic()
-    response = send("GET", key.realm + separator + urlencode(params), headers, timeout)
+    response = send("GET", url, headers, timeout)
     body = read_body(response, MAX_TOKEN_RESPONSE, timeout)
     if response.status_code != 200:
         raise upstream_unavailable(
             f"the upstream token realm refused crev's credentials (status {response.status_code})"
         )
-    try:
-        document = json.loads(body)
-        token = document.get("token") or document.get("access_token")
-        expires_in = int(document.get("expires_in") or DEFAULT_EXPIRES_IN)
-    except (ValueError, AttributeError, TypeError):
-        token = None
-        expires_in = 0
-    if not isinstance(token, str) or not token:
+    token, expires_in = token_in(body)
+    if token is None or expires_in is None:
         raise upstream_unavailable("the upstream token realm answered without a token")
     lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
     return _Token(token, started + lifetime)
