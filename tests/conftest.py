@@ -12,7 +12,7 @@ from crev.realm import forget_token_services
 from crev.server import LocalServer, create_server
 from crev.upstream_auth import forget_tokens
 from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
-from tests.support.crev_process import CrevProcess, run_crev
+from tests.support.crev_process import CrevProcess, crev_for
 from tests.support.registry import start_test_registry
 
 
@@ -74,12 +74,7 @@ def crev_process(
     registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CrevProcess]:
     """`python -m crev` serving the registry's `acme/` namespace."""
-    with run_crev(
-        tmp_path_factory.mktemp("crev"),
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-    ) as crev:
+    with crev_for(registry, tmp_path_factory.mktemp("crev")) as crev:
         yield crev
 
 
@@ -88,11 +83,5 @@ def push_crev(
     registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CrevProcess]:
     """`python -m crev` in front of the registry's `acme/` namespace, with pushing allowed."""
-    with run_crev(
-        tmp_path_factory.mktemp("push"),
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-        allow_push="1",
-    ) as crev:
+    with crev_for(registry, tmp_path_factory.mktemp("push"), allow_push="1") as crev:
         yield crev

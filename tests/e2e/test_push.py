@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +11,9 @@ import httpx
 import pytest
 
 from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
-from tests.support.crev_process import CrevProcess, run_crev
+from tests.support.crev_process import CrevProcess, crev_for
 from tests.support.images import build_large_image, build_small_image, write_oci_layout
+from tests.support.podman import fresh_podman
 from tests.support.tools import require_binaries
 
 
@@ -24,14 +22,8 @@ def limited_crev(
     registry: TestRegistry, images: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CrevProcess]:
     """crev with a 1 MiB request body limit, as Vercel imposes 4.5 MB."""
-    with run_crev(
-        tmp_path_factory.mktemp("limited"),
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-        allow_push="1",
-        max_body_bytes=str(1024 * 1024),
-    ) as crev:
+    workdir = tmp_path_factory.mktemp("limited")
+    with crev_for(registry, workdir, allow_push="1", max_body_bytes=str(1024 * 1024)) as crev:
         yield crev
 
 
@@ -101,35 +93,20 @@ def test_podman_push_and_pull_back(
 ) -> None:
     require_binaries("podman")
     directory, _ = layout(tmp_path, "pushed-by-podman", layers=4)
-    # podman refuses a runroot path over 50 characters, which pytest's tmp_path exceeds.
-    runroot = tempfile.mkdtemp(prefix="crev-run-")
-    storage = ["--root", str(tmp_path / "root"), "--runroot", runroot]
     reference = f"{push_crev.host}/pushed/podman:1"
-
-    def podman(*args: str) -> str:
-        result = subprocess.run(
-            ["podman", *storage, "--storage-driver", "vfs", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            stdin=subprocess.DEVNULL,
+    with fresh_podman(tmp_path / "podman") as podman:
+        image_id = podman.run("pull", "-q", f"oci:{directory}:v").stdout.strip()
+        podman.run("tag", image_id, reference)
+        podman.run("push", "--tls-verify=false", "--creds", creds(registry), reference)
+        pushed = json.loads(
+            skopeo(
+                "inspect", "--tls-verify=false", f"docker://{registry.host}/acme/pushed/podman:1"
+            ).stdout
         )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    image_id = podman("pull", "-q", f"oci:{directory}:v").strip()
-    podman("tag", image_id, reference)
-    podman("push", "--tls-verify=false", "--creds", creds(registry), reference)
-    pushed = json.loads(
-        skopeo(
-            "inspect", "--tls-verify=false", f"docker://{registry.host}/acme/pushed/podman:1"
-        ).stdout
-    )
-    assert len(pushed["Layers"]) == 4
-    podman("rmi", "-a", "-f")
-    podman("pull", "--tls-verify=false", reference)
-    (pulled,) = json.loads(podman("image", "inspect", reference))
-    shutil.rmtree(runroot, ignore_errors=True)
+        assert len(pushed["Layers"]) == 4
+        podman.run("rmi", "-a", "-f")
+        podman.pull(reference)
+        pulled = podman.inspect(reference)
     assert f"{push_crev.host}/pushed/podman@{pushed['Digest']}" in pulled["RepoDigests"]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from .registry import TestRegistry
 from .tools import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +60,19 @@ def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def crev_for(
+    registry: TestRegistry, workdir: Path, **settings: str
+) -> contextlib.AbstractContextManager[CrevProcess]:
+    """`run_crev` serving the test registry's `acme/` namespace, plus any other settings."""
+    return run_crev(
+        workdir,
+        registry_host=registry.host,
+        registry_scheme=registry.scheme,
+        repo_prefix="acme",
+        **settings,
+    )
 
 
 def _wait_until_serving(crev: CrevProcess, timeout: float = 15.0) -> None:
