@@ -53,7 +53,7 @@ def upstream_request_headers(client: Headers, *, credentials: bool = True) -> He
         if name.lower() in _REQUEST_HEADERS and (credentials or name.lower() != "authorization")
     )
     if "accept-encoding" not in forwarded:
-        # httpx would otherwise ask for gzip; crev passes bodies through as the upstream sends them.
+        # Without one, any coding is acceptable; crev passes bodies on as the upstream sends them.
         forwarded.items.append(("Accept-Encoding", "identity"))
     return forwarded
 

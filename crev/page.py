@@ -63,19 +63,19 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> tuple[list[
         if route.credentials is not None:
             headers.set("Authorization", server_authorization(route, [scope], settings.timeout))
         response = send("GET", url, headers, settings.timeout)
-        if response.status_code == 401 and route.credentials is None:
+        if response.status == 401 and route.credentials is None:
             release(response)
             headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
             response = send("GET", url, headers, settings.timeout)
         body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
     except RegistryError as error:
         return [], error.message
-    if response.status_code in (401, 403):
+    if response.status in (401, 403):
         return [], "this repository is private: pull it with credentials"
-    if response.status_code == 404:
+    if response.status == 404:
         return [], "no such repository"
-    if response.status_code != 200:
-        return [], f"the registry answered {response.status_code}"
+    if response.status != 200:
+        return [], f"the registry answered {response.status}"
     try:
         tags = json.loads(body).get("tags") or []
     except (ValueError, AttributeError):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, urlencode
 
-import httpx
-
 from .challenge import rewrite_challenge
 from .config import Settings
 from .endpoints import Endpoint, Kind, check_method, parse_endpoint
@@ -18,7 +16,7 @@ from .names import RepositoryName, parse_digest
 from .params import MalformedHeaderError
 from .realm import learn_token_service, token_endpoint
 from .routing import Route
-from .upstream import iter_body, read_body, release, response_headers, send
+from .upstream import UpstreamResponse, iter_body, read_body, release, response_headers, send
 from .upstream_auth import forget_token, server_authorization
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
@@ -44,18 +42,18 @@ def serve_registry(request: Request, settings: Settings) -> Response:
         raise upstream_unavailable(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
-    if _is_tag_list(endpoint, request, upstream.status_code):
+    if _is_tag_list(endpoint, request, upstream.status):
         body = _vanity_tag_list(read_body(upstream, MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
-        return Response.from_bytes(upstream.status_code, headers, body)
+        return Response.from_bytes(upstream.status, headers, body)
     if request.method == "HEAD":
         release(upstream)
-        return Response(upstream.status_code, headers, (), upstream.status_code)
+        return Response(upstream.status, headers, (), upstream.status)
     return Response(
-        upstream.status_code,
+        upstream.status,
         headers,
         iter_body(upstream),
-        upstream.status_code,
+        upstream.status,
         upstream.close,
     )
 
@@ -100,7 +98,7 @@ def _send(
     endpoint: Endpoint,
     url: str,
     mount_from: RepositoryName | None = None,
-) -> httpx.Response:
+) -> UpstreamResponse:
     headers = upstream_request_headers(request.headers, credentials=route.credentials is None)
     if endpoint.kind is Kind.TAGS:
         headers.set("Accept-Encoding", "identity")
@@ -116,7 +114,7 @@ def _send(
     upstream = send(request.method, url, headers, settings.timeout, body)
     # A cached token the upstream no longer accepts is replaced once; a body can be sent only
     # once, and a static token cannot be replaced at all.
-    if upstream.status_code == 401 and body is None and not route.credentials.token:
+    if upstream.status == 401 and body is None and not route.credentials.token:
         release(upstream)
         challenge = upstream.headers.get("www-authenticate")
         if challenge:

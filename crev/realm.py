@@ -99,7 +99,7 @@ def token_service(route: Route, timeout: float) -> TokenService:
     if not learned:
         raise upstream_unavailable(
             f"upstream {route.upstream.host} announced no Bearer token realm "
-            f"(status {response.status_code})"
+            f"(status {response.status})"
         )
     return learned
 

@@ -74,7 +74,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
     body = read_body(upstream, MAX_TOKEN_BYTES, settings.timeout)
     headers = client_response_headers(response_headers(upstream))
     headers.remove("Content-Encoding")
-    return Response.from_bytes(upstream.status_code, headers, body)
+    return Response.from_bytes(upstream.status, headers, body)
 
 
 def _placeholder_token() -> Response:

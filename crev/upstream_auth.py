@@ -80,9 +80,9 @@ def _fetch_token(key: _Key, timeout: float) -> _Token:
     started = time.monotonic()
     response = send("GET", url, headers, timeout)
     body = read_body(response, MAX_TOKEN_RESPONSE, timeout)
-    if response.status_code != 200:
+    if response.status != 200:
         raise upstream_unavailable(
-            f"the upstream token realm refused crev's credentials (status {response.status_code})"
+            f"the upstream token realm refused crev's credentials (status {response.status})"
         )
     token, expires_in = token_in(body)
     if token is None or expires_in is None:

@@ -1,0 +1,233 @@
+"""crev's upstream connections: kept alive and reused when an answer was read to its end,
+closed when not, and never a failure for the client when the upstream closed one while idle."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from pytest_httpserver import HTTPServer
+
+from crev import upstream
+from crev.errors import RegistryError
+from crev.messages import Headers
+
+TIMEOUT = 5.0
+BODY = b"x" * 200_000
+
+
+class KeepAliveServer:
+    """A raw HTTP/1.1 server that keeps connections open and counts them.
+
+    `answer(n)` gives the bytes for the n-th request on a connection (from 1), or None to
+    close that connection without answering; `close_after_answer` closes each connection
+    after one answer without saying so, as an upstream does when its idle timeout fires.
+    """
+
+    def __init__(self, answer: Callable[[int], bytes | None], close_after_answer: bool = False):
+        self.answer = answer
+        self.close_after_answer = close_after_answer
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            buffered = b""
+            count = 0
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffered += data
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                length = _content_length(head)
+                while len(buffered) < length:
+                    buffered += conn.recv(65536)
+                buffered = buffered[length:]
+                count += 1
+                with self._lock:
+                    self.requests.append(head)
+                answer = self.answer(count)
+                if answer is None:
+                    return
+                conn.sendall(answer)
+                if self.close_after_answer:
+                    return
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def ok(body: bytes = b"hello") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def chunked(parts: list[bytes]) -> bytes:
+    encoded = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + encoded + b"0\r\n\r\n"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., KeepAliveServer]]:
+    servers: list[KeepAliveServer] = []
+
+    def start(answer: Callable[[int], bytes | None], **options: bool) -> KeepAliveServer:
+        server = KeepAliveServer(answer, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def get(url: str, content: bytes | Iterator[bytes] | None = None) -> upstream.UpstreamResponse:
+    method = "GET" if content is None else "PUT"
+    return upstream.send(method, url + "/v2/", Headers(), TIMEOUT, content)
+
+
+def test_sequential_requests_share_one_connection(serve) -> None:
+    server = serve(lambda n: ok(b"answer %d" % n))
+    bodies = [b"".join(upstream.iter_body(get(server.url))) for _ in range(5)]
+    assert bodies == [b"answer %d" % n for n in range(1, 6)]
+    assert server.connections == 1
+
+
+def test_released_small_answers_keep_their_connection(serve) -> None:
+    server = serve(lambda n: ok(b"{}"))
+    for _ in range(3):
+        response = get(server.url)
+        assert response.status == 200
+        upstream.release(response)
+    assert server.connections == 1
+
+
+def test_a_chunked_answer_is_dechunked_and_its_connection_reused(serve) -> None:
+    server = serve(lambda n: chunked([b"ab", b"cde", b"%d" % n]))
+    first = b"".join(upstream.iter_body(get(server.url)))
+    second = b"".join(upstream.iter_body(get(server.url)))
+    assert (first, second) == (b"abcde1", b"abcde2")
+    assert server.connections == 1
+
+
+def test_an_answer_left_unread_closes_its_connection(serve) -> None:
+    answers = iter([ok(BODY), ok(b"second")])
+    server = serve(lambda n: next(answers))
+    abandoned = get(server.url)
+    next(upstream.iter_body(abandoned), None)
+    abandoned.close()
+    # Had the connection been reused, this would read the rest of the first body.
+    assert b"".join(upstream.iter_body(get(server.url))) == b"second"
+    assert server.connections == 2
+
+
+def test_connections_the_upstream_closed_while_idle_never_fail_a_request(serve) -> None:
+    server = serve(lambda n: ok(), close_after_answer=True)
+    for _ in range(3):
+        assert b"".join(upstream.iter_body(get(server.url))) == b"hello"
+    assert server.connections == 3
+
+
+def test_a_request_on_a_connection_closed_in_flight_is_sent_again(serve) -> None:
+    # The upstream closes the connection just as crev reuses it: the request never got an
+    # answer, so crev sends it again on a fresh connection instead of failing the client.
+    server = serve(lambda n: ok(b"first") if n == 1 else None)
+    assert b"".join(upstream.iter_body(get(server.url))) == b"first"
+    assert b"".join(upstream.iter_body(get(server.url))) == b"first"
+    assert server.connections == 2
+
+
+def test_a_streamed_body_is_never_sent_twice(serve) -> None:
+    server = serve(lambda n: ok(b"stored") if n == 1 else None)
+    upstream.release(get(server.url))
+    with pytest.raises(RegistryError) as caught:
+        get(server.url, iter([b"part one", b"part two"]))
+    assert caught.value.status == 502
+    assert "closed the connection without answering" in str(caught.value)
+    assert server.connections == 1
+
+
+def test_only_crevs_own_framing_and_host_reach_the_upstream(serve) -> None:
+    server = serve(lambda n: ok())
+    headers = Headers(
+        [("Host", "evil.example"), ("Transfer-Encoding", "chunked"), ("Accept", "a/b")]
+    )
+    upstream.release(upstream.send("PUT", server.url + "/v2/x", headers, TIMEOUT, b"body"))
+    lines = server.requests[0].decode().split("\r\n")
+    port = server.url.rsplit(":", 1)[1]
+    assert lines[0] == "PUT /v2/x HTTP/1.1"
+    assert sorted(lines[1:]) == sorted(
+        [
+            f"Host: 127.0.0.1:{port}",
+            "User-Agent: crev",
+            "Accept: a/b",
+            "Accept-Encoding: identity",
+            "Content-Length: 4",
+        ]
+    )
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
+    """An HTTPS server whose certificate comes from a fresh CA, and that CA's PEM file."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    yield server, tmp_path / "ca.pem"
+    server.stop()
+
+
+def test_an_https_upstream_is_verified_against_the_ca_store(
+    tls_server: tuple[HTTPServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca_file = tls_server
+    server.expect_request("/v2/").respond_with_data("over tls")
+    url = server.url_for("/v2/")
+    assert url.startswith("https://")
+
+    monkeypatch.setattr(upstream, "_tls_context", None)
+    with pytest.raises(RegistryError) as caught:
+        upstream.send("GET", url, Headers(), TIMEOUT)
+    assert caught.value.status == 502
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+
+    # SSL_CERT_FILE is how a deployment trusts a private CA, as with any OpenSSL client.
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    monkeypatch.setattr(upstream, "_tls_context", None)
+    response = upstream.send("GET", url, Headers(), TIMEOUT)
+    assert b"".join(upstream.iter_body(response)) == b"over tls"
