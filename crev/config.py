@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from .errors import ConfigError, RegistryError
@@ -67,17 +67,42 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_TOKEN",
 )
 
-_cache: dict[tuple[tuple[str, str], ...], Settings] = {}
+
+class _RecordingEnvironment(Mapping[str, str]):
+    """The environment as `Settings.from_env` reads it, remembering each name it asks for."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("settings must name the variables they read")
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+# Settings by the values of the variables they were read from: checking a dozen variables per
+# request is cheap, while reading the whole environment cost tens of microseconds.
+_cache: dict[tuple[tuple[str, str | None], ...], Settings] = {}
+_variable_sets: set[tuple[str, ...]] = set()
 
 
 def current_settings() -> Settings:
     """Settings for the current environment, parsed once per distinct set of values."""
-    key = tuple(
-        sorted((k, v) for k, v in os.environ.items() if k.startswith("CREV_") or k == "VERCEL")
-    )
-    settings = _cache.get(key)
-    if settings is None:
-        settings = _cache[key] = Settings.from_env()
+    for names in tuple(_variable_sets):
+        settings = _cache.get(tuple((name, os.environ.get(name)) for name in names))
+        if settings is not None:
+            return settings
+    recorded = _RecordingEnvironment(os.environ)
+    settings = Settings.from_env(recorded)
+    names = tuple(sorted(recorded.names))
+    _variable_sets.add(names)
+    _cache[tuple((name, os.environ.get(name)) for name in names)] = settings
     return settings
 
 

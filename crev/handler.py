@@ -19,7 +19,7 @@ from .config import ConfigError, Settings, current_settings
 from .errors import RegistryError
 from .messages import Headers, Request, Response
 from .realm import request_origin
-from .request_head import HeaderLineRecorder, check_request_head
+from .request_head import read_request_head
 from .upstream import CHUNK_SIZE, UpstreamBodyError
 
 Endpoint = Callable[[Request, Settings], Response]
@@ -49,22 +49,23 @@ class FunctionHandler(BaseHTTPRequestHandler):
     default_scheme: ClassVar[str] = "http"
 
     def parse_request(self) -> bool:
-        """The standard parsing, plus the refusals a proxy owes the hosts behind it: no HTTP/0.9,
-        no header block over 64 KiB, no bare CR or folded lines, no control characters, one Host,
-        and one unambiguous body framing (anything else is how requests get smuggled)."""
-        recorder = HeaderLineRecorder(self.rfile)
-        self.rfile, original = recorder, self.rfile  # type: ignore[assignment]
+        """The request head, read strictly (see request_head): no HTTP/0.9, no header block
+        over 64 KiB, no bare CR or folded lines, no control characters, one Host, and one
+        unambiguous body framing (anything else is how requests get smuggled)."""
+        self.command = None  # type: ignore[assignment]
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         try:
-            parsed = super().parse_request()
-        finally:
-            self.rfile = original
-        if not parsed:
-            return False
-        try:
-            check_request_head(self.raw_requestline, recorder.lines, self.headers)
+            head = read_request_head(self.raw_requestline, self.rfile)
         except RegistryError as error:
             self.send_registry_error(error)
             return False
+        self.command, self.path, self.request_version = head.method, head.target, head.version
+        self.headers = head.message()
+        self.close_connection = not head.keep_alive
+        if head.expects_continue:
+            return self.handle_expect_100()
         return True
 
     def endpoint_for(self, path: str) -> Endpoint | None:

@@ -1,78 +1,138 @@
-"""Checks on a request's head (request line and header block) before crev acts on it.
+"""Reading a request's head (request line and header block), strictly, before crev acts on it.
 
 The standard library's parser is lenient where a proxy must not be: it accepts HTTP/0.9, splits
-header lines on a bare CR, unfolds obsolete line folding, and lets conflicting framing headers
-through, and each of those lets one request be read two ways by crev and the host behind it.
+header lines on a bare CR, unfolds obsolete line folding, takes a line without a colon for the
+start of the body, and lets conflicting framing headers through; each of those lets one request
+be read two ways by crev and the host behind it. Reading the head here is also several times
+cheaper than the `email` parser `http.server` uses, which was a fifth of crev's CPU per request.
 """
 
 from __future__ import annotations
 
 import re
-from email.message import Message
+from dataclasses import dataclass
+from http.client import HTTPMessage
 from typing import BinaryIO
 
 from .errors import RegistryError
+from .messages import Headers
 
 # Well above any registry client's headers (a bearer token is a few KiB), far below abuse.
 MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_FIELDS = 100
 # A body size no registry blob reaches (1 PiB); longer numbers are not sizes but attacks.
 MAX_CONTENT_LENGTH_DIGITS = 16
 
-
 # Control characters other than tab, which header values may hold.
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 token characters: what a header name (and a method) consists of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 
 
-class HeaderLineRecorder:
-    """Passes `readline` through while keeping the raw header lines for `check_request_head`."""
+@dataclass(frozen=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    fields: list[tuple[str, str]]
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.lines: list[bytes] = []
+    @property
+    def keep_alive(self) -> bool:
+        connection = Headers(self.fields).get("connection", "") or ""
+        options = {option.strip().lower() for option in connection.split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in options
+        return "close" not in options
 
-    def readline(self, limit: int = -1) -> bytes:
-        line = self._stream.readline(limit)
-        self.lines.append(line)
-        return line
+    @property
+    def expects_continue(self) -> bool:
+        expect = Headers(self.fields).get("expect", "") or ""
+        return self.version == "HTTP/1.1" and expect.strip().lower() == "100-continue"
+
+    def message(self) -> HTTPMessage:
+        """The fields as the `http.server` API holds them (Vercel's runtime edits them)."""
+        message = HTTPMessage()
+        for name, value in self.fields:
+            message[name] = value
+        return message
 
 
-def check_request_head(request_line: bytes, header_lines: list[bytes], headers: Message) -> None:
-    """Raise a RegistryError for a request head crev must not serve."""
-    if len(request_line.split()) != 3:
-        raise RegistryError(400, "UNSUPPORTED", "HTTP/0.9 requests are not served")
-    if sum(len(line) for line in header_lines) > MAX_HEADER_BYTES:
-        raise RegistryError(
-            431, "UNSUPPORTED", f"request headers are over {MAX_HEADER_BYTES} bytes"
-        )
-    for line in header_lines:
-        _check_header_line(line)
-    if len(headers.get_all("Host") or []) > 1:
+def read_request_head(request_line: bytes, stream: BinaryIO) -> RequestHead:
+    """Parse a request line and read its header block from `stream`; a RegistryError for
+    a head crev must not serve."""
+    method, target, version = _parse_request_line(request_line)
+    lines = _read_header_lines(stream)
+    fields = [_parse_field(line) for line in lines]
+    headers = Headers(fields)
+    if len(headers.get_all("Host")) > 1:
         raise RegistryError(400, "UNSUPPORTED", "more than one Host header")
     _check_framing(headers)
+    return RequestHead(method, target, version, fields)
 
 
-def _check_header_line(line: bytes) -> None:
+def _parse_request_line(line: bytes) -> tuple[str, str, str]:
+    words = line.decode("latin-1").split()
+    if len(words) != 3:
+        raise RegistryError(400, "UNSUPPORTED", "HTTP/0.9 requests are not served")
+    method, target, version = words
+    matched = _VERSION.fullmatch(version)
+    if matched is None:
+        raise RegistryError(400, "UNSUPPORTED", f"bad request version {version[:20]!r}")
+    if matched[1] != "1":
+        raise RegistryError(505, "UNSUPPORTED", f"{version} is not served; use HTTP/1.1")
+    if not _TOKEN.fullmatch(method):
+        raise RegistryError(400, "UNSUPPORTED", f"bad request method {method[:20]!r}")
+    return method, target, "HTTP/1.0" if matched[2] == "0" else "HTTP/1.1"
+
+
+def _read_header_lines(stream: BinaryIO) -> list[bytes]:
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        line = stream.readline(MAX_HEADER_BYTES + 1)
+        size += len(line)
+        if size > MAX_HEADER_BYTES:
+            raise RegistryError(
+                431, "UNSUPPORTED", f"request headers are over {MAX_HEADER_BYTES} bytes"
+            )
+        if line in (b"\r\n", b"\n"):
+            return lines
+        if not line.endswith(b"\n"):
+            raise RegistryError(400, "UNSUPPORTED", "request head ended before its blank line")
+        lines.append(line)
+        if len(lines) > MAX_HEADER_FIELDS:
+            raise RegistryError(
+                431, "UNSUPPORTED", f"more than {MAX_HEADER_FIELDS} request header fields"
+            )
+
+
+def _parse_field(line: bytes) -> tuple[str, str]:
     content = line.removesuffix(b"\n").removesuffix(b"\r")
     if content[:1] in (b" ", b"\t"):
         raise RegistryError(400, "UNSUPPORTED", "folded header lines are not accepted")
     if _CONTROL.search(content):
         raise RegistryError(400, "UNSUPPORTED", "control character in a request header")
+    name, colon, value = content.decode("latin-1").partition(":")
+    if not colon or not _TOKEN.fullmatch(name):
+        raise RegistryError(400, "UNSUPPORTED", f"malformed header line {name[:40]!r}")
+    return name, value.strip(" \t")
 
 
-def _check_framing(headers: Message) -> None:
-    lengths = headers.get_all("Content-Length") or []
-    encodings = headers.get_all("Transfer-Encoding") or []
+def _check_framing(headers: Headers) -> None:
+    lengths = headers.get_all("Content-Length")
+    encodings = headers.get_all("Transfer-Encoding")
     if len(lengths) > 1:
         raise RegistryError(400, "SIZE_INVALID", "more than one Content-Length header")
     if len(encodings) > 1:
         raise RegistryError(400, "UNSUPPORTED", "more than one Transfer-Encoding header")
     if lengths and encodings:
         raise RegistryError(400, "UNSUPPORTED", "both Content-Length and Transfer-Encoding")
-    if encodings and encodings[0].strip().lower() != "chunked":
+    if encodings and encodings[0].lower() != "chunked":
         raise RegistryError(
-            501, "UNSUPPORTED", f"unsupported Transfer-Encoding {encodings[0].strip()[:40]!r}"
+            501, "UNSUPPORTED", f"unsupported Transfer-Encoding {encodings[0][:40]!r}"
         )
     if lengths:
-        value = lengths[0].strip()
+        value = lengths[0]
         if not value.isdigit() or not value.isascii() or len(value) > MAX_CONTENT_LENGTH_DIGITS:
             raise RegistryError(400, "SIZE_INVALID", f"invalid Content-Length {value[:40]!r}")

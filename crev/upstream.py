@@ -71,6 +71,7 @@ class _DeadlineReads(io.RawIOBase):
         self._raw = sock.makefile("rb", buffering=0)
         self.read_timeout = read_timeout
         self.deadline: float | None = None
+        self._applied = sock.gettimeout()
 
     def readable(self) -> bool:
         return True
@@ -82,7 +83,9 @@ class _DeadlineReads(io.RawIOBase):
             if remaining <= 0:
                 raise TimeoutError("the upstream's answer took too long")
             timeout = min(timeout, remaining)
-        self._sock.settimeout(timeout)
+        if timeout != self._applied:
+            self._sock.settimeout(timeout)
+            self._applied = timeout
         return self._raw.readinto(buffer) or 0
 
     def close(self) -> None:
@@ -90,14 +93,23 @@ class _DeadlineReads(io.RawIOBase):
         super().close()
 
 
+class _BufferedReads:
+    """Stands in for the socket when http.client opens its reader, so the response reads
+    through `_DeadlineReads` without a second reader being made and thrown away."""
+
+    def __init__(self, reads: _DeadlineReads) -> None:
+        self._reads = reads
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(self._reads, CHUNK_SIZE)
+
+
 class _Response(http.client.HTTPResponse):
     def __init__(
         self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str = ""
     ) -> None:
-        super().__init__(sock, debuglevel, method, url)
-        self.fp.close()
         self.reads = _DeadlineReads(sock, sock.gettimeout() or CONNECT_SECONDS)
-        self.fp = io.BufferedReader(self.reads, CHUNK_SIZE)
+        super().__init__(_BufferedReads(self.reads), debuglevel, method, url)  # type: ignore[arg-type]
 
     def begin(self) -> None:
         # The headers as a whole arrive within one timeout, counted once the request (and any

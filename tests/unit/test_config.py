@@ -427,3 +427,19 @@ def test_current_settings_raises_config_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CREV_REGISTRY_HOST", "https://unit-test.example")
     with pytest.raises(ConfigError, match="CREV_REGISTRY_HOST"):
         current_settings()
+
+
+def test_current_settings_follow_every_variable_they_read_and_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
+        monkeypatch.delenv(key, raising=False)
+    # A route's credentials live in variables whose names come from another variable.
+    monkeypatch.setenv("CREV_ROUTES", "=ghcr.io/unit-test;credentials=UNIT_PRIV")
+    monkeypatch.setenv("CREV_UNIT_PRIV_TOKEN", "first-token")
+    first = current_settings()
+    assert first.routes.default.credentials == Credentials(token="first-token")
+    monkeypatch.setenv("UNIT_TEST_UNRELATED", "x")
+    assert current_settings() is first
+    monkeypatch.setenv("CREV_UNIT_PRIV_TOKEN", "second-token")
+    assert current_settings().routes.default.credentials == Credentials(token="second-token")
