@@ -80,7 +80,7 @@ class Request:
 class Response:
     status: int
     headers: Headers = field(default_factory=Headers)
-    body: Iterable[bytes] = ()
+    body: Iterable[bytes | memoryview] = ()
     # What the upstream answered, for the request log.
     upstream_status: int | None = None
     close: Callable[[], None] = lambda: None
