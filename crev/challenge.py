@@ -6,18 +6,35 @@ them with its own), so a challenge must name crev's token endpoint and the clien
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .names import NameMapping
 from .params import MalformedHeaderError, Scanner, check_field_value, quote
 from .scope import Scope, ScopeError, parse_scopes, scope_to_client
 
 
-@dataclass
 class Challenge:
-    scheme: str
-    params: list[tuple[str, str]] = field(default_factory=list)
-    token68: str | None = None
+    """One auth scheme and its parameters (or its token68), as `WWW-Authenticate` carries it."""
+
+    __slots__ = ("params", "scheme", "token68")
+
+    def __init__(
+        self,
+        scheme: str,
+        params: list[tuple[str, str]] | None = None,
+        token68: str | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.params: list[tuple[str, str]] = [] if params is None else params
+        self.token68 = token68
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Challenge) and (
+            (self.scheme, self.params, self.token68) == (other.scheme, other.params, other.token68)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Challenge({self.scheme!r}, {self.params!r}, token68={self.token68!r})"
 
     @property
     def is_bearer(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ConfigError, RegistryError
 from .hosts import is_http_url, is_valid_host
@@ -19,8 +19,7 @@ DEFAULT_TIMEOUT = 30.0
 _CREDENTIALS_NAME = re.compile(r"[A-Z0-9_]+")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     routes: RouteTable
     # Where crev's own token endpoint is served; a path is made absolute per request.
     token_url: str = "/api/token"

@@ -8,8 +8,8 @@ fails the name grammar instead of changing the path's shape.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import RegistryError, name_invalid, unsupported
@@ -43,8 +43,7 @@ _WRITE_METHODS: dict[Kind, frozenset[str]] = {
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """One registry API endpoint addressed by the client, under its vanity name."""
 
     kind: Kind

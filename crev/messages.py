@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .body import body_chunks
@@ -42,18 +41,40 @@ class Headers:
         self.items = [(key, value) for key, value in self.items if key.lower() != lowered]
 
 
-@dataclass
 class Request:
-    method: str
-    path: str
-    query: str
-    headers: Headers
-    # The vanity origin as the client addressed it, e.g. `https://acme.dev`.
-    origin: str
-    body: BinaryIO | None = None
-    content_length: int | None = None
-    chunked: bool = False
-    body_consumed: bool = False
+    __slots__ = (
+        "body",
+        "body_consumed",
+        "chunked",
+        "content_length",
+        "headers",
+        "method",
+        "origin",
+        "path",
+        "query",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Headers,
+        origin: str,
+        body: BinaryIO | None = None,
+        content_length: int | None = None,
+        chunked: bool = False,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        # The vanity origin as the client addressed it, e.g. `https://acme.dev`.
+        self.origin = origin
+        self.body = body
+        self.content_length = content_length
+        self.chunked = chunked
+        self.body_consumed = False
 
     def read_body(self, limit: int) -> bytes:
         """The whole (small) body, refused past `limit` bytes."""
@@ -76,14 +97,27 @@ class Request:
         self.body_consumed = True
 
 
-@dataclass
+def _nothing_to_close() -> None:
+    pass
+
+
 class Response:
-    status: int
-    headers: Headers = field(default_factory=Headers)
-    body: Iterable[bytes | memoryview] = ()
-    # What the upstream answered, for the request log.
-    upstream_status: int | None = None
-    close: Callable[[], None] = lambda: None
+    __slots__ = ("body", "close", "headers", "status", "upstream_status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Headers | None = None,
+        body: Iterable[bytes | memoryview] = (),
+        upstream_status: int | None = None,
+        close: Callable[[], None] = _nothing_to_close,
+    ) -> None:
+        self.status = status
+        self.headers = Headers() if headers is None else headers
+        self.body = body
+        # What the upstream answered, for the request log.
+        self.upstream_status = upstream_status
+        self.close = close
 
     @classmethod
     def from_error(cls, error: RegistryError) -> Response:

@@ -7,8 +7,7 @@ percent-decoding, so that `%2F`, `%2e%2e` and friends can never smuggle a separa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import ConfigError, RegistryError, name_invalid
 
@@ -22,8 +21,7 @@ _SHA512_HEX = re.compile(r"[a-f0-9]{128}")
 MAX_NAME_LENGTH = 255
 
 
-@dataclass(frozen=True, order=True)
-class RepositoryName:
+class RepositoryName(NamedTuple):
     """A repository name that satisfies the OCI grammar, e.g. `tool` or `team/tool`."""
 
     value: str
@@ -95,8 +93,7 @@ class NameMapping(Protocol):
     def to_vanity(self, upstream: str) -> RepositoryName | None: ...
 
 
-@dataclass(frozen=True)
-class Namespace:
+class Namespace(NamedTuple):
     """Where vanity names live upstream: `tool` is `<prefix>/tool` there.
 
     An empty prefix maps names one to one. On Docker Hub (`official_images`), a one-component

@@ -6,8 +6,6 @@ which is why they are read with a scanner rather than split on separators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # RFC 9110 tchar, plus "/" and ":": some registries send unquoted URLs (`realm=https://...`).
 _TCHAR = frozenset(
     "!#$%&'*+-.^_`|~/:0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -20,10 +18,14 @@ class MalformedHeaderError(ValueError):
     """A header value that does not follow its grammar; the message says where."""
 
 
-@dataclass
 class Scanner:
-    text: str
-    position: int = 0
+    """A cursor over one header value."""
+
+    __slots__ = ("position", "text")
+
+    def __init__(self, text: str, position: int = 0) -> None:
+        self.text = text
+        self.position = position
 
     def at_end(self) -> bool:
         return self.position >= len(self.text)

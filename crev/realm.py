@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from .challenge import parse_challenges
@@ -23,8 +23,7 @@ from .routing import Route, Upstream
 from .upstream import release, send
 
 
-@dataclass(frozen=True)
-class TokenService:
+class TokenService(NamedTuple):
     """Where an upstream issues tokens: its realm, and the `service` it expects to be named."""
 
     realm: str

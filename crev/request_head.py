@@ -10,9 +10,8 @@ cheaper than the `email` parser `http.server` uses, which was a fifth of crev's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from http.client import HTTPMessage
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .errors import RegistryError
 from .messages import Headers
@@ -30,8 +29,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 
 
-@dataclass(frozen=True)
-class RequestHead:
+class RequestHead(NamedTuple):
     method: str
     target: str
     version: str

@@ -7,7 +7,7 @@ one-route case, a route with an empty vanity prefix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import RegistryError
 from .names import Namespace, RepositoryName
@@ -15,8 +15,7 @@ from .names import Namespace, RepositoryName
 DOCKER_HUB = "registry-1.docker.io"
 
 
-@dataclass(frozen=True)
-class Upstream:
+class Upstream(NamedTuple):
     """A registry crev fronts: scheme and `host[:port]`."""
 
     scheme: str
@@ -47,21 +46,19 @@ def _without_default_port(scheme: str, netloc: str) -> str:
     return netloc
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """Server-side upstream credentials: a username and password, or a ready bearer token."""
 
     username: str = ""
-    password: str = field(default="", repr=False)
-    token: str = field(default="", repr=False)
+    password: str = ""
+    token: str = ""
 
     def __repr__(self) -> str:
         # Never print a secret, even in a traceback or a debugger.
         return f"Credentials(username={self.username!r}, secret=***)"
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """Vanity names under `vanity_prefix` served from `namespace` on `upstream`."""
 
     vanity_prefix: str
@@ -94,15 +91,22 @@ class Route:
         return f"{self.vanity_prefix}NAME -> {self.upstream.origin}/{namespace}NAME"
 
 
-@dataclass(frozen=True)
 class RouteTable:
     """Routes, longest vanity prefix first, so the most specific one matches."""
 
-    routes: tuple[Route, ...]
+    __slots__ = ("routes",)
 
-    def __post_init__(self) -> None:
-        ordered = tuple(sorted(self.routes, key=lambda route: -len(route.vanity_prefix)))
-        object.__setattr__(self, "routes", ordered)
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.routes = tuple(sorted(routes, key=lambda route: -len(route.vanity_prefix)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RouteTable) and other.routes == self.routes
+
+    def __hash__(self) -> int:
+        return hash(self.routes)
+
+    def __repr__(self) -> str:
+        return f"RouteTable({self.routes!r})"
 
     @property
     def default(self) -> Route:

@@ -7,7 +7,7 @@ last one; whatever lies between is the name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import RegistryError
 from .names import NameMapping, RepositoryName
@@ -21,8 +21,7 @@ class ScopeError(ValueError):
     """A scope string that does not follow the grammar."""
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(NamedTuple):
     type: str
     name: str
     actions: tuple[str, ...]

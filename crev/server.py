@@ -9,17 +9,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 
 from .handler import Endpoint, FunctionHandler
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     pattern: re.Pattern[str]
     endpoint: Endpoint
     source: str

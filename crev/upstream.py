@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import RegistryError, upstream_unavailable
@@ -38,8 +38,7 @@ KEEPALIVE_SECONDS = 30.0
 MAX_IDLE_PER_ORIGIN = 32
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     scheme: str
     host: str
     port: int

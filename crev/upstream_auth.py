@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import upstream_unavailable
 from .messages import Headers
@@ -23,16 +23,14 @@ EXPIRY_MARGIN = 15
 MAX_TOKEN_RESPONSE = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class _Key:
+class _Key(NamedTuple):
     realm: str
     service: str | None
     scopes: tuple[str, ...]
     credentials: Credentials
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
     value: str
     expires_at: float
 
