@@ -7,7 +7,7 @@ import os
 import sys
 
 from .config import ConfigError, Settings
-from .handler import configure_logging, log
+from .handler import configure_logging, crev_log
 from .server import create_server
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        log.info("stopping")
+        crev_log().info("stopping")
     finally:
         server.server_close()
     return 0

@@ -7,13 +7,12 @@ errors, bad requests and crashes included, never a traceback or the standard lib
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import ConfigError, Settings, current_settings
 from .errors import RegistryError
@@ -22,11 +21,22 @@ from .realm import request_origin
 from .request_head import read_request_head
 from .upstream import CHUNK_SIZE, UpstreamBodyError
 
+if TYPE_CHECKING:
+    import logging
+
 Endpoint = Callable[[Request, Settings], Response]
 
-log = logging.getLogger("crev")
+
+def crev_log() -> logging.Logger:
+    """crev's logger. `logging` is imported on first use, which comes after the first answer
+    has been sent: importing it is about a tenth of a cold start."""
+    import logging
+
+    return logging.getLogger("crev")
+
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_date: tuple[int, str] = (0, "")
 # Bounds on draining a refused request's body, so an answer survives the close (see _linger).
 LINGER_SECONDS = 10.0
 LINGER_BYTES = 512 * 1024 * 1024
@@ -73,6 +83,16 @@ class FunctionHandler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return "crev"
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # Every answer carries a Date; formatting it anew each time was a visible cost.
+        global _date
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        if _date[0] != second:
+            _date = (second, super().date_time_string(second))
+        return _date[1]
 
     def __getattr__(self, name: str) -> Any:
         # Every method reaches the endpoint, which answers 405 for what it does not serve.
@@ -147,7 +167,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         except RegistryError as error:
             return Response.from_error(error)
         except Exception:
-            log.exception("crev failed on %s %s", self.command, path)
+            crev_log().exception("crev failed on %s %s", self.command, path)
             return Response.from_error(RegistryError(500, "UNKNOWN", "internal error in crev"))
 
     def _chunked(self) -> bool:
@@ -182,7 +202,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         except UpstreamBodyError as error:
             # Headers are gone already: cutting the connection is the only way left to tell
             # the client its body is incomplete.
-            log.warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
+            crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
             self.close_connection = True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -211,11 +231,11 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Silenced: each request is logged once, with its upstream status, by `_log`."""
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.info(format, *args)
+        crev_log().info(format, *args)
 
     def _log(self, path: str, response: Response, started: float) -> None:
         upstream = response.upstream_status if response.upstream_status is not None else "-"
-        log.info(
+        crev_log().info(
             "%s %s %s upstream=%s %.1fms",
             self.command,
             path,
@@ -226,6 +246,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
 
 
 def configure_logging() -> None:
+    import logging
+
+    log = crev_log()
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
