@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import select
 import socket
 import ssl
@@ -131,13 +132,27 @@ class _TLSConnection(http.client.HTTPSConnection):
 
 _tls_context: ssl.SSLContext | None = None
 
+# Where Linux distributions keep their CA bundle. A Python built on one distribution and run on
+# another (as serverless runtimes do) may find no CA where its OpenSSL was told to look.
+CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL, Amazon Linux
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # Alpine, macOS
+)
+
 
 def _tls() -> ssl.SSLContext:
     # Made on first use: loading the CA store costs cold-start time a plain-http upstream
-    # never needs.
+    # never needs. `SSL_CERT_FILE` and `SSL_CERT_DIR` choose the store, as for any OpenSSL client.
     global _tls_context
     if _tls_context is None:
-        _tls_context = ssl.create_default_context()
+        context = ssl.create_default_context()
+        if not context.cert_store_stats()["x509_ca"]:
+            bundle = next((path for path in CA_BUNDLES if os.path.isfile(path)), None)
+            if bundle is not None:
+                context.load_verify_locations(cafile=bundle)
+        _tls_context = context
     return _tls_context
 
 

@@ -231,3 +231,17 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
     monkeypatch.setattr(upstream, "_tls_context", None)
     response = upstream.send("GET", url, Headers(), TIMEOUT)
     assert b"".join(upstream.iter_body(response)) == b"over tls"
+
+
+def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
+    tls_server: tuple[HTTPServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca_file = tls_server
+    server.expect_request("/v2/").respond_with_data("verified")
+    # Where this OpenSSL looks, there is nothing; the distribution's bundle is elsewhere.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(upstream, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
+    monkeypatch.setattr(upstream, "_tls_context", None)
+    response = upstream.send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
+    assert b"".join(upstream.iter_body(response)) == b"verified"
