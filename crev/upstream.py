@@ -211,13 +211,6 @@ class _Pool:
                 return
         connection.close()
 
-    def close_all(self) -> None:
-        with self._lock:
-            connections = [c for idle in self._idle.values() for _, c in idle]
-            self._idle.clear()
-        for connection in connections:
-            connection.close()
-
 
 _pool = _Pool()
 
@@ -283,6 +276,9 @@ class UpstreamResponse:
             self._complete = raw.isclosed()
             return
         remaining = raw.length
+        if not remaining:
+            self._complete = True
+            return
         buffer = _buffers.take()
         try:
             while remaining:
@@ -343,7 +339,10 @@ def send(
     `timeout` bounds connecting (at most 10 s), each write and each body read, and the wait
     for the response's headers as a whole.
     """
-    origin, target = Origin.of(url)
+    try:
+        origin, target = Origin.of(url)
+    except ValueError as error:
+        raise upstream_unavailable(f"cannot ask the upstream: {error}") from None
     replayable = not isinstance(content, Iterator)
     body = content if replayable else _client_body(content)  # type: ignore[arg-type]
     while True:

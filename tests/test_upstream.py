@@ -245,3 +245,29 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     monkeypatch.setattr(upstream, "_tls_context", None)
     response = upstream.send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
     assert b"".join(upstream.iter_body(response)) == b"verified"
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\n{}", "malformed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", "framing"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "framing"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}", "framing"),
+        (b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 2\r\n\r\n{}", "malformed"),
+    ],
+    ids=["folded", "length-and-chunked", "two-lengths", "signed-length", "no-colon"],
+)
+def test_an_answer_that_could_be_read_two_ways_is_a_502(serve, answer: bytes, words: str) -> None:
+    server = serve(lambda n: answer)
+    with pytest.raises(RegistryError) as caught:
+        get(server.url)
+    assert caught.value.status == 502
+    assert words in str(caught.value)
+
+
+def test_a_url_crev_cannot_ask_is_a_502() -> None:
+    with pytest.raises(RegistryError) as caught:
+        upstream.send("GET", "ftp://registry.example/v2/", Headers(), TIMEOUT)
+    assert caught.value.status == 502
+    assert "ftp://registry.example/v2/" in str(caught.value)
