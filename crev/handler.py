@@ -65,6 +65,12 @@ class FunctionHandler(BaseHTTPRequestHandler):
         self.command = None  # type: ignore[assignment]
         self.request_version = self.default_request_version
         self.close_connection = True
+        if self.raw_requestline in (b"\r\n", b"\n"):
+            # RFC 9112 2.2: an empty line before a request line is ignored (some clients send
+            # one after a body).
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline:
+                return False
         self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         try:
             head = read_request_head(self.raw_requestline, self.rfile)

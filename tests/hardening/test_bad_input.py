@@ -414,6 +414,19 @@ def test_bad_protocol_versions_get_a_status_line(
     assert upstream.saw_nothing()
 
 
+def test_an_empty_line_before_the_request_line_is_ignored(crev, upstream: RawUpstream) -> None:
+    data = b"\r\nGET /v2/ HTTP/1.1\r\nHost: crev.test\r\nConnection: close\r\n\r\n"
+    response = parse(exchange(port_of(crev), data, timeout=3))
+    assert response.status == 200
+    assert upstream.paths() == ["/v2/"]
+
+
+def test_two_empty_lines_before_a_request_line_are_400(crev, upstream: RawUpstream) -> None:
+    data = b"\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: crev.test\r\nConnection: close\r\n\r\n"
+    raw_error(parse(exchange(port_of(crev), data, timeout=3)), 400)
+    assert upstream.saw_nothing()
+
+
 @pytest.mark.parametrize(
     "request_line", [b"GET /v2/ a b HTTP/1.1", b"GET /v2/tool manifests/1 HTTP/1.1"]
 )
