@@ -271,3 +271,15 @@ def test_a_url_crev_cannot_ask_is_a_502() -> None:
         upstream.send("GET", "ftp://registry.example/v2/", Headers(), TIMEOUT)
     assert caught.value.status == 502
     assert "ftp://registry.example/v2/" in str(caught.value)
+
+
+def test_cookies_an_upstream_sets_are_never_sent_back(serve) -> None:
+    # One process serves every client: a cookie kept from one answer would go out with the
+    # next client's request.
+    server = serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc\r\nContent-Length: 0\r\n\r\n"
+    )
+    upstream.release(get(server.url))
+    upstream.release(get(server.url))
+    assert len(server.requests) == 2
+    assert all(b"cookie" not in head.lower() for head in server.requests)
