@@ -250,19 +250,27 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\n{}", "malformed"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", "framing"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "framing"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}", "framing"),
-        (b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 2\r\n\r\n{}", "malformed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\n{}", "folded"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            "more than one Content-Length",
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 2\r\n\r\n{}", "header line"),
+        (b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\n{}", "control"),
     ],
-    ids=["folded", "length-and-chunked", "two-lengths", "signed-length", "no-colon"],
+    ids=["folded", "length-and-chunked", "two-lengths", "signed-length", "no-colon", "nul"],
 )
 def test_an_answer_that_could_be_read_two_ways_is_a_502(serve, answer: bytes, words: str) -> None:
     server = serve(lambda n: answer)
     with pytest.raises(RegistryError) as caught:
         get(server.url)
     assert caught.value.status == 502
+    assert "sent a malformed header" in str(caught.value)
     assert words in str(caught.value)
 
 
@@ -283,3 +291,23 @@ def test_cookies_an_upstream_sets_are_never_sent_back(serve) -> None:
     upstream.release(get(server.url))
     assert len(server.requests) == 2
     assert all(b"cookie" not in head.lower() for head in server.requests)
+
+
+def test_interim_answers_are_skipped_and_an_http_1_0_answer_closes(serve) -> None:
+    answers = [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\n"
+        b"Content-Length: 5\r\n\r\nfinal",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold",
+    ]
+    server = serve(lambda n: answers[n - 1] if n <= len(answers) else None)
+    assert b"".join(upstream.iter_body(get(server.url))) == b"final"
+    assert b"".join(upstream.iter_body(get(server.url))) == b"old"
+    assert b"".join(upstream.iter_body(get(server.url))) == b"final"
+    # The HTTP/1.0 answer (no keep-alive) ended its connection; the third came on a new one.
+    assert server.connections == 2
+
+
+def test_a_body_delimited_by_close_is_read_to_the_end(serve) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
+    server = serve(lambda n: answer, close_after_answer=True)
+    assert b"".join(upstream.iter_body(get(server.url))) == b"until the end"
