@@ -240,20 +240,17 @@ class _Pool:
         self._lock = threading.Lock()
 
     def take(self, origin: Origin) -> http.client.HTTPConnection | None:
-        stale = []
-        found = None
         now = time.monotonic()
-        with self._lock:
-            idle = self._idle.get(origin, [])
-            while idle:
+        while True:
+            with self._lock:
+                idle = self._idle.get(origin)
+                if not idle:
+                    return None
                 since, connection = idle.pop()
-                if now - since < KEEPALIVE_SECONDS and not _closed_by_peer(connection):
-                    found = connection
-                    break
-                stale.append(connection)
-        for connection in stale:
+            # Checked outside the lock: other requests need not wait on this one's syscall.
+            if now - since < KEEPALIVE_SECONDS and not _closed_by_peer(connection):
+                return connection
             connection.close()
-        return found
 
     def give_back(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
         with self._lock:
