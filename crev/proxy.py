@@ -16,7 +16,7 @@ from .names import RepositoryName, parse_digest
 from .params import MalformedHeaderError
 from .realm import learn_token_service, token_endpoint
 from .routing import Route
-from .upstream import UpstreamResponse, iter_body, read_body, release, response_headers, send
+from .upstream import UpstreamResponse, iter_body, read_body, release, send
 from .upstream_auth import forget_token, server_authorization
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
@@ -36,7 +36,7 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     url = route.upstream.url(path) + (f"?{query}" if query else "")
     upstream = _send(request, settings, route, endpoint, url, mount_from)
     try:
-        headers = _client_headers(request, settings, route, url, response_headers(upstream))
+        headers = _client_headers(request, settings, route, url, upstream.headers)
     except MalformedHeaderError as error:
         release(upstream)
         raise upstream_unavailable(

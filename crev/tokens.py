@@ -19,7 +19,7 @@ from .names import RepositoryName
 from .realm import ROUTE_PARAMETER, token_service, with_query
 from .routing import Route
 from .scope import Scope, ScopeError, parse_scopes, scope_to_upstream
-from .upstream import read_body, response_headers, send
+from .upstream import read_body, send
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 1024 * 1024
@@ -72,7 +72,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
     else:
         raise unsupported(f"{request.method} is not served by the token endpoint", 405, "GET, POST")
     body = read_body(upstream, MAX_TOKEN_BYTES, settings.timeout)
-    headers = client_response_headers(response_headers(upstream))
+    headers = client_response_headers(upstream.headers)
     headers.remove("Content-Encoding")
     return Response.from_bytes(upstream.status, headers, body)
 

@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -515,23 +516,23 @@ def release(response: UpstreamResponse, limit: int = CHUNK_SIZE) -> None:
         response.close()
 
 
-def response_headers(response: UpstreamResponse) -> Headers:
-    return Headers(response.headers.items)
-
-
 def read_body(response: UpstreamResponse, limit: int, timeout: float) -> bytes:
-    """A small body (tag lists, tokens) as sent, read whole within `timeout`; refused past
-    `limit` bytes."""
+    """A small body crev reads itself (tag lists, tokens), whole, within `timeout`, with its
+    content coding undone (clients ask realms for gzip, and crev passes that on); refused past
+    `limit` bytes, before or after decoding."""
+    coding = (response.headers.get("content-encoding") or "identity").strip().lower()
     chunks: list[bytes] = []
     size = 0
     try:
+        if coding not in _DECODABLE:
+            raise upstream_unavailable(
+                f"upstream answer is in a coding crev cannot read: {coding!r}"
+            )
         with response.read_within(timeout):
             for chunk in response.read_chunks(CHUNK_SIZE):
                 size += len(chunk)
                 if size > limit:
-                    raise RegistryError(
-                        502, "UNAVAILABLE", f"upstream answer is over {limit} bytes"
-                    )
+                    raise _too_large(limit)
                 chunks.append(bytes(chunk))
     except TimeoutError:
         raise upstream_unavailable("upstream stalled while sending its answer", 504) from None
@@ -539,7 +540,29 @@ def read_body(response: UpstreamResponse, limit: int, timeout: float) -> bytes:
         raise upstream_unavailable(f"upstream answer failed: {_describe(error)}") from None
     finally:
         response.close()
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    return body if coding == "identity" else _decoded(body, limit)
+
+
+# gzip, and zlib-wrapped deflate: what registries and token realms send when asked.
+_DECODABLE = frozenset({"identity", "gzip", "x-gzip", "deflate"})
+
+
+def _decoded(body: bytes, limit: int) -> bytes:
+    decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # either header, detected
+    try:
+        decoded = decoder.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise upstream_unavailable(f"upstream answer is not validly compressed: {error}") from None
+    if len(decoded) > limit:
+        raise _too_large(limit)
+    if not decoder.eof:
+        raise upstream_unavailable("upstream answer ends inside its compressed data")
+    return decoded
+
+
+def _too_large(limit: int) -> RegistryError:
+    return upstream_unavailable(f"upstream answer is over {limit} bytes")
 
 
 def _describe(error: Exception) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from urllib.parse import parse_qs, parse_qsl
 
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 TOKEN = {"token": "t0k3n", "access_token": "t0k3n", "expires_in": 300}
 
@@ -162,3 +164,29 @@ def test_configured_realm_skips_discovery(start_crev, httpserver: HTTPServer) ->
     )
     assert httpx.get(f"{crev.url}/api/token?scope=repository:x:pull").status_code == 200
     assert [request.path for request, _ in httpserver.log] == ["/token"]
+
+
+def test_a_token_the_realm_compresses_reaches_the_client_readable(
+    start_crev, httpserver: HTTPServer
+) -> None:
+    # Go's HTTP client (docker, skopeo) sends `Accept-Encoding: gzip`, which crev passes on.
+    def gzip_if_asked(request: Request) -> Response:
+        body = json.dumps(TOKEN).encode()
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return Response(gzip.compress(body), headers={"Content-Encoding": "gzip"})
+        return Response(body)
+
+    realm = httpserver.url_for("/token")
+    httpserver.expect_request("/token").respond_with_handler(gzip_if_asked)
+    crev = start_crev(
+        registry_host=f"127.0.0.1:{httpserver.port}",
+        registry_scheme="http",
+        repo_prefix="acme",
+        token_realm=realm,
+    )
+    response = httpx.get(
+        f"{crev.url}/api/token?scope=repository:tool:pull", headers={"Accept-Encoding": "gzip"}
+    )
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert json.loads(response.content) == TOKEN

@@ -4,9 +4,11 @@ closed when not, and never a failure for the client when the upstream closed one
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 import ssl
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -311,3 +313,39 @@ def test_a_body_delimited_by_close_is_read_to_the_end(serve) -> None:
     answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
     server = serve(lambda n: answer, close_after_answer=True)
     assert b"".join(upstream.iter_body(get(server.url))) == b"until the end"
+
+
+def coded(body: bytes, coding: str) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        coding.encode(),
+        len(body),
+        body,
+    )
+
+
+@pytest.mark.parametrize(
+    ("coding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)]
+)
+def test_a_body_crev_reads_has_its_content_coding_undone(serve, coding: str, compress) -> None:
+    server = serve(lambda n: coded(compress(b'{"token": "t"}'), coding))
+    assert upstream.read_body(get(server.url), 1024, TIMEOUT) == b'{"token": "t"}'
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        # A few hundred bytes that inflate past the limit: the limit holds after decoding too.
+        (coded(gzip.compress(b"0" * 100_000), "gzip"), "over 1024 bytes"),
+        (coded(gzip.compress(b"{}")[:-8], "gzip"), "ends inside its compressed data"),
+        (coded(b"not gzip", "gzip"), "not validly compressed"),
+        (coded(b"{}", "br"), "coding crev cannot read: 'br'"),
+    ],
+    ids=["bomb", "truncated", "garbage", "unknown-coding"],
+)
+def test_a_body_crev_cannot_decode_within_its_limit_is_a_502(serve, answer, words) -> None:
+    server = serve(lambda n: answer)
+    with pytest.raises(RegistryError) as caught:
+        upstream.read_body(get(server.url), 1024, TIMEOUT)
+    assert caught.value.status == 502
+    assert words in str(caught.value)
