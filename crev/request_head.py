@@ -37,11 +37,11 @@ class RequestHead(NamedTuple):
     method: str
     target: str
     version: str
-    fields: list[tuple[str, str]]
+    headers: Headers
 
     @property
     def keep_alive(self) -> bool:
-        connection = Headers(self.fields).get("connection", "") or ""
+        connection = self.headers.get("connection", "") or ""
         options = {option.strip().lower() for option in connection.split(",")}
         if self.version == "HTTP/1.0":
             return "keep-alive" in options
@@ -49,13 +49,13 @@ class RequestHead(NamedTuple):
 
     @property
     def expects_continue(self) -> bool:
-        expect = Headers(self.fields).get("expect", "") or ""
+        expect = self.headers.get("expect", "") or ""
         return self.version == "HTTP/1.1" and expect.strip().lower() == "100-continue"
 
     def message(self) -> HTTPMessage:
         """The fields as the `http.server` API holds them (Vercel's runtime edits them)."""
         message = HTTPMessage()
-        for name, value in self.fields:
+        for name, value in self.headers:
             message[name] = value
         return message
 
@@ -74,19 +74,18 @@ def read_request_head(request_line: bytes, stream: BinaryIO) -> RequestHead:
     a head crev must not serve."""
     try:
         method, target, version = _parse_request_line(request_line)
-        fields = read_fields(stream)
-        headers = Headers(fields)
+        headers = read_fields(stream)
         if len(headers.get_all("Host")) > 1:
             raise HeadError(400, "more than one Host header")
         check_framing(headers)
     except HeadError as error:
         raise RegistryError(error.status, error.code, str(error)) from None
-    return RequestHead(method, target, version, fields)
+    return RequestHead(method, target, version, headers)
 
 
-def read_fields(stream: BinaryIO) -> list[tuple[str, str]]:
-    """A header block up to its blank line, as (name, value) pairs."""
-    return [_parse_field(line) for line in _read_header_lines(stream)]
+def read_fields(stream: BinaryIO) -> Headers:
+    """A header block up to its blank line."""
+    return Headers(_parse_field(line) for line in _read_header_lines(stream))
 
 
 def _parse_request_line(line: bytes) -> tuple[str, str, str]:

@@ -141,7 +141,7 @@ class _Response(http.client.HTTPResponse):
                 read_fields(self.reader)  # an interim answer (100 Continue, 103 Early Hints)
                 version, status, reason = _read_status_line(self.reader)
             try:
-                fields = Headers(read_fields(self.reader))
+                fields = read_fields(self.reader)
                 check_framing(fields)
             except HeadError as error:
                 raise MalformedAnswer(str(error)) from None
