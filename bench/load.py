@@ -29,7 +29,7 @@ import httpx  # noqa: E402
 
 from tests.hardening.pull_load import LoadResult, MiB, pull_plan, run_load  # noqa: E402
 from tests.support import PushedImage, seed_images  # noqa: E402
-from tests.support.crev_process import run_crev  # noqa: E402
+from tests.support.crev_process import crev_for  # noqa: E402
 from tests.support.registry import start_test_registry  # noqa: E402
 
 PREFIX = "acme"
@@ -113,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 if key not in ("other", "private")  # outside the prefix / needs credentials
             ]
             plan = pull_plan(images, PREFIX, int(args.max_blob_mib * MiB))
-            with run_crev(
-                workdir / "crev",
-                registry_host=registry.host,
-                registry_scheme=registry.scheme,
-                repo_prefix=PREFIX,
-            ) as crev:
+            with crev_for(registry, workdir / "crev") as crev:
                 log(
                     f"pulling through {crev.url} for {args.warmup:g} + {args.duration:g} s "
                     f"with {args.concurrency} pullers"

@@ -47,7 +47,7 @@ from tests.support import (  # noqa: E402
     skopeo,
     start_test_registry,
 )
-from tests.support.crev_process import CrevProcess, run_crev  # noqa: E402
+from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
 from tests.support.images import (  # noqa: E402
     MANIFEST_ACCEPT,
     layout_dir,
@@ -574,7 +574,7 @@ def bench_upstream_requests(
 @contextlib.contextmanager
 def untouched_crev(registry: TestRegistry, workdir: Path) -> Iterator[Target]:
     """`python -m crev` that has served nothing yet: ready once its port accepts a connection
-    (`run_crev` asks `/api/token` to see it is up, which already teaches crev the realm)."""
+    (`crev_for` asks `/api/token` to see it is up, which already teaches crev the realm)."""
     port = free_port()
     env = crev_env(registry, None)
     with (workdir / f"crev-fresh-{port}.log").open("wb") as output:
@@ -1327,12 +1327,7 @@ def main(argv: list[str] | None = None) -> int:
             big_digest = big.blobs[-1]
             big_size = big.blob_sizes[big_digest]
             registry.clear_logs()
-            with run_crev(
-                workdir / "crev",
-                registry_host=registry.host,
-                registry_scheme=registry.scheme,
-                repo_prefix=PREFIX,
-            ) as crev:
+            with crev_for(registry, workdir / "crev") as crev:
                 log(f"crev at {crev.url} (pid {crev.process.pid})")
                 targets = {
                     "direct": Target("direct", registry.url, registry.host, f"{PREFIX}/"),

@@ -21,13 +21,13 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support import PushedImage, TestRegistry, free_port, skopeo
+from tests.support.crev_process import CrevProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VERCEL_CLI = PROJECT_ROOT / "tests" / "vercel-cli" / "node_modules" / ".bin" / "vercel"
@@ -51,18 +51,8 @@ _NOT_DEPLOYED = shutil.ignore_patterns(
 )
 
 
-@dataclass
-class VercelDev:
-    host: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+class VercelDev(CrevProcess):
+    """`vercel dev` serving the project: a local server process, like `python -m crev`."""
 
 
 def _uv() -> str | None:
