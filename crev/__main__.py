@@ -7,7 +7,7 @@ import os
 import sys
 
 from .config import ConfigError, Settings
-from .handler import configure_logging, crev_log
+from .log import configure_logging, crev_log
 from .server import create_server
 
 

@@ -1,41 +1,35 @@
 """`BaseHTTPRequestHandler` classes that run crev's endpoints: what `api/*.py` export to Vercel
 and what the local server dispatches to.
 
-Everything a client can get back is a registry JSON error or an upstream answer: configuration
-errors, bad requests and crashes included, never a traceback or the standard library's HTML.
+`http.server` (or Vercel's runtime, which owns `handle_one_request`) reads the request line and
+calls `parse_request` and `do_*`; everything past the request line, the answer's framing
+included, goes through h11 (see client_connection). Everything a client can get back is a
+registry JSON error or an upstream answer: configuration errors, bad requests and crashes
+included, never a traceback or the standard library's HTML.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
-import sys
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
+import h11
+
+from .client_connection import ClientConnection
 from .config import ConfigError, Settings, current_settings
 from .errors import RegistryError
+from .log import crev_log, escaped, log_answer, log_refusal
 from .messages import Headers, Request, Response
 from .realm import request_origin
-from .request_head import read_request_head
 from .upstream import CHUNK_SIZE, UpstreamBodyError
-
-if TYPE_CHECKING:
-    import logging
 
 Endpoint = Callable[[Request, Settings], Response]
 
-
-def crev_log() -> logging.Logger:
-    """crev's logger. `logging` is imported on first use, which comes after the first answer
-    has been sent: importing it is about a tenth of a cold start."""
-    import logging
-
-    return logging.getLogger("crev")
-
-
-_NO_BODY_STATUSES = frozenset({204, 304})
 _date: tuple[int, str] = (0, "")
 # Bounds on draining a refused request's body, so an answer survives the close (see _linger).
 LINGER_SECONDS = 10.0
@@ -59,9 +53,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
     default_scheme: ClassVar[str] = "http"
 
     def parse_request(self) -> bool:
-        """The request head, read strictly (see request_head): no HTTP/0.9, no header block
-        over 64 KiB, no bare CR or folded lines, no control characters, one Host, and one
-        unambiguous body framing (anything else is how requests get smuggled)."""
+        """The request head, read by h11 and checked for framing a host behind crev could read
+        another way; a refusal is answered here, and the connection closed."""
         self.command = None  # type: ignore[assignment]
         self.request_version = self.default_request_version
         self.close_connection = True
@@ -72,16 +65,16 @@ class FunctionHandler(BaseHTTPRequestHandler):
             if not self.raw_requestline:
                 return False
         self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.client = ClientConnection(self.rfile, self.wfile)
         try:
-            head = read_request_head(self.raw_requestline, self.rfile)
+            head = self.client.read_head(self.raw_requestline)
         except RegistryError as error:
             self.send_registry_error(error)
             return False
         self.command, self.path, self.request_version = head.method, head.target, head.version
         self.headers = head.message()
-        self.close_connection = not head.keep_alive
-        if head.expects_continue:
-            return self.handle_expect_100()
+        self.content_length, self.chunked = head.content_length, head.chunked
+        self.close_connection = False
         return True
 
     def endpoint_for(self, path: str) -> Endpoint | None:
@@ -109,20 +102,23 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def run_endpoint(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
-        self._request: Request | None = None
         response = self._respond(path, query)
-        unread_body = self._request is None or not self._request.body_consumed
-        has_body = self._chunked() or (self._content_length() or 0) > 0
-        if unread_body and has_body:
+        unread_body = not self.client.request_complete
+        if unread_body:
             # An unread request body would be parsed as the next request on this connection.
             response.headers.set("Connection", "close")
+        outcome = ""
         try:
-            self._write(response)
+            outcome = self._write(response)
         finally:
             response.close()
-            self._log(path, response, started)
-        if unread_body and has_body:
+            ms = (time.monotonic() - started) * 1000
+            log_answer(self.command, path, response.status, response.upstream_status, ms, outcome)
+        self.close_connection = self.close_connection or self.client.must_close
+        if unread_body and not outcome:
             self._linger()
+        elif read_past := self.client.read_past_the_request():
+            self.rfile = io.BufferedReader(_Replayed(read_past, self.rfile))
 
     def _linger(self) -> None:
         """Read and drop what the client is still sending before closing.
@@ -164,11 +160,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 query=query,
                 headers=headers,
                 origin=request_origin(headers, self.default_scheme),
-                body=self.rfile,
-                content_length=self._content_length(),
-                chunked=self._chunked(),
+                body=self.client.body,
+                content_length=self.content_length,
+                chunked=self.chunked,
             )
-            self._request = request
             return endpoint(request, settings)
         except RegistryError as error:
             return Response.from_error(error)
@@ -176,87 +171,72 @@ class FunctionHandler(BaseHTTPRequestHandler):
             crev_log().exception("crev failed on %s %s", self.command, path)
             return Response.from_error(RegistryError(500, "UNKNOWN", "internal error in crev"))
 
-    def _chunked(self) -> bool:
-        return "Transfer-Encoding" in self.headers
-
-    def _content_length(self) -> int | None:
-        value = self.headers.get("Content-Length")
-        return None if value is None else int(value)
-
-    def _write(self, response: Response) -> None:
-        self.send_response(response.status)
-        length = response.headers.get("content-length")
-        has_body = self.command != "HEAD" and response.status not in _NO_BODY_STATUSES
-        chunked = has_body and length is None
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        if not has_body:
-            return
+    def _write(self, response: Response) -> str:
+        """Send the answer; how it ended when it could not be sent whole, else ''."""
+        headers = [("Date", self.date_time_string()), ("Server", "crev"), *response.headers]
         try:
-            for chunk in response.body:
-                if not chunk:
-                    continue
-                if chunked:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                else:
-                    self.wfile.write(chunk)
-            if chunked:
-                self.wfile.write(b"0\r\n\r\n")
+            self.client.start_answer(response.status, headers)
+            if self.client.carries_body(response.status):
+                for chunk in response.body:
+                    if chunk:
+                        self.client.send_data(chunk)
+            self.client.end_answer()
+            return ""
         except UpstreamBodyError as error:
             # Headers are gone already: cutting the connection is the only way left to tell
             # the client its body is incomplete.
             crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
             self.close_connection = True
+            return "upstream-cut"
+        except h11.LocalProtocolError as error:
+            # The upstream sent more or less than its Content-Length announced.
+            crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
+            self.close_connection = True
+            return "upstream-cut"
+        except OSError:
+            # The client hung up (a cancelled pull); nothing is left to tell it.
+            self.close_connection = True
+            return "client-gone"
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Protocol-level refusals (bad request line, oversized headers) as registry errors."""
+        """Protocol-level refusals `http.server` makes itself (an over-long request line) as
+        registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
         self.send_registry_error(RegistryError(code, "UNSUPPORTED", reason))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any endpoint ran, and close: the rest of the request
         cannot be trusted to be framed as it claims."""
-        body = error.body()
         self.close_connection = True
-        if self.request_version == "HTTP/0.9":
-            self.request_version = "HTTP/1.0"
-        self.send_response(error.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in error.headers:
-            self.send_header(name, value)
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and error.status not in _NO_BODY_STATUSES:
-            self.wfile.write(body)
+        log_refusal(getattr(self, "requestline", ""), error.status, error.message)
+        response = Response.from_error(error)
+        response.headers.set("Connection", "close")
+        client = getattr(self, "client", None) or ClientConnection(self.rfile, self.wfile)
+        headers = [("Date", self.date_time_string()), ("Server", "crev"), *response.headers]
+        with contextlib.suppress(OSError, h11.LocalProtocolError):
+            client.answer(error.status, headers, b"".join(response.body))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Silenced: each request is logged once, with its upstream status, by `_log`."""
+        """Silenced: each request is logged once, with its upstream status, by `log_answer`."""
 
     def log_message(self, format: str, *args: Any) -> None:
-        crev_log().info(format, *args)
-
-    def _log(self, path: str, response: Response, started: float) -> None:
-        upstream = response.upstream_status if response.upstream_status is not None else "-"
-        crev_log().info(
-            "%s %s %s upstream=%s %.1fms",
-            self.command,
-            path,
-            response.status,
-            upstream,
-            (time.monotonic() - started) * 1000,
-        )
+        crev_log().info("%s", escaped(format % args))
 
 
-def configure_logging() -> None:
-    import logging
+class _Replayed(io.RawIOBase):
+    """A client stream with bytes already read from it put back in front."""
 
-    log = crev_log()
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+    def __init__(self, replayed: bytes, rest: BinaryIO) -> None:
+        self._replayed = replayed
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._replayed:
+            count = min(len(buffer), len(self._replayed))
+            buffer[:count] = self._replayed[:count]
+            self._replayed = self._replayed[count:]
+            return count
+        return self._rest.readinto1(buffer)  # type: ignore[attr-defined]

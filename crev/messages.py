@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
 
-from .body import body_chunks
 from .errors import RegistryError
+
+# What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
+# any byte but NUL and whitespace in a value; `bytes.translate` finds the rest fast.
+_FIELD_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
+
+
+def has_control_characters(field: bytes) -> bool:
+    return bool(field.translate(None, _FIELD_BYTES))
 
 
 class Headers:
@@ -44,7 +50,6 @@ class Headers:
 class Request:
     __slots__ = (
         "body",
-        "body_consumed",
         "chunked",
         "content_length",
         "headers",
@@ -61,7 +66,7 @@ class Request:
         query: str,
         headers: Headers,
         origin: str,
-        body: BinaryIO | None = None,
+        body: Callable[[], Iterator[bytes]] | None = None,
         content_length: int | None = None,
         chunked: bool = False,
     ) -> None:
@@ -71,10 +76,14 @@ class Request:
         self.headers = headers
         # The vanity origin as the client addressed it, e.g. `https://acme.dev`.
         self.origin = origin
+        # Reads the body as the client sends it (de-chunked), once.
         self.body = body
         self.content_length = content_length
         self.chunked = chunked
-        self.body_consumed = False
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
 
     def read_body(self, limit: int) -> bytes:
         """The whole (small) body, refused past `limit` bytes."""
@@ -82,19 +91,35 @@ class Request:
         return b"".join(chunks) if chunks is not None else b""
 
     def stream_body(self, limit: int | None) -> Iterator[bytes] | None:
-        """The body for forwarding, streamed; None when the request has none."""
-        if self.body is None or not (self.chunked or self.content_length):
-            self.body_consumed = True
+        """The body for forwarding, streamed; None when the request has none. A body announced
+        larger than `limit` is refused here, before anything is sent upstream; a chunked one
+        when it grows past it."""
+        if self.body is None or not self.has_body:
             return None
-        return self._consume(
-            body_chunks(
-                self.body, content_length=self.content_length, chunked=self.chunked, limit=limit
-            )
+        if limit is not None and self.content_length is not None and self.content_length > limit:
+            raise body_too_large(limit)
+        chunks = self.body()
+        return (
+            chunks if limit is None or self.content_length is not None else _within(chunks, limit)
         )
 
-    def _consume(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        yield from chunks
-        self.body_consumed = True
+
+def _within(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise body_too_large(limit)
+        yield chunk
+
+
+def body_too_large(limit: int) -> RegistryError:
+    return RegistryError(
+        413,
+        "SIZE_INVALID",
+        f"request body is over {limit} bytes, the most this deployment accepts in one request; "
+        "upload blobs in chunks (PATCH with Content-Range) smaller than that",
+    )
 
 
 def _nothing_to_close() -> None:
@@ -130,6 +155,8 @@ class Response:
         return cls(error.status, headers, [body])
 
     @classmethod
-    def from_bytes(cls, status: int, headers: Headers, body: bytes) -> Response:
+    def from_bytes(
+        cls, status: int, headers: Headers, body: bytes, upstream_status: int | None = None
+    ) -> Response:
         headers.set("Content-Length", str(len(body)))
-        return cls(status, headers, [body], upstream_status=status)
+        return cls(status, headers, [body], upstream_status)

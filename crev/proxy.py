@@ -45,7 +45,7 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     if _is_tag_list(endpoint, request, upstream.status):
         body = _vanity_tag_list(read_body(upstream, MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
-        return Response.from_bytes(upstream.status, headers, body)
+        return Response.from_bytes(upstream.status, headers, body, upstream.status)
     if request.method == "HEAD":
         release(upstream)
         return Response(upstream.status, headers, (), upstream.status)

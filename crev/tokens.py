@@ -74,7 +74,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
     body = read_body(upstream, MAX_TOKEN_BYTES, settings.timeout)
     headers = client_response_headers(upstream.headers)
     headers.remove("Content-Encoding")
-    return Response.from_bytes(upstream.status, headers, body)
+    return Response.from_bytes(upstream.status, headers, body, upstream.status)
 
 
 def _placeholder_token() -> Response:

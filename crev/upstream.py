@@ -1,189 +1,132 @@
-"""Forwarding to upstream registries and token realms over pooled `http.client` connections.
+"""Forwarding to upstream registries and token realms, through one `httpx.Client` per process.
 
-Connections live as long as the process, so a warm serverless instance reuses them. Redirects
-are never followed: they go back to the client, whose credentials must not travel.
-
-Why the standard library's client and not httpx: measured on the benchmark (bench/README.md),
-httpx with its httpcore and h11 layers cost about 0.55 ms more CPU per request, streamed blobs
-at 0.41x of a direct pull against 0.98x here (h11 copies every 64 KiB read several times), and
-added about 90 ms to every cold start; `http.client` is already imported by `http.server`.
+The client lives as long as the process, so a warm serverless instance reuses its keep-alive
+connections. Redirects are never followed: they go back to the client, whose credentials must
+not travel. httpx (with httpcore and h11 beneath it) frames every request and reads every
+answer; what crev adds is what httpx does not do for it: one deadline over a whole answer head
+(a read timeout alone lets an upstream that drips a byte at a time hold a request forever),
+a single retry of an idempotent request that met a connection the upstream had just closed,
+strict reading of the bodies crev reads itself, and one vocabulary of failures (502/504
+registry errors naming the upstream).
 """
 
 from __future__ import annotations
 
-import http.client
-import io
 import os
-import select
-import socket
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterator
-from typing import NamedTuple
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpcore
+import httpx
 
 from .errors import RegistryError, upstream_unavailable
-from .messages import Headers
-from .request_head import HeadError, check_framing, read_fields
+from .messages import Headers, has_control_characters
 
 CHUNK_SIZE = 64 * 1024
-# One socket read per chunk of a streamed body; large reads are what keep a relay near the
-# speed of a direct pull.
-STREAM_READ_BYTES = 1024 * 1024
+CONNECT_SECONDS = 10.0
 # How long crev waits to drain a small unneeded body before giving up on reusing its connection.
 RELEASE_SECONDS = 2.0
-CONNECT_SECONDS = 10.0
 # Idle connections older than this are closed rather than reused; registries keep theirs open
-# for a minute or more, and a connection the upstream closed meanwhile is noticed before use.
+# for a minute or more, and httpcore notices one the upstream closed meanwhile before use.
 KEEPALIVE_SECONDS = 30.0
-MAX_IDLE_PER_ORIGIN = 32
-MAX_STATUS_LINE = 1024
+MAX_CONNECTIONS = 256
+MAX_IDLE_CONNECTIONS = 64
+# Methods whose request may be sent again when a reused connection turns out closed before any
+# answer (RFC 9110 9.2.2); a proxy never replays the others by itself (RFC 9112 9.3.1).
+_RETRYABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
-class Origin(NamedTuple):
-    scheme: str
-    host: str
-    port: int
-
-    @classmethod
-    def of(cls, url: str) -> tuple[Origin, str]:
-        """The origin of an absolute http(s) URL, and the request target to ask it for."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an absolute http(s) URL: {url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(parts.scheme, parts.hostname, port), target
-
-    @property
-    def netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
+class UpstreamBodyError(Exception):
+    """The upstream failed after its headers were sent: the client's stream must be cut."""
 
 
-class _DeadlineReads(io.RawIOBase):
-    """The socket as a response reads it. With a deadline set, every read ends by it, so an
-    upstream that drips a byte at a time cannot stretch a per-read timeout into forever."""
+# --------------------------------------------------------------------------- the head deadline
 
-    def __init__(self, sock: socket.socket, read_timeout: float) -> None:
-        self._sock = sock
-        # Through makefile, so the socket stays open while this reads, as http.client expects.
-        self._raw = sock.makefile("rb", buffering=0)
-        self.read_timeout = read_timeout
-        self.deadline: float | None = None
-        self._applied = sock.gettimeout()
+_deadline = threading.local()
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        timeout = self.read_timeout
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
+class _Deadline:
+    """Every socket read on this thread in the block ends by one deadline, counted from the
+    start of the block or from `start()`. httpx reads an answer and writes a request body on
+    the calling thread, so a deadline set here bounds exactly this request's reads."""
+
+    def __init__(self, seconds: float, *, started: bool = True) -> None:
+        self._seconds = seconds
+        self._started = started
+
+    def __enter__(self) -> None:
+        _deadline.seconds = self._seconds
+        _deadline.at = time.monotonic() + self._seconds if self._started else None
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.at = None
+        _deadline.seconds = None
+
+    @staticmethod
+    def start() -> None:
+        seconds = getattr(_deadline, "seconds", None)
+        if seconds is not None:
+            _deadline.at = time.monotonic() + seconds
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """httpcore's socket stream, each read shortened to the deadline of its thread, if any."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        at = getattr(_deadline, "at", None)
+        if at is not None:
+            remaining = at - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError("the upstream's answer took too long")
-            timeout = min(timeout, remaining)
-        if timeout != self._applied:
-            self._sock.settimeout(timeout)
-            self._applied = timeout
-        return self._raw.readinto(buffer) or 0
+                raise httpcore.ReadTimeout("the upstream's answer took too long")
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        return self._stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
 
     def close(self) -> None:
-        self._raw.close()
-        super().close()
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
-class _BufferedReads:
-    """Stands in for the socket when http.client opens its reader, so the response reads
-    through `_DeadlineReads` without a second reader being made and thrown away."""
-
-    def __init__(self, reads: _DeadlineReads) -> None:
-        self._reads = reads
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        self.reader = io.BufferedReader(self._reads, CHUNK_SIZE)
-        return self.reader
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
 
 
-class MalformedAnswer(http.client.HTTPException):
-    """An upstream's head that could be read two ways (or not at all)."""
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose streams keep the deadline. httpx 0.28
+    takes no network backend of its own, so the pool it builds is replaced by one that has."""
+
+    def __init__(self, context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=context, trust_env=False, limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
 
 
-class _Response(http.client.HTTPResponse):
-    """http.client's response, its head read by crev's strict reader (see `begin`); its body
-    reading (lengths, chunked framing) is http.client's own."""
-
-    def __init__(
-        self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str = ""
-    ) -> None:
-        self.reads = _DeadlineReads(sock, sock.gettimeout() or CONNECT_SECONDS)
-        source = _BufferedReads(self.reads)
-        super().__init__(source, debuglevel, method, url)  # type: ignore[arg-type]
-        # Bodies of announced length are read straight from here into reused buffers.
-        self.reader = source.reader
-        self.request_method = method
-        self.fields = Headers()
-
-    def begin(self) -> None:
-        """Read the status line and headers, and decide the body's framing as http.client
-        does. The `email` package http.client parses headers with was a sixth of crev's CPU
-        while relaying a pull, and took folded lines and lines without a colon in silence."""
-        if self.headers is not None:
-            return
-        # The head as a whole arrives within one timeout, counted once the request (and any
-        # body being pushed, however long) has been sent.
-        with _ReadsWithin(self.reads, self.reads.read_timeout):
-            version, status, reason = _read_status_line(self.reader)
-            while 100 <= status < 200 and status != 101:
-                read_fields(self.reader)  # an interim answer (100 Continue, 103 Early Hints)
-                version, status, reason = _read_status_line(self.reader)
-            try:
-                fields = read_fields(self.reader)
-                check_framing(fields)
-            except HeadError as error:
-                raise MalformedAnswer(str(error)) from None
-        message = http.client.HTTPMessage()
-        for name, value in fields:
-            message[name] = value
-        self.fields = fields
-        self.headers = self.msg = message
-        self.version, self.status, self.reason = version, status, reason
-        self.chunked = "transfer-encoding" in fields
-        self.chunk_left = None
-        length = fields.get("content-length")
-        self.length = int(length) if length is not None and not self.chunked else None
-        if status in (204, 304) or status < 200 or self.request_method == "HEAD":
-            self.length = 0
-        options = {option.strip().lower() for option in (fields.get("connection") or "").split(",")}
-        self.will_close = "close" in options if version == 11 else "keep-alive" not in options
-        if not self.chunked and self.length is None:
-            self.will_close = True
-
-
-def _read_status_line(stream: io.BufferedReader) -> tuple[int, int, str]:
-    line = stream.readline(MAX_STATUS_LINE + 1)
-    if not line:
-        raise http.client.RemoteDisconnected("the upstream closed the connection without answering")
-    text = line.decode("latin-1").rstrip("\r\n")
-    version, _, rest = text.partition(" ")
-    status, _, reason = rest.partition(" ")
-    if version not in ("HTTP/1.1", "HTTP/1.0") or len(status) != 3 or not status.isdigit():
-        raise http.client.BadStatusLine(text[:80])
-    return (11 if version == "HTTP/1.1" else 10), int(status), reason.strip()
-
-
-class _Connection(http.client.HTTPConnection):
-    response_class = _Response
-
-
-class _TLSConnection(http.client.HTTPSConnection):
-    response_class = _Response
-
-
-_tls_context: ssl.SSLContext | None = None
+# --------------------------------------------------------------------------- the client
 
 # Where Linux distributions keep their CA bundle. A Python built on one distribution and run on
 # another (as serverless runtimes do) may find no CA where its OpenSSL was told to look.
@@ -195,186 +138,90 @@ CA_BUNDLES = (
 )
 
 
-def _tls() -> ssl.SSLContext:
-    # Made on first use: loading the CA store costs cold-start time a plain-http upstream
-    # never needs. `SSL_CERT_FILE` and `SSL_CERT_DIR` choose the store, as for any OpenSSL client.
-    global _tls_context
-    if _tls_context is None:
-        context = ssl.create_default_context()
-        if not context.cert_store_stats()["x509_ca"]:
-            bundle = next((path for path in CA_BUNDLES if os.path.isfile(path)), None)
-            if bundle is not None:
-                context.load_verify_locations(cafile=bundle)
-        _tls_context = context
-    return _tls_context
+def tls_context() -> ssl.SSLContext:
+    """The system's CA store (as `SSL_CERT_FILE` and `SSL_CERT_DIR` choose it, for any OpenSSL
+    client), or the distribution's bundle when the runtime's OpenSSL finds none."""
+    context = ssl.create_default_context()
+    if not context.cert_store_stats()["x509_ca"]:
+        bundle = next((path for path in CA_BUNDLES if os.path.isfile(path)), None)
+        if bundle is not None:
+            context.load_verify_locations(cafile=bundle)
+    return context
 
 
-def _open(origin: Origin, timeout: float) -> http.client.HTTPConnection:
-    connect_timeout = min(CONNECT_SECONDS, timeout)
-    connection: http.client.HTTPConnection
-    if origin.scheme == "https":
-        connection = _TLSConnection(
-            origin.host, origin.port, timeout=connect_timeout, context=_tls()
-        )
-    else:
-        connection = _Connection(origin.host, origin.port, timeout=connect_timeout)
-    connection.connect()
-    return connection
-
-
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
-    """An idle connection with something to read has been closed (or spoken on) by the
-    upstream, and a request sent on it would fail or be misread."""
-    sock = connection.sock
-    if sock is None:
-        return True
-    poll = select.poll()
-    poll.register(sock, select.POLLIN)
-    return bool(poll.poll(0))
-
-
-class _Pool:
-    """Idle keep-alive connections per origin."""
+class _Client:
+    """The process's one httpx client, made on first use: loading the CA store costs cold-start
+    time, and tests reset it when they change the CA store."""
 
     def __init__(self) -> None:
-        self._idle: dict[Origin, list[tuple[float, http.client.HTTPConnection]]] = {}
+        self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
-    def take(self, origin: Origin) -> http.client.HTTPConnection | None:
-        now = time.monotonic()
-        while True:
+    def get(self) -> httpx.Client:
+        client = self._client
+        if client is None:
             with self._lock:
-                idle = self._idle.get(origin)
-                if not idle:
-                    return None
-                since, connection = idle.pop()
-            # Checked outside the lock: other requests need not wait on this one's syscall.
-            if now - since < KEEPALIVE_SECONDS and not _closed_by_peer(connection):
-                return connection
-            connection.close()
+                if self._client is None:
+                    self._client = _new_client()
+                client = self._client
+        return client
 
-    def give_back(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
+    def reset(self) -> None:
         with self._lock:
-            idle = self._idle.setdefault(origin, [])
-            if len(idle) < MAX_IDLE_PER_ORIGIN:
-                idle.append((time.monotonic(), connection))
-                return
-        connection.close()
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
 
-_pool = _Pool()
+def _new_client() -> httpx.Client:
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+    )
+    return httpx.Client(
+        transport=_Transport(tls_context(), limits),
+        follow_redirects=False,
+        # No proxy, netrc or CA settings from the environment beyond OpenSSL's own, and no
+        # cookie jar: one process serves every client, and a cookie kept from one answer
+        # would go out with another client's request.
+        trust_env=False,
+    )
 
 
-class _BufferPool:
-    """Read buffers kept for reuse: fresh memory costs a page fault for every 4 KiB the
-    socket writes into, about a tenth of crev's CPU while it streams blobs."""
-
-    def __init__(self, size: int, keep: int) -> None:
-        self._size = size
-        self._keep = keep
-        self._free: list[memoryview] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> memoryview:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return memoryview(bytearray(self._size))
-
-    def give_back(self, buffer: memoryview) -> None:
-        with self._lock:
-            if len(self._free) < self._keep:
-                self._free.append(buffer)
+_client = _Client()
 
 
-_buffers = _BufferPool(STREAM_READ_BYTES, keep=8)
+def reset_client() -> None:
+    """Close every pooled connection and build the client anew on next use."""
+    _client.reset()
 
 
-class UpstreamBodyError(Exception):
-    """The upstream failed after its headers were sent: the client's stream must be cut."""
+# --------------------------------------------------------------------------- answers
 
 
 class UpstreamResponse:
     """An upstream's answer with its body unread. Its connection goes back to the pool once
     the body has been read to its end; closing it earlier closes the connection."""
 
-    def __init__(
-        self,
-        raw: _Response,
-        connection: http.client.HTTPConnection,
-        origin: Origin,
-        method: str,
-        headers: Headers,
-    ) -> None:
-        self._raw = raw
-        self._connection: http.client.HTTPConnection | None = connection
-        self._origin = origin
-        self.method = method
-        self.status = raw.status
-        self.headers = headers
-        self._complete = False
+    __slots__ = ("_response", "headers", "method", "status")
 
-    def read_chunks(self, size: int = STREAM_READ_BYTES) -> Iterator[bytes | memoryview]:
+    def __init__(self, response: httpx.Response, method: str) -> None:
+        self._response = response
+        self.method = method
+        self.status = response.status_code
+        self.headers = Headers(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in response.headers.raw
+        )
+
+    def raw_chunks(self) -> Iterator[bytes]:
         """The body as the upstream sends it (content coding kept, chunked framing removed),
-        one socket read at a time. A chunk may be a view of a reused buffer: it is valid
-        until the next one is asked for."""
-        raw = self._raw
-        if raw.chunked or raw.length is None:
-            # http.client undoes the chunked framing, or reads until the upstream closes.
-            while chunk := raw.read1(size):
-                yield chunk
-            self._complete = raw.isclosed()
-            return
-        remaining = raw.length
-        if not remaining:
-            self._complete = True
-            return
-        buffer = _buffers.take()
-        try:
-            while remaining:
-                count = raw.reader.readinto1(buffer[: min(size, remaining)])
-                if not count:
-                    raise http.client.IncompleteRead(b"", remaining)
-                remaining -= count
-                yield buffer[:count]
-        finally:
-            _buffers.give_back(buffer)
-        self._complete = True
+        one socket read at a time."""
+        return self._response.iter_raw()
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        reusable = self._complete and not self._raw.will_close and connection.sock is not None
-        self._raw.close()
-        if reusable:
-            _pool.give_back(self._origin, connection)
-        else:
-            connection.close()
-
-    def read_within(self, seconds: float) -> _ReadsWithin:
-        return _ReadsWithin(self._raw.reads, seconds)
-
-
-class _ReadsWithin:
-    """Every socket read of a response in this block must finish by one deadline."""
-
-    def __init__(self, reads: _DeadlineReads, seconds: float) -> None:
-        self._reads = reads
-        self._seconds = seconds
-
-    def __enter__(self) -> None:
-        self._reads.deadline = time.monotonic() + self._seconds
-
-    def __exit__(self, *exc: object) -> None:
-        self._reads.deadline = None
-
-
-# Failures that mean a reused connection had been closed by the upstream while idle: the
-# request never reached it, and can be sent again on a fresh connection.
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-# crev decides these itself for every request.
-_OWN_HEADERS = frozenset({"host", "user-agent", "transfer-encoding"})
+        self._response.close()
 
 
 def send(
@@ -382,123 +229,129 @@ def send(
     url: str,
     headers: Headers,
     timeout: float,
-    content: bytes | Iterator[bytes] | None = None,
+    content: bytes | Iterable[bytes] | None = None,
 ) -> UpstreamResponse:
-    """Send a request upstream and return the response with its body still unread.
+    """Send a request upstream and return the answer with its body still unread.
 
-    `timeout` bounds connecting (at most 10 s), each write and each body read, and the wait
-    for the response's headers as a whole.
+    `timeout` bounds connecting (at most 10 s), waiting for a pooled connection, each write and
+    each body read, and the wait for the answer's head as a whole. crev chooses every header:
+    httpx adds only `Host` and the body's framing (`Content-Length: 0` for an empty POST, PUT
+    or PATCH included).
     """
+    streamed = content is not None and not isinstance(content, bytes)
     try:
-        origin, target = Origin.of(url)
-    except ValueError as error:
-        raise upstream_unavailable(f"cannot ask the upstream: {error}") from None
-    replayable = not isinstance(content, Iterator)
-    body = content if replayable else _client_body(content)  # type: ignore[arg-type]
+        request = httpx.Request(
+            method,
+            url,
+            headers=[(name, value) for name, value in headers if name.lower() not in _OWN],
+            content=_streamed_body(content) if streamed else content,
+            extensions={"timeout": _timeouts(timeout)},
+        )
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:
+        raise upstream_unavailable(f"cannot ask the upstream {url!r}: {error}") from None
+    if request.url.scheme not in ("http", "https"):
+        raise upstream_unavailable(f"cannot ask the upstream {url!r}: not an http(s) URL")
+    request.headers["User-Agent"] = "crev"
+    if "accept-encoding" not in request.headers:
+        # Without one any coding is acceptable; crev passes bodies on as they come.
+        request.headers["Accept-Encoding"] = "identity"
+    retry = method in _RETRYABLE_METHODS and content is None
     while True:
-        connection = _pool.take(origin)
-        reused = connection is not None
         try:
-            if connection is None:
-                connection = _open(origin, timeout)
-            raw = _exchange(connection, method, target, origin, headers, timeout, body)
-            return UpstreamResponse(raw, connection, origin, method, raw.fields)
-        except _STALE:
-            _discard(connection)
-            if reused and replayable:
+            with _Deadline(timeout, started=not streamed):
+                response = _client.get().send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
+            if retry and _closed_before_answering(error):
+                retry = False
                 continue
-            raise upstream_unavailable(
-                f"upstream {origin.netloc} closed the connection without answering"
-            ) from None
-        except TimeoutError:
-            _discard(connection)
-            raise upstream_unavailable(
-                f"upstream {origin.netloc} did not answer within {timeout:g} s", status=504
-            ) from None
-        except RegistryError:
-            _discard(connection)
-            raise
-        except MalformedAnswer as error:
-            _discard(connection)
-            raise upstream_unavailable(
-                f"upstream {origin.netloc} sent a malformed header: {error}"
-            ) from None
-        except OSError as error:
-            _discard(connection)
-            raise upstream_unavailable(
-                f"upstream {origin.netloc} is unreachable: {_describe(error)}"
-            ) from None
-        except (http.client.HTTPException, ValueError) as error:
-            _discard(connection)
-            raise upstream_unavailable(
-                f"upstream {origin.netloc} sent a broken answer: {_describe(error)}"
-            ) from None
+            raise _failure(error, request, timeout) from None
+        except (httpx.HTTPError, httpx.StreamError) as error:
+            raise _failure(error, request, timeout) from None
+        return _checked(UpstreamResponse(response, method), response, request)
 
 
-def _discard(connection: http.client.HTTPConnection | None) -> None:
-    if connection is not None:
-        connection.close()
-
-
-def _client_body(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """A body read from the client as it is sent on: a client that stops sending is the
+def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A body read from the client as it is sent on. The wait for the answer's head starts
+    once it has all gone, however long a push takes; a client that stops sending is the
     client's failure, not the upstream's."""
     try:
         yield from chunks
     except OSError as error:
         raise RegistryError(
-            408, "SIZE_INVALID", f"the request body stopped arriving: {_describe(error)}"
+            408, "SIZE_INVALID", f"the request body stopped arriving: {describe(error)}"
         ) from None
+    _Deadline.start()
 
 
-def _exchange(
-    connection: http.client.HTTPConnection,
-    method: str,
-    target: str,
-    origin: Origin,
-    headers: Headers,
-    timeout: float,
-    content: bytes | Iterator[bytes] | None,
-) -> _Response:
-    assert connection.sock is not None
-    connection.sock.settimeout(timeout)
-    # Every header is crev's choice: http.client adds none behind its back.
-    connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-    connection.putheader("Host", origin.netloc)
-    connection.putheader("User-Agent", "crev")
-    own = _OWN_HEADERS | {"content-length"} if isinstance(content, bytes) else _OWN_HEADERS
-    for name, value in headers:
-        if name.lower() not in own:
-            connection.putheader(name, value)
-    if "accept-encoding" not in headers:
-        # Without it any coding is acceptable; crev passes bodies on as they come, and reads
-        # tag lists and tokens itself.
-        connection.putheader("Accept-Encoding", "identity")
-    chunked = False
-    if isinstance(content, bytes):
-        connection.putheader("Content-Length", str(len(content)))
-    elif content is not None and "content-length" not in headers:
-        connection.putheader("Transfer-Encoding", "chunked")
-        chunked = True
-    connection.endheaders(content, encode_chunked=chunked)
-    raw = connection.getresponse()
-    assert isinstance(raw, _Response)
-    return raw
+# crev decides these itself for every request.
+_OWN = frozenset({"host", "user-agent", "transfer-encoding", "connection"})
 
 
-def iter_body(response: UpstreamResponse) -> Iterator[bytes | memoryview]:
+def _timeouts(seconds: float) -> dict[str, float]:
+    return {
+        "connect": min(CONNECT_SECONDS, seconds),
+        "read": seconds,
+        "write": seconds,
+        "pool": seconds,
+    }
+
+
+def _closed_before_answering(error: httpx.TransportError) -> bool:
+    """Whether the connection ended before any answer: what a pooled connection the upstream
+    closed a moment before it was reused looks like (a reset, or httpcore's words for a close
+    before the status line)."""
+    return not isinstance(error, httpx.RemoteProtocolError) or "without sending" in str(error)
+
+
+def _checked(
+    response: UpstreamResponse, raw: httpx.Response, request: httpx.Request
+) -> UpstreamResponse:
+    """Refuse an answer whose head a host behind crev could read another way. h11 lets a
+    Transfer-Encoding override a Content-Length (RFC 9112 6.3 asks a proxy to treat that as an
+    error or drop the length) and takes control characters in values; crev forwards neither."""
+    fault = None
+    if "transfer-encoding" in response.headers and "content-length" in response.headers:
+        fault = "both Content-Length and Transfer-Encoding"
+    elif any(has_control_characters(value) for _, value in raw.headers.raw):
+        fault = "control character in a header"
+    if fault is None:
+        return response
+    response.close()
+    host = request.url.netloc.decode("ascii", "replace")
+    raise upstream_unavailable(f"upstream {host} sent a malformed answer: {fault}")
+
+
+def _failure(error: Exception, request: httpx.Request, timeout: float) -> RegistryError:
+    """The registry error a client gets for an upstream that could not answer."""
+    host = request.url.netloc.decode("ascii", "replace")
+    if isinstance(error, httpx.TimeoutException):
+        return upstream_unavailable(
+            f"upstream {host} did not answer within {timeout:g} s", status=504
+        )
+    if isinstance(error, httpx.RemoteProtocolError) and "without sending" not in str(error):
+        return upstream_unavailable(f"upstream {host} sent a malformed answer: {error}")
+    if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return upstream_unavailable(
+            f"upstream {host} closed the connection without answering ({describe(error)})"
+        )
+    if isinstance(error, httpx.ConnectError):
+        return upstream_unavailable(f"upstream {host} is unreachable: {describe(error)}")
+    return upstream_unavailable(f"upstream {host} failed: {describe(error)}")
+
+
+def iter_body(response: UpstreamResponse) -> Iterator[bytes]:
     """The raw (still encoded) body as the socket delivers it; a failure midway is
     UpstreamBodyError."""
     try:
-        yield from response.read_chunks()
-    except (OSError, http.client.HTTPException) as error:
-        raise UpstreamBodyError(f"upstream body failed: {_describe(error)}") from None
+        yield from response.raw_chunks()
+    except (httpx.HTTPError, httpx.StreamError) as error:
+        raise UpstreamBodyError(f"upstream body failed: {describe(error)}") from None
     finally:
         response.close()
 
 
 def release(response: UpstreamResponse, limit: int = CHUNK_SIZE) -> None:
-    """Close a response whose body crev does not need, keeping its connection for reuse.
+    """Close an answer whose body crev does not need, keeping its connection for reuse.
 
     A small body of announced length (a 401's, a 404's) is cheaper to read than a new
     connection is to open. Anything else, or a body that does not arrive promptly, just
@@ -507,10 +360,10 @@ def release(response: UpstreamResponse, limit: int = CHUNK_SIZE) -> None:
     length = response.headers.get("content-length", "") or ""
     try:
         if response.method == "HEAD" or (length.isdigit() and int(length) <= limit):
-            with response.read_within(RELEASE_SECONDS):
-                for _ in response.read_chunks(CHUNK_SIZE):
+            with _Deadline(RELEASE_SECONDS):
+                for _ in response.raw_chunks():
                     pass
-    except (OSError, http.client.HTTPException):
+    except (httpx.HTTPError, httpx.StreamError):
         pass
     finally:
         response.close()
@@ -528,23 +381,24 @@ def read_body(response: UpstreamResponse, limit: int, timeout: float) -> bytes:
             raise upstream_unavailable(
                 f"upstream answer is in a coding crev cannot read: {coding!r}"
             )
-        with response.read_within(timeout):
-            for chunk in response.read_chunks(CHUNK_SIZE):
+        with _Deadline(timeout):
+            for chunk in response.raw_chunks():
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
-                chunks.append(bytes(chunk))
-    except TimeoutError:
+                chunks.append(chunk)
+    except httpx.TimeoutException:
         raise upstream_unavailable("upstream stalled while sending its answer", 504) from None
-    except (OSError, http.client.HTTPException) as error:
-        raise upstream_unavailable(f"upstream answer failed: {_describe(error)}") from None
+    except (httpx.HTTPError, httpx.StreamError) as error:
+        raise upstream_unavailable(f"upstream answer failed: {describe(error)}") from None
     finally:
         response.close()
     body = b"".join(chunks)
     return body if coding == "identity" else _decoded(body, limit)
 
 
-# gzip, and zlib-wrapped deflate: what registries and token realms send when asked.
+# gzip, and zlib-wrapped deflate: what registries and token realms send when asked. Decoded
+# here rather than by httpx, which takes a gzip stream cut before its checksum as whole.
 _DECODABLE = frozenset({"identity", "gzip", "x-gzip", "deflate"})
 
 
@@ -565,6 +419,7 @@ def _too_large(limit: int) -> RegistryError:
     return upstream_unavailable(f"upstream answer is over {limit} bytes")
 
 
-def _describe(error: Exception) -> str:
+def describe(error: BaseException) -> str:
+    """An exception as a client may read it: its type and what it says, nothing more."""
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text

@@ -203,7 +203,8 @@ def test_only_crevs_own_framing_and_host_reach_the_upstream(serve) -> None:
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
-    """An HTTPS server whose certificate comes from a fresh CA, and that CA's PEM file."""
+    """An HTTPS server whose certificate comes from a fresh CA, and that CA's PEM file. The
+    client is made anew around it, as the CA store it trusts is what each test changes."""
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
@@ -212,6 +213,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
     server.start()
     yield server, tmp_path / "ca.pem"
     server.stop()
+    upstream.reset_client()
 
 
 def test_an_https_upstream_is_verified_against_the_ca_store(
@@ -222,7 +224,7 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
     url = server.url_for("/v2/")
     assert url.startswith("https://")
 
-    monkeypatch.setattr(upstream, "_tls_context", None)
+    upstream.reset_client()
     with pytest.raises(RegistryError) as caught:
         upstream.send("GET", url, Headers(), TIMEOUT)
     assert caught.value.status == 502
@@ -230,7 +232,7 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
 
     # SSL_CERT_FILE is how a deployment trusts a private CA, as with any OpenSSL client.
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    monkeypatch.setattr(upstream, "_tls_context", None)
+    upstream.reset_client()
     response = upstream.send("GET", url, Headers(), TIMEOUT)
     assert b"".join(upstream.iter_body(response)) == b"over tls"
 
@@ -244,7 +246,7 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(upstream, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
-    monkeypatch.setattr(upstream, "_tls_context", None)
+    upstream.reset_client()
     response = upstream.send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
     assert b"".join(upstream.iter_body(response)) == b"verified"
 
@@ -252,28 +254,37 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\n{}", "folded"),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
             "both Content-Length and Transfer-Encoding",
         ),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
-            "more than one Content-Length",
+            "conflicting Content-Length",
         ),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}", "invalid Content-Length"),
-        (b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 2\r\n\r\n{}", "header line"),
-        (b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\n{}", "control"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 2\r\n\r\n{}", "illegal header line"),
+        (b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\n{}", "illegal header"),
+        (b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}", "illegal status line"),
     ],
-    ids=["folded", "length-and-chunked", "two-lengths", "signed-length", "no-colon", "nul"],
+    ids=["length-and-chunked", "two-lengths", "signed-length", "no-colon", "nul", "bad-status"],
 )
 def test_an_answer_that_could_be_read_two_ways_is_a_502(serve, answer: bytes, words: str) -> None:
     server = serve(lambda n: answer)
     with pytest.raises(RegistryError) as caught:
         get(server.url)
     assert caught.value.status == 502
-    assert "sent a malformed header" in str(caught.value)
+    assert "sent a malformed answer" in str(caught.value)
     assert words in str(caught.value)
+
+
+def test_a_folded_header_is_unfolded_before_it_is_passed_on(serve) -> None:
+    # RFC 9112 5.2 lets a proxy either refuse obs-fold with a 502 or replace it with spaces
+    # before forwarding; h11 does the latter, so no host behind crev ever sees a fold.
+    server = serve(lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\n{}")
+    response = get(server.url)
+    assert response.headers.get_all("x-folded") == ["a b"]
+    assert b"".join(upstream.iter_body(response)) == b"{}"
 
 
 def test_a_url_crev_cannot_ask_is_a_502() -> None:
@@ -349,3 +360,71 @@ def test_a_body_crev_cannot_decode_within_its_limit_is_a_502(serve, answer, word
         upstream.read_body(get(server.url), 1024, TIMEOUT)
     assert caught.value.status == 502
     assert words in str(caught.value)
+
+
+# --- HTTP/1.1 framing toward upstreams (RFC 9110, 9112) ----------------------------------------
+
+
+def test_an_empty_post_carries_content_length_0(serve) -> None:
+    # Registries behind Google's front end answer a POST without a length with 411.
+    server = serve(lambda n: ok(b""))
+    upstream.release(upstream.send("POST", server.url + "/v2/x/blobs/uploads/", Headers(), TIMEOUT))
+    assert b"\r\nContent-Length: 0" in server.requests[0]
+    assert b"transfer-encoding" not in server.requests[0].lower()
+
+
+def test_a_post_is_never_sent_twice_when_its_connection_closes(serve) -> None:
+    # The pooled connection closes after the request was written: the upstream may have acted
+    # on it, so the client gets a 502 and decides (RFC 9112 9.3.1), instead of a second POST.
+    server = serve(lambda n: ok(b"first") if n == 1 else None)
+    upstream.release(get(server.url))
+    with pytest.raises(RegistryError) as caught:
+        upstream.send("POST", server.url + "/v2/token", Headers(), TIMEOUT, b"grant_type=x")
+    assert caught.value.status == 502
+    assert [head.split(b" ", 1)[0] for head in server.requests] == [b"GET", b"POST"]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "size", [b"0x5", b"+5", b"5_0", b" 5", b"5\n"], ids=["hex", "plus", "underscore", "space", "lf"]
+)
+def test_an_answer_with_a_malformed_chunk_size_is_cut_and_its_connection_dropped(
+    serve, size: bytes
+) -> None:
+    broken = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n0\r\n\r\n"
+    )
+    answers = iter([broken, ok(b"next")])
+    server = serve(lambda n: next(answers))
+    with pytest.raises(upstream.UpstreamBodyError):
+        b"".join(upstream.iter_body(get(server.url)))
+    assert b"".join(upstream.iter_body(get(server.url))) == b"next"
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ("GET", b'HTTP/1.1 304 Not Modified\r\nETag: "1"\r\n\r\n'),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"),
+    ],
+    ids=["204", "304", "head-chunked", "head-length"],
+)
+def test_answers_without_a_body_give_their_connection_back(
+    serve, method: str, answer: bytes
+) -> None:
+    server = serve(lambda n: answer)
+    for _ in range(3):
+        response = upstream.send(method, server.url + "/v2/", Headers(), TIMEOUT)
+        assert b"".join(upstream.iter_body(response)) == b""
+    assert server.connections == 1
+
+
+def test_an_answer_with_a_control_character_h11_lets_through_is_a_502(serve) -> None:
+    server = serve(lambda n: b"HTTP/1.1 200 OK\r\nX-Bell: a\x07b\r\nContent-Length: 2\r\n\r\n{}")
+    with pytest.raises(RegistryError) as caught:
+        get(server.url)
+    assert caught.value.status == 502
+    assert "control character" in str(caught.value)

@@ -1,0 +1,61 @@
+"""crev's request log: one line per request, answered or refused, with nothing a client sent
+able to forge a line or drive a terminal (control characters are shown escaped).
+
+`logging` is imported on first use, which comes after the first answer has been sent: importing
+it is a visible part of a cold start.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import logging
+
+# C0 controls, DEL and C1 controls, each shown as \xNN.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def escaped(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
+def crev_log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("crev")
+
+
+def log_answer(
+    method: str, path: str, status: int, upstream_status: int | None, ms: float, outcome: str = ""
+) -> None:
+    """An answered request: what the client got, what the upstream said (`-` when crev
+    answered itself), and how it ended when not whole (`client-gone`, `upstream-cut`)."""
+    upstream = "-" if upstream_status is None else upstream_status
+    suffix = f" {outcome}" if outcome else ""
+    crev_log().info(
+        "%s %s %s upstream=%s %.1fms%s",
+        escaped(method),
+        escaped(path),
+        status,
+        upstream,
+        ms,
+        suffix,
+    )
+
+
+def log_refusal(request_line: str, status: int, message: str) -> None:
+    """A request refused before any endpoint ran (a malformed or oversized head)."""
+    crev_log().info('refused "%s" %s %s', escaped(request_line[:200]), status, escaped(message))
+
+
+def configure_logging() -> None:
+    import logging
+
+    log = crev_log()
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
