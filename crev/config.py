@@ -64,6 +64,7 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_USERNAME",
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
+    "CREV_PUBLIC",
 )
 
 
@@ -120,6 +121,7 @@ def _single_route(env: Mapping[str, str]) -> Route:
         ),
         credentials=_credentials(env, "CREV_UPSTREAM"),
         token_realm=_optional_url("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
+        public=bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", ""))),
     )
 
 
@@ -130,7 +132,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     Options: `realm=URL` (the upstream's token realm), `credentials=NAME` (server-side
     credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
     `official-images` (one-component names live under `library/`, as on Docker Hub, where it
-    is the default).
+    is the default), `public` (the route's images are public: clients pull without a login).
     """
     routes: list[Route] = []
     seen: set[str] = set()
@@ -180,20 +182,24 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     realm = None
     credentials = None
     official = upstream.is_docker_hub
+    public = False
     for option in options:
         key, _, option_value = option.partition("=")
         if option == "official-images":
             official = True
+        elif option == "public":
+            public = True
         elif key == "realm":
             realm = _optional_url("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
             credentials = _credentials(env, f"CREV_{option_value}", required=True)
         else:
             raise fail(
-                f"unknown option {option!r} (known: realm=URL, credentials=NAME, official-images)"
+                f"unknown option {option!r} "
+                "(known: realm=URL, credentials=NAME, official-images, public)"
             )
     namespace = Namespace.parse(prefix, "CREV_ROUTES", official_images=official)
-    return Route(vanity, upstream, namespace, credentials, realm)
+    return Route(vanity, upstream, namespace, credentials, realm, public)
 
 
 def _credentials(

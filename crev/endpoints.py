@@ -32,6 +32,8 @@ class Kind(Enum):
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Endpoints that are part of writing whatever the method (GET on a session is its status).
+UPLOAD_KINDS = frozenset({Kind.UPLOAD_START, Kind.UPLOAD})
 # What each endpoint answers when pushing is allowed, beyond reading.
 _WRITE_METHODS: dict[Kind, frozenset[str]] = {
     Kind.MANIFEST: frozenset({"PUT", "DELETE"}),
@@ -64,7 +66,7 @@ class Endpoint(NamedTuple):
         return f"/v2/{name}/{self.kind.value}/{self.reference}"
 
     def allowed_methods(self, *, push: bool) -> list[str]:
-        uploads = self.kind in (Kind.UPLOAD_START, Kind.UPLOAD)
+        uploads = self.kind in UPLOAD_KINDS
         allowed = set() if uploads else set(READ_METHODS)
         if push:
             allowed |= _WRITE_METHODS.get(self.kind, frozenset())

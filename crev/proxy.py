@@ -7,7 +7,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from .challenge import rewrite_challenge
 from .config import Settings
-from .endpoints import Endpoint, Kind, check_method, parse_endpoint
+from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
+from .endpoints import READ_METHODS, UPLOAD_KINDS, Endpoint, Kind, check_method, parse_endpoint
 from .errors import RegistryError, upstream_unavailable
 from .forwarding import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
@@ -31,10 +32,16 @@ def serve_registry(request: Request, settings: Settings) -> Response:
         if endpoint.name is None
         else settings.routes.for_name(endpoint.name)
     )
+    write = request.method not in READ_METHODS or endpoint.kind in UPLOAD_KINDS
+    for_clients = route.pulls_for_clients(
+        write=write, client_authorized="authorization" in request.headers
+    )
+    if endpoint.kind is Kind.BASE and route.public:
+        return _public_base()
     path = endpoint.upstream_path(route)
     query, mount_from = _upstream_query(request, endpoint, settings)
     url = route.upstream.url(path) + (f"?{query}" if query else "")
-    upstream = _send(request, settings, route, endpoint, url, mount_from)
+    upstream = _send(request, settings, route, endpoint, url, mount_from, for_clients)
     try:
         headers = _client_headers(request, settings, route, url, upstream.headers)
     except MalformedHeaderError as error:
@@ -42,6 +49,8 @@ def serve_registry(request: Request, settings: Settings) -> Response:
         raise upstream_unavailable(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
+    if for_clients:
+        set_edge_caching(headers, endpoint, request.method, upstream.status)
     if _is_tag_list(endpoint, request, upstream.status):
         body = _vanity_tag_list(read_body(upstream, MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
@@ -91,15 +100,29 @@ def _upstream_query(
     return urlencode(kept), mount_from
 
 
+def _public_base() -> Response:
+    """`/v2/` of a public route: answered here, with no challenge, so clients never start a
+    token dance (and never send an `Authorization` that keeps answers out of the edge cache)."""
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Docker-Distribution-API-Version", "registry/2.0"),
+            ("Cache-Control", BASE_CACHE_CONTROL),
+        ]
+    )
+    return Response.from_bytes(200, headers, b"{}")
+
+
 def _send(
     request: Request,
     settings: Settings,
     route: Route,
     endpoint: Endpoint,
     url: str,
-    mount_from: RepositoryName | None = None,
+    mount_from: RepositoryName | None,
+    for_clients: bool,
 ) -> UpstreamResponse:
-    headers = upstream_request_headers(request.headers, credentials=route.credentials is None)
+    headers = upstream_request_headers(request.headers, credentials=not for_clients)
     if endpoint.kind is Kind.TAGS:
         headers.set("Accept-Encoding", "identity")
     # Only writes carry a body upstream; one sent with a read is left unread (and the
@@ -107,22 +130,30 @@ def _send(
     body = request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None
     if body is not None and request.content_length is not None:
         headers.set("Content-Length", str(request.content_length))
-    if route.credentials is None:
+    if not for_clients:
         return send(request.method, url, headers, settings.timeout, body)
     scopes = _server_scopes(route, endpoint, request.method, mount_from)
-    headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
+    _authorize(headers, server_authorization(route, scopes, settings.timeout))
     upstream = send(request.method, url, headers, settings.timeout, body)
     # A cached token the upstream no longer accepts is replaced once; a body can be sent only
     # once, and a static token cannot be replaced at all.
-    if upstream.status == 401 and body is None and not route.credentials.token:
+    static = route.credentials is not None and route.credentials.token
+    if upstream.status == 401 and body is None and not static:
         release(upstream)
         challenge = upstream.headers.get("www-authenticate")
         if challenge:
             learn_token_service(route.upstream, challenge)
         forget_token(route, scopes)
-        headers.set("Authorization", server_authorization(route, scopes, settings.timeout))
+        _authorize(headers, server_authorization(route, scopes, settings.timeout))
         upstream = send(request.method, url, headers, settings.timeout)
     return upstream
+
+
+def _authorize(headers: Headers, authorization: str | None) -> None:
+    if authorization is None:
+        headers.remove("Authorization")
+    else:
+        headers.set("Authorization", authorization)
 
 
 def _server_scopes(

@@ -84,6 +84,16 @@ def learn_token_service(upstream: Upstream, challenge: str) -> None:
 
 def token_service(route: Route, timeout: float) -> TokenService:
     """The route's upstream token service, asking the upstream's `/v2/` only the first time."""
+    service = announced_token_service(route, timeout)
+    if service is None:
+        raise upstream_unavailable(
+            f"upstream {route.upstream.host} announced no Bearer token realm"
+        )
+    return service
+
+
+def announced_token_service(route: Route, timeout: float) -> TokenService | None:
+    """The route's upstream token service, or None for an upstream that asks for no token."""
     learned = _learned.get(route.upstream)
     if route.token_realm:
         return TokenService(route.token_realm, learned.service if learned else None)
@@ -94,13 +104,7 @@ def token_service(route: Route, timeout: float) -> TokenService:
     challenge = response.headers.get("www-authenticate")
     if challenge:
         learn_token_service(route.upstream, challenge)
-    learned = _learned.get(route.upstream)
-    if not learned:
-        raise upstream_unavailable(
-            f"upstream {route.upstream.host} announced no Bearer token realm "
-            f"(status {response.status})"
-        )
-    return learned
+    return _learned.get(route.upstream)
 
 
 def forget_token_services() -> None:

@@ -67,6 +67,17 @@ class Route(NamedTuple):
     credentials: Credentials | None = None
     # The upstream's token realm when configured; otherwise learned from its challenges.
     token_realm: str | None = None
+    # The route's images are public: crev reads them with anonymous upstream tokens of its
+    # own, so clients pull without a login and answers can be cached at the edge.
+    public: bool = False
+
+    def pulls_for_clients(self, *, write: bool, client_authorized: bool) -> bool:
+        """Whether crev authenticates to the upstream itself for this request, instead of
+        passing on the client's own login: always with server-side credentials; on a public
+        route for reads that bring no login of their own (writes keep the client's login)."""
+        if self.credentials is not None:
+            return True
+        return self.public and not write and not client_authorized
 
     def owns(self, name: RepositoryName) -> bool:
         return not self.vanity_prefix or (

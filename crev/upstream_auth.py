@@ -1,8 +1,10 @@
-"""Server-side upstream credentials: crev fetches upstream tokens itself, so a private upstream
-can be served to anonymous clients.
+"""Upstream tokens crev fetches itself: with server-side credentials, so a private upstream can
+be served to anonymous clients, and anonymously for a public route, so its clients need no
+login at all.
 
-Tokens are asked for exactly the scopes of the request and kept until shortly before they expire.
-The credentials go to the upstream's token realm only, and never appear in a response or a log.
+Tokens are asked for exactly the scopes of the request, kept until shortly before they expire
+and shared by every client of the process. The credentials go to the upstream's token realm
+only, and never appear in a response or a log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import NamedTuple
 
 from .errors import upstream_unavailable
 from .messages import Headers
-from .realm import TokenService, token_in, token_service
+from .realm import TokenService, announced_token_service, token_in, token_service
 from .routing import Credentials, Route
 from .upstream import read_body, send
 
@@ -27,7 +29,8 @@ class _Key(NamedTuple):
     realm: str
     service: str | None
     scopes: tuple[str, ...]
-    credentials: Credentials
+    # None for the anonymous tokens of a public route.
+    credentials: Credentials | None
 
 
 class _Token(NamedTuple):
@@ -39,17 +42,26 @@ _tokens: dict[_Key, _Token] = {}
 _lock = threading.Lock()
 
 
-def server_authorization(route: Route, scopes: list[str], timeout: float) -> str:
-    """The `Authorization` value crev sends upstream for a route with server-side credentials."""
+def server_authorization(route: Route, scopes: list[str], timeout: float) -> str | None:
+    """The `Authorization` value crev sends upstream for a request it authenticates itself;
+    None where a public route's upstream wants no token or grants none to anonymous users (the
+    request then goes without, and the upstream refuses what is private)."""
     credentials = route.credentials
-    assert credentials is not None
-    if credentials.token:
+    if credentials is not None and credentials.token:
         return f"Bearer {credentials.token}"
-    service = token_service(route, timeout)
+    if credentials is None:
+        service = announced_token_service(route, timeout)
+        if service is None:
+            return None
+    else:
+        service = token_service(route, timeout)
     key = _Key(service.realm, service.service, tuple(scopes), credentials)
     cached = _tokens.get(key)
     if cached is None or cached.expires_at <= time.monotonic():
-        cached = _fetch_token(key, timeout)
+        fetched = _fetch_token(key, timeout)
+        if fetched is None:
+            return None
+        cached = fetched
         with _lock:
             _tokens[key] = cached
     return f"Bearer {cached.value}"
@@ -68,17 +80,20 @@ def forget_tokens() -> None:
         _tokens.clear()
 
 
-def _fetch_token(key: _Key, timeout: float) -> _Token:
+def _fetch_token(key: _Key, timeout: float) -> _Token | None:
+    credentials = key.credentials
     service = TokenService(key.realm, key.service)
-    url = service.token_url(key.scopes, account=key.credentials.username)
-    basic = base64.b64encode(
-        f"{key.credentials.username}:{key.credentials.password}".encode()
-    ).decode()
-    headers = Headers([("Authorization", f"Basic {basic}"), ("Accept", "application/json")])
+    headers = Headers([("Accept", "application/json")])
+    if credentials is not None:
+        basic = base64.b64encode(f"{credentials.username}:{credentials.password}".encode())
+        headers.set("Authorization", f"Basic {basic.decode()}")
+    url = service.token_url(key.scopes, account=credentials.username if credentials else None)
     started = time.monotonic()
     response = send("GET", url, headers, timeout)
     body = read_body(response, MAX_TOKEN_RESPONSE, timeout)
     if response.status != 200:
+        if credentials is None:
+            return None
         raise upstream_unavailable(
             f"the upstream token realm refused crev's credentials (status {response.status})"
         )

@@ -360,7 +360,7 @@ def test_route_options() -> None:
         (
             "a=ghcr.io;foo=bar",
             "CREV_ROUTES entry 'a=ghcr.io;foo=bar': unknown option 'foo=bar' "
-            "(known: realm=URL, credentials=NAME, official-images)",
+            "(known: realm=URL, credentials=NAME, official-images, public)",
         ),
         (
             "a=ghcr.io;credentials=GH",
