@@ -443,3 +443,39 @@ def test_current_settings_follow_every_variable_they_read_and_no_other(
     assert current_settings() is first
     monkeypatch.setenv("CREV_UNIT_PRIV_TOKEN", "second-token")
     assert current_settings().routes.default.credentials == Credentials(token="second-token")
+
+
+def test_public_routes() -> None:
+    assert not Settings.from_env({}).routes.default.public
+    assert Settings.from_env({"CREV_PUBLIC": "1"}).routes.default.public
+    routes = Settings.from_env({"CREV_ROUTES": "tools/=ghcr.io/acme;public, =ghcr.io/acme"}).routes
+    assert [(route.vanity_prefix, route.public) for route in routes.routes] == [
+        ("tools/", True),
+        ("", False),
+    ]
+    with pytest.raises(ConfigError, match="CREV_PUBLIC='maybe'"):
+        Settings.from_env({"CREV_PUBLIC": "maybe"})
+    with pytest.raises(ConfigError, match="CREV_PUBLIC"):
+        Settings.from_env({"CREV_ROUTES": "=ghcr.io/acme", "CREV_PUBLIC": "1"})
+
+
+@pytest.mark.parametrize(
+    ("public", "credentials", "write", "client_authorized", "crev_authenticates"),
+    [
+        (True, False, False, False, True),
+        (True, False, False, True, False),
+        (True, False, True, False, False),
+        (False, False, False, False, False),
+        (False, True, True, True, True),
+        (True, True, False, True, True),
+    ],
+)
+def test_who_authenticates_to_the_upstream(
+    public: bool, credentials: bool, write: bool, client_authorized: bool, crev_authenticates: bool
+) -> None:
+    env = {"CREV_PUBLIC": "1" if public else "0"}
+    if credentials:
+        env |= {"CREV_UPSTREAM_USERNAME": "u", "CREV_UPSTREAM_PASSWORD": "p"}
+    route = Settings.from_env(env).routes.default
+    decided = route.pulls_for_clients(write=write, client_authorized=client_authorized)
+    assert decided is crev_authenticates

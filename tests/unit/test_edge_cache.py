@@ -1,0 +1,36 @@
+"""Which answers an edge cache may keep, for routes where crev authenticates itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from crev.edge_cache import IMMUTABLE, NOT_SHARED, set_edge_caching
+from crev.endpoints import parse_endpoint
+from crev.messages import Headers
+
+DIGEST = "sha256:" + "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "expected"),
+    [
+        ("GET", f"/v2/tool/manifests/{DIGEST}", 200, IMMUTABLE),
+        ("HEAD", f"/v2/tool/blobs/{DIGEST}", 200, IMMUTABLE),
+        ("GET", f"/v2/tool/blobs/{DIGEST}", 307, NOT_SHARED),
+        ("GET", f"/v2/tool/manifests/{DIGEST}", 404, NOT_SHARED),
+        ("GET", f"/v2/tool/manifests/{DIGEST}", 401, NOT_SHARED),
+        ("GET", "/v2/tool/manifests/latest", 200, NOT_SHARED),
+        ("GET", "/v2/tool/tags/list", 200, NOT_SHARED),
+        ("GET", f"/v2/tool/referrers/{DIGEST}", 200, NOT_SHARED),
+        ("DELETE", f"/v2/tool/manifests/{DIGEST}", 200, NOT_SHARED),
+    ],
+)
+def test_only_a_200_for_content_by_digest_is_immutable(
+    method: str, path: str, status: int, expected: str
+) -> None:
+    headers = Headers(
+        [("Cache-Control", "public, s-maxage=99"), ("CDN-Cache-Control", "max-age=9")]
+    )
+    set_edge_caching(headers, parse_endpoint(path), method, status)
+    assert headers.get_all("cache-control") == [expected]
+    assert "cdn-cache-control" not in headers
