@@ -60,6 +60,10 @@ class ClientConnection:
     def read_head(self, request_line: bytes) -> RequestHead:
         """The request head, `request_line` being its first line, already read; a
         RegistryError for a head crev must not serve."""
+        if not _looks_like_a_request_line(request_line):
+            # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers
+            # that will never come (skopeo tries TLS first, and waits 10 s for an answer).
+            raise RegistryError(400, "UNSUPPORTED", "not an HTTP/1.x request line")
         lines = _read_header_lines(self._rfile, len(request_line))
         _check_lines(lines)
         if not lines or lines[-1] not in (b"\r\n", b"\n"):
@@ -161,6 +165,12 @@ class ClientConnection:
         data = self._h11.send(event)
         if data:
             self._wfile.write(data)
+
+
+def _looks_like_a_request_line(line: bytes) -> bool:
+    """Three words, the last an HTTP version: what h11 then reads exactly."""
+    words = line.rstrip(b"\r\n").split(b" ")
+    return line.endswith(b"\n") and len(words) == 3 and words[2].startswith(b"HTTP/")
 
 
 def _read_header_lines(stream: BinaryIO, size: int) -> list[bytes]:

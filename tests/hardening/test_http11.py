@@ -149,3 +149,14 @@ def test_a_client_that_hangs_up_mid_blob_is_logged_as_gone_without_a_traceback(
     assert line.endswith("client-gone"), line
     assert not [record for record in caplog.records if record.exc_info]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_tls_handshake_is_refused_at_once(crev: CrevServer, upstream: RawUpstream) -> None:
+    # skopeo and docker try TLS first on a registry they were told may be insecure, and wait
+    # for an answer before falling back to plain HTTP: crev must not wait for a header block.
+    hello = b"\x16\x03\x01\x00\xde\x01\x00\x00\xda\x03\x03" + bytes(range(32)) + b"\n"
+    started = time.monotonic()
+    raw = exchange(port_of(crev), hello, timeout=5)
+    assert time.monotonic() - started < 1.0
+    raw_error(parse(raw), 400)
+    assert upstream.saw_nothing()

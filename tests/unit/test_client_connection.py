@@ -122,14 +122,28 @@ def test_no_body_goes_out_for_head_204_and_304() -> None:
         assert not client.must_close
 
 
+def test_a_tls_handshake_is_refused_without_waiting_for_headers() -> None:
+    class Silent(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: object) -> int:
+            raise AssertionError("read past a request line that is no HTTP")
+
+    client = ClientConnection(io.BufferedReader(Silent()), io.BytesIO())
+    with pytest.raises(RegistryError) as caught:
+        client.read_head(b"\x16\x03\x01\x00\xde\x01\x00\x00\xda\x03\x03 x\n")
+    assert caught.value.status == 400
+
+
 @pytest.mark.parametrize(
     ("request_line", "status", "words"),
     [
-        (b"GET /v2/\r\n", 400, "illegal request line"),
-        (b"GET /v2/ HTTP/1.1 extra\r\n", 400, "illegal request line"),
+        (b"GET /v2/\r\n", 400, "not an HTTP/1.x request line"),
+        (b"GET /v2/ HTTP/1.1 extra\r\n", 400, "not an HTTP/1.x request line"),
         (b"GET /v2/ HTTP/2.0\r\n", 505, "HTTP/2.0"),
         (b"GET /v2/ HTTP/1.10\r\n", 400, "illegal request line"),
-        (b"GET /v2/ FTP/1.1\r\n", 400, "illegal request line"),
+        (b"GET /v2/ FTP/1.1\r\n", 400, "not an HTTP/1.x request line"),
         (b"G(T /v2/ HTTP/1.1\r\n", 400, "illegal request line"),
         (b"GET /v2/\x1b HTTP/1.1\r\n", 400, "illegal request line"),
     ],
