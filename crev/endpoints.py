@@ -13,7 +13,7 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import RegistryError, name_invalid, unsupported
-from .names import NameMapping, RepositoryName, parse_digest, parse_reference
+from .names import NameMapping, RepositoryName, is_digest, is_tag, parse_digest
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
 MAX_PATH_LENGTH = 2048
@@ -113,9 +113,22 @@ def parse_endpoint(path: str) -> Endpoint:
             name = _name(segments[:-2], path)
             # Only the reference is decoded: some clients escape the digest's colon.
             raw = unquote(segments[-1])
-            reference = parse_reference(raw) if kind is Kind.MANIFEST else parse_digest(raw)
+            reference = _manifest_reference(raw) if kind is Kind.MANIFEST else parse_digest(raw)
             return Endpoint(kind, name, reference)
     raise unsupported(f"{path!r} is not a registry API endpoint this proxy serves")
+
+
+def _manifest_reference(text: str) -> str:
+    # A reference that is neither a tag nor a digest names no manifest: the distribution
+    # registry answers 404 there, and the OCI conformance suite expects MANIFEST_UNKNOWN.
+    if is_tag(text) or is_digest(text):
+        return text
+    raise RegistryError(
+        404,
+        "MANIFEST_UNKNOWN",
+        f"manifest unknown: {text[:140]!r} is neither a tag nor a digest",
+        {"reference": text[:140]},
+    )
 
 
 def _name(segments: list[str], path: str) -> RepositoryName:

@@ -73,18 +73,6 @@ def parse_digest(text: str) -> str:
     return text
 
 
-def parse_reference(text: str) -> str:
-    """A manifest reference: a tag or a digest."""
-    if is_tag(text) or is_digest(text):
-        return text
-    raise RegistryError(
-        400,
-        "MANIFEST_INVALID" if ":" in text else "TAG_INVALID",
-        f"invalid tag or digest {text!r}",
-        {"reference": text},
-    )
-
-
 class NameMapping(Protocol):
     """Anything that maps client names to upstream names and back (a namespace, a route)."""
 

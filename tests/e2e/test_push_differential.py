@@ -196,3 +196,24 @@ def test_push_and_manage_content_same_through_crev_as_direct(
     assert (
         statuses["finish"] == 201 and statuses["put manifest"] == 201 and statuses["mount"] == 201
     )
+
+
+def test_a_reference_that_is_no_tag_or_digest_answers_like_the_registry(
+    crev_process: CrevProcess, registry: TestRegistry, images: dict[str, PushedImage]
+) -> None:
+    # The OCI conformance suite's "nonexistent manifest" case: the registry answers 404, and
+    # crev answers the same status itself, as a registry JSON error, without asking upstream.
+    token = registry.token("repository:acme/tool:pull")
+    for method in ("GET", "HEAD"):
+        for reference in (".INVALID_MANIFEST_NAME", "-leading-dash", "a" * 129):
+            direct = httpx.request(
+                method,
+                f"{registry.url}/v2/acme/tool/manifests/{reference}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            registry.clear_logs()
+            proxied = httpx.request(method, f"{crev_process.url}/v2/tool/manifests/{reference}")
+            assert proxied.status_code == direct.status_code == 404, (method, reference)
+            if method == "GET":
+                assert proxied.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+            assert registry.access_log() == [] and registry.issuer.requests() == []

@@ -82,19 +82,23 @@ class BuiltManifest:
     platform: Mapping[str, str] | None = None
 
 
-def make_layer(files: Mapping[str, bytes], *, compresslevel: int = 6) -> tuple[Blob, str]:
+def make_layer(
+    files: Mapping[str, bytes], *, compresslevel: int = 6, executables: Iterable[str] = ()
+) -> tuple[Blob, str]:
     """A gzip'd tar layer and its diff id (digest of the uncompressed tar).
 
     Owner, mode and mtime are fixed and gzip's header timestamp is zeroed, so
-    the same files always give the same digest.
+    the same files always give the same digest; `executables` are mode 0755.
     """
+    runnable = frozenset(executables)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for directory in _parent_dirs(files):
             tar.addfile(_tar_info(directory, tarfile.DIRTYPE, 0o755, 0))
         for path in sorted(files):
             data = files[path]
-            tar.addfile(_tar_info(path, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+            mode = 0o755 if path in runnable else 0o644
+            tar.addfile(_tar_info(path, tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
     tar_bytes = raw.getvalue()
     compressed = io.BytesIO()
     with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0, compresslevel=compresslevel) as gz:
@@ -399,6 +403,21 @@ def push_small_image(
 ) -> PushedImage:
     """A linux/amd64 OCI image with two small layers."""
     return _push_built(registry, name, tag, build_small_image(label or f"{name}:{tag}"))
+
+
+RUNNABLE_GREETING = b"hello from an image pulled through crev\n"
+
+
+def push_runnable_image(
+    registry: TestRegistry, busybox: bytes, name: str = "acme/runnable", tag: str = "1"
+) -> PushedImage:
+    """An image a container runtime can run: a static busybox and `/greeting.txt`."""
+    layer, diff_id = make_layer(
+        {"bin/busybox": busybox, "greeting.txt": RUNNABLE_GREETING}, executables=["bin/busybox"]
+    )
+    config = make_image_config([diff_id], label=f"{name}:{tag}")
+    built = BuiltManifest(manifest=make_manifest(config, [layer]), blobs=(config, layer))
+    return _push_built(registry, name, tag, built)
 
 
 def push_private_image(

@@ -39,11 +39,18 @@ def require_binaries(*names: str) -> None:
     pytest.skip(reason)
 
 
-def run_tool(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run a program, raising ToolError (with its stderr) on failure."""
+def run_tool(
+    argv: Sequence[str], timeout: float, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a program (with `stdin` as its input, else none), raising ToolError (with its
+    stderr) on failure."""
     try:
         result = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolError(argv, -1, _text(exc.stdout), f"timed out after {timeout}s") from exc

@@ -12,7 +12,6 @@ from crev.names import (
     is_digest,
     is_tag,
     parse_digest,
-    parse_reference,
 )
 
 SHA256 = "sha256:" + "0123456789abcdef" * 4
@@ -242,34 +241,6 @@ def test_parse_digest_refuses(text: str) -> None:
     assert caught.value.code == "DIGEST_INVALID"
     assert caught.value.message == f"invalid digest {text!r}"
     assert caught.value.detail == {"digest": text}
-
-
-@pytest.mark.parametrize("text", ["latest", "v1", "a" * 128, SHA256, SHA512])
-def test_parse_reference_accepts_tags_and_digests(text: str) -> None:
-    assert parse_reference(text) == text
-
-
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("", "TAG_INVALID"),
-        (".x", "TAG_INVALID"),
-        ("a" * 129, "TAG_INVALID"),
-        ("a/b", "TAG_INVALID"),
-        ("..", "TAG_INVALID"),
-        ("sha256:abc", "MANIFEST_INVALID"),
-        ("a:", "MANIFEST_INVALID"),
-        ("A:b", "MANIFEST_INVALID"),
-        ("sha256:" + "a" * 63, "MANIFEST_INVALID"),
-    ],
-)
-def test_parse_reference_refuses(text: str, code: str) -> None:
-    with pytest.raises(RegistryError) as caught:
-        parse_reference(text)
-    assert caught.value.status == 400
-    assert caught.value.code == code
-    assert caught.value.message == f"invalid tag or digest {text!r}"
-    assert caught.value.detail == {"reference": text}
 
 
 # --- Namespace --------------------------------------------------------------------------------
