@@ -18,6 +18,7 @@ from tests.support import PushedImage, TestRegistry, ToolError, require_binaries
 from tests.support.caching_edge import CachingEdge, run_caching_edge
 from tests.support.containerd import run_containerd
 from tests.support.crev_process import CrevProcess, crev_for
+from tests.support.docker import run_dockerd
 from tests.support.podman import fresh_podman
 from tests.support.vercel_runtime import run_vercel_app
 
@@ -128,6 +129,25 @@ def test_ctr_pulls_without_a_login(
         assert containerd.images() == {f"{edge.host}/tool:1": tool.digest}
         assert containerd.content() == {tool.digest, *tool.blobs}
     assert_no_login_asked(edge)
+
+
+def test_docker_pulls_without_a_login_and_a_second_pull_is_served_by_the_edge(
+    edge: CachingEdge, images: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    require_binaries("dockerd", "docker")
+    tool = images["tool"]
+    reference = f"{edge.host}/tool:1"
+    with run_dockerd(tmp_path / "docker") as docker:
+        docker.pull(reference)
+        assert f"{edge.host}/tool@{tool.digest}" in docker.inspect(reference)["RepoDigests"]
+        assert_no_login_asked(edge)
+        docker.remove_images()
+        edge.clear_log()
+        docker.pull(reference)
+        assert docker.inspect(reference)["Id"] == tool.blobs[0]
+    assert_no_login_asked(edge)
+    # docker resolves the tag (HEAD or GET, as it likes); everything by digest is the edge's.
+    assert {r.target for r in edge.misses()} == {"/v2/tool/manifests/1"}
 
 
 def test_oras_pulls_an_artifact_without_a_login(
