@@ -1,36 +1,56 @@
-"""`python -m crev`: serve crev locally."""
+"""`python -m crev`: serve crev locally, as Vercel would (the registry API at /v2/, the token
+endpoint at /api/token, the page for people elsewhere)."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
 from .config import ConfigError, Settings
 from .log import configure_logging, crev_log
-from .server import create_server
+from .server import LocalServer, create_server
+
+DEFAULT_PORT = 8080
+
+SETTINGS_HELP = """\
+settings (environment variables; README.md explains each):
+  CREV_REGISTRY_HOST     upstream registry host[:port] (default registry-1.docker.io)
+  CREV_REPO_PREFIX       namespace the names live under upstream, e.g. acme (default none)
+  CREV_REGISTRY_SCHEME   https (default) or http for a local upstream
+  CREV_OFFICIAL_IMAGES   1: one-component names are library/NAME (default on for Docker Hub)
+  CREV_TOKEN_REALM       the upstream's token realm (default: learned from its challenges)
+  CREV_UPSTREAM_USERNAME, CREV_UPSTREAM_PASSWORD or CREV_UPSTREAM_TOKEN
+                         server-side upstream credentials for a private upstream
+  CREV_PUBLIC            1: public images, no login for clients, edge-cacheable answers
+  CREV_ROUTES            several upstreams on one domain (replaces the variables above)
+  CREV_TOKEN_URL         where crev's token endpoint is served (default /api/token)
+  CREV_UPSTREAM_TIMEOUT  seconds to wait for the upstream (default 30)
+  CREV_BROWSER_REDIRECT  send browsers to this URL instead of crev's page
+  CREV_ALLOW_PUSH        1: let clients push (default 0: read-only)
+  CREV_MAX_BODY_BYTES    the largest request body crev forwards (default: none locally)
+  PORT                   the port, when --port is not given
+"""
+
+
+class CommandLineError(Exception):
+    """A bad option, setting or environment for the local server, said in one line."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crev", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    args = parser.parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         settings = Settings.from_env()
+        server = _listen(args.host, args.port if args.port is not None else _port_from_env())
     except ConfigError as error:
         print(f"crev: configuration error: {error}", file=sys.stderr)
         return 2
+    except CommandLineError as error:
+        print(f"crev: {error}", file=sys.stderr)
+        return 2
     configure_logging()
-    server = create_server(args.host, args.port)
-    host, port = server.server_address[:2]
-    routes = "\n".join(f"  {route.describe()}" for route in settings.routes.routes)
-    print(
-        f"crev serving on http://{host}:{port}\n{routes}\n"
-        f"  pull: skopeo inspect --tls-verify=false docker://{host}:{port}/NAME:TAG\n"
-        f"        docker pull {host}:{port}/NAME:TAG   (localhost registries need no TLS)",
-        flush=True,
-    )
+    print(_banner(server, args.host, settings), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -38,6 +58,72 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m crev",
+        description=(
+            "Serve crev locally: the registry API at /v2/, its token endpoint at /api/token "
+            "and the page for people, routed as vercel.json routes them on Vercel."
+        ),
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help=f"port to listen on (default: $PORT, else {DEFAULT_PORT})",
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _port_from_env() -> int:
+    value = os.environ.get("PORT", "").strip()
+    if not value:
+        return DEFAULT_PORT
+    try:
+        return _port(value)
+    except argparse.ArgumentTypeError:
+        raise CommandLineError(f"PORT={value!r} is not a port number (0-65535)") from None
+
+
+def _listen(host: str, port: int) -> LocalServer:
+    try:
+        return create_server(host, port)
+    except OSError as error:
+        reason = {
+            errno.EADDRINUSE: "the address is already in use (is another crev running?)",
+            errno.EADDRNOTAVAIL: "no interface has that address",
+            errno.EACCES: "permission denied (ports below 1024 need root)",
+        }.get(error.errno or 0, error.strerror or str(error))
+        raise CommandLineError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def _banner(server: LocalServer, host: str, settings: Settings) -> str:
+    port = server.server_address[1]
+    # 0.0.0.0 (or ::) is where crev listens, not an address a client can pull from.
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    listening = f"http://{host}:{port}" + (" (every interface)" if reachable != host else "")
+    routes = "\n".join(f"  {route.describe()}" for route in settings.routes.routes)
+    push = "push: enabled (CREV_ALLOW_PUSH=1)" if settings.allow_push else "push: disabled"
+    return (
+        f"crev serving on {listening}\n{routes}\n  {push}\n"
+        f"  pull: skopeo inspect --tls-verify=false docker://{reachable}:{port}/NAME:TAG\n"
+        f"        docker pull {reachable}:{port}/NAME:TAG   (local registries need no TLS)"
+    )
 
 
 if __name__ == "__main__":

@@ -98,8 +98,22 @@ class Route(NamedTuple):
             return None
 
     def describe(self) -> str:
-        namespace = f"{self.namespace.prefix}/" if self.namespace.prefix else ""
-        return f"{self.vanity_prefix}NAME -> {self.upstream.origin}/{namespace}NAME"
+        """How names map, in words for a person: `NAME -> https://ghcr.io/acme/NAME`."""
+        mode = []
+        if self.public:
+            mode.append("public")
+        if self.credentials is not None:
+            mode.append("server-side credentials")
+        suffix = f"  ({', '.join(mode)})" if mode else ""
+        vanity = f"{self.vanity_prefix}NAME"
+        if self.namespace.prefix:
+            return f"{vanity} -> {self.upstream.origin}/{self.namespace.prefix}/NAME{suffix}"
+        if self.namespace.official_images:
+            return (
+                f"{vanity} -> {self.upstream.origin}/library/NAME for one-component names "
+                f"(official images), {self.upstream.origin}/NAME for the rest{suffix}"
+            )
+        return f"{vanity} -> {self.upstream.origin}/NAME{suffix}"
 
 
 class RouteTable:

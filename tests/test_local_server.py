@@ -77,9 +77,9 @@ def test_serves_prints_pull_line_and_stops_on_ctrl_c() -> None:
         text=True,
     )
     try:
-        banner = "".join(process.stdout.readline() for _ in range(4))
+        banner = "".join(process.stdout.readline() for _ in range(5))
         assert f"http://127.0.0.1:{port}" in banner
-        assert "NAME -> https://registry-1.docker.io/NAME" in banner
+        assert "NAME -> https://registry-1.docker.io/library/NAME for one-component" in banner
         assert f"docker://127.0.0.1:{port}/NAME:TAG" in banner
         response = httpx.get(f"http://127.0.0.1:{port}/v2/_catalog", timeout=5)
         assert response.status_code == 404
