@@ -8,6 +8,7 @@ must fetch from the upstream directly because crev's own host does not serve it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from .names import NameMapping
@@ -51,10 +52,20 @@ def _vanity_path(path: str, mapping: NameMapping) -> str | None:
     return None
 
 
-def rewrite_link(header: str, request_url: str, upstream: Upstream, mapping: NameMapping) -> str:
-    """Each `<target>` of an RFC 8288 `Link` value rewritten like a `Location`; params kept."""
+class Link(NamedTuple):
+    """One element of an RFC 8288 `Link` value."""
+
+    target: str
+    # The `; name=value` parameters after the target, verbatim but validated.
+    params: str
+    rel: str | None
+
+
+def parse_links(header: str) -> list[Link]:
+    """The links of a `Link` value, in order; MalformedHeaderError if it has none or is not
+    one."""
     scanner = Scanner(check_field_value(header))
-    links: list[str] = []
+    links: list[Link] = []
     while True:
         # RFC 9110 5.6.1: empty list elements are ignored.
         while scanner.take(","):
@@ -64,24 +75,33 @@ def rewrite_link(header: str, request_url: str, upstream: Upstream, mapping: Nam
             break
         if not scanner.take("<"):
             raise scanner.fail("'<' opening a link target")
-        target = rewrite_location(scanner.until(">"), request_url, upstream, mapping)
-        params = _link_params(scanner)
-        links.append(f"<{target}>{params}")
+        target = scanner.until(">")
+        start, rel = scanner.position, None
+        while scanner.take(";"):
+            name = scanner.token()
+            value = scanner.value() if scanner.take("=") else ""
+            if name.lower() == "rel":
+                rel = value
+        links.append(Link(target, scanner.text[start : scanner.position], rel))
         scanner.skip_whitespace()
         if not scanner.at_end() and not scanner.take(","):
             raise scanner.fail("',' between links")
     if not links:
         raise MalformedHeaderError(f"no link in {header!r}")
-    return ", ".join(links)
+    return links
 
 
-def _link_params(scanner: Scanner) -> str:
-    """The `; name=value` parameters after a target, verbatim but validated."""
-    start = scanner.position
-    end = start
-    while scanner.take(";"):
-        scanner.token()
-        if scanner.take("="):
-            scanner.value()
-        end = scanner.position
-    return scanner.text[start:end]
+def rewrite_link(header: str, request_url: str, upstream: Upstream, mapping: NameMapping) -> str:
+    """Each `<target>` of an RFC 8288 `Link` value rewritten like a `Location`; params kept."""
+    return ", ".join(
+        f"<{rewrite_location(link.target, request_url, upstream, mapping)}>{link.params}"
+        for link in parse_links(header)
+    )
+
+
+def next_page(header: str, request_url: str) -> str | None:
+    """The absolute URL of a tag list's next page (`rel="next"`), if the `Link` names one."""
+    for link in parse_links(header):
+        if link.rel is not None and "next" in link.rel.lower().split():
+            return urljoin(request_url, link.target)
+    return None

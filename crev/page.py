@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import json
 from html import escape
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import RegistryError
+from .links import next_page
 from .messages import Headers, Request, Response
 from .names import RepositoryName
+from .params import MalformedHeaderError
 from .realm import token_in, token_service
 from .routing import Route
+from .tag_order import newest_first
 from .upstream import read_body, release, send
 from .upstream_auth import server_authorization
 
 MAX_TAGS_BYTES = 4 * 1024 * 1024
-# A page shows the newest-looking tags first; a repository with thousands needs no more here.
+# A page shows the newest tags first; a repository with thousands needs no more here.
 MAX_TAGS_SHOWN = 200
+# Pages of a paginated tag list the page follows before it says the list goes on.
+MAX_TAG_PAGES = 20
 
 
 def serve_page(request: Request, settings: Settings) -> Response:
@@ -45,42 +51,83 @@ def serve_page(request: Request, settings: Settings) -> Response:
         route = settings.routes.for_name(name)
     except RegistryError as error:
         return _html(404, _not_found(host, path, error.message))
-    tags, problem = _tags(route, name, settings)
-    return _html(200 if problem is None else 502, _repository(host, name, route, tags, problem))
+    listing = _tags(route, name, settings)
+    return _html(listing.status, _repository(host, name, route, listing))
 
 
 def _wants_html(headers: Headers) -> bool:
     return any("text/html" in value for value in headers.get_all("accept"))
 
 
-def _tags(route: Route, name: RepositoryName, settings: Settings) -> tuple[list[str], str | None]:
-    """The repository's tags as an anonymous client (or crev's own credentials) sees them."""
+class TagListing(NamedTuple):
+    """What the page can say of a repository's tags, and the status the page is answered with."""
+
+    status: int
+    tags: list[str]
+    # Why there are no tags to show, in words for the page.
+    problem: str | None = None
+    # The upstream had more pages than the page follows.
+    truncated: bool = False
+
+
+def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
+    """The repository's tags as an anonymous client (or crev's own credentials) sees them,
+    following the tag list's pages (`Link: rel="next"`) on the same upstream, up to a bound."""
     upstream_name = route.to_upstream(name).value
-    url = route.upstream.url(f"/v2/{upstream_name}/tags/list")
+    path = f"/v2/{upstream_name}/tags/list"
+    url = route.upstream.url(path)
     headers = Headers([("Accept", "application/json"), ("Accept-Encoding", "identity")])
     scope = f"repository:{upstream_name}:pull"
+    tags: list[str] = []
     try:
         if route.credentials is not None:
-            headers.set("Authorization", server_authorization(route, [scope], settings.timeout))
-        response = send("GET", url, headers, settings.timeout)
-        if response.status == 401 and route.credentials is None:
-            release(response)
-            headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
+            authorization = server_authorization(route, [scope], settings.timeout)
+            headers.set("Authorization", authorization or "")
+        for _ in range(MAX_TAG_PAGES):
             response = send("GET", url, headers, settings.timeout)
-        body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
+            if response.status == 401 and "authorization" not in headers:
+                release(response)
+                headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
+                response = send("GET", url, headers, settings.timeout)
+            body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
+            if response.status != 200:
+                return _refused(response.status)
+            tags += _tag_names(body)
+            link = response.headers.get("link")
+            following = next_page(link, url) if link else None
+            if following is None:
+                return TagListing(200, tags)
+            if not _same_list(following, route, path):
+                return TagListing(200, tags, truncated=True)
+            url = following
     except RegistryError as error:
-        return [], error.message
-    if response.status in (401, 403):
-        return [], "this repository is private: pull it with credentials"
-    if response.status == 404:
-        return [], "no such repository"
-    if response.status != 200:
-        return [], f"the registry answered {response.status}"
+        return TagListing(502, [], f"the registry could not be asked: {error.message}")
+    except MalformedHeaderError:
+        return TagListing(200, tags, truncated=True)
+    return TagListing(200, tags, truncated=True)
+
+
+def _refused(status: int) -> TagListing:
+    if status in (401, 403):
+        return TagListing(403, [], "This repository is private. Log in to pull it.")
+    if status == 404:
+        return TagListing(404, [], "There is no such repository.")
+    return TagListing(502, [], f"The registry answered {status}.")
+
+
+def _tag_names(body: bytes) -> list[str]:
     try:
         tags = json.loads(body).get("tags") or []
     except (ValueError, AttributeError):
-        return [], "the registry's tag list is not JSON"
-    return [tag for tag in tags if isinstance(tag, str)], None
+        raise RegistryError(502, "UNAVAILABLE", "the tag list is not JSON") from None
+    return [tag for tag in tags if isinstance(tag, str)]
+
+
+def _same_list(url: str, route: Route, path: str) -> bool:
+    """A next page on the same upstream and the same tag list: credentials never follow a
+    link elsewhere."""
+    parts = urlsplit(url)
+    return route.upstream.is_same_origin(parts.scheme, parts.netloc) and parts.path == path
 
 
 def _anonymous_token(route: Route, scope: str, settings: Settings) -> str:
@@ -113,6 +160,7 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
 table { border-collapse: collapse; width: 100% }
 td, th { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #d0d7de }
 a { color: #0969da }
+p.notice { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .6rem 1rem }
 """
 
 
@@ -160,29 +208,39 @@ def _upstream_prefix(route: Route) -> str:
     return f"{route.namespace.prefix}/" if route.namespace.prefix else ""
 
 
-def _repository(
-    host: str, name: RepositoryName, route: Route, tags: list[str], problem: str | None
-) -> str:
+def _repository(host: str, name: RepositoryName, route: Route, listing: TagListing) -> str:
     reference = f"{host}/{name.value}"
-    shown = sorted(tags, reverse=True)[:MAX_TAGS_SHOWN]
-    first = "latest" if "latest" in tags else (shown[0] if shown else "TAG")
-    if problem is not None:
-        listing = f"<p class=muted>Tags are not available: {escape(problem)}.</p>"
-    elif not tags:
-        listing = "<p class=muted>No tags yet.</p>"
+    ordered = newest_first(listing.tags)
+    shown = ordered[:MAX_TAGS_SHOWN]
+    first = shown[0] if shown else "TAG"
+    if listing.problem is not None:
+        body = f"<p class=notice>{escape(listing.problem)}</p>"
+    elif not listing.tags:
+        body = "<p class=muted>No tags yet.</p>"
     else:
         rows = [[_code(tag), _code(f"docker pull {reference}:{tag}")] for tag in shown]
-        hidden = len(tags) - len(shown)
-        listing = f"<h2>Tags ({len(tags)})</h2>" + _table(["Tag", "Pull"], rows)
-        if hidden:
-            listing += f"<p class=muted>and {hidden} more.</p>"
+        count = f"{len(ordered)}+" if listing.truncated else str(len(ordered))
+        body = f"<h2>Tags ({count})</h2>" + _table(["Tag", "Pull"], rows)
+        if len(ordered) > len(shown):
+            body += f"<p class=muted>and {len(ordered) - len(shown)} more, not shown.</p>"
+        if listing.truncated:
+            body += (
+                f"<p class=muted>The registry has more tags than this page reads "
+                f"({MAX_TAG_PAGES} pages); list them all with "
+                f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
+            )
     source = f"{route.upstream.host}/{route.to_upstream(name).value}"
+    pull = (
+        ""
+        if listing.status == 404
+        else f"<pre>docker pull {escape(reference)}:{escape(first)}</pre>"
+    )
     return _document(
         reference,
         f"<h1>{escape(reference)}</h1>",
         f"<p class=lead>Served from {_code(source)}</p>",
-        f"<pre>docker pull {escape(reference)}:{escape(first)}</pre>",
-        listing,
+        pull,
+        body,
         f'<p><a href="/">All of {escape(host)}</a></p>',
     )
 

@@ -22,6 +22,8 @@ from .upstream_auth import forget_token, server_authorization
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
 MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
+# Registry errors are a few hundred bytes; larger bodies pass on as they are.
+MAX_ERROR_BYTES = 64 * 1024
 
 
 def serve_registry(request: Request, settings: Settings) -> Response:
@@ -58,6 +60,12 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     if request.method == "HEAD":
         release(upstream)
         return Response(upstream.status, headers, (), upstream.status)
+    if _is_small_json_error(upstream.status, headers):
+        body = read_body(upstream, MAX_ERROR_BYTES, settings.timeout)
+        headers.remove("Content-Encoding")
+        return Response.from_bytes(
+            upstream.status, headers, _vanity_error(body, route), upstream.status
+        )
     return Response(
         upstream.status,
         headers,
@@ -202,3 +210,46 @@ def _vanity_tag_list(body: bytes, endpoint: Endpoint) -> bytes:
     if isinstance(document, dict) and "name" in document and endpoint.name is not None:
         document["name"] = endpoint.name.value
     return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _is_small_json_error(status: int, headers: Headers) -> bool:
+    length = headers.get("content-length") or ""
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    return (
+        status >= 400
+        and content_type == "application/json"
+        and length.isdigit()
+        and int(length) <= MAX_ERROR_BYTES
+    )
+
+
+def _vanity_error(body: bytes, route: Route) -> bytes:
+    """A registry error with the repository names in its details shown as the client knows
+    them (distribution names the upstream repository in a 401's detail), and names outside the
+    route dropped: the vanity domain does not show the upstream's layout."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(document, dict) or not isinstance(document.get("errors"), list):
+        return body
+    for error in document["errors"]:
+        if isinstance(error, dict) and "detail" in error:
+            error["detail"] = _vanity_names(error["detail"], route)
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _vanity_names(detail: object, route: Route) -> object:
+    if isinstance(detail, list):
+        return [_vanity_names(item, route) for item in detail]
+    if not isinstance(detail, dict):
+        return detail
+    shown: dict[str, object] = {}
+    for key, value in detail.items():
+        if key.lower() == "name" and isinstance(value, str):
+            vanity = route.to_vanity(value)
+            if vanity is not None:
+                shown[key] = vanity.value
+        else:
+            shown[key] = _vanity_names(value, route)
+    return shown

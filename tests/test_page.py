@@ -60,8 +60,73 @@ def test_private_repository_says_so(crev, httpserver: HTTPServer) -> None:
     )
     httpserver.expect_request("/token").respond_with_json({"token": "anon"})
     response = httpx.get(f"{crev.url}/secret", headers=HTML)
+    assert response.status_code == 403
+    assert "This repository is private. Log in to pull it." in response.text
+    assert "docker pull 127.0.0.1" in response.text
+
+
+def test_a_missing_repository_is_a_404_page(crev, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/acme/nothing/tags/list").respond_with_json(
+        {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]},
+        status=404,
+    )
+    response = httpx.get(f"{crev.url}/nothing", headers=HTML)
+    assert response.status_code == 404
+    assert "There is no such repository." in response.text
+    assert "docker pull" not in response.text
+
+
+def test_an_unreachable_registry_is_a_502_page(start_crev) -> None:
+    crev = start_crev(registry_host="127.0.0.1:9", registry_scheme="http", upstream_timeout="2")
+    response = httpx.get(f"{crev.url}/tool", headers=HTML)
     assert response.status_code == 502
-    assert "this repository is private" in response.text
+    assert "the registry could not be asked" in response.text
+
+
+def paginated(httpserver: HTTPServer, pages: int, per_page: int, next_host: str = "") -> None:
+    """A tag list in `pages` pages, each linking the next (`next_host` makes a link absolute)."""
+    for page in range(pages):
+        tags = [f"1.{page * per_page + i}" for i in range(per_page)]
+        headers = {}
+        if page + 1 < pages:
+            target = f"{next_host}/v2/acme/tool/tags/list?n={per_page}&last={tags[-1]}"
+            headers["Link"] = f'<{target}>; rel="next"'
+        query = "" if page == 0 else {"n": str(per_page), "last": f"1.{page * per_page - 1}"}
+        httpserver.expect_request("/v2/acme/tool/tags/list", query_string=query).respond_with_json(
+            {"name": "acme/tool", "tags": tags}, headers=headers
+        )
+
+
+def test_the_page_follows_tag_pagination_and_sorts_versions_newest_first(
+    crev, httpserver: HTTPServer
+) -> None:
+    paginated(httpserver, pages=3, per_page=4)
+    response = httpx.get(f"{crev.url}/tool", headers={**HTML, "Host": "acme.dev"})
+    assert response.status_code == 200
+    assert "Tags (12)" in response.text
+    order = [f"acme.dev/tool:1.{n}" for n in (11, 10, 9, 8, 2, 1, 0)]
+    positions = [response.text.index(f"<code>docker pull {tag}</code>") for tag in order]
+    assert positions == sorted(positions)
+    assert "<pre>docker pull acme.dev/tool:1.11</pre>" in response.text
+
+
+def test_the_page_stops_after_its_bound_and_says_so(crev, httpserver: HTTPServer) -> None:
+    from crev.page import MAX_TAG_PAGES
+
+    paginated(httpserver, pages=MAX_TAG_PAGES + 3, per_page=1)
+    response = httpx.get(f"{crev.url}/tool", headers=HTML)
+    assert f"Tags ({MAX_TAG_PAGES}+)" in response.text
+    assert "more tags than this page reads" in response.text
+    asked = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/tags/list"]
+    assert len(asked) == MAX_TAG_PAGES
+
+
+def test_a_next_page_on_another_host_is_not_followed(crev, httpserver: HTTPServer) -> None:
+    paginated(httpserver, pages=2, per_page=2, next_host="http://elsewhere.invalid")
+    response = httpx.get(f"{crev.url}/tool", headers=HTML)
+    assert response.status_code == 200
+    assert "Tags (2+)" in response.text
+    assert len([r for r, _ in httpserver.log if r.path == "/v2/acme/tool/tags/list"]) == 1
 
 
 def test_invalid_name_is_a_404_page(crev, httpserver: HTTPServer) -> None:

@@ -217,3 +217,19 @@ def test_a_reference_that_is_no_tag_or_digest_answers_like_the_registry(
             if method == "GET":
                 assert proxied.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
             assert registry.access_log() == [] and registry.issuer.requests() == []
+
+
+def test_a_refusal_names_the_repository_as_the_client_knows_it(
+    crev_process: CrevProcess, registry: TestRegistry, images: dict[str, PushedImage]
+) -> None:
+    # The registry's 401 names the repository in its detail; through crev the vanity name is
+    # shown, never the upstream's layout.
+    direct = httpx.get(f"{registry.url}/v2/acme/private/secret/manifests/1")
+    assert direct.status_code == 401 and "acme/private/secret" in direct.text
+    proxied = httpx.get(f"{crev_process.url}/v2/private/secret/manifests/1")
+    assert proxied.status_code == 401
+    assert "acme/" not in proxied.text
+    (error,) = proxied.json()["errors"]
+    assert error["code"] == direct.json()["errors"][0]["code"]
+    assert {entry.get("Name") for entry in error["detail"]} == {"private/secret"}
+    assert int(proxied.headers["content-length"]) == len(proxied.content)
