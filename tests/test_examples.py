@@ -23,6 +23,9 @@ def test_example_routes_like_the_project_and_parses(path: Path) -> None:
     example = json.loads(path.read_text())
     project = json.loads((PROJECT_ROOT / "vercel.json").read_text())
     assert example["rewrites"] == project["rewrites"]
+    # What a deployment publishes and bundles, as in the root file (see test_vercel_build).
+    assert example["outputDirectory"] == project["outputDirectory"] == "public"
+    assert example["functions"] == project["functions"]
     assert "cleanUrls" not in example and "trailingSlash" not in example
     # What the README says to add with `vercel env add`, for the example that needs it.
     secrets = {"CREV_UPSTREAM_USERNAME": "bot", "CREV_UPSTREAM_PASSWORD": "added-with-vercel-env"}

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -239,9 +239,17 @@ def function_environment(
 
 @contextlib.contextmanager
 def run_function(
-    name: str, workdir: Path, root: Path = PROJECT_ROOT, **settings: str
+    name: str,
+    workdir: Path,
+    root: Path = PROJECT_ROOT,
+    *,
+    interpreter: Sequence[str] = (sys.executable,),
+    environment: Mapping[str, str] | None = None,
+    **settings: str,
 ) -> Iterator[VercelFunction]:
-    """Run ``api/<name>.py`` under ``vercel_runtime.vc_init`` in production (IPC) mode."""
+    """Run ``api/<name>.py`` under ``vercel_runtime.vc_init`` in production (IPC) mode, with
+    `interpreter` (the project's venv by default; a bare Python for a built bundle) and
+    `environment` on top of what the platform sets."""
     entrypoint = root / "api" / f"{name}.py"
     if not entrypoint.is_file():
         raise FileNotFoundError(entrypoint)
@@ -255,9 +263,12 @@ def run_function(
         with output_path.open("wb") as output:
             # `-m` puts the working directory on sys.path, as /var/task is on Vercel.
             process = subprocess.Popen(
-                [sys.executable, "-m", "vercel_runtime.vc_init"],
+                [*interpreter, "-m", "vercel_runtime.vc_init"],
                 cwd=root,
-                env=function_environment(entrypoint, ipc.path, settings, root),
+                env={
+                    **function_environment(entrypoint, ipc.path, settings, root),
+                    **(environment or {}),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
