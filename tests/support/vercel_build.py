@@ -95,8 +95,9 @@ def build_tools(directory: Path) -> Path:
     return directory
 
 
-def vercel_build(workdir: Path) -> BuildOutput:
-    project = clean_copy(workdir / "project")
+def vercel_build(workdir: Path, root: Path = PROJECT_ROOT) -> BuildOutput:
+    """`vercel build` of a clean copy of the checkout at `root`, under `workdir`."""
+    project = clean_copy(workdir / "project", root)
     (project / ".vercel").mkdir()
     (project / ".vercel" / "project.json").write_text(
         json.dumps({"projectId": "x", "orgId": "y", "settings": {"framework": None}})
