@@ -57,3 +57,23 @@ def test_home_page_renders_in_a_browser(crev_process: CrevProcess, tmp_path: Pat
     dom = chromium(tmp_path, "--dump-dom", f"{crev_process.url}/").stdout
     assert f"docker pull {crev_process.host}/NAME:TAG" in dom
     assert "/acme/NAME</code>" in dom
+
+
+def test_private_and_missing_repositories_say_so_in_a_browser(
+    crev_process: CrevProcess, images: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    require_binaries("chromium")
+    private = chromium(tmp_path, "--dump-dom", f"{crev_process.url}/private/secret").stdout
+    assert "This repository is private. Log in to pull it." in private
+    assert f"docker pull {crev_process.host}/private/secret:TAG" in private
+    missing = chromium(tmp_path, "--dump-dom", f"{crev_process.url}/no/such/thing").stdout
+    assert "There is no such repository." in missing
+    assert "docker pull" not in missing
+    screenshot = tmp_path / "private.png"
+    chromium(
+        tmp_path,
+        f"--screenshot={screenshot}",
+        "--window-size=1000,500",
+        f"{crev_process.url}/private/secret",
+    )
+    assert len(screenshot.read_bytes()) > 10_000
