@@ -203,3 +203,16 @@ def test_a_public_route_to_an_upstream_without_token_auth(start_crev, httpserver
     assert response.content == MANIFEST
     (_, (forwarded, _)) = httpserver.log
     assert "Authorization" not in forwarded.headers
+
+
+def test_answers_crev_gives_itself_are_logged_without_an_upstream_status(
+    crev, upstream: TokenUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="crev")
+    httpx.get(f"{crev.url}/v2/")
+    httpx.get(f"{crev.url}/v2/tool/manifests/1")
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("GET /v2/ 200 upstream=- ") for line in lines), lines
+    assert any(line.startswith("GET /v2/tool/manifests/1 200 upstream=200 ") for line in lines)
