@@ -3,9 +3,10 @@
 h11 reads the request head and body (chunked framing included) and frames crev's answer for the
 client's HTTP version; crev only moves bytes between it and the handler's `rfile` and `wfile`.
 On top of h11's grammar crev refuses what h11 accepts but a host behind crev might read another
-way: obsolete line folding (h11 unfolds it), repeated framing fields (h11 merges equal
-`Content-Length`s), `Content-Length` beside `Transfer-Encoding`, and `Transfer-Encoding` in an
-HTTP/1.0 request (RFC 9112 6.1: faulty framing).
+way: control characters in a field (h11 takes any byte but NUL and whitespace), obsolete line
+folding (h11 unfolds it), repeated framing fields (h11 merges equal `Content-Length`s),
+`Content-Length` beside `Transfer-Encoding`, and `Transfer-Encoding` in an HTTP/1.0 request
+(RFC 9112 6.1: faulty framing).
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ class ClientConnection:
         return head
 
     def body(self) -> Iterator[bytes]:
-        """The request body as the client sends it, de-chunked; never read past its end, so a
-        next request on the connection is left for the next handler. A client that breaks the
-        framing, stops sending or hangs up is a 400/408 registry error."""
+        """The request body as the client sends it, de-chunked. A length-delimited body is never
+        read past its end; what was read past a chunked one is kept for the next request
+        (`read_past_the_request`). A client that breaks the framing, stops sending or hangs up
+        is a 400/408 registry error."""
         if self._h11.they_are_waiting_for_100_continue:
             self._send(h11.InformationalResponse(status_code=100, headers=[]))
         while True:

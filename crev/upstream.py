@@ -247,7 +247,12 @@ def send(
         request = httpx.Request(
             method,
             url,
-            headers=[(name, value) for name, value in headers if name.lower() not in _OWN],
+            # As bytes: a client's header may hold obs-text, which httpx would not encode.
+            headers=[
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in headers
+                if name.lower() not in _OWN
+            ],
             content=_streamed_body(content) if streamed else content,
             extensions={"timeout": _timeouts(timeout)},
         )

@@ -428,3 +428,10 @@ def test_an_answer_with_a_control_character_h11_lets_through_is_a_502(serve) -> 
         get(server.url)
     assert caught.value.status == 502
     assert "control character" in str(caught.value)
+
+
+def test_a_header_with_obs_text_is_passed_on_byte_for_byte(serve) -> None:
+    server = serve(lambda n: ok())
+    headers = Headers([("Accept", "a/b; note=caf\xe9")])
+    upstream.release(upstream.send("GET", server.url + "/v2/", headers, TIMEOUT))
+    assert b"\r\nAccept: a/b; note=caf\xe9\r\n" in server.requests[0] + b"\r\n"

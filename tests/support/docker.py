@@ -71,13 +71,18 @@ def run_dockerd(workdir: Path) -> Iterator[Docker]:
     config = workdir / "config"
     config.mkdir(exist_ok=True)
     (config / "config.json").write_text("{}")
+    # Settings of its own, so the machine's /etc/docker/daemon.json never applies.
+    (workdir / "daemon.json").write_text("{}")
     log = (workdir / "dockerd.log").open("wb")
     daemon = subprocess.Popen(
         [
             "dockerd",
+            "--config-file",
+            str(workdir / "daemon.json"),
             "--storage-driver",
             "vfs",
             "--iptables=false",
+            "--ip6tables=false",
             "--ip-masq=false",
             "--bridge=none",
             "--data-root",
@@ -102,14 +107,28 @@ def run_dockerd(workdir: Path) -> Iterator[Docker]:
         _wait_until_serving(docker, daemon, workdir / "dockerd.log")
         yield docker
     finally:
+        children = _children(daemon.pid)
         daemon.terminate()
         try:
             daemon.wait(30)
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+        for pid in children:  # the containerd it started, should it outlive dockerd
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
         log.close()
         shutil.rmtree(short, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(status.parent.name))
+    return found
 
 
 def _wait_until_serving(docker: Docker, daemon: subprocess.Popen[bytes], log: Path) -> None:

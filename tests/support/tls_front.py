@@ -73,8 +73,17 @@ class TlsFront:
             self._close(client)
             return
         self._track(upstream)
-        threading.Thread(target=self._pump_to_backend, args=(client, upstream), daemon=True).start()
+        to_backend = threading.Thread(
+            target=self._pump_to_backend, args=(client, upstream), daemon=True
+        )
+        to_backend.start()
         self._pump_to_client(upstream, client)
+        # Close only once neither pump uses the sockets: OpenSSL reads by fd number, so a pump
+        # still blocked on a closed socket would read whichever connection reuses that fd
+        # (docker, with several connections at once, got another connection's bytes).
+        to_backend.join()
+        self._close(upstream)
+        self._close(client)
 
     def _pump_to_backend(self, client: ssl.SSLSocket, upstream: socket.socket) -> None:
         """Client to backend; the client's end of stream half-closes the backend connection."""
@@ -83,8 +92,7 @@ class TlsFront:
                 upstream.sendall(data)
             upstream.shutdown(socket.SHUT_WR)
         except (OSError, ssl.SSLError):
-            self._close(client)
-            self._close(upstream)
+            _shutdown(upstream)  # wakes _pump_to_client
 
     def _pump_to_client(self, upstream: socket.socket, client: ssl.SSLSocket) -> None:
         """Backend to client; when the backend closes, so does the client's connection."""
@@ -94,8 +102,7 @@ class TlsFront:
         except (OSError, ssl.SSLError):
             pass
         finally:
-            self._close(upstream)
-            self._close(client)
+            _shutdown(client)  # wakes _pump_to_backend
 
     # -- bookkeeping
 
@@ -117,8 +124,16 @@ class TlsFront:
             sockets = list(self._sockets)
             self._sockets.clear()
         for sock in sockets:
+            _shutdown(sock)
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """End both directions of the TCP connection, waking any thread blocked on it, without
+    releasing its fd. (SSLSocket.shutdown would also drop the TLS state under the other pump.)"""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 @contextlib.contextmanager
