@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tests.hardening.pull_load import LoadResult, MiB, pull_plan, run_load  # noqa: E402
 from tests.support import PushedImage, seed_images  # noqa: E402
 from tests.support.crev_process import crev_for  # noqa: E402
+from tests.support.pull_load import LoadResult, MiB, pull_plan, run_load  # noqa: E402
 from tests.support.registry import start_test_registry  # noqa: E402
 
 PREFIX = "acme"

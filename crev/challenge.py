@@ -113,14 +113,6 @@ def format_challenges(challenges: list[Challenge]) -> str:
     return ", ".join(challenge.format() for challenge in challenges)
 
 
-def bearer_realm(header: str) -> str | None:
-    """The upstream token realm announced by a challenge, if it has one."""
-    for challenge in parse_challenges(header):
-        if challenge.is_bearer and challenge.get("realm"):
-            return challenge.get("realm")
-    return None
-
-
 def client_scope(value: str, mapping: NameMapping) -> str | None:
     """A challenge's `scope` as the client names it; scopes outside the prefix are dropped."""
     try:

@@ -44,10 +44,6 @@ class RepositoryName(NamedTuple):
                 )
         return cls(text)
 
-    @property
-    def components(self) -> list[str]:
-        return self.value.split("/")
-
     def __str__(self) -> str:
         return self.value
 

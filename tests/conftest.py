@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from crev.realm import forget_token_services
-from crev.server import LocalServer, create_server
+from crev.server import create_server
 from crev.upstream_auth import forget_tokens
 from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
 from tests.support.crev_process import CrevProcess, crev_for
+from tests.support.crev_server import CrevServer
 from tests.support.registry import start_test_registry
-
-
-class CrevServer:
-    """crev's local server on a free port, in a thread of the test process."""
-
-    def __init__(self, server: LocalServer) -> None:
-        self.server = server
-        host, port = server.server_address[:2]
-        self.host = f"{host}:{port}"
-        self.url = f"http://{self.host}"
-        self.thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

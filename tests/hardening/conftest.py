@@ -16,8 +16,8 @@ import pytest
 from crev.realm import forget_token_services
 from crev.server import create_server
 from crev.upstream_auth import forget_tokens
-from tests.conftest import CrevServer
-from tests.hardening.faulty_upstream import RawUpstream, healthy
+from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import RawUpstream, healthy
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.hardening.faulty_upstream import (
+from tests.support.faulty_upstream import (
     UPSTREAM_MARK,
     Connection,
     RawRequest,
@@ -18,7 +18,7 @@ from tests.hardening.faulty_upstream import (
     healthy,
     respond,
 )
-from tests.hardening.wire import exchange, parse, port_of, raw_error, send
+from tests.support.wire import exchange, parse, port_of, raw_error, send
 
 DIGEST = "sha256:" + "a" * 64
 

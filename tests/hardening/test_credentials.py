@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.conftest import CrevServer
-from tests.hardening.faulty_upstream import (
+from tests.support import PushedImage, TestRegistry
+from tests.support.crev_process import CrevProcess
+from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import (
     MANIFEST,
     UPSTREAM_MARK,
     Behaviour,
@@ -23,8 +25,6 @@ from tests.hardening.faulty_upstream import (
     cut_mid_body,
     respond,
 )
-from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import CrevProcess
 from tests.support.images import MANIFEST_ACCEPT
 
 DIGEST = "sha256:" + "b" * 64

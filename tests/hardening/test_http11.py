@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import CrevServer
-from tests.hardening.faulty_upstream import Connection, RawRequest, RawUpstream, head, respond
-from tests.hardening.wire import exchange, parse, port_of, raw_error
+from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import Connection, RawRequest, RawUpstream, head, respond
+from tests.support.wire import exchange, parse, port_of, raw_error
 
 DIGEST = "sha256:" + "a" * 64
 

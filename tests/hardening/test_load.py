@@ -3,9 +3,9 @@ zero errors, zero wrong digests and flat memory. `bench/load.py` is the same, lo
 
 from __future__ import annotations
 
-from tests.hardening.pull_load import pull_plan, run_load, scopes_for
 from tests.support import PushedImage, TestRegistry
 from tests.support.crev_process import CrevProcess
+from tests.support.pull_load import pull_plan, run_load, scopes_for
 
 DURATION_S = 8.0
 WARMUP_S = 1.0

@@ -8,9 +8,9 @@ import re
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CrevServer
-from tests.hardening.faulty_upstream import UPSTREAM_MARK, RawUpstream, healthy
-from tests.hardening.wire import exchange, is_registry_error, parse, port_of, request_bytes
+from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import UPSTREAM_MARK, RawUpstream, healthy
+from tests.support.wire import exchange, is_registry_error, parse, port_of, request_bytes
 
 HEX = "a" * 64
 COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"

@@ -9,15 +9,15 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 
-from tests.conftest import CrevServer
-from tests.hardening.faulty_upstream import (
+from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import (
     Behaviour,
     RawRequest,
     RawUpstream,
     healthy,
     respond,
 )
-from tests.hardening.wire import exchange, http_error, is_registry_error, parse, port_of, send
+from tests.support.wire import exchange, http_error, is_registry_error, parse, port_of, send
 
 TOKEN_BODY = b'{"token":"upstream-token","access_token":"upstream-token","expires_in":300}'
 

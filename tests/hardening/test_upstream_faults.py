@@ -19,8 +19,8 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import CrevServer
-from tests.hardening.faulty_upstream import (
+from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import (
     MANIFEST,
     UPSTREAM_MARK,
     Behaviour,
@@ -37,7 +37,7 @@ from tests.hardening.faulty_upstream import (
     silent,
     stall_mid_body,
 )
-from tests.hardening.wire import (
+from tests.support.wire import (
     exchange,
     fetch,
     http_error,

@@ -6,7 +6,6 @@ import pytest
 
 from crev.challenge import (
     Challenge,
-    bearer_realm,
     client_scope,
     format_challenges,
     parse_challenges,
@@ -246,31 +245,6 @@ def test_quote_and_check_field_value() -> None:
     with pytest.raises(MalformedHeaderError) as caught:
         check_field_value("a\nb")
     assert str(caught.value) == "control character in header value 'a\\nb'"
-
-
-# --- bearer_realm -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("header", "realm"),
-    [
-        ('Bearer realm="https://auth.docker.io/token",service="x"', "https://auth.docker.io/token"),
-        ('Basic realm="basic", Bearer realm="https://r/t"', "https://r/t"),
-        ('bearer REALM="https://r/t"', "https://r/t"),
-        ('Bearer realm="https://first", Bearer realm="https://second"', "https://first"),
-        ('Bearer realm="", Bearer realm="https://second"', "https://second"),
-        ('Basic realm="registry"', None),
-        ('Bearer service="x"', None),
-        ("Negotiate abc", None),
-    ],
-)
-def test_bearer_realm(header: str, realm: str | None) -> None:
-    assert bearer_realm(header) == realm
-
-
-def test_bearer_realm_raises_on_malformed() -> None:
-    with pytest.raises(MalformedHeaderError):
-        bearer_realm('Bearer realm="x')
 
 
 # --- client_scope and rewrite_challenge -------------------------------------------------------

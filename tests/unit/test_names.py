@@ -48,11 +48,6 @@ def test_parse_accepts_valid_names(text: str) -> None:
     assert name == RepositoryName(text)
     assert name.value == text
     assert str(name) == text
-    assert name.components == text.split("/")
-
-
-def test_components_of_a_nested_name() -> None:
-    assert RepositoryName.parse("org/team/tool").components == ["org", "team", "tool"]
 
 
 def test_names_order_by_value() -> None:
