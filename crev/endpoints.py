@@ -12,7 +12,7 @@ from enum import Enum
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from .errors import RegistryError, name_invalid, unsupported
+from .errors import ErrorCode, RegistryError, name_invalid, unsupported
 from .names import NameMapping, RepositoryName, is_digest, is_tag, parse_digest
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
@@ -88,7 +88,7 @@ def parse_endpoint(path: str) -> Endpoint:
     """The endpoint of a raw request path (no query), or a RegistryError saying why not."""
     if len(path) > MAX_PATH_LENGTH:
         raise RegistryError(
-            414, "NAME_INVALID", f"request path is over {MAX_PATH_LENGTH} characters"
+            414, ErrorCode.NAME_INVALID, f"request path is over {MAX_PATH_LENGTH} characters"
         )
     if path in ("/v2", "/v2/"):
         return Endpoint(Kind.BASE)
@@ -103,7 +103,9 @@ def parse_endpoint(path: str) -> Endpoint:
         return Endpoint(Kind.UPLOAD_START, _name(segments[:-3], path))
     if len(segments) >= 4 and segments[-3:-1] == ["blobs", "uploads"]:
         if not _UPLOAD_ID.fullmatch(segments[-1]) or not segments[-1].strip("."):
-            raise RegistryError(404, "BLOB_UPLOAD_INVALID", f"invalid upload id {segments[-1]!r}")
+            raise RegistryError(
+                404, ErrorCode.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}"
+            )
         return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), segments[-1])
     if len(segments) >= 3:
         kind = {"manifests": Kind.MANIFEST, "blobs": Kind.BLOB, "referrers": Kind.REFERRERS}.get(
@@ -125,7 +127,7 @@ def _manifest_reference(text: str) -> str:
         return text
     raise RegistryError(
         404,
-        "MANIFEST_UNKNOWN",
+        ErrorCode.MANIFEST_UNKNOWN,
         f"manifest unknown: {text[:140]!r} is neither a tag nor a digest",
         {"reference": text[:140]},
     )

@@ -22,7 +22,7 @@ import h11
 
 from .client_connection import ClientConnection
 from .config import ConfigError, Settings, current_settings
-from .errors import RegistryError
+from .errors import ErrorCode, RegistryError
 from .log import crev_log, escaped, log_answer, log_refusal
 from .messages import Headers, Request, Response
 from .realm import request_origin
@@ -145,12 +145,12 @@ class FunctionHandler(BaseHTTPRequestHandler):
             settings = current_settings()
         except ConfigError as error:
             return Response.from_error(
-                RegistryError(500, "UNKNOWN", f"crev is misconfigured: {error}")
+                RegistryError(500, ErrorCode.UNKNOWN, f"crev is misconfigured: {error}")
             )
         endpoint = self.endpoint_for(path)
         if endpoint is None:
             return Response.from_error(
-                RegistryError(404, "UNSUPPORTED", f"no endpoint at {path!r}")
+                RegistryError(404, ErrorCode.UNSUPPORTED, f"no endpoint at {path!r}")
             )
         try:
             headers = Headers(self.headers.items())
@@ -169,7 +169,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return Response.from_error(error)
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
-            return Response.from_error(RegistryError(500, "UNKNOWN", "internal error in crev"))
+            return Response.from_error(
+                RegistryError(500, ErrorCode.UNKNOWN, "internal error in crev")
+            )
 
     def _write(self, response: Response) -> str:
         """Send the answer; how it ended when it could not be sent whole, else ''."""
@@ -202,7 +204,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Protocol-level refusals `http.server` makes itself (an over-long request line) as
         registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
-        self.send_registry_error(RegistryError(code, "UNSUPPORTED", reason))
+        self.send_registry_error(RegistryError(code, ErrorCode.UNSUPPORTED, reason))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any endpoint ran, and close: the rest of the request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from .errors import RegistryError
+from .errors import ErrorCode, RegistryError
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
 # any byte but NUL and whitespace in a value; `bytes.translate` finds the rest fast.
@@ -116,7 +116,7 @@ def _within(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
 def body_too_large(limit: int) -> RegistryError:
     return RegistryError(
         413,
-        "SIZE_INVALID",
+        ErrorCode.SIZE_INVALID,
         f"request body is over {limit} bytes, the most this deployment accepts in one request; "
         "upload blobs in chunks (PATCH with Content-Range) smaller than that",
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Protocol
 
-from .errors import ConfigError, RegistryError, name_invalid
+from .errors import ConfigError, ErrorCode, RegistryError, name_invalid
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -65,7 +65,9 @@ def is_digest(text: str) -> bool:
 
 def parse_digest(text: str) -> str:
     if not is_digest(text):
-        raise RegistryError(400, "DIGEST_INVALID", f"invalid digest {text!r}", {"digest": text})
+        raise RegistryError(
+            400, ErrorCode.DIGEST_INVALID, f"invalid digest {text!r}", {"digest": text}
+        )
     return text
 
 

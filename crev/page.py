@@ -14,7 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .config import Settings
-from .errors import RegistryError
+from .errors import ErrorCode, RegistryError
 from .links import next_page
 from .messages import Headers, Request, Response
 from .names import RepositoryName
@@ -35,10 +35,15 @@ MAX_TAG_PAGES = 20
 def serve_page(request: Request, settings: Settings) -> Response:
     if request.method not in ("GET", "HEAD"):
         raise RegistryError(
-            405, "UNSUPPORTED", f"{request.method} is not served", headers=[("Allow", "GET, HEAD")]
+            405,
+            ErrorCode.UNSUPPORTED,
+            f"{request.method} is not served",
+            headers=[("Allow", "GET, HEAD")],
         )
     if not _wants_html(request.headers):
-        raise RegistryError(404, "UNSUPPORTED", f"{request.path!r} is not a registry API path")
+        raise RegistryError(
+            404, ErrorCode.UNSUPPORTED, f"{request.path!r} is not a registry API path"
+        )
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
         return Response(302, headers)
@@ -119,7 +124,7 @@ def _tag_names(body: bytes) -> list[str]:
     try:
         tags = json.loads(body).get("tags") or []
     except (ValueError, AttributeError):
-        raise RegistryError(502, "UNAVAILABLE", "the tag list is not JSON") from None
+        raise RegistryError(502, ErrorCode.UNAVAILABLE, "the tag list is not JSON") from None
     return [tag for tag in tags if isinstance(tag, str)]
 
 

@@ -9,7 +9,7 @@ from .challenge import rewrite_challenge
 from .config import Settings
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
 from .endpoints import READ_METHODS, UPLOAD_KINDS, Endpoint, Kind, check_method, parse_endpoint
-from .errors import RegistryError, upstream_unavailable
+from .errors import ErrorCode, RegistryError, upstream_unavailable
 from .forwarding import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
 from .messages import Headers, Request, Response
@@ -206,7 +206,7 @@ def _vanity_tag_list(body: bytes, endpoint: Endpoint) -> bytes:
     try:
         document = json.loads(body)
     except ValueError:
-        raise RegistryError(502, "UNAVAILABLE", "upstream tag list is not JSON") from None
+        raise RegistryError(502, ErrorCode.UNAVAILABLE, "upstream tag list is not JSON") from None
     if isinstance(document, dict) and "name" in document and endpoint.name is not None:
         document["name"] = endpoint.name.value
     return json.dumps(document, separators=(",", ":")).encode()

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from .challenge import parse_challenges
 from .config import Settings
-from .errors import RegistryError, upstream_unavailable
+from .errors import ErrorCode, RegistryError, upstream_unavailable
 from .hosts import is_http_url, is_valid_host
 from .messages import Headers, Request
 from .params import MalformedHeaderError
@@ -135,7 +135,7 @@ def request_origin(headers: Headers, default_scheme: str) -> str:
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
-        raise RegistryError(400, "UNSUPPORTED", f"unsupported forwarded scheme {scheme!r}")
+        raise RegistryError(400, ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
     if not is_valid_host(host):
-        raise RegistryError(400, "UNSUPPORTED", f"invalid or missing Host header {host!r}")
+        raise RegistryError(400, ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
     return f"{scheme}://{host}"

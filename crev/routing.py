@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import RegistryError
+from .errors import ErrorCode, RegistryError
 from .names import Namespace, RepositoryName
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -148,7 +148,7 @@ class RouteTable:
                 return route
         raise RegistryError(
             404,
-            "NAME_UNKNOWN",
+            ErrorCode.NAME_UNKNOWN,
             f"repository name {name.value!r} is not served here: names start with "
             + ", ".join(repr(route.vanity_prefix) for route in self.routes),
             {"name": name.value},

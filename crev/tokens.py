@@ -12,7 +12,7 @@ import json
 from urllib.parse import parse_qsl, urlencode
 
 from .config import Settings
-from .errors import RegistryError, unsupported
+from .errors import ErrorCode, RegistryError, unsupported
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
@@ -55,7 +55,9 @@ def serve_token(request: Request, settings: Settings) -> Response:
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             raise RegistryError(
-                400, "UNSUPPORTED", f"token POST must be a form, not {content_type or 'empty'!r}"
+                400,
+                ErrorCode.UNSUPPORTED,
+                f"token POST must be a form, not {content_type or 'empty'!r}",
             )
         body = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
         # The route hint travels in the realm's query string, the rest in the form.
@@ -98,7 +100,7 @@ def _map_params(
 ) -> tuple[Route, list[tuple[str, str]]]:
     """The route asked for, and the token parameters with every scope put under it."""
     if sum(1 for key, _ in params if key == "service") > 1:
-        raise RegistryError(400, "UNSUPPORTED", "token request names more than one service")
+        raise RegistryError(400, ErrorCode.UNSUPPORTED, "token request names more than one service")
     scopes: list[Scope] = []
     hint: str | None = None
     mapped: list[tuple[str, str]] = []
@@ -106,7 +108,9 @@ def _map_params(
         if key == "scope":
             scopes.extend(_parse_client_scopes(value))
             if len(scopes) > MAX_SCOPES:
-                raise RegistryError(400, "UNSUPPORTED", f"more than {MAX_SCOPES} scopes requested")
+                raise RegistryError(
+                    400, ErrorCode.UNSUPPORTED, f"more than {MAX_SCOPES} scopes requested"
+                )
         elif key == ROUTE_PARAMETER:
             hint = value
         elif key in _TOKEN_PARAMETERS:
@@ -135,7 +139,7 @@ def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Rout
         names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
         raise RegistryError(
             400,
-            "DENIED",
+            ErrorCode.DENIED,
             f"token request spans routes {names} on different registries: ask for one at a time",
         )
     if routes:
@@ -143,7 +147,7 @@ def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Rout
     if hint is not None:
         route = settings.routes.by_prefix(hint)
         if route is None:
-            raise RegistryError(400, "UNSUPPORTED", f"no route {hint!r}")
+            raise RegistryError(400, ErrorCode.UNSUPPORTED, f"no route {hint!r}")
         return route
     return settings.routes.default
 
@@ -152,13 +156,13 @@ def _parse_client_scopes(value: str) -> list[Scope]:
     try:
         scopes = parse_scopes(value)
     except ScopeError as error:
-        raise RegistryError(400, "UNSUPPORTED", f"invalid scope: {error}") from None
+        raise RegistryError(400, ErrorCode.UNSUPPORTED, f"invalid scope: {error}") from None
     for scope in scopes:
         if scope.type == "repository":
             try:
                 RepositoryName.parse(scope.name)
             except RegistryError as error:
                 raise RegistryError(
-                    400, "NAME_INVALID", f"invalid scope {str(scope)!r}: {error.message}"
+                    400, ErrorCode.NAME_INVALID, f"invalid scope {str(scope)!r}: {error.message}"
                 ) from None
     return scopes

@@ -23,7 +23,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from .errors import RegistryError, upstream_unavailable
+from .errors import ErrorCode, RegistryError, upstream_unavailable
 from .messages import Headers, has_control_characters
 
 CHUNK_SIZE = 64 * 1024
@@ -287,7 +287,7 @@ def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield from chunks
     except OSError as error:
         raise RegistryError(
-            408, "SIZE_INVALID", f"the request body stopped arriving: {describe(error)}"
+            408, ErrorCode.SIZE_INVALID, f"the request body stopped arriving: {describe(error)}"
         ) from None
     _Deadline.start()
 

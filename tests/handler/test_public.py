@@ -211,8 +211,20 @@ def test_answers_crev_gives_itself_are_logged_without_an_upstream_status(
     import logging
 
     caplog.set_level(logging.INFO, logger="crev")
+    import time
+
     httpx.get(f"{crev.url}/v2/")
     httpx.get(f"{crev.url}/v2/tool/manifests/1")
-    lines = [record.getMessage() for record in caplog.records]
-    assert any(line.startswith("GET /v2/ 200 upstream=- ") for line in lines), lines
-    assert any(line.startswith("GET /v2/tool/manifests/1 200 upstream=200 ") for line in lines)
+    # A request is logged once its answer has gone out: wait for the line.
+    expected = ("GET /v2/ 200 upstream=- ", "GET /v2/tool/manifests/1 200 upstream=200 ")
+
+    def logged() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name == "crev"]
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(
+        any(line.startswith(start) for line in logged()) for start in expected
+    ):
+        time.sleep(0.02)
+    for start in expected:
+        assert any(line.startswith(start) for line in logged()), logged()
