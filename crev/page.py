@@ -19,7 +19,6 @@ from .links import next_page
 from .messages import Headers, Request, Response
 from .names import RepositoryName
 from .params import MalformedHeaderError
-from .realm import token_in, token_service
 from .routing import Route
 from .tag_order import newest_first
 from .upstream import read_body, release, send
@@ -92,7 +91,9 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             response = send("GET", url, headers, settings.timeout)
             if response.status == 401 and "authorization" not in headers:
                 release(response)
-                headers.set("Authorization", f"Bearer {_anonymous_token(route, scope, settings)}")
+                # An anonymous token, from the same cache the registry endpoint uses.
+                authorization = server_authorization(route, [scope], settings.timeout)
+                headers.set("Authorization", authorization or "")
                 response = send("GET", url, headers, settings.timeout)
             body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
             if response.status != 200:
@@ -133,13 +134,6 @@ def _same_list(url: str, route: Route, path: str) -> bool:
     link elsewhere."""
     parts = urlsplit(url)
     return route.upstream.is_same_origin(parts.scheme, parts.netloc) and parts.path == path
-
-
-def _anonymous_token(route: Route, scope: str, settings: Settings) -> str:
-    url = token_service(route, settings.timeout).token_url([scope])
-    response = send("GET", url, Headers(), settings.timeout)
-    token, _ = token_in(read_body(response, MAX_TAGS_BYTES, settings.timeout))
-    return token or ""
 
 
 def _html(status: int, body: str) -> Response:

@@ -28,9 +28,9 @@ import pytest
 
 from tests.support import PushedImage, TestRegistry, free_port, skopeo
 from tests.support.crev_process import CrevProcess
+from tests.support.vercel_build import VERCEL_CLI, build_tools, cli_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-VERCEL_CLI = PROJECT_ROOT / "tests" / "vercel-cli" / "node_modules" / ".bin" / "vercel"
 START_TIMEOUT_S = 90.0
 # The first request to each function builds it: uv resolves and installs its dependencies.
 BUILD_TIMEOUT_S = 180.0
@@ -78,18 +78,6 @@ def _require_cli() -> None:
     pytest.skip(reason)
 
 
-def _tool_dir(path: Path) -> Path:
-    """`python3` (3.12, as `.python-version` asks) and `uv` first on PATH for the builder."""
-    path.mkdir(parents=True, exist_ok=True)
-    python = Path(sys._base_executable).resolve()  # the interpreter under .venv
-    for name in ("python3", "python3.12"):
-        (path / name).symlink_to(python)
-    uv = _uv()
-    assert uv is not None
-    (path / "uv").symlink_to(uv)
-    return path
-
-
 @contextlib.contextmanager
 def run_vercel_dev(workdir: Path, **settings: str) -> Iterator[VercelDev]:
     """`vercel dev --local` on a copy of the project, with `settings` as `CREV_<NAME>` in its
@@ -99,20 +87,8 @@ def run_vercel_dev(workdir: Path, **settings: str) -> Iterator[VercelDev]:
     (project / ".env").write_text(
         "".join(f"CREV_{name.upper()}={value}\n" for name, value in settings.items())
     )
-    tools = _tool_dir(workdir / "bin")
     port = free_port()
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CREV_", "VERCEL", "UV_", "VIRTUAL_ENV"))
-    }
-    env.update(
-        {
-            "PATH": f"{tools}{os.pathsep}{env.get('PATH', '')}",
-            "VERCEL_TELEMETRY_DISABLED": "1",
-            "NO_UPDATE_NOTIFIER": "1",
-        }
-    )
+    env = cli_environment(build_tools(workdir / "bin"))
     argv = [
         str(VERCEL_CLI),
         "dev",

@@ -95,14 +95,9 @@ def build_tools(directory: Path) -> Path:
     return directory
 
 
-def vercel_build(workdir: Path, root: Path = PROJECT_ROOT) -> BuildOutput:
-    """`vercel build` of a clean copy of the checkout at `root`, under `workdir`."""
-    project = clean_copy(workdir / "project", root)
-    (project / ".vercel").mkdir()
-    (project / ".vercel" / "project.json").write_text(
-        json.dumps({"projectId": "x", "orgId": "y", "settings": {"framework": None}})
-    )
-    tools = build_tools(workdir / "bin")
+def cli_environment(tools: Path) -> dict[str, str]:
+    """The environment the Vercel CLI runs in: `tools` first on PATH, none of crev's settings
+    or another virtual environment's, no telemetry or update check."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -115,6 +110,17 @@ def vercel_build(workdir: Path, root: Path = PROJECT_ROOT) -> BuildOutput:
             "NO_UPDATE_NOTIFIER": "1",
         }
     )
+    return env
+
+
+def vercel_build(workdir: Path, root: Path = PROJECT_ROOT) -> BuildOutput:
+    """`vercel build` of a clean copy of the checkout at `root`, under `workdir`."""
+    project = clean_copy(workdir / "project", root)
+    (project / ".vercel").mkdir()
+    (project / ".vercel" / "project.json").write_text(
+        json.dumps({"projectId": "x", "orgId": "y", "settings": {"framework": None}})
+    )
+    env = cli_environment(build_tools(workdir / "bin"))
     result = subprocess.run(
         [str(VERCEL_CLI), "build", "--yes", "--global-config", str(workdir / "global-config")],
         cwd=project,
