@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,9 @@ def run_dockerd(workdir: Path) -> Iterator[Docker]:
     # Unix socket paths are limited to about 108 bytes; pytest's tmp paths can be longer.
     short = Path(tempfile.mkdtemp(prefix="dk-"))
     socket = short / "docker.sock"
+    # containerd namespaces are alphanumeric words joined by single `.`, `_` or `-`; a temp
+    # directory's random name may hold `-_` or a leading `_`.
+    namespace = "crevtest" + re.sub(r"[^A-Za-z0-9]", "", short.name)
     config = workdir / "config"
     config.mkdir(exist_ok=True)
     (config / "config.json").write_text("{}")
@@ -94,9 +98,9 @@ def run_dockerd(workdir: Path) -> Iterator[Docker]:
             "--host",
             f"unix://{socket}",
             "--containerd-namespace",
-            f"crev-test-{short.name}",
+            namespace,
             "--containerd-plugins-namespace",
-            f"crev-test-plugins-{short.name}",
+            f"{namespace}plugins",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
