@@ -5,4 +5,4 @@ from crev.proxy import serve_registry
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
-    endpoint = staticmethod(serve_registry)
+    service = staticmethod(serve_registry)

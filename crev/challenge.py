@@ -6,9 +6,11 @@ them with its own), so a challenge must name crev's token endpoint and the clien
 
 from __future__ import annotations
 
+from .errors import InvalidScopeError, MalformedHeaderError
 from .names import NameMapping
-from .params import MalformedHeaderError, Scanner, check_field_value, quote
-from .scope import Scope, ScopeError, parse_scopes, scope_to_client
+from .params import Scanner, check_field_value, quote
+from .scope import Scope, parse_scopes, scope_to_client
+from .urls import URL
 
 
 class Challenge:
@@ -76,12 +78,7 @@ def parse_challenges(header: str) -> list[Challenge]:
     """All challenges in one `WWW-Authenticate` value (several may share a header)."""
     scanner = Scanner(header)
     challenges: list[Challenge] = []
-    while True:
-        while scanner.take(","):
-            pass
-        scanner.skip_whitespace()
-        if scanner.at_end():
-            break
+    while scanner.at_next_element():
         challenge = Challenge(scanner.token())
         challenges.append(challenge)
         scanner.skip_whitespace()
@@ -117,18 +114,21 @@ def client_scope(value: str, mapping: NameMapping) -> str | None:
     """A challenge's `scope` as the client names it; scopes outside the prefix are dropped."""
     try:
         scopes: list[Scope] = parse_scopes(value)
-    except ScopeError:
+    except InvalidScopeError:
         return None
     shown = [str(mapped) for scope in scopes if (mapped := scope_to_client(scope, mapping))]
     return " ".join(shown) or None
 
 
-def rewrite_challenge(header: str, token_endpoint: str, mapping: NameMapping) -> str:
-    """Point Bearer realms at crev's token endpoint and show scopes under vanity names."""
+def rewrite_challenges(
+    challenges: list[Challenge], token_endpoint: URL, mapping: NameMapping
+) -> str:
+    """The challenges with Bearer realms pointed at crev's token endpoint and scopes shown
+    under vanity names."""
     rewritten: list[Challenge] = []
-    for challenge in parse_challenges(header):
+    for challenge in challenges:
         if challenge.is_bearer:
-            challenge = challenge.with_param("realm", token_endpoint)
+            challenge = challenge.with_param("realm", str(token_endpoint))
             scope = challenge.get("scope")
             if scope is not None:
                 challenge = challenge.with_param("scope", client_scope(scope, mapping))

@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
-from .errors import ConfigError, RegistryError
-from .hosts import is_http_url, is_valid_host
+from .errors import ConfigError, InvalidNameError
 from .names import Namespace, RepositoryName
-from .routing import DOCKER_HUB, Credentials, Route, RouteTable, Upstream
+from .routing import Credentials, Route, RouteTable
+from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 
 # `docker.io` is the name people know; its registry API lives on another host.
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
@@ -107,7 +107,7 @@ def current_settings() -> Settings:
 
 
 def _single_route(env: Mapping[str, str]) -> Route:
-    upstream = Upstream(
+    upstream = Origin(
         _scheme(env.get("CREV_REGISTRY_SCHEME", "https")),
         _host("CREV_REGISTRY_HOST", env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
     )
@@ -120,7 +120,7 @@ def _single_route(env: Mapping[str, str]) -> Route:
             official_images=upstream.is_docker_hub if official is None else official,
         ),
         credentials=_credentials(env, "CREV_UPSTREAM"),
-        token_realm=_optional_url("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
+        token_realm=_realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
         public=bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", ""))),
     )
 
@@ -162,7 +162,7 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     if vanity:
         try:
             RepositoryName.parse(vanity)
-        except RegistryError as error:
+        except InvalidNameError as error:
             raise fail(f"invalid vanity prefix: {error.message}") from None
         vanity += "/"
     target, *options = (part.strip() for part in target.split(";"))
@@ -175,7 +175,7 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     if not host:
         raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
-        upstream = Upstream(scheme, _host("CREV_ROUTES", host))
+        upstream = Origin(scheme, _host("CREV_ROUTES", host))
         Namespace.parse(prefix, "CREV_ROUTES")
     except ConfigError as error:
         raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
@@ -190,7 +190,7 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         elif option == "public":
             public = True
         elif key == "realm":
-            realm = _optional_url("CREV_ROUTES", option_value)
+            realm = _realm("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
             credentials = _credentials(env, f"CREV_{option_value}", required=True)
         else:
@@ -278,6 +278,11 @@ def _optional_url(variable: str, value: str) -> str | None:
     if not is_http_url(url):
         raise ConfigError(f"{variable}={value!r}: must be an absolute http(s) URL")
     return url
+
+
+def _realm(variable: str, value: str) -> URL | None:
+    url = _optional_url(variable, value)
+    return None if url is None else URL.parse(url)
 
 
 def _timeout(value: str) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .endpoints import READ_METHODS, Endpoint, Kind
 from .messages import Headers
-from .names import is_digest
+from .names import Digest
 
 IMMUTABLE = "public, max-age=31536000, s-maxage=31536000, immutable"
 NOT_SHARED = "no-store"
@@ -39,6 +39,5 @@ def is_immutable(endpoint: Endpoint, method: str, status: int) -> bool:
         status == 200
         and method in READ_METHODS
         and endpoint.kind in (Kind.MANIFEST, Kind.BLOB)
-        and endpoint.reference is not None
-        and is_digest(endpoint.reference)
+        and isinstance(endpoint.reference, Digest)
     )

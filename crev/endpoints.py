@@ -12,8 +12,8 @@ from enum import Enum
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from .errors import ErrorCode, RegistryError, name_invalid, unsupported
-from .names import NameMapping, RepositoryName, is_digest, is_tag, parse_digest
+from .errors import ErrorCode, InvalidNameError, InvalidReferenceError, RegistryError, unsupported
+from .names import Digest, NameMapping, RepositoryName, Tag, is_digest, is_tag
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
 MAX_PATH_LENGTH = 2048
@@ -45,13 +45,22 @@ _WRITE_METHODS: dict[Kind, frozenset[str]] = {
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
+class UploadSession(NamedTuple):
+    """An upload session's id, as the upstream chose it: opaque to crev and to clients."""
+
+    value: str
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Endpoint(NamedTuple):
     """One registry API endpoint addressed by the client, under its vanity name."""
 
     kind: Kind
     name: RepositoryName | None = None
-    # A tag or digest, a blob digest, or an upload session id.
-    reference: str | None = None
+    # A manifest's tag or digest, a blob's or a referrers subject's digest, an upload session.
+    reference: Tag | Digest | UploadSession | None = None
 
     def upstream_path(self, mapping: NameMapping) -> str:
         if self.kind is Kind.BASE or self.name is None:
@@ -85,7 +94,7 @@ def check_method(endpoint: Endpoint, method: str, *, push: bool) -> None:
 
 
 def parse_endpoint(path: str) -> Endpoint:
-    """The endpoint of a raw request path (no query), or a RegistryError saying why not."""
+    """The endpoint of a raw request path (no query), or the error that says why not."""
     if len(path) > MAX_PATH_LENGTH:
         raise RegistryError(
             414, ErrorCode.NAME_INVALID, f"request path is over {MAX_PATH_LENGTH} characters"
@@ -106,7 +115,7 @@ def parse_endpoint(path: str) -> Endpoint:
             raise RegistryError(
                 404, ErrorCode.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}"
             )
-        return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), segments[-1])
+        return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), UploadSession(segments[-1]))
     if len(segments) >= 3:
         kind = {"manifests": Kind.MANIFEST, "blobs": Kind.BLOB, "referrers": Kind.REFERRERS}.get(
             segments[-2]
@@ -115,19 +124,19 @@ def parse_endpoint(path: str) -> Endpoint:
             name = _name(segments[:-2], path)
             # Only the reference is decoded: some clients escape the digest's colon.
             raw = unquote(segments[-1])
-            reference = _manifest_reference(raw) if kind is Kind.MANIFEST else parse_digest(raw)
+            reference = _manifest_reference(raw) if kind is Kind.MANIFEST else Digest.parse(raw)
             return Endpoint(kind, name, reference)
     raise unsupported(f"{path!r} is not a registry API endpoint this proxy serves")
 
 
-def _manifest_reference(text: str) -> str:
+def _manifest_reference(text: str) -> Tag | Digest:
     # A reference that is neither a tag nor a digest names no manifest: the distribution
     # registry answers 404 there, and the OCI conformance suite expects MANIFEST_UNKNOWN.
-    if is_tag(text) or is_digest(text):
-        return text
-    raise RegistryError(
-        404,
-        ErrorCode.MANIFEST_UNKNOWN,
+    if is_tag(text):
+        return Tag(text)
+    if is_digest(text):
+        return Digest(text)
+    raise InvalidReferenceError(
         f"manifest unknown: {text[:140]!r} is neither a tag nor a digest",
         {"reference": text[:140]},
     )
@@ -135,5 +144,5 @@ def _manifest_reference(text: str) -> str:
 
 def _name(segments: list[str], path: str) -> RepositoryName:
     if not segments or any(not segment for segment in segments):
-        raise name_invalid(f"invalid repository name in {path!r}: empty path segment")
+        raise InvalidNameError(f"invalid repository name in {path!r}: empty path segment")
     return RepositoryName.parse("/".join(segments))

@@ -1,4 +1,22 @@
-"""Registry-style errors: every refusal crev makes is one of these.
+"""The errors crev raises, and the registry error each one reaches a client as.
+
+    CrevError
+    ├── ConfigError        a setting that cannot be used; the message names the variable
+    ├── InvalidNameError        a repository name outside the OCI grammar     400 NAME_INVALID
+    ├── InvalidDigestError      a digest outside the OCI grammar               400 DIGEST_INVALID
+    ├── InvalidReferenceError   a manifest reference that is no tag or digest  404 MANIFEST_UNKNOWN
+    ├── InvalidScopeError       a token scope outside the token spec's grammar 400 UNSUPPORTED
+    ├── NameUnknownError        a valid name that no route serves              404 NAME_UNKNOWN
+    ├── MalformedHeaderError    a header value outside its grammar
+    ├── UpstreamError      an upstream that gave no usable answer         502 UNAVAILABLE
+    │   ├── UpstreamTimeoutError    it did not answer in time                  504 UNAVAILABLE
+    │   └── UpstreamCutError        it failed after its head went to the client: the answer is cut
+    └── RegistryError      a refusal already in the client's terms: status, code, message
+
+The core (names, scopes, routes, header grammars, the upstream client) raises the domain errors
+and knows nothing of statuses; `registry_error` is the one place they become what the client is
+answered. A `MalformedHeaderError` means nothing to a client by itself: whoever reads a header knows
+whose fault it is, and raises the error that says so.
 
 The body follows the distribution spec (`{"errors": [{"code", "message", "detail"}]}`) because
 docker prints any other body raw to its user.
@@ -33,8 +51,59 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"
 
 
-class RegistryError(Exception):
-    """An error answered to the client as a registry JSON error with an HTTP status."""
+class CrevError(Exception):
+    """Anything crev raises on purpose. `message` is written for the person who sent the
+    input; `detail` is the distribution spec's structured detail (e.g. `{"name": ...}`)."""
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class ConfigError(CrevError, ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+class InvalidNameError(CrevError, ValueError):
+    """A repository name that does not follow the OCI grammar."""
+
+
+class InvalidDigestError(CrevError, ValueError):
+    """A digest that does not follow the OCI grammar."""
+
+
+class InvalidReferenceError(CrevError, ValueError):
+    """A manifest reference that is neither a tag nor a digest."""
+
+
+class InvalidScopeError(CrevError, ValueError):
+    """A token scope that does not follow `type[(class)]:name:action[,action]*`."""
+
+
+class NameUnknownError(CrevError, LookupError):
+    """A valid repository name that no route serves."""
+
+
+class MalformedHeaderError(CrevError, ValueError):
+    """A header value that does not follow its grammar; the message says where."""
+
+
+class UpstreamError(CrevError):
+    """An upstream registry or token realm that gave no usable answer; the message names it."""
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """An upstream that did not answer within the configured timeout."""
+
+
+class UpstreamCutError(UpstreamError):
+    """An upstream that failed after its answer's head went to the client: the client's stream
+    must be cut, the only way left to tell it the body is incomplete."""
+
+
+class RegistryError(CrevError):
+    """A refusal in the client's terms: answered as a registry JSON error with an HTTP status."""
 
     def __init__(
         self,
@@ -44,11 +113,9 @@ class RegistryError(Exception):
         detail: Any = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, detail)
         self.status = status
         self.code = code
-        self.message = message
-        self.detail = detail
         self.headers = headers or []
 
     def body(self) -> bytes:
@@ -61,18 +128,31 @@ class RegistryError(Exception):
         return f"RegistryError({self.status}, {str(self.code)!r}, {self.message!r})"
 
 
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names the variable."""
+# Most specific first: a subclass maps before its base.
+_ANSWERS: tuple[tuple[type[CrevError], int, ErrorCode], ...] = (
+    (InvalidNameError, 400, ErrorCode.NAME_INVALID),
+    (InvalidDigestError, 400, ErrorCode.DIGEST_INVALID),
+    (InvalidReferenceError, 404, ErrorCode.MANIFEST_UNKNOWN),
+    (InvalidScopeError, 400, ErrorCode.UNSUPPORTED),
+    (NameUnknownError, 404, ErrorCode.NAME_UNKNOWN),
+    (UpstreamTimeoutError, 504, ErrorCode.UNAVAILABLE),
+    (UpstreamError, 502, ErrorCode.UNAVAILABLE),
+)
 
 
-def name_invalid(message: str, detail: Any = None) -> RegistryError:
-    return RegistryError(400, ErrorCode.NAME_INVALID, message, detail)
+def registry_error(error: CrevError) -> RegistryError:
+    """The registry error a client is answered for `error`. What has no answer of its own (a
+    misconfiguration, a header crev failed to read) is crev's fault: a 500."""
+    if isinstance(error, RegistryError):
+        return error
+    for kind, status, code in _ANSWERS:
+        if isinstance(error, kind):
+            return RegistryError(status, code, error.message, error.detail)
+    if isinstance(error, ConfigError):
+        return RegistryError(500, ErrorCode.UNKNOWN, f"crev is misconfigured: {error.message}")
+    return RegistryError(500, ErrorCode.UNKNOWN, f"internal error in crev: {error.message}")
 
 
 def unsupported(message: str, status: int = 404, allow: str | None = None) -> RegistryError:
     headers = [("Allow", allow)] if allow is not None else []
     return RegistryError(status, ErrorCode.UNSUPPORTED, message, headers=headers)
-
-
-def upstream_unavailable(message: str, status: int = 502) -> RegistryError:
-    return RegistryError(status, ErrorCode.UNAVAILABLE, message)

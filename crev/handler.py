@@ -1,4 +1,4 @@
-"""`BaseHTTPRequestHandler` classes that run crev's endpoints: what `api/*.py` export to Vercel
+"""`BaseHTTPRequestHandler` classes that run crev's services: what `api/*.py` export to Vercel
 and what the local server dispatches to.
 
 `http.server` (or Vercel's runtime, which owns `handle_one_request`) reads the request line and
@@ -21,14 +21,15 @@ from typing import Any, BinaryIO, ClassVar
 import h11
 
 from .client_connection import ClientConnection
-from .config import ConfigError, Settings, current_settings
-from .errors import ErrorCode, RegistryError
+from .config import Settings, current_settings
+from .errors import CrevError, ErrorCode, RegistryError, UpstreamCutError, registry_error
 from .log import crev_log, escaped, log_answer, log_refusal
 from .messages import Headers, Request, Response
 from .realm import request_origin
-from .upstream import CHUNK_SIZE, UpstreamBodyError
+from .upstream import CHUNK_SIZE
 
-Endpoint = Callable[[Request, Settings], Response]
+# What a Vercel function runs: the registry API, the token endpoint or the page.
+Service = Callable[[Request, Settings], Response]
 
 _date: tuple[int, str] = (0, "")
 # Bounds on draining a refused request's body, so an answer survives the close (see _linger).
@@ -37,7 +38,7 @@ LINGER_BYTES = 512 * 1024 * 1024
 
 
 class FunctionHandler(BaseHTTPRequestHandler):
-    """Runs one crev endpoint per request, keeping connections alive between requests."""
+    """Runs one crev service per request, keeping connections alive between requests."""
 
     protocol_version = "HTTP/1.1"
     # Headers and a small body go out as separate writes; with Nagle's algorithm the second
@@ -48,7 +49,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     timeout = 120
     # Errors found while reading the request line get a status line, never an HTTP/0.9 body.
     default_request_version = "HTTP/1.0"
-    endpoint: ClassVar[Endpoint]
+    service: ClassVar[Service]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
 
@@ -77,8 +78,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
         self.close_connection = False
         return True
 
-    def endpoint_for(self, path: str) -> Endpoint | None:
-        return type(self).endpoint
+    def service_for(self, path: str) -> Service | None:
+        return type(self).service
 
     def version_string(self) -> str:
         return "crev"
@@ -94,12 +95,12 @@ class FunctionHandler(BaseHTTPRequestHandler):
         return _date[1]
 
     def __getattr__(self, name: str) -> Any:
-        # Every method reaches the endpoint, which answers 405 for what it does not serve.
+        # Every method reaches the service, which answers 405 for what it does not serve.
         if name.startswith("do_"):
-            return self.run_endpoint
+            return self.run_service
         raise AttributeError(name)
 
-    def run_endpoint(self) -> None:
+    def run_service(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
         response = self._respond(path, query)
@@ -143,16 +144,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def _respond(self, path: str, query: str) -> Response:
         try:
             settings = current_settings()
-        except ConfigError as error:
-            return Response.from_error(
-                RegistryError(500, ErrorCode.UNKNOWN, f"crev is misconfigured: {error}")
-            )
-        endpoint = self.endpoint_for(path)
-        if endpoint is None:
-            return Response.from_error(
-                RegistryError(404, ErrorCode.UNSUPPORTED, f"no endpoint at {path!r}")
-            )
-        try:
+            service = self.service_for(path)
+            if service is None:
+                raise RegistryError(404, ErrorCode.UNSUPPORTED, f"no endpoint at {path!r}")
             headers = Headers(self.headers.items())
             request = Request(
                 method=self.command,
@@ -164,9 +158,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 content_length=self.content_length,
                 chunked=self.chunked,
             )
-            return endpoint(request, settings)
-        except RegistryError as error:
-            return Response.from_error(error)
+            return service(request, settings)
+        except CrevError as error:
+            # The one place an error becomes what the client is answered.
+            return Response.from_error(registry_error(error))
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
             return Response.from_error(
@@ -184,7 +179,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                         self.client.send_data(chunk)
             self.client.end_answer()
             return ""
-        except UpstreamBodyError as error:
+        except UpstreamCutError as error:
             # Headers are gone already: cutting the connection is the only way left to tell
             # the client its body is incomplete.
             crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
@@ -207,7 +202,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         self.send_registry_error(RegistryError(code, ErrorCode.UNSUPPORTED, reason))
 
     def send_registry_error(self, error: RegistryError) -> None:
-        """Answer a refusal made before any endpoint ran, and close: the rest of the request
+        """Answer a refusal made before any service ran, and close: the rest of the request
         cannot be trusted to be framed as it claims."""
         self.close_connection = True
         log_refusal(getattr(self, "requestline", ""), error.status, error.message)

@@ -11,24 +11,23 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
-from .names import NameMapping
-from .params import MalformedHeaderError, Scanner, check_field_value
-from .routing import Upstream
+from .errors import MalformedHeaderError
+from .names import NameMapping, vanity_name_of
+from .params import Scanner, check_field_value
+from .urls import URL
 
 # Path segments that end a repository name in `/v2/<name>/<segment>/...`.
 _API_SEGMENTS = frozenset({"manifests", "blobs", "tags", "referrers"})
 
 
-def rewrite_location(
-    location: str, request_url: str, upstream: Upstream, mapping: NameMapping
-) -> str:
-    """A `Location` as the client must follow it; `request_url` is the upstream URL asked."""
+def rewrite_location(location: str, asked: URL, mapping: NameMapping) -> str:
+    """A `Location` as the client must follow it; `asked` is the upstream URL that answered."""
     check_field_value(location)
     try:
-        resolved = urlsplit(urljoin(request_url, location))
+        resolved = urlsplit(urljoin(str(asked), location))
     except ValueError as error:
         raise MalformedHeaderError(f"invalid URL {location!r}: {error}") from None
-    if not upstream.is_same_origin(resolved.scheme, resolved.netloc):
+    if not asked.origin.is_same_origin(resolved.scheme, resolved.netloc):
         return location
     vanity_path = _vanity_path(resolved.path, mapping)
     if vanity_path is None:
@@ -45,7 +44,7 @@ def _vanity_path(path: str, mapping: NameMapping) -> str | None:
     # be called `x/blobs/y`, and a tag may be called `blobs`.
     for index in range(len(segments) - 2, 0, -1):
         if segments[index] in _API_SEGMENTS:
-            vanity = mapping.to_vanity("/".join(segments[:index]))
+            vanity = vanity_name_of("/".join(segments[:index]), mapping)
             if vanity is None:
                 return None
             return "/".join(["/v2", vanity.value, *segments[index:]])
@@ -66,13 +65,7 @@ def parse_links(header: str) -> list[Link]:
     one."""
     scanner = Scanner(check_field_value(header))
     links: list[Link] = []
-    while True:
-        # RFC 9110 5.6.1: empty list elements are ignored.
-        while scanner.take(","):
-            pass
-        scanner.skip_whitespace()
-        if scanner.at_end():
-            break
+    while scanner.at_next_element():
         if not scanner.take("<"):
             raise scanner.fail("'<' opening a link target")
         target = scanner.until(">")
@@ -91,17 +84,17 @@ def parse_links(header: str) -> list[Link]:
     return links
 
 
-def rewrite_link(header: str, request_url: str, upstream: Upstream, mapping: NameMapping) -> str:
+def rewrite_link(header: str, asked: URL, mapping: NameMapping) -> str:
     """Each `<target>` of an RFC 8288 `Link` value rewritten like a `Location`; params kept."""
     return ", ".join(
-        f"<{rewrite_location(link.target, request_url, upstream, mapping)}>{link.params}"
+        f"<{rewrite_location(link.target, asked, mapping)}>{link.params}"
         for link in parse_links(header)
     )
 
 
-def next_page(header: str, request_url: str) -> str | None:
+def next_page(header: str, asked: URL) -> str | None:
     """The absolute URL of a tag list's next page (`rel="next"`), if the `Link` names one."""
     for link in parse_links(header):
         if link.rel is not None and "next" in link.rel.lower().split():
-            return urljoin(request_url, link.target)
+            return urljoin(str(asked), link.target)
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Protocol
 
-from .errors import ConfigError, ErrorCode, RegistryError, name_invalid
+from .errors import ConfigError, InvalidDigestError, InvalidNameError
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -29,19 +29,52 @@ class RepositoryName(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> RepositoryName:
         if not text:
-            raise name_invalid("repository name is empty")
+            raise InvalidNameError("repository name is empty")
         if len(text) > MAX_NAME_LENGTH:
-            raise name_invalid(
+            raise InvalidNameError(
                 f"repository name {text[:64]!r}... is {len(text)} characters; "
                 f"at most {MAX_NAME_LENGTH} are allowed"
             )
         for component in text.split("/"):
             if not _COMPONENT.fullmatch(component):
-                raise name_invalid(
+                raise InvalidNameError(
                     f"invalid repository name {text!r}: component {component!r} does not match "
                     "[a-z0-9]+((.|_|__|-+)[a-z0-9]+)*",
-                    detail={"name": text},
+                    {"name": text},
                 )
+        return cls(text)
+
+    @classmethod
+    def find(cls, text: str) -> RepositoryName | None:
+        """The name `text` is, or None: for names read from an upstream's answers, where one
+        that breaks the grammar is just not one crev shows."""
+        try:
+            return cls.parse(text)
+        except InvalidNameError:
+            return None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Tag(NamedTuple):
+    """A tag, e.g. `1.2` or `latest`."""
+
+    value: str
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Digest(NamedTuple):
+    """A content digest, `algorithm:encoded`; sha256 and sha512 have their length checked."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        if not is_digest(text):
+            raise InvalidDigestError(f"invalid digest {text!r}", {"digest": text})
         return cls(text)
 
     def __str__(self) -> str:
@@ -63,20 +96,19 @@ def is_digest(text: str) -> bool:
     return True
 
 
-def parse_digest(text: str) -> str:
-    if not is_digest(text):
-        raise RegistryError(
-            400, ErrorCode.DIGEST_INVALID, f"invalid digest {text!r}", {"digest": text}
-        )
-    return text
-
-
 class NameMapping(Protocol):
     """Anything that maps client names to upstream names and back (a namespace, a route)."""
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName: ...
 
-    def to_vanity(self, upstream: str) -> RepositoryName | None: ...
+    def to_vanity(self, upstream: RepositoryName) -> RepositoryName | None: ...
+
+
+def vanity_name_of(upstream: str, mapping: NameMapping) -> RepositoryName | None:
+    """The client's name for a name read from an upstream's answer (a scope, a `Location`, an
+    error's detail), or None where it breaks the grammar or lies outside the mapping."""
+    name = RepositoryName.find(upstream)
+    return None if name is None else mapping.to_vanity(name)
 
 
 class Namespace(NamedTuple):
@@ -97,7 +129,7 @@ class Namespace(NamedTuple):
         if prefix:
             try:
                 RepositoryName.parse(prefix)
-            except RegistryError as error:
+            except InvalidNameError as error:
                 raise ConfigError(f"{variable}={prefix!r}: {error.message}") from None
         return cls(prefix, official_images)
 
@@ -109,23 +141,19 @@ class Namespace(NamedTuple):
         else:
             return name
         if len(upstream) > MAX_NAME_LENGTH:
-            raise name_invalid(
+            raise InvalidNameError(
                 f"repository name {name.value!r} is too long: upstream it is "
                 f"{len(upstream)} characters, at most {MAX_NAME_LENGTH} are allowed"
             )
         return RepositoryName(upstream)
 
-    def to_vanity(self, upstream: str) -> RepositoryName | None:
+    def to_vanity(self, upstream: RepositoryName) -> RepositoryName | None:
         """The client's name for an upstream name, or None when it lies outside the prefix."""
+        text = upstream.value
         if self.prefix:
-            if not upstream.startswith(self.prefix + "/"):
+            if not text.startswith(self.prefix + "/"):
                 return None
-            name = upstream[len(self.prefix) + 1 :]
-        elif self.official_images and upstream.startswith("library/") and upstream.count("/") == 1:
-            name = upstream[len("library/") :]
-        else:
-            name = upstream
-        try:
-            return RepositoryName.parse(name)
-        except RegistryError:
-            return None
+            return RepositoryName(text[len(self.prefix) + 1 :])
+        if self.official_images and text.startswith("library/") and text.count("/") == 1:
+            return RepositoryName(text[len("library/") :])
+        return upstream

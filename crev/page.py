@@ -14,15 +14,22 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .config import Settings
-from .errors import ErrorCode, RegistryError
+from .errors import (
+    InvalidNameError,
+    MalformedHeaderError,
+    NameUnknownError,
+    UpstreamError,
+    unsupported,
+)
 from .links import next_page
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .params import MalformedHeaderError
 from .routing import Route
+from .scope import Scope
 from .tag_order import newest_first
-from .upstream import read_body, release, send
+from .upstream import UpstreamRequest, send
 from .upstream_auth import server_authorization
+from .urls import URL
 
 MAX_TAGS_BYTES = 4 * 1024 * 1024
 # A page shows the newest tags first; a repository with thousands needs no more here.
@@ -33,16 +40,9 @@ MAX_TAG_PAGES = 20
 
 def serve_page(request: Request, settings: Settings) -> Response:
     if request.method not in ("GET", "HEAD"):
-        raise RegistryError(
-            405,
-            ErrorCode.UNSUPPORTED,
-            f"{request.method} is not served",
-            headers=[("Allow", "GET, HEAD")],
-        )
+        raise unsupported(f"{request.method} is not served", 405, "GET, HEAD")
     if not _wants_html(request.headers):
-        raise RegistryError(
-            404, ErrorCode.UNSUPPORTED, f"{request.path!r} is not a registry API path"
-        )
+        raise unsupported(f"{request.path!r} is not a registry API path")
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
         return Response(302, headers)
@@ -53,7 +53,7 @@ def serve_page(request: Request, settings: Settings) -> Response:
     try:
         name = RepositoryName.parse(path)
         route = settings.routes.for_name(name)
-    except RegistryError as error:
+    except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
     listing = _tags(route, name, settings)
     return _html(listing.status, _repository(host, name, route, listing))
@@ -77,36 +77,37 @@ class TagListing(NamedTuple):
 def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
     """The repository's tags as an anonymous client (or crev's own credentials) sees them,
     following the tag list's pages (`Link: rel="next"`) on the same upstream, up to a bound."""
-    upstream_name = route.to_upstream(name).value
+    upstream_name = route.to_upstream(name)
     path = f"/v2/{upstream_name}/tags/list"
     url = route.upstream.url(path)
-    headers = Headers([("Accept", "application/json"), ("Accept-Encoding", "identity")])
-    scope = f"repository:{upstream_name}:pull"
+    headers = Headers([("Accept", "application/json")])
+    scopes = (Scope.repository(upstream_name, "pull"),)
     tags: list[str] = []
     try:
         if route.credentials is not None:
-            authorization = server_authorization(route, [scope], settings.timeout)
+            authorization = server_authorization(route, scopes, settings.timeout)
             headers.set("Authorization", authorization or "")
         for _ in range(MAX_TAG_PAGES):
-            response = send("GET", url, headers, settings.timeout)
-            if response.status == 401 and "authorization" not in headers:
-                release(response)
+            answer = send(UpstreamRequest("GET", url, headers), settings.timeout)
+            if answer.status == 401 and "authorization" not in headers:
+                answer.release()
                 # An anonymous token, from the same cache the registry endpoint uses.
-                authorization = server_authorization(route, [scope], settings.timeout)
+                authorization = server_authorization(route, scopes, settings.timeout)
                 headers.set("Authorization", authorization or "")
-                response = send("GET", url, headers, settings.timeout)
-            body = read_body(response, MAX_TAGS_BYTES, settings.timeout)
-            if response.status != 200:
-                return _refused(response.status)
+                answer = send(UpstreamRequest("GET", url, headers), settings.timeout)
+            body = answer.read(MAX_TAGS_BYTES, settings.timeout)
+            if answer.status != 200:
+                return _refused(answer.status)
             tags += _tag_names(body)
-            link = response.headers.get("link")
+            link = answer.headers.get("link")
             following = next_page(link, url) if link else None
             if following is None:
                 return TagListing(200, tags)
-            if not _same_list(following, route, path):
+            next_url = _same_list(following, url)
+            if next_url is None:
                 return TagListing(200, tags, truncated=True)
-            url = following
-    except RegistryError as error:
+            url = next_url
+    except UpstreamError as error:
         return TagListing(502, [], f"the registry could not be asked: {error.message}")
     except MalformedHeaderError:
         return TagListing(200, tags, truncated=True)
@@ -125,15 +126,17 @@ def _tag_names(body: bytes) -> list[str]:
     try:
         tags = json.loads(body).get("tags") or []
     except (ValueError, AttributeError):
-        raise RegistryError(502, ErrorCode.UNAVAILABLE, "the tag list is not JSON") from None
+        raise UpstreamError("the tag list is not JSON") from None
     return [tag for tag in tags if isinstance(tag, str)]
 
 
-def _same_list(url: str, route: Route, path: str) -> bool:
-    """A next page on the same upstream and the same tag list: credentials never follow a
-    link elsewhere."""
-    parts = urlsplit(url)
-    return route.upstream.is_same_origin(parts.scheme, parts.netloc) and parts.path == path
+def _same_list(following: str, asked: URL) -> URL | None:
+    """The next page when it is on the same upstream and of the same tag list: credentials
+    never follow a link elsewhere."""
+    parts = urlsplit(following)
+    if not asked.origin.is_same_origin(parts.scheme, parts.netloc) or parts.path != asked.path:
+        return None
+    return asked.origin.url(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def _html(status: int, body: str) -> Response:

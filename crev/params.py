@@ -6,16 +6,14 @@ which is why they are read with a scanner rather than split on separators.
 
 from __future__ import annotations
 
+from .errors import MalformedHeaderError
+
 # RFC 9110 tchar, plus "/" and ":": some registries send unquoted URLs (`realm=https://...`).
 _TCHAR = frozenset(
     "!#$%&'*+-.^_`|~/:0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 _TOKEN68 = frozenset("-._~+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _WHITESPACE = " \t"
-
-
-class MalformedHeaderError(ValueError):
-    """A header value that does not follow its grammar; the message says where."""
 
 
 class Scanner:
@@ -84,6 +82,14 @@ class Scanner:
         """A parameter value: a token or a quoted string."""
         self.skip_whitespace()
         return self.quoted_string() if self.peek() == '"' else self.token()
+
+    def at_next_element(self) -> bool:
+        """Move to the next element of a comma-separated list, past empty elements (RFC 9110
+        5.6.1 has them ignored); False at the end of the value."""
+        while self.take(","):
+            pass
+        self.skip_whitespace()
+        return not self.at_end()
 
     def until(self, char: str) -> str:
         start = self.position

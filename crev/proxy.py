@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, urlencode
 
-from .challenge import rewrite_challenge
+from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
 from .endpoints import READ_METHODS, UPLOAD_KINDS, Endpoint, Kind, check_method, parse_endpoint
-from .errors import ErrorCode, RegistryError, upstream_unavailable
+from .errors import MalformedHeaderError, UpstreamError
 from .forwarding import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
 from .messages import Headers, Request, Response
-from .names import RepositoryName, parse_digest
-from .params import MalformedHeaderError
-from .realm import learn_token_service, token_endpoint
+from .names import Digest, RepositoryName, vanity_name_of
+from .realm import learn_token_service, learn_token_service_of, token_endpoint
 from .routing import Route
-from .upstream import UpstreamResponse, iter_body, read_body, release, send
+from .scope import Scope
+from .upstream import UpstreamRequest, UpstreamResponse, send
 from .upstream_auth import forget_token, server_authorization
+from .urls import URL
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
 MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
@@ -34,45 +35,68 @@ def serve_registry(request: Request, settings: Settings) -> Response:
         if endpoint.name is None
         else settings.routes.for_name(endpoint.name)
     )
+    if endpoint.kind is Kind.BASE and route.public:
+        return _public_base()
     write = request.method not in READ_METHODS or endpoint.kind in UPLOAD_KINDS
     for_clients = route.pulls_for_clients(
         write=write, client_authorized="authorization" in request.headers
     )
-    if endpoint.kind is Kind.BASE and route.public:
-        return _public_base()
-    path = endpoint.upstream_path(route)
-    query, mount_from = _upstream_query(request, endpoint, settings)
-    url = route.upstream.url(path) + (f"?{query}" if query else "")
-    upstream = _send(request, settings, route, endpoint, url, mount_from, for_clients)
+    target, mount_from = _upstream_target(request, endpoint, settings, route)
+    forwarded = UpstreamRequest(
+        request.method,
+        route.upstream.url(target),
+        upstream_request_headers(request.headers, credentials=not for_clients),
+        # Only writes carry a body upstream; one sent with a read is left unread (and the
+        # connection closed after the answer).
+        request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None,
+    )
+    if forwarded.body is not None and request.content_length is not None:
+        forwarded.headers.set("Content-Length", str(request.content_length))
+    if endpoint.kind is Kind.TAGS:
+        # crev reads a tag list itself, and reads no coding a client may ask for.
+        forwarded.headers.set("Accept-Encoding", "identity")
+    if for_clients:
+        scopes = _server_scopes(route, endpoint, request.method, mount_from)
+        answer = _send_authorized(forwarded, route, scopes, settings.timeout)
+    else:
+        answer = send(forwarded, settings.timeout)
+    return _answer(request, settings, route, endpoint, forwarded, answer, for_clients)
+
+
+def _answer(
+    request: Request,
+    settings: Settings,
+    route: Route,
+    endpoint: Endpoint,
+    forwarded: UpstreamRequest,
+    answer: UpstreamResponse,
+    for_clients: bool,
+) -> Response:
+    """The upstream's answer as the client gets it: headers rewritten to vanity names and
+    crev's token endpoint, and the bodies that name repositories rewritten too."""
     try:
-        headers = _client_headers(request, settings, route, url, upstream.headers)
+        headers = _client_headers(request, settings, route, forwarded.url, answer.headers)
     except MalformedHeaderError as error:
-        release(upstream)
-        raise upstream_unavailable(
+        answer.close()
+        raise UpstreamError(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
     if for_clients:
-        set_edge_caching(headers, endpoint, request.method, upstream.status)
-    if _is_tag_list(endpoint, request, upstream.status):
-        body = _vanity_tag_list(read_body(upstream, MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
+        set_edge_caching(headers, endpoint, request.method, answer.status)
+    if _is_tag_list(endpoint, request, answer.status):
+        body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
-        return Response.from_bytes(upstream.status, headers, body, upstream.status)
+        return Response.from_bytes(answer.status, headers, body, answer.status)
     if request.method == "HEAD":
-        release(upstream)
-        return Response(upstream.status, headers, (), upstream.status)
-    if _is_small_json_error(upstream.status, headers):
-        body = read_body(upstream, MAX_ERROR_BYTES, settings.timeout)
+        answer.release()
+        return Response(answer.status, headers, (), answer.status)
+    if _is_small_json_error(answer.status, headers):
+        body = answer.read(MAX_ERROR_BYTES, settings.timeout)
         headers.remove("Content-Encoding")
         return Response.from_bytes(
-            upstream.status, headers, _vanity_error(body, route), upstream.status
+            answer.status, headers, _vanity_error(body, route), answer.status
         )
-    return Response(
-        upstream.status,
-        headers,
-        iter_body(upstream),
-        upstream.status,
-        upstream.close,
-    )
+    return Response(answer.status, headers, answer.stream(), answer.status, answer.close)
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -80,16 +104,23 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _QUERY_KINDS = frozenset({Kind.TAGS, Kind.REFERRERS, Kind.UPLOAD})
 
 
-def _upstream_query(
-    request: Request, endpoint: Endpoint, settings: Settings
+def _upstream_target(
+    request: Request, endpoint: Endpoint, settings: Settings, route: Route
 ) -> tuple[str, RepositoryName | None]:
-    """The query to send upstream, and the upstream name a cross-repository mount reads from."""
+    """The path and query to ask upstream, and the upstream name a cross-repository mount
+    reads from."""
+    path = endpoint.upstream_path(route)
+    query, mount_from = _upstream_query(request, endpoint, settings, route)
+    return path + (f"?{query}" if query else ""), mount_from
+
+
+def _upstream_query(
+    request: Request, endpoint: Endpoint, settings: Settings, route: Route
+) -> tuple[str, RepositoryName | None]:
     if endpoint.kind in _QUERY_KINDS:
         return request.query, None
     if endpoint.kind is not Kind.UPLOAD_START or not request.query:
         return "", None
-    assert endpoint.name is not None
-    route = settings.routes.for_name(endpoint.name)
     params = parse_qsl(request.query, keep_blank_values=True)
     mount_from: RepositoryName | None = None
     kept: list[tuple[str, str]] = []
@@ -100,7 +131,7 @@ def _upstream_query(
             if settings.routes.for_name(source) == route:
                 mount_from = route.to_upstream(source)
         elif key in ("mount", "digest"):
-            kept.append((key, parse_digest(value)))
+            kept.append((key, Digest.parse(value).value))
     if mount_from is not None:
         kept.append(("from", mount_from.value))
     else:
@@ -121,40 +152,22 @@ def _public_base() -> Response:
     return Response.from_bytes(200, headers, b"{}")
 
 
-def _send(
-    request: Request,
-    settings: Settings,
-    route: Route,
-    endpoint: Endpoint,
-    url: str,
-    mount_from: RepositoryName | None,
-    for_clients: bool,
+def _send_authorized(
+    forwarded: UpstreamRequest, route: Route, scopes: tuple[Scope, ...], timeout: float
 ) -> UpstreamResponse:
-    headers = upstream_request_headers(request.headers, credentials=not for_clients)
-    if endpoint.kind is Kind.TAGS:
-        headers.set("Accept-Encoding", "identity")
-    # Only writes carry a body upstream; one sent with a read is left unread (and the
-    # connection closed after the answer).
-    body = request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None
-    if body is not None and request.content_length is not None:
-        headers.set("Content-Length", str(request.content_length))
-    if not for_clients:
-        return send(request.method, url, headers, settings.timeout, body)
-    scopes = _server_scopes(route, endpoint, request.method, mount_from)
-    _authorize(headers, server_authorization(route, scopes, settings.timeout))
-    upstream = send(request.method, url, headers, settings.timeout, body)
-    # A cached token the upstream no longer accepts is replaced once; a body can be sent only
-    # once, and a static token cannot be replaced at all.
+    """Send with crev's own upstream authorization. A cached token the upstream no longer
+    accepts is replaced once; a body can be sent only once, and a static token cannot be
+    replaced at all."""
+    _authorize(forwarded.headers, server_authorization(route, scopes, timeout))
+    answer = send(forwarded, timeout)
     static = route.credentials is not None and route.credentials.token
-    if upstream.status == 401 and body is None and not static:
-        release(upstream)
-        challenge = upstream.headers.get("www-authenticate")
-        if challenge:
-            learn_token_service(route.upstream, challenge)
-        forget_token(route, scopes)
-        _authorize(headers, server_authorization(route, scopes, settings.timeout))
-        upstream = send(request.method, url, headers, settings.timeout)
-    return upstream
+    if answer.status != 401 or forwarded.body is not None or static:
+        return answer
+    answer.release()
+    learn_token_service_of(route.upstream, answer.headers)
+    forget_token(route, scopes)
+    _authorize(forwarded.headers, server_authorization(route, scopes, timeout))
+    return send(forwarded, timeout)
 
 
 def _authorize(headers: Headers, authorization: str | None) -> None:
@@ -166,33 +179,35 @@ def _authorize(headers: Headers, authorization: str | None) -> None:
 
 def _server_scopes(
     route: Route, endpoint: Endpoint, method: str, mount_from: RepositoryName | None
-) -> list[str]:
+) -> tuple[Scope, ...]:
     if endpoint.name is None:
-        return []
-    actions = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(method, "pull,push")
-    scopes = [f"repository:{route.to_upstream(endpoint.name).value}:{actions}"]
+        return ()
+    actions = {"GET": ("pull",), "HEAD": ("pull",), "DELETE": ("delete",)}.get(
+        method, ("pull", "push")
+    )
+    scopes = [Scope.repository(route.to_upstream(endpoint.name), *actions)]
     if mount_from is not None:
-        scopes.append(f"repository:{mount_from.value}:pull")
-    return scopes
+        scopes.append(Scope.repository(mount_from, "pull"))
+    return tuple(scopes)
 
 
 def _client_headers(
-    request: Request, settings: Settings, route: Route, url: str, upstream: Headers
+    request: Request, settings: Settings, route: Route, asked: URL, upstream: Headers
 ) -> Headers:
-    headers = client_response_headers(upstream)
     rewritten = Headers()
-    for name, value in headers:
+    for name, value in client_response_headers(upstream):
         lowered = name.lower()
         if lowered == "www-authenticate":
-            learn_token_service(route.upstream, value)
+            challenges = parse_challenges(value)
+            learn_token_service(route.upstream, challenges)
             if route.credentials is not None:
                 # The client has no token to get: crev authenticates upstream on its own.
                 continue
-            value = rewrite_challenge(value, token_endpoint(request, settings, route), route)
+            value = rewrite_challenges(challenges, token_endpoint(request, settings, route), route)
         elif lowered == "location":
-            value = rewrite_location(value, url, route.upstream, route)
+            value = rewrite_location(value, asked, route)
         elif lowered == "link":
-            value = rewrite_link(value, url, route.upstream, route)
+            value = rewrite_link(value, asked, route)
         rewritten.items.append((name, value))
     return rewritten
 
@@ -206,7 +221,7 @@ def _vanity_tag_list(body: bytes, endpoint: Endpoint) -> bytes:
     try:
         document = json.loads(body)
     except ValueError:
-        raise RegistryError(502, ErrorCode.UNAVAILABLE, "upstream tag list is not JSON") from None
+        raise UpstreamError("upstream tag list is not JSON") from None
     if isinstance(document, dict) and "name" in document and endpoint.name is not None:
         document["name"] = endpoint.name.value
     return json.dumps(document, separators=(",", ":")).encode()
@@ -247,7 +262,7 @@ def _vanity_names(detail: object, route: Route) -> object:
     shown: dict[str, object] = {}
     for key, value in detail.items():
         if key.lower() == "name" and isinstance(value, str):
-            vanity = route.to_vanity(value)
+            vanity = vanity_name_of(value, route)
             if vanity is not None:
                 shown[key] = vanity.value
         else:

@@ -7,42 +7,36 @@ trip once any upstream 401 has been seen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import NamedTuple
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from .challenge import parse_challenges
+from .challenge import Challenge, parse_challenges
 from .config import Settings
-from .errors import ErrorCode, RegistryError, upstream_unavailable
-from .hosts import is_http_url, is_valid_host
+from .errors import ErrorCode, MalformedHeaderError, RegistryError, UpstreamError
 from .messages import Headers, Request
-from .params import MalformedHeaderError
-from .routing import Route, Upstream
-from .upstream import release, send
+from .routing import Route
+from .scope import Scope
+from .upstream import UpstreamRequest, send
+from .urls import URL, Origin, is_http_url, is_valid_host
 
 
 class TokenService(NamedTuple):
     """Where an upstream issues tokens: its realm, and the `service` it expects to be named."""
 
-    realm: str
+    realm: URL
     service: str | None = None
 
-    def token_url(self, scopes: Iterable[str], account: str | None = None) -> str:
+    def token_url(self, scopes: Iterable[Scope], account: str | None = None) -> URL:
         """The realm's URL for a token GET with these scopes, per the token spec."""
         params = [("service", self.service)] if self.service else []
-        params += [("scope", scope) for scope in scopes]
+        params += [("scope", str(scope)) for scope in scopes]
         if account is not None:
             params.append(("account", account))
-        return with_query(self.realm, params)
-
-
-def with_query(url: str, params: Sequence[tuple[str, str]]) -> str:
-    """`url` with `params` added to the query it may already have (realms can carry one)."""
-    if not params:
-        return url
-    return url + ("&" if "?" in url else "?") + urlencode(params)
+        return self.realm.with_query(params)
 
 
 def token_in(body: bytes) -> tuple[str | None, int | None]:
@@ -62,33 +56,35 @@ def token_in(body: bytes) -> tuple[str | None, int | None]:
     return (token if isinstance(token, str) and token else None), expires_in
 
 
-_learned: dict[Upstream, TokenService] = {}
+_learned: dict[Origin, TokenService] = {}
 _lock = threading.Lock()
 
 
-def learn_token_service(upstream: Upstream, challenge: str) -> None:
-    """Remember the realm an upstream announces in a `WWW-Authenticate` challenge."""
-    try:
-        challenges = parse_challenges(challenge)
-    except MalformedHeaderError:
-        return
-    for parsed in challenges:
-        realm = parsed.get("realm")
-        if parsed.is_bearer and realm and is_http_url(realm):
-            learned = TokenService(realm, parsed.get("service"))
+def learn_token_service(upstream: Origin, challenges: list[Challenge]) -> None:
+    """Remember the realm an upstream announces in its `WWW-Authenticate` challenges."""
+    for challenge in challenges:
+        realm = challenge.get("realm")
+        if challenge.is_bearer and realm and is_http_url(realm):
+            learned = TokenService(URL.parse(realm), challenge.get("service"))
             if _learned.get(upstream) != learned:
                 with _lock:
                     _learned[upstream] = learned
             return
 
 
+def learn_token_service_of(upstream: Origin, headers: Headers) -> None:
+    """Remember the realm an answer's challenge announces, if it has one crev can read."""
+    challenge = headers.get("www-authenticate")
+    if challenge:
+        with contextlib.suppress(MalformedHeaderError):
+            learn_token_service(upstream, parse_challenges(challenge))
+
+
 def token_service(route: Route, timeout: float) -> TokenService:
     """The route's upstream token service, asking the upstream's `/v2/` only the first time."""
     service = announced_token_service(route, timeout)
     if service is None:
-        raise upstream_unavailable(
-            f"upstream {route.upstream.host} announced no Bearer token realm"
-        )
+        raise UpstreamError(f"upstream {route.upstream.host} announced no Bearer token realm")
     return service
 
 
@@ -99,11 +95,9 @@ def announced_token_service(route: Route, timeout: float) -> TokenService | None
         return TokenService(route.token_realm, learned.service if learned else None)
     if learned:
         return learned
-    response = send("GET", route.upstream.url("/v2/"), Headers(), timeout)
-    release(response)
-    challenge = response.headers.get("www-authenticate")
-    if challenge:
-        learn_token_service(route.upstream, challenge)
+    answer = send(UpstreamRequest("GET", route.upstream.url("/v2/"), Headers()), timeout)
+    answer.release()
+    learn_token_service_of(route.upstream, answer.headers)
     return _learned.get(route.upstream)
 
 
@@ -119,14 +113,14 @@ DEFAULT_EXPIRES_IN = 60
 ROUTE_PARAMETER = "route"
 
 
-def token_endpoint(request: Request, settings: Settings, route: Route) -> str:
+def token_endpoint(request: Request, settings: Settings, route: Route) -> URL:
     """crev's token endpoint for a route as an absolute URL, which docker requires of a realm."""
     if urlsplit(settings.token_url).scheme:
-        url = settings.token_url
+        url = URL.parse(settings.token_url)
     else:
-        url = urljoin(request.origin + "/", settings.token_url)
+        url = URL.parse(urljoin(request.origin + "/", settings.token_url))
     if settings.routes.has_several:
-        url = with_query(url, [(ROUTE_PARAMETER, route.vanity_prefix)])
+        url = url.with_query([(ROUTE_PARAMETER, route.vanity_prefix)])
     return url
 
 

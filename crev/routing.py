@@ -9,41 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import ErrorCode, RegistryError
+from .errors import NameUnknownError
 from .names import Namespace, RepositoryName
-
-DOCKER_HUB = "registry-1.docker.io"
-
-
-class Upstream(NamedTuple):
-    """A registry crev fronts: scheme and `host[:port]`."""
-
-    scheme: str
-    host: str
-
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-    @property
-    def is_docker_hub(self) -> bool:
-        return self.host == DOCKER_HUB
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def is_same_origin(self, scheme: str, netloc: str) -> bool:
-        return scheme.lower() == self.scheme and _without_default_port(
-            scheme, netloc
-        ) == _without_default_port(self.scheme, self.host)
-
-
-def _without_default_port(scheme: str, netloc: str) -> str:
-    netloc = netloc.lower()
-    default = {"https": ":443", "http": ":80"}.get(scheme.lower())
-    if default and netloc.endswith(default):
-        return netloc[: -len(default)]
-    return netloc
+from .urls import URL, Origin
 
 
 class Credentials(NamedTuple):
@@ -62,11 +30,11 @@ class Route(NamedTuple):
     """Vanity names under `vanity_prefix` served from `namespace` on `upstream`."""
 
     vanity_prefix: str
-    upstream: Upstream
+    upstream: Origin
     namespace: Namespace
     credentials: Credentials | None = None
     # The upstream's token realm when configured; otherwise learned from its challenges.
-    token_realm: str | None = None
+    token_realm: URL | None = None
     # The route's images are public: crev reads them with anonymous upstream tokens of its
     # own, so clients pull without a login and answers can be cached at the edge.
     public: bool = False
@@ -88,14 +56,10 @@ class Route(NamedTuple):
         rest = RepositoryName(name.value[len(self.vanity_prefix) :])
         return self.namespace.to_upstream(rest)
 
-    def to_vanity(self, upstream: str) -> RepositoryName | None:
+    def to_vanity(self, upstream: RepositoryName) -> RepositoryName | None:
         rest = self.namespace.to_vanity(upstream)
-        if rest is None:
-            return None
-        try:
-            return RepositoryName.parse(self.vanity_prefix + rest.value)
-        except RegistryError:
-            return None
+        # The prefix plus a name can outgrow the length a name may have.
+        return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
 
     def describe(self) -> str:
         """How names map, in words for a person: `NAME -> https://ghcr.io/acme/NAME`."""
@@ -107,13 +71,13 @@ class Route(NamedTuple):
         suffix = f"  ({', '.join(mode)})" if mode else ""
         vanity = f"{self.vanity_prefix}NAME"
         if self.namespace.prefix:
-            return f"{vanity} -> {self.upstream.origin}/{self.namespace.prefix}/NAME{suffix}"
+            return f"{vanity} -> {self.upstream}/{self.namespace.prefix}/NAME{suffix}"
         if self.namespace.official_images:
             return (
-                f"{vanity} -> {self.upstream.origin}/library/NAME for one-component names "
-                f"(official images), {self.upstream.origin}/NAME for the rest{suffix}"
+                f"{vanity} -> {self.upstream}/library/NAME for one-component names "
+                f"(official images), {self.upstream}/NAME for the rest{suffix}"
             )
-        return f"{vanity} -> {self.upstream.origin}/NAME{suffix}"
+        return f"{vanity} -> {self.upstream}/NAME{suffix}"
 
 
 class RouteTable:
@@ -146,9 +110,7 @@ class RouteTable:
         for route in self.routes:
             if route.owns(name):
                 return route
-        raise RegistryError(
-            404,
-            ErrorCode.NAME_UNKNOWN,
+        raise NameUnknownError(
             f"repository name {name.value!r} is not served here: names start with "
             + ", ".join(repr(route.vanity_prefix) for route in self.routes),
             {"name": name.value},

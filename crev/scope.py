@@ -9,19 +9,17 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .errors import RegistryError
-from .names import NameMapping, RepositoryName
+from .errors import InvalidNameError, InvalidScopeError
+from .names import NameMapping, RepositoryName, vanity_name_of
 
 _TYPE = re.compile(r"[a-z0-9]+")
 _CLASS = re.compile(r"[a-zA-Z0-9]+")
 _ACTION = re.compile(r"[a-z]+|\*")
 
 
-class ScopeError(ValueError):
-    """A scope string that does not follow the grammar."""
-
-
 class Scope(NamedTuple):
+    """One scope a token is asked for, e.g. `repository:acme/tool:pull,push`."""
+
     type: str
     name: str
     actions: tuple[str, ...]
@@ -32,20 +30,24 @@ class Scope(NamedTuple):
         kind, sep, rest = text.partition(":")
         name, sep2, actions = rest.rpartition(":")
         if not sep or not sep2 or not name:
-            raise ScopeError(f"scope {text!r} is not type:name:actions")
+            raise InvalidScopeError(f"scope {text!r} is not type:name:actions")
         resource_class = None
         if kind.endswith(")") and "(" in kind:
             kind, _, resource_class = kind[:-1].partition("(")
             if not _CLASS.fullmatch(resource_class):
-                raise ScopeError(f"scope {text!r} has an invalid resource class")
+                raise InvalidScopeError(f"scope {text!r} has an invalid resource class")
         if not _TYPE.fullmatch(kind):
-            raise ScopeError(f"scope {text!r} has an invalid resource type {kind!r}")
+            raise InvalidScopeError(f"scope {text!r} has an invalid resource type {kind!r}")
         action_list = tuple(actions.split(","))
         if not all(_ACTION.fullmatch(action) for action in action_list):
-            raise ScopeError(f"scope {text!r} has invalid actions {actions!r}")
+            raise InvalidScopeError(f"scope {text!r} has invalid actions {actions!r}")
         if any(char.isspace() or ord(char) < 0x20 for char in name):
-            raise ScopeError(f"scope {text!r} has an invalid name")
+            raise InvalidScopeError(f"scope {text!r} has an invalid name")
         return cls(kind, name, action_list, resource_class)
+
+    @classmethod
+    def repository(cls, name: RepositoryName, *actions: str) -> Scope:
+        return cls("repository", name.value, actions)
 
     def with_name(self, name: str) -> Scope:
         return Scope(self.type, name, self.actions, self.resource_class)
@@ -64,7 +66,7 @@ def scope_to_client(scope: Scope, mapping: NameMapping) -> Scope | None:
     """The scope as the client names it, or None when it lies outside the prefix."""
     if scope.type != "repository":
         return None
-    vanity = mapping.to_vanity(scope.name)
+    vanity = vanity_name_of(scope.name, mapping)
     return scope.with_name(vanity.value) if vanity else None
 
 
@@ -74,5 +76,5 @@ def scope_to_upstream(scope: Scope, mapping: NameMapping) -> Scope | None:
         return None
     try:
         return scope.with_name(mapping.to_upstream(RepositoryName.parse(scope.name)).value)
-    except RegistryError:
+    except InvalidNameError:
         return None

@@ -1,6 +1,6 @@
-"""The local server: both Vercel functions behind the routes `vercel.json` declares.
+"""The local server: the Vercel functions behind the paths `vercel.json` declares.
 
-Routes are read from `vercel.json` and the `api/` folder themselves, so what runs locally is
+Paths are read from `vercel.json` and the `api/` folder themselves, so what runs locally is
 what Vercel deploys.
 """
 
@@ -13,25 +13,27 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
 
-from .handler import Endpoint, FunctionHandler
+from .handler import FunctionHandler, Service
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Route(NamedTuple):
+class Rewrite(NamedTuple):
+    """A path Vercel serves a function at: its own, or a `vercel.json` rewrite's source."""
+
     pattern: re.Pattern[str]
-    endpoint: Endpoint
+    service: Service
     source: str
 
 
-def load_routes(root: Path = PROJECT_ROOT) -> list[Route]:
+def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
     """`api/<name>.py` at `/api/<name>`, then the rewrites of `vercel.json`, as on Vercel."""
     functions = {
-        f"/api/{path.stem}": _load_endpoint(path) for path in sorted((root / "api").glob("*.py"))
+        f"/api/{path.stem}": _load_service(path) for path in sorted((root / "api").glob("*.py"))
     }
     # Vercel serves a function's own path before any rewrite applies.
-    routes = [
-        Route(re.compile(re.escape(path)), endpoint, path) for path, endpoint in functions.items()
+    rewrites = [
+        Rewrite(re.compile(re.escape(path)), service, path) for path, service in functions.items()
     ]
     config = json.loads((root / "vercel.json").read_text())
     for rewrite in config.get("rewrites", []):
@@ -41,8 +43,8 @@ def load_routes(root: Path = PROJECT_ROOT) -> list[Route]:
                 f"vercel.json rewrites {rewrite['source']!r} to unknown {destination!r}"
             )
         pattern = _source_pattern(rewrite["source"])
-        routes.append(Route(pattern, functions[destination], rewrite["source"]))
-    return routes
+        rewrites.append(Rewrite(pattern, functions[destination], rewrite["source"]))
+    return rewrites
 
 
 def _source_pattern(source: str) -> re.Pattern[str]:
@@ -52,7 +54,7 @@ def _source_pattern(source: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _load_endpoint(path: Path) -> Endpoint:
+def _load_service(path: Path) -> Service:
     spec = importlib.util.spec_from_file_location(f"crev_api_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
@@ -61,15 +63,15 @@ def _load_endpoint(path: Path) -> Endpoint:
     handler = getattr(module, "handler", None)
     if not (isinstance(handler, type) and issubclass(handler, FunctionHandler)):
         raise ImportError(f"{path} does not define a crev handler class named 'handler'")
-    return handler.endpoint
+    return handler.service
 
 
-def make_dispatcher(routes: list[Route]) -> type[FunctionHandler]:
+def make_dispatcher(rewrites: list[Rewrite]) -> type[FunctionHandler]:
     class Dispatcher(FunctionHandler):
-        def endpoint_for(self, path: str) -> Endpoint | None:
-            for route in routes:
-                if route.pattern.fullmatch(path):
-                    return route.endpoint
+        def service_for(self, path: str) -> Service | None:
+            for rewrite in rewrites:
+                if rewrite.pattern.fullmatch(path):
+                    return rewrite.service
             return None
 
     return Dispatcher
@@ -82,4 +84,4 @@ class LocalServer(ThreadingHTTPServer):
 
 
 def create_server(host: str, port: int, root: Path = PROJECT_ROOT) -> LocalServer:
-    return LocalServer((host, port), make_dispatcher(load_routes(root)))
+    return LocalServer((host, port), make_dispatcher(load_rewrites(root)))

@@ -12,14 +12,14 @@ import json
 from urllib.parse import parse_qsl, urlencode
 
 from .config import Settings
-from .errors import ErrorCode, RegistryError, unsupported
+from .errors import ErrorCode, InvalidNameError, InvalidScopeError, RegistryError, unsupported
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import ROUTE_PARAMETER, token_service, with_query
+from .realm import ROUTE_PARAMETER, token_service
 from .routing import Route
-from .scope import Scope, ScopeError, parse_scopes, scope_to_upstream
-from .upstream import read_body, send
+from .scope import Scope, parse_scopes, scope_to_upstream
+from .upstream import UpstreamRequest, send
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 1024 * 1024
@@ -49,16 +49,11 @@ def serve_token(request: Request, settings: Settings) -> Response:
         if route.credentials is not None:
             return _placeholder_token()
         realm = token_service(route, settings.timeout).realm
-        url = with_query(realm, mapped)
-        upstream = send("GET", url, _token_headers(request), settings.timeout)
+        forwarded = UpstreamRequest("GET", realm.with_query(mapped), _token_headers(request))
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
-            raise RegistryError(
-                400,
-                ErrorCode.UNSUPPORTED,
-                f"token POST must be a form, not {content_type or 'empty'!r}",
-            )
+            raise unsupported(f"token POST must be a form, not {content_type or 'empty'!r}", 400)
         body = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
         # The route hint travels in the realm's query string, the rest in the form.
         hint = [(k, v) for k, v in parse_qsl(request.query) if k == ROUTE_PARAMETER]
@@ -70,13 +65,14 @@ def serve_token(request: Request, settings: Settings) -> Response:
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
         realm = token_service(route, settings.timeout).realm
-        upstream = send("POST", realm, headers, settings.timeout, urlencode(form).encode())
+        forwarded = UpstreamRequest("POST", realm, headers, urlencode(form).encode())
     else:
         raise unsupported(f"{request.method} is not served by the token endpoint", 405, "GET, POST")
-    body = read_body(upstream, MAX_TOKEN_BYTES, settings.timeout)
-    headers = client_response_headers(upstream.headers)
+    answer = send(forwarded, settings.timeout)
+    body = answer.read(MAX_TOKEN_BYTES, settings.timeout)
+    headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
-    return Response.from_bytes(upstream.status, headers, body, upstream.status)
+    return Response.from_bytes(answer.status, headers, body, answer.status)
 
 
 def _placeholder_token() -> Response:
@@ -100,7 +96,7 @@ def _map_params(
 ) -> tuple[Route, list[tuple[str, str]]]:
     """The route asked for, and the token parameters with every scope put under it."""
     if sum(1 for key, _ in params if key == "service") > 1:
-        raise RegistryError(400, ErrorCode.UNSUPPORTED, "token request names more than one service")
+        raise unsupported("token request names more than one service", 400)
     scopes: list[Scope] = []
     hint: str | None = None
     mapped: list[tuple[str, str]] = []
@@ -108,9 +104,7 @@ def _map_params(
         if key == "scope":
             scopes.extend(_parse_client_scopes(value))
             if len(scopes) > MAX_SCOPES:
-                raise RegistryError(
-                    400, ErrorCode.UNSUPPORTED, f"more than {MAX_SCOPES} scopes requested"
-                )
+                raise unsupported(f"more than {MAX_SCOPES} scopes requested", 400)
         elif key == ROUTE_PARAMETER:
             hint = value
         elif key in _TOKEN_PARAMETERS:
@@ -147,7 +141,7 @@ def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Rout
     if hint is not None:
         route = settings.routes.by_prefix(hint)
         if route is None:
-            raise RegistryError(400, ErrorCode.UNSUPPORTED, f"no route {hint!r}")
+            raise unsupported(f"no route {hint!r}", 400)
         return route
     return settings.routes.default
 
@@ -155,14 +149,12 @@ def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Rout
 def _parse_client_scopes(value: str) -> list[Scope]:
     try:
         scopes = parse_scopes(value)
-    except ScopeError as error:
-        raise RegistryError(400, ErrorCode.UNSUPPORTED, f"invalid scope: {error}") from None
+    except InvalidScopeError as error:
+        raise unsupported(f"invalid scope: {error}", 400) from None
     for scope in scopes:
         if scope.type == "repository":
             try:
                 RepositoryName.parse(scope.name)
-            except RegistryError as error:
-                raise RegistryError(
-                    400, ErrorCode.NAME_INVALID, f"invalid scope {str(scope)!r}: {error.message}"
-                ) from None
+            except InvalidNameError as error:
+                raise InvalidNameError(f"invalid scope {str(scope)!r}: {error.message}") from None
     return scopes

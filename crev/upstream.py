@@ -18,13 +18,14 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpcore
 import httpx
 
-from .errors import ErrorCode, RegistryError, upstream_unavailable
+from .errors import ErrorCode, RegistryError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
 from .messages import Headers, has_control_characters
+from .urls import URL
 
 CHUNK_SIZE = 64 * 1024
 # Bytes asked of the socket per read. httpcore asks for 64 KiB; relaying a blob, larger reads
@@ -41,10 +42,6 @@ MAX_IDLE_CONNECTIONS = 64
 # Methods whose request may be sent again when a reused connection turns out closed before any
 # answer (RFC 9110 9.2.2); a proxy never replays the others by itself (RFC 9112 9.3.1).
 _RETRYABLE_METHODS = frozenset({"GET", "HEAD"})
-
-
-class UpstreamBodyError(Exception):
-    """The upstream failed after its headers were sent: the client's stream must be cut."""
 
 
 # --------------------------------------------------------------------------- the head deadline
@@ -201,82 +198,64 @@ def reset_client() -> None:
     _client.reset()
 
 
-# --------------------------------------------------------------------------- answers
+# --------------------------------------------------------------------------- requests
 
 
-class UpstreamResponse:
-    """An upstream's answer with its body unread. Its connection goes back to the pool once
-    the body has been read to its end; closing it earlier closes the connection."""
+class UpstreamRequest(NamedTuple):
+    """A request as crev sends it upstream: every header is crev's choice (httpx adds only
+    `Host` and the body's framing), and a body is bytes or a stream read from the client."""
 
-    __slots__ = ("_response", "headers", "method", "status")
+    method: str
+    url: URL
+    headers: Headers
+    body: bytes | Iterable[bytes] | None = None
 
-    def __init__(self, response: httpx.Response, method: str) -> None:
-        self._response = response
-        self.method = method
-        self.status = response.status_code
-        self.headers = Headers(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in response.headers.raw
-        )
-
-    def raw_chunks(self) -> Iterator[bytes]:
-        """The body as the upstream sends it (content coding kept, chunked framing removed),
-        one socket read at a time."""
-        return self._response.iter_raw()
-
-    def close(self) -> None:
-        self._response.close()
+    @property
+    def streams_body(self) -> bool:
+        return self.body is not None and not isinstance(self.body, bytes)
 
 
-def send(
-    method: str,
-    url: str,
-    headers: Headers,
-    timeout: float,
-    content: bytes | Iterable[bytes] | None = None,
-) -> UpstreamResponse:
+def send(request: UpstreamRequest, timeout: float) -> UpstreamResponse:
     """Send a request upstream and return the answer with its body still unread.
 
     `timeout` bounds connecting (at most 10 s), waiting for a pooled connection, each write and
-    each body read, and the wait for the answer's head as a whole. crev chooses every header:
-    httpx adds only `Host` and the body's framing (`Content-Length: 0` for an empty POST, PUT
-    or PATCH included).
+    each body read, and the wait for the answer's head as a whole.
     """
-    streamed = content is not None and not isinstance(content, bytes)
+    url = str(request.url)
     try:
-        request = httpx.Request(
-            method,
+        sent = httpx.Request(
+            request.method,
             url,
             # As bytes: a client's header may hold obs-text, which httpx would not encode.
             headers=[
                 (name.encode("latin-1"), value.encode("latin-1"))
-                for name, value in headers
+                for name, value in request.headers
                 if name.lower() not in _OWN
             ],
-            content=_streamed_body(content) if streamed else content,
+            content=_streamed_body(request.body) if request.streams_body else request.body,
             extensions={"timeout": _timeouts(timeout)},
         )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:
-        raise upstream_unavailable(f"cannot ask the upstream {url!r}: {error}") from None
-    if request.url.scheme not in ("http", "https"):
-        raise upstream_unavailable(f"cannot ask the upstream {url!r}: not an http(s) URL")
-    request.headers["User-Agent"] = "crev"
-    if "accept-encoding" not in request.headers:
+        raise UpstreamError(f"cannot ask the upstream {url!r}: {error}") from None
+    if sent.url.scheme not in ("http", "https"):
+        raise UpstreamError(f"cannot ask the upstream {url!r}: not an http(s) URL")
+    sent.headers["User-Agent"] = "crev"
+    if "accept-encoding" not in sent.headers:
         # Without one any coding is acceptable; crev passes bodies on as they come.
-        request.headers["Accept-Encoding"] = "identity"
-    retry = method in _RETRYABLE_METHODS and content is None
+        sent.headers["Accept-Encoding"] = "identity"
+    retry = request.method in _RETRYABLE_METHODS and request.body is None
     while True:
         try:
-            with _Deadline(timeout, started=not streamed):
-                response = _client.get().send(request, stream=True)
+            with _Deadline(timeout, started=not request.streams_body):
+                response = _client.get().send(sent, stream=True)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
             if retry and _closed_before_answering(error):
                 retry = False
                 continue
-            raise _failure(error, request, timeout) from None
+            raise _failure(error, sent, timeout) from None
         except (httpx.HTTPError, httpx.StreamError) as error:
-            raise _failure(error, request, timeout) from None
-        return _checked(UpstreamResponse(response, method), response, request)
+            raise _failure(error, sent, timeout) from None
+        return _checked(UpstreamResponse(response, request.method), response, sent)
 
 
 def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -313,7 +292,7 @@ def _closed_before_answering(error: httpx.TransportError) -> bool:
 
 
 def _checked(
-    response: UpstreamResponse, raw: httpx.Response, request: httpx.Request
+    response: UpstreamResponse, raw: httpx.Response, sent: httpx.Request
 ) -> UpstreamResponse:
     """Refuse an answer whose head a host behind crev could read another way. h11 lets a
     Transfer-Encoding override a Content-Length (RFC 9112 6.3 asks a proxy to treat that as an
@@ -326,84 +305,99 @@ def _checked(
     if fault is None:
         return response
     response.close()
-    host = request.url.netloc.decode("ascii", "replace")
-    raise upstream_unavailable(f"upstream {host} sent a malformed answer: {fault}")
+    host = sent.url.netloc.decode("ascii", "replace")
+    raise UpstreamError(f"upstream {host} sent a malformed answer: {fault}")
 
 
-def _failure(error: Exception, request: httpx.Request, timeout: float) -> RegistryError:
-    """The registry error a client gets for an upstream that could not answer."""
-    host = request.url.netloc.decode("ascii", "replace")
+def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamError:
+    """The error for an upstream that could not answer, in words that name it."""
+    host = sent.url.netloc.decode("ascii", "replace")
     if isinstance(error, httpx.TimeoutException):
-        return upstream_unavailable(
-            f"upstream {host} did not answer within {timeout:g} s", status=504
-        )
+        return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
     if isinstance(error, httpx.RemoteProtocolError) and "without sending" not in str(error):
-        return upstream_unavailable(f"upstream {host} sent a malformed answer: {error}")
+        return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return upstream_unavailable(
+        return UpstreamError(
             f"upstream {host} closed the connection without answering ({describe(error)})"
         )
     if isinstance(error, httpx.ConnectError):
-        return upstream_unavailable(f"upstream {host} is unreachable: {describe(error)}")
-    return upstream_unavailable(f"upstream {host} failed: {describe(error)}")
+        return UpstreamError(f"upstream {host} is unreachable: {describe(error)}")
+    return UpstreamError(f"upstream {host} failed: {describe(error)}")
 
 
-def iter_body(response: UpstreamResponse) -> Iterator[bytes]:
-    """The raw (still encoded) body as the socket delivers it; a failure midway is
-    UpstreamBodyError."""
-    try:
-        yield from response.raw_chunks()
-    except (httpx.HTTPError, httpx.StreamError) as error:
-        raise UpstreamBodyError(f"upstream body failed: {describe(error)}") from None
-    finally:
-        response.close()
+# --------------------------------------------------------------------------- answers
 
 
-def release(response: UpstreamResponse, limit: int = CHUNK_SIZE) -> None:
-    """Close an answer whose body crev does not need, keeping its connection for reuse.
+class UpstreamResponse:
+    """An upstream's answer with its body unread. Its connection goes back to the pool once
+    the body has been read to its end; closing it earlier closes the connection."""
 
-    A small body of announced length (a 401's, a 404's) is cheaper to read than a new
-    connection is to open. Anything else, or a body that does not arrive promptly, just
-    closes the connection.
-    """
-    length = response.headers.get("content-length", "") or ""
-    try:
-        if response.method == "HEAD" or (length.isdigit() and int(length) <= limit):
-            with _Deadline(RELEASE_SECONDS):
-                for _ in response.raw_chunks():
-                    pass
-    except (httpx.HTTPError, httpx.StreamError):
-        pass
-    finally:
-        response.close()
+    __slots__ = ("_response", "headers", "method", "status")
 
+    def __init__(self, response: httpx.Response, method: str) -> None:
+        self._response = response
+        self.method = method
+        self.status = response.status_code
+        self.headers = Headers(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in response.headers.raw
+        )
 
-def read_body(response: UpstreamResponse, limit: int, timeout: float) -> bytes:
-    """A small body crev reads itself (tag lists, tokens), whole, within `timeout`, with its
-    content coding undone (clients ask realms for gzip, and crev passes that on); refused past
-    `limit` bytes, before or after decoding."""
-    coding = (response.headers.get("content-encoding") or "identity").strip().lower()
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        if coding not in _DECODABLE:
-            raise upstream_unavailable(
-                f"upstream answer is in a coding crev cannot read: {coding!r}"
-            )
-        with _Deadline(timeout):
-            for chunk in response.raw_chunks():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-    except httpx.TimeoutException:
-        raise upstream_unavailable("upstream stalled while sending its answer", 504) from None
-    except (httpx.HTTPError, httpx.StreamError) as error:
-        raise upstream_unavailable(f"upstream answer failed: {describe(error)}") from None
-    finally:
-        response.close()
-    body = b"".join(chunks)
-    return body if coding == "identity" else _decoded(body, limit)
+    def stream(self) -> Iterator[bytes]:
+        """The body as the upstream sends it (content coding kept, chunked framing removed),
+        one socket read at a time, for passing on; a failure midway is UpstreamCutError."""
+        try:
+            yield from self._response.iter_raw()
+        except (httpx.HTTPError, httpx.StreamError) as error:
+            raise UpstreamCutError(f"upstream body failed: {describe(error)}") from None
+        finally:
+            self.close()
+
+    def read(self, limit: int, timeout: float) -> bytes:
+        """A small body crev reads itself (tag lists, tokens, errors), whole, within `timeout`,
+        with its content coding undone (clients ask realms for gzip, and crev passes that on);
+        refused past `limit` bytes, before or after decoding."""
+        coding = (self.headers.get("content-encoding") or "identity").strip().lower()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            if coding not in _DECODABLE:
+                raise UpstreamError(f"upstream answer is in a coding crev cannot read: {coding!r}")
+            with _Deadline(timeout):
+                for chunk in self._response.iter_raw():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+        except httpx.TimeoutException:
+            raise UpstreamTimeoutError("upstream stalled while sending its answer") from None
+        except (httpx.HTTPError, httpx.StreamError) as error:
+            raise UpstreamError(f"upstream answer failed: {describe(error)}") from None
+        finally:
+            self.close()
+        body = b"".join(chunks)
+        return body if coding == "identity" else _decoded(body, limit)
+
+    def release(self, limit: int = CHUNK_SIZE) -> None:
+        """Close an answer whose body crev does not need, keeping its connection for reuse.
+
+        A small body of announced length (a 401's, a 404's) is cheaper to read than a new
+        connection is to open. Anything else, or a body that does not arrive promptly, just
+        closes the connection.
+        """
+        length = self.headers.get("content-length", "") or ""
+        try:
+            if self.method == "HEAD" or (length.isdigit() and int(length) <= limit):
+                with _Deadline(RELEASE_SECONDS):
+                    for _ in self._response.iter_raw():
+                        pass
+        except (httpx.HTTPError, httpx.StreamError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._response.close()
 
 
 # gzip, and zlib-wrapped deflate: what registries and token realms send when asked. Decoded
@@ -416,16 +410,16 @@ def _decoded(body: bytes, limit: int) -> bytes:
     try:
         decoded = decoder.decompress(body, limit + 1)
     except zlib.error as error:
-        raise upstream_unavailable(f"upstream answer is not validly compressed: {error}") from None
+        raise UpstreamError(f"upstream answer is not validly compressed: {error}") from None
     if len(decoded) > limit:
         raise _too_large(limit)
     if not decoder.eof:
-        raise upstream_unavailable("upstream answer ends inside its compressed data")
+        raise UpstreamError("upstream answer ends inside its compressed data")
     return decoded
 
 
-def _too_large(limit: int) -> RegistryError:
-    return upstream_unavailable(f"upstream answer is over {limit} bytes")
+def _too_large(limit: int) -> UpstreamError:
+    return UpstreamError(f"upstream answer is over {limit} bytes")
 
 
 def describe(error: BaseException) -> str:

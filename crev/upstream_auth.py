@@ -14,11 +14,13 @@ import threading
 import time
 from typing import NamedTuple
 
-from .errors import upstream_unavailable
+from .errors import UpstreamError
 from .messages import Headers
 from .realm import TokenService, announced_token_service, token_in, token_service
 from .routing import Credentials, Route
-from .upstream import read_body, send
+from .scope import Scope
+from .upstream import UpstreamRequest, send
+from .urls import URL
 
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
 EXPIRY_MARGIN = 15
@@ -26,9 +28,9 @@ MAX_TOKEN_RESPONSE = 1024 * 1024
 
 
 class _Key(NamedTuple):
-    realm: str
+    realm: URL
     service: str | None
-    scopes: tuple[str, ...]
+    scopes: tuple[Scope, ...]
     # None for the anonymous tokens of a public route.
     credentials: Credentials | None
 
@@ -42,7 +44,7 @@ _tokens: dict[_Key, _Token] = {}
 _lock = threading.Lock()
 
 
-def server_authorization(route: Route, scopes: list[str], timeout: float) -> str | None:
+def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float) -> str | None:
     """The `Authorization` value crev sends upstream for a request it authenticates itself;
     None where a public route's upstream wants no token or grants none to anonymous users (the
     request then goes without, and the upstream refuses what is private)."""
@@ -55,7 +57,7 @@ def server_authorization(route: Route, scopes: list[str], timeout: float) -> str
             return None
     else:
         service = token_service(route, timeout)
-    key = _Key(service.realm, service.service, tuple(scopes), credentials)
+    key = _Key(service.realm, service.service, scopes, credentials)
     cached = _tokens.get(key)
     if cached is None or cached.expires_at <= time.monotonic():
         fetched = _fetch_token(key, timeout)
@@ -67,10 +69,10 @@ def server_authorization(route: Route, scopes: list[str], timeout: float) -> str
     return f"Bearer {cached.value}"
 
 
-def forget_token(route: Route, scopes: list[str]) -> None:
+def forget_token(route: Route, scopes: tuple[Scope, ...]) -> None:
     """Drop cached tokens for these scopes, after the upstream refused one."""
     with _lock:
-        for key in [key for key in _tokens if key.scopes == tuple(scopes)]:
+        for key in [key for key in _tokens if key.scopes == scopes]:
             if key.credentials == route.credentials:
                 del _tokens[key]
 
@@ -89,16 +91,16 @@ def _fetch_token(key: _Key, timeout: float) -> _Token | None:
         headers.set("Authorization", f"Basic {basic.decode()}")
     url = service.token_url(key.scopes, account=credentials.username if credentials else None)
     started = time.monotonic()
-    response = send("GET", url, headers, timeout)
-    body = read_body(response, MAX_TOKEN_RESPONSE, timeout)
-    if response.status != 200:
+    answer = send(UpstreamRequest("GET", url, headers), timeout)
+    body = answer.read(MAX_TOKEN_RESPONSE, timeout)
+    if answer.status != 200:
         if credentials is None:
             return None
-        raise upstream_unavailable(
-            f"the upstream token realm refused crev's credentials (status {response.status})"
+        raise UpstreamError(
+            f"the upstream token realm refused crev's credentials (status {answer.status})"
         )
     token, expires_in = token_in(body)
     if token is None or expires_in is None:
-        raise upstream_unavailable("the upstream token realm answered without a token")
+        raise UpstreamError("the upstream token realm answered without a token")
     lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
     return _Token(token, started + lifetime)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from crev.server import PROJECT_ROOT, load_routes
+from crev.server import PROJECT_ROOT, load_rewrites
 from tests.support import free_port
 
 
@@ -25,21 +25,21 @@ def test_routes_follow_vercel_json(tmp_path: Path) -> None:
     (tmp_path / "vercel.json").write_text(
         json.dumps({"rewrites": [{"source": "/registry/:path*", "destination": "/api/v2"}]})
     )
-    routes = load_routes(tmp_path)
-    sources = [route.source for route in routes]
+    rewrites = load_rewrites(tmp_path)
+    sources = [rewrite.source for rewrite in rewrites]
     # As on Vercel, functions answer at their own paths before any rewrite applies.
     assert sources == ["/api/token", "/api/v2", "/registry/:path*"]
-    assert routes[2].pattern.fullmatch("/registry/v2/x")
-    assert not routes[2].pattern.fullmatch("/v2/x")
+    assert rewrites[2].pattern.fullmatch("/registry/v2/x")
+    assert not rewrites[2].pattern.fullmatch("/v2/x")
 
 
-def test_project_routes_send_each_path_to_its_function() -> None:
-    routes = load_routes()
+def test_project_rewrites_send_each_path_to_its_function() -> None:
+    rewrites = load_rewrites()
 
     def function_for(path: str) -> str:
-        for route in routes:
-            if route.pattern.fullmatch(path):
-                return route.endpoint.__name__
+        for rewrite in rewrites:
+            if rewrite.pattern.fullmatch(path):
+                return rewrite.service.__name__
         return "none"
 
     for path in ("/v2", "/v2/", "/v2/tool/manifests/1", "/v2/_catalog"):

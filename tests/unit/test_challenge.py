@@ -9,15 +9,21 @@ from crev.challenge import (
     client_scope,
     format_challenges,
     parse_challenges,
-    rewrite_challenge,
+    rewrite_challenges,
 )
-from crev.names import Namespace
-from crev.params import MalformedHeaderError, check_field_value, quote
-from crev.routing import DOCKER_HUB, Route, Upstream
+from crev.errors import MalformedHeaderError
+from crev.names import NameMapping, Namespace
+from crev.params import check_field_value, quote
+from crev.routing import Route
+from crev.urls import DOCKER_HUB, URL, Origin
 
 ACME = Namespace("acme")
 NONE = Namespace("")
-ENDPOINT = "https://vanity.example/api/token"
+ENDPOINT = URL.parse("https://vanity.example/api/token")
+
+
+def rewrite_challenge(header: str, token_endpoint: URL, mapping: NameMapping) -> str:
+    return rewrite_challenges(parse_challenges(header), token_endpoint, mapping)
 
 
 # --- parse_challenges -------------------------------------------------------------------------
@@ -348,7 +354,7 @@ def test_rewrite_challenge(header: str, namespace: Namespace, expected: str) -> 
 
 def test_rewrite_challenge_quotes_the_endpoint() -> None:
     assert (
-        rewrite_challenge('Bearer realm="r"', 'https://a"b/t', ACME)
+        rewrite_challenge('Bearer realm="r"', URL.parse('https://a"b/t'), ACME)
         == 'Bearer realm="https://a\\"b/t"'
     )
 
@@ -360,11 +366,11 @@ def test_rewrite_challenge_raises_on_malformed() -> None:
 
 def test_rewrite_challenge_refuses_control_characters_in_the_endpoint() -> None:
     with pytest.raises(MalformedHeaderError):
-        rewrite_challenge('Bearer realm="r"', "https://a\r\nb/t", ACME)
+        rewrite_challenge('Bearer realm="r"', URL(Origin("https", "a\r\nb"), "/t"), ACME)
 
 
 def test_rewrite_challenge_with_a_route() -> None:
-    tools = Route("tools/", Upstream("https", "ghcr.io"), Namespace("acme/tools"))
+    tools = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
     header = (
         'Bearer realm="https://ghcr.io/token",service="ghcr.io",'
         'scope="repository:acme/tools/x:pull repository:acme/other:pull"'
@@ -375,7 +381,7 @@ def test_rewrite_challenge_with_a_route() -> None:
 
 
 def test_rewrite_challenge_with_official_images() -> None:
-    hub = Route("", Upstream("https", DOCKER_HUB), Namespace("", official_images=True))
+    hub = Route("", Origin("https", DOCKER_HUB), Namespace("", official_images=True))
     header = (
         'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
         'scope="repository:library/alpine:pull repository:bitnami/redis:pull"'

@@ -8,7 +8,8 @@ import pytest
 
 from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings
 from crev.names import Namespace
-from crev.routing import DOCKER_HUB, Credentials, Route, Upstream
+from crev.routing import Credentials, Route
+from crev.urls import DOCKER_HUB, URL, Origin
 
 SINGLE_VARIABLES = [
     "CREV_REGISTRY_HOST",
@@ -30,7 +31,7 @@ def route(env: Mapping[str, str]) -> Route:
 def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.routes.routes == (
-        Route("", Upstream("https", "registry-1.docker.io"), Namespace("", official_images=True)),
+        Route("", Origin("https", "registry-1.docker.io"), Namespace("", official_images=True)),
     )
     assert settings.token_url == "/api/token"
     assert settings.timeout == 30.0
@@ -62,7 +63,13 @@ def test_all_single_route_variables() -> None:
         }
     )
     assert settings.routes.routes == (
-        Route("", Upstream("https", "ghcr.io"), Namespace("acme"), None, "https://ghcr.io/token"),
+        Route(
+            "",
+            Origin("https", "ghcr.io"),
+            Namespace("acme"),
+            None,
+            URL(Origin("https", "ghcr.io"), "/token"),
+        ),
     )
     assert settings.token_url == "/token"
     assert settings.timeout == 12.5
@@ -91,7 +98,7 @@ def test_all_single_route_variables() -> None:
     ],
 )
 def test_registry_host(value: str, host: str) -> None:
-    assert route({"CREV_REGISTRY_HOST": value}).upstream == Upstream("https", host)
+    assert route({"CREV_REGISTRY_HOST": value}).upstream == Origin("https", host)
 
 
 @pytest.mark.parametrize(
@@ -158,8 +165,8 @@ def test_registry_host_with_broken_brackets_is_a_config_error(value: str) -> Non
 )
 def test_registry_scheme(value: str, scheme: str) -> None:
     upstream = route({"CREV_REGISTRY_SCHEME": value, "CREV_REGISTRY_HOST": "reg:5000"}).upstream
-    assert upstream == Upstream(scheme, "reg:5000")
-    assert upstream.origin == f"{scheme}://reg:5000"
+    assert upstream == Origin(scheme, "reg:5000")
+    assert str(upstream) == f"{scheme}://reg:5000"
 
 
 @pytest.mark.parametrize("value", ["ftp", "https://", "http:", "ws", "httpss"])
@@ -245,7 +252,7 @@ def test_token_url_refused(value: str) -> None:
     ],
 )
 def test_token_realm(value: str) -> None:
-    assert route({"CREV_TOKEN_REALM": value}).token_realm == value
+    assert str(route({"CREV_TOKEN_REALM": value}).token_realm) == value
 
 
 @pytest.mark.parametrize("value", ["/token", "ghcr.io/token", "ftp://x", "https://", "//ghcr.io/t"])
@@ -315,9 +322,9 @@ def test_routes() -> None:
         {"CREV_ROUTES": "tools/=ghcr.io/acme/tools, hub=docker.io\n=http://127.0.0.1:5000/x"}
     )
     assert settings.routes.routes == (
-        Route("tools/", Upstream("https", "ghcr.io"), Namespace("acme/tools")),
-        Route("hub/", Upstream("https", DOCKER_HUB), Namespace("", official_images=True)),
-        Route("", Upstream("http", "127.0.0.1:5000"), Namespace("x")),
+        Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools")),
+        Route("hub/", Origin("https", DOCKER_HUB), Namespace("", official_images=True)),
+        Route("", Origin("http", "127.0.0.1:5000"), Namespace("x")),
     )
     assert settings.routes.has_several is True
 
@@ -332,13 +339,13 @@ def test_route_options() -> None:
     )
     assert settings.routes.by_prefix("a/") == Route(
         "a/",
-        Upstream("https", "ghcr.io"),
+        Origin("https", "ghcr.io"),
         Namespace("acme"),
         Credentials(token="t"),
-        "https://ghcr.io/token",
+        URL(Origin("https", "ghcr.io"), "/token"),
     )
     assert settings.routes.by_prefix("b/") == Route(
-        "b/", Upstream("https", "quay.io"), Namespace("", official_images=True)
+        "b/", Origin("https", "quay.io"), Namespace("", official_images=True)
     )
 
 
@@ -412,7 +419,7 @@ def test_current_settings_reads_the_environment_and_caches(
     monkeypatch.setenv("CREV_REGISTRY_HOST", "ghcr.io")
     monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-acme")
     first = current_settings()
-    assert first.routes.default.upstream == Upstream("https", "ghcr.io")
+    assert first.routes.default.upstream == Origin("https", "ghcr.io")
     assert first.routes.default.namespace == Namespace("unit-test-acme")
     assert current_settings() is first
     monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-other")

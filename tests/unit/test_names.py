@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from crev.errors import ConfigError, RegistryError
+from crev.errors import ConfigError, CrevError, RegistryError
 from crev.names import (
     MAX_NAME_LENGTH,
+    Digest,
     Namespace,
     RepositoryName,
     is_digest,
     is_tag,
-    parse_digest,
+    vanity_name_of,
 )
+from tests.support.refusals import refused
 
 SHA256 = "sha256:" + "0123456789abcdef" * 4
 SHA512 = "sha512:" + "0123456789abcdef" * 8
@@ -108,9 +110,9 @@ def test_names_order_by_value() -> None:
     ],
 )
 def test_parse_refuses_invalid_names(text: str, component: str) -> None:
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         RepositoryName.parse(text)
-    error = caught.value
+    error = refusal
     assert error.status == 400
     assert error.code == "NAME_INVALID"
     assert error.message == (
@@ -122,18 +124,18 @@ def test_parse_refuses_invalid_names(text: str, component: str) -> None:
 
 
 def test_parse_refuses_empty_name() -> None:
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         RepositoryName.parse("")
-    assert (caught.value.status, caught.value.code) == (400, "NAME_INVALID")
-    assert caught.value.message == "repository name is empty"
+    assert (refusal.status, refusal.code) == (400, "NAME_INVALID")
+    assert refusal.message == "repository name is empty"
 
 
 @pytest.mark.parametrize("length", [MAX_NAME_LENGTH + 1, 300, 10_000])
 def test_parse_refuses_over_long_names(length: int) -> None:
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         RepositoryName.parse("a" * length)
-    assert (caught.value.status, caught.value.code) == (400, "NAME_INVALID")
-    assert caught.value.message == (
+    assert (refusal.status, refusal.code) == (400, "NAME_INVALID")
+    assert refusal.message == (
         f"repository name {'a' * 64!r}... is {length} characters; "
         f"at most {MAX_NAME_LENGTH} are allowed"
     )
@@ -143,14 +145,14 @@ def test_length_limit_counts_slashes() -> None:
     exactly = "/".join(["ab"] * 85)  # 85 * 2 + 84 = 254
     assert len(exactly) == 254
     assert RepositoryName.parse(exactly + "c").value == exactly + "c"
-    with pytest.raises(RegistryError):
+    with pytest.raises(CrevError):
         RepositoryName.parse(exactly + "cd")
 
 
 def test_registry_error_body_is_a_distribution_error() -> None:
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         RepositoryName.parse("A")
-    assert caught.value.body() == (
+    assert refusal.body() == (
         b'{"errors": [{"code": "NAME_INVALID", "message": "invalid repository name \'A\': '
         b"component 'A' does not match [a-z0-9]+((.|_|__|-+)[a-z0-9]+)*\", "
         b'"detail": {"name": "A"}}]}'
@@ -225,17 +227,18 @@ def test_is_digest_false(text: str) -> None:
 
 
 def test_parse_digest_returns_valid_digest() -> None:
-    assert parse_digest(SHA256) == SHA256
+    assert Digest.parse(SHA256) == Digest(SHA256)
+    assert str(Digest.parse(SHA256)) == SHA256
 
 
 @pytest.mark.parametrize("text", ["latest", "sha256:abc", "sha256:" + "A" * 64, ""])
 def test_parse_digest_refuses(text: str) -> None:
-    with pytest.raises(RegistryError) as caught:
-        parse_digest(text)
-    assert caught.value.status == 400
-    assert caught.value.code == "DIGEST_INVALID"
-    assert caught.value.message == f"invalid digest {text!r}"
-    assert caught.value.detail == {"digest": text}
+    with refused() as refusal:
+        Digest.parse(text)
+    assert refusal.status == 400
+    assert refusal.code == "DIGEST_INVALID"
+    assert refusal.message == f"invalid digest {text!r}"
+    assert refusal.detail == {"digest": text}
 
 
 # --- Namespace --------------------------------------------------------------------------------
@@ -269,7 +272,7 @@ def test_to_upstream(prefix: str, name: str, upstream: str) -> None:
     ],
 )
 def test_to_vanity(prefix: str, upstream: str, vanity: str) -> None:
-    assert Namespace(prefix).to_vanity(upstream) == RepositoryName(vanity)
+    assert vanity_name_of(upstream, Namespace(prefix)) == RepositoryName(vanity)
 
 
 @pytest.mark.parametrize(
@@ -297,7 +300,7 @@ def test_to_vanity(prefix: str, upstream: str, vanity: str) -> None:
     ],
 )
 def test_to_vanity_outside_prefix_or_invalid_is_none(prefix: str, upstream: str) -> None:
-    assert Namespace(prefix).to_vanity(upstream) is None
+    assert vanity_name_of(upstream, Namespace(prefix)) is None
 
 
 def test_to_upstream_length_boundary() -> None:
@@ -305,10 +308,10 @@ def test_to_upstream_length_boundary() -> None:
     longest = "a" * (MAX_NAME_LENGTH - len("acme/"))
     assert namespace.to_upstream(RepositoryName(longest)).value == "acme/" + longest
     too_long = longest + "b"
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         namespace.to_upstream(RepositoryName(too_long))
-    assert (caught.value.status, caught.value.code) == (400, "NAME_INVALID")
-    assert caught.value.message == (
+    assert (refusal.status, refusal.code) == (400, "NAME_INVALID")
+    assert refusal.message == (
         f"repository name {too_long!r} is too long: upstream it is "
         f"{MAX_NAME_LENGTH + 1} characters, at most {MAX_NAME_LENGTH} are allowed"
     )
@@ -344,22 +347,22 @@ def test_official_images_to_upstream(vanity: str, upstream: str) -> None:
     ],
 )
 def test_official_images_to_vanity(upstream: str, vanity: str | None) -> None:
-    assert OFFICIAL.to_vanity(upstream) == (RepositoryName(vanity) if vanity else None)
+    assert vanity_name_of(upstream, OFFICIAL) == (RepositoryName(vanity) if vanity else None)
 
 
 def test_official_images_length_boundary() -> None:
     longest = "a" * (MAX_NAME_LENGTH - len("library/"))
     assert OFFICIAL.to_upstream(RepositoryName(longest)).value == "library/" + longest
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         OFFICIAL.to_upstream(RepositoryName(longest + "b"))
-    assert (caught.value.status, caught.value.code) == (400, "NAME_INVALID")
+    assert (refusal.status, refusal.code) == (400, "NAME_INVALID")
 
 
 def test_prefix_wins_over_official_images() -> None:
     namespace = Namespace("acme", official_images=True)
     assert namespace.to_upstream(RepositoryName("alpine")) == RepositoryName("acme/alpine")
-    assert namespace.to_vanity("acme/alpine") == RepositoryName("alpine")
-    assert namespace.to_vanity("library/alpine") is None
+    assert vanity_name_of("acme/alpine", namespace) == RepositoryName("alpine")
+    assert vanity_name_of("library/alpine", namespace) is None
 
 
 def test_namespace_parse_official_images() -> None:

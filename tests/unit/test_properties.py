@@ -7,21 +7,31 @@ import string
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crev.challenge import Challenge, format_challenges, parse_challenges, rewrite_challenge
+from crev.challenge import Challenge, format_challenges, parse_challenges, rewrite_challenges
 from crev.endpoints import Kind, parse_endpoint
-from crev.errors import RegistryError
+from crev.errors import (
+    CrevError,
+    InvalidNameError,
+    InvalidScopeError,
+    MalformedHeaderError,
+    registry_error,
+)
 from crev.forwarding import client_response_headers
-from crev.links import rewrite_link, rewrite_location
+from crev.links import parse_links, rewrite_link, rewrite_location
 from crev.messages import Headers
-from crev.names import Namespace, RepositoryName
-from crev.params import MalformedHeaderError
-from crev.routing import Upstream
-from crev.scope import Scope, ScopeError, parse_scopes, scope_to_client, scope_to_upstream
+from crev.names import Namespace, RepositoryName, vanity_name_of
+from crev.scope import Scope, parse_scopes, scope_to_client, scope_to_upstream
+from crev.urls import URL, Origin
 
 ACME = Namespace("acme")
-GHCR = Upstream("https", "ghcr.io")
-REQUEST_URL = "https://ghcr.io/v2/acme/tool/blobs/uploads/"
-ENDPOINT = "https://vanity.example/api/token"
+GHCR = Origin("https", "ghcr.io")
+REQUEST_URL = GHCR.url("/v2/acme/tool/blobs/uploads/")
+ENDPOINT = URL.parse("https://vanity.example/api/token")
+
+
+def rewrite_challenge(header: str, token_endpoint: URL, mapping: Namespace) -> str:
+    return rewrite_challenges(parse_challenges(header), token_endpoint, mapping)
+
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -101,15 +111,13 @@ url_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), ma
 def test_to_upstream_stays_under_the_prefix(text: str) -> None:
     try:
         upstream = ACME.to_upstream(RepositoryName.parse(text))
-    except RegistryError as error:
-        assert error.status == 400
-        assert error.code == "NAME_INVALID"
+    except InvalidNameError:
         return
     assert upstream.value.startswith("acme/")
     assert ".." not in upstream.value.split("/")
     assert "//" not in upstream.value
     assert RepositoryName.parse(upstream.value) == upstream
-    assert ACME.to_vanity(upstream.value) == RepositoryName(text)
+    assert ACME.to_vanity(upstream) == RepositoryName(text)
 
 
 @FAST
@@ -119,7 +127,7 @@ def test_official_images_round_trip_upstream(text: str) -> None:
     upstream = namespace.to_upstream(RepositoryName(text)) if len(text) <= 247 else None
     if upstream is None:
         return
-    vanity = namespace.to_vanity(upstream.value)
+    vanity = namespace.to_vanity(upstream)
     assert vanity is not None
     assert namespace.to_upstream(vanity) == upstream
 
@@ -127,7 +135,7 @@ def test_official_images_round_trip_upstream(text: str) -> None:
 @FAST
 @given(st.text(max_size=80))
 def test_to_vanity_is_none_or_a_valid_name_under_the_prefix(text: str) -> None:
-    vanity = ACME.to_vanity(text)
+    vanity = vanity_name_of(text, ACME)
     if vanity is None:
         return
     assert text == "acme/" + vanity.value
@@ -145,13 +153,12 @@ def test_to_vanity_is_none_or_a_valid_name_under_the_prefix(text: str) -> None:
 def test_parse_endpoint_raises_only_registry_errors(path: str) -> None:
     try:
         endpoint = parse_endpoint(path)
-    except RegistryError as error:
-        assert error.status in (400, 404, 414)
+    except CrevError as error:
+        assert registry_error(error).status in (400, 404, 414)
         return
     try:
         upstream = endpoint.upstream_path(ACME)
-    except RegistryError as error:
-        assert (error.status, error.code) == (400, "NAME_INVALID")
+    except InvalidNameError:
         return
     if endpoint.kind is Kind.BASE:
         assert upstream == "/v2/"
@@ -172,7 +179,7 @@ def test_upstream_path_has_no_dot_segments(path: str) -> None:
     # dot segment that URL libraries resolve, changing which resource the upstream is asked.
     try:
         upstream = parse_endpoint(path).upstream_path(ACME)
-    except RegistryError:
+    except CrevError:
         return
     assert not {".", ".."} & set(upstream.split("/"))
 
@@ -195,7 +202,7 @@ def test_scope_round_trips(scope: Scope) -> None:
 def test_scope_parse_raises_only_scope_error(text: str) -> None:
     try:
         scope = Scope.parse(text)
-    except ScopeError:
+    except InvalidScopeError:
         return
     assert Scope.parse(str(scope)) == scope
 
@@ -205,7 +212,7 @@ def test_scope_parse_raises_only_scope_error(text: str) -> None:
 def test_scope_to_upstream_never_leaves_the_prefix(name: str, actions: list[str]) -> None:
     try:
         scope = Scope.parse(f"repository:{name}:{','.join(actions)}")
-    except ScopeError:
+    except InvalidScopeError:
         return
     mapped = scope_to_upstream(scope, ACME)
     if mapped is None:
@@ -223,7 +230,7 @@ def test_scope_to_upstream_never_leaves_the_prefix(name: str, actions: list[str]
 def test_scope_to_client_shows_only_valid_vanity_names(name: str, actions: list[str]) -> None:
     try:
         scope = Scope.parse(f"repository:{name}:{','.join(actions)}")
-    except ScopeError:
+    except InvalidScopeError:
         return
     shown = scope_to_client(scope, ACME)
     if shown is None:
@@ -289,7 +296,7 @@ def test_rewritten_challenge_scopes_are_vanity_names_of_upstream_scopes(
         # Only an upstream scope list crev cannot parse back is a malformed header.
         return
     assert len(rewritten) == 1
-    assert rewritten[0].get("realm") == ENDPOINT
+    assert rewritten[0].get("realm") == str(ENDPOINT)
     assert rewritten[0].get("service") == service
     shown = rewritten[0].get("scope")
     if shown is None:
@@ -314,7 +321,7 @@ def test_rewrite_challenge_raises_only_malformed_header_error(header: str) -> No
     assert [challenge.scheme for challenge in again] == [c.scheme for c in original]
     for challenge in again:
         if challenge.is_bearer:
-            assert challenge.get("realm") == ENDPOINT
+            assert challenge.get("realm") == str(ENDPOINT)
 
 
 # --- links ------------------------------------------------------------------------------------
@@ -327,7 +334,7 @@ def test_rewrite_challenge_raises_only_malformed_header_error(header: str) -> No
 @example("//ghcr.io/v2/acme/a/blobs/b")
 def test_rewrite_location_raises_only_value_errors(location: str) -> None:
     try:
-        rewritten = rewrite_location(location, REQUEST_URL, GHCR, ACME)
+        rewritten = rewrite_location(location, REQUEST_URL, ACME)
     except ValueError:  # MalformedHeaderError included
         return
     assert "\r" not in rewritten
@@ -346,7 +353,7 @@ def test_rewrite_location_never_changes_another_host(
 ) -> None:
     location = f"{scheme}://{host}/{path}?{query}"
     try:
-        rewritten = rewrite_location(location, REQUEST_URL, GHCR, ACME)
+        rewritten = rewrite_location(location, REQUEST_URL, ACME)
     except ValueError:
         return
     assert rewritten == location
@@ -359,7 +366,7 @@ def test_rewrite_location_never_changes_another_host(
 )
 def test_rewrite_location_maps_the_prefix_back(name: str, rest: str) -> None:
     location = f"https://ghcr.io/v2/acme/{name}/{rest}"
-    assert rewrite_location(location, REQUEST_URL, GHCR, ACME) == f"/v2/{name}/{rest}"
+    assert rewrite_location(location, REQUEST_URL, ACME) == f"/v2/{name}/{rest}"
 
 
 @FAST
@@ -370,15 +377,15 @@ def test_rewrite_location_maps_the_prefix_back(name: str, rest: str) -> None:
 @example('</v2/acme/a/tags/list?n=1>; rel="next", <https://cdn.example/x?s=1,2>; t="a, b"')
 def test_rewrite_link_raises_only_value_errors(header: str) -> None:
     try:
-        rewritten = rewrite_link(header, REQUEST_URL, GHCR, ACME)
+        rewritten = rewrite_link(header, REQUEST_URL, ACME)
     except ValueError:  # MalformedHeaderError included
         return
     assert "\r" not in rewritten
     assert "\n" not in rewritten
-    # The rewritten value is a well-formed Link value: read again with nothing to rewrite (no
-    # target is on the upstream), it comes back unchanged.
-    nowhere = Upstream("https", "upstream.invalid")
-    assert rewrite_link(rewritten, "https://a.example/", nowhere, ACME) == rewritten
+    # The rewritten value is a well-formed Link value: read again and written back with no
+    # target changed, it comes back unchanged.
+    links = parse_links(rewritten)
+    assert ", ".join(f"<{link.target}>{link.params}" for link in links) == rewritten
 
 
 # --- forwarding -------------------------------------------------------------------------------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from crev.errors import InvalidScopeError
 from crev.names import Namespace
-from crev.routing import DOCKER_HUB, Route, Upstream
-from crev.scope import Scope, ScopeError, parse_scopes, scope_to_client, scope_to_upstream
+from crev.routing import Route
+from crev.scope import Scope, parse_scopes, scope_to_client, scope_to_upstream
+from crev.urls import DOCKER_HUB, Origin
 
 ACME = Namespace("acme")
 TEAM = Namespace("org/team")
@@ -84,7 +86,7 @@ def test_parse_and_format(text: str, scope: Scope) -> None:
     ],
 )
 def test_parse_refuses(text: str, message: str) -> None:
-    with pytest.raises(ScopeError) as caught:
+    with pytest.raises(InvalidScopeError) as caught:
         Scope.parse(text)
     assert str(caught.value) == message
     assert isinstance(caught.value, ValueError)
@@ -110,7 +112,7 @@ def test_parse_scopes_empty() -> None:
 
 
 def test_parse_scopes_refuses_any_invalid_member() -> None:
-    with pytest.raises(ScopeError) as caught:
+    with pytest.raises(InvalidScopeError) as caught:
         parse_scopes("repository:a:pull bogus")
     assert str(caught.value) == "scope 'bogus' is not type:name:actions"
 
@@ -204,8 +206,8 @@ def test_scope_to_upstream_longest_name_under_prefix() -> None:
     assert mapped == Scope("repository", f"acme/{name}", ("pull",))
 
 
-HUB = Route("hub/", Upstream("https", DOCKER_HUB), Namespace("", official_images=True))
-TOOLS = Route("tools/", Upstream("https", "ghcr.io"), Namespace("acme/tools"))
+HUB = Route("hub/", Origin("https", DOCKER_HUB), Namespace("", official_images=True))
+TOOLS = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
 
 
 @pytest.mark.parametrize(

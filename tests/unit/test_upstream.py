@@ -17,8 +17,10 @@ import trustme
 from pytest_httpserver import HTTPServer
 
 from crev import upstream
-from crev.errors import RegistryError
+from crev.errors import UpstreamCutError
 from crev.messages import Headers
+from crev.urls import URL
+from tests.support.refusals import refused
 
 TIMEOUT = 5.0
 BODY = b"x" * 200_000
@@ -115,14 +117,25 @@ def serve() -> Iterator[Callable[..., KeepAliveServer]]:
         server.close()
 
 
+def send(
+    method: str,
+    url: str,
+    headers: Headers,
+    timeout: float,
+    content: bytes | Iterator[bytes] | None = None,
+) -> upstream.UpstreamResponse:
+    request = upstream.UpstreamRequest(method, URL.parse(url), headers, content)
+    return upstream.send(request, timeout)
+
+
 def get(url: str, content: bytes | Iterator[bytes] | None = None) -> upstream.UpstreamResponse:
     method = "GET" if content is None else "PUT"
-    return upstream.send(method, url + "/v2/", Headers(), TIMEOUT, content)
+    return send(method, url + "/v2/", Headers(), TIMEOUT, content)
 
 
 def test_sequential_requests_share_one_connection(serve) -> None:
     server = serve(lambda n: ok(b"answer %d" % n))
-    bodies = [b"".join(upstream.iter_body(get(server.url))) for _ in range(5)]
+    bodies = [b"".join(get(server.url).stream()) for _ in range(5)]
     assert bodies == [b"answer %d" % n for n in range(1, 6)]
     assert server.connections == 1
 
@@ -132,14 +145,14 @@ def test_released_small_answers_keep_their_connection(serve) -> None:
     for _ in range(3):
         response = get(server.url)
         assert response.status == 200
-        upstream.release(response)
+        response.release()
     assert server.connections == 1
 
 
 def test_a_chunked_answer_is_dechunked_and_its_connection_reused(serve) -> None:
     server = serve(lambda n: chunked([b"ab", b"cde", b"%d" % n]))
-    first = b"".join(upstream.iter_body(get(server.url)))
-    second = b"".join(upstream.iter_body(get(server.url)))
+    first = b"".join(get(server.url).stream())
+    second = b"".join(get(server.url).stream())
     assert (first, second) == (b"abcde1", b"abcde2")
     assert server.connections == 1
 
@@ -148,17 +161,17 @@ def test_an_answer_left_unread_closes_its_connection(serve) -> None:
     answers = iter([ok(BODY), ok(b"second")])
     server = serve(lambda n: next(answers))
     abandoned = get(server.url)
-    next(upstream.iter_body(abandoned), None)
+    next(abandoned.stream(), None)
     abandoned.close()
     # Had the connection been reused, this would read the rest of the first body.
-    assert b"".join(upstream.iter_body(get(server.url))) == b"second"
+    assert b"".join(get(server.url).stream()) == b"second"
     assert server.connections == 2
 
 
 def test_connections_the_upstream_closed_while_idle_never_fail_a_request(serve) -> None:
     server = serve(lambda n: ok(), close_after_answer=True)
     for _ in range(3):
-        assert b"".join(upstream.iter_body(get(server.url))) == b"hello"
+        assert b"".join(get(server.url).stream()) == b"hello"
     assert server.connections == 3
 
 
@@ -166,18 +179,18 @@ def test_a_request_on_a_connection_closed_in_flight_is_sent_again(serve) -> None
     # The upstream closes the connection just as crev reuses it: the request never got an
     # answer, so crev sends it again on a fresh connection instead of failing the client.
     server = serve(lambda n: ok(b"first") if n == 1 else None)
-    assert b"".join(upstream.iter_body(get(server.url))) == b"first"
-    assert b"".join(upstream.iter_body(get(server.url))) == b"first"
+    assert b"".join(get(server.url).stream()) == b"first"
+    assert b"".join(get(server.url).stream()) == b"first"
     assert server.connections == 2
 
 
 def test_a_streamed_body_is_never_sent_twice(serve) -> None:
     server = serve(lambda n: ok(b"stored") if n == 1 else None)
-    upstream.release(get(server.url))
-    with pytest.raises(RegistryError) as caught:
+    get(server.url).release()
+    with refused() as refusal:
         get(server.url, iter([b"part one", b"part two"]))
-    assert caught.value.status == 502
-    assert "closed the connection without answering" in str(caught.value)
+    assert refusal.status == 502
+    assert "closed the connection without answering" in refusal.message
     assert server.connections == 1
 
 
@@ -186,7 +199,7 @@ def test_only_crevs_own_framing_and_host_reach_the_upstream(serve) -> None:
     headers = Headers(
         [("Host", "evil.example"), ("Transfer-Encoding", "chunked"), ("Accept", "a/b")]
     )
-    upstream.release(upstream.send("PUT", server.url + "/v2/x", headers, TIMEOUT, b"body"))
+    send("PUT", server.url + "/v2/x", headers, TIMEOUT, b"body").release()
     lines = server.requests[0].decode().split("\r\n")
     port = server.url.rsplit(":", 1)[1]
     assert lines[0] == "PUT /v2/x HTTP/1.1"
@@ -225,16 +238,16 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
     assert url.startswith("https://")
 
     upstream.reset_client()
-    with pytest.raises(RegistryError) as caught:
-        upstream.send("GET", url, Headers(), TIMEOUT)
-    assert caught.value.status == 502
-    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    with refused() as refusal:
+        send("GET", url, Headers(), TIMEOUT)
+    assert refusal.status == 502
+    assert "CERTIFICATE_VERIFY_FAILED" in refusal.message
 
     # SSL_CERT_FILE is how a deployment trusts a private CA, as with any OpenSSL client.
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
     upstream.reset_client()
-    response = upstream.send("GET", url, Headers(), TIMEOUT)
-    assert b"".join(upstream.iter_body(response)) == b"over tls"
+    response = send("GET", url, Headers(), TIMEOUT)
+    assert b"".join(response.stream()) == b"over tls"
 
 
 def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
@@ -247,8 +260,8 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(upstream, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
     upstream.reset_client()
-    response = upstream.send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
-    assert b"".join(upstream.iter_body(response)) == b"verified"
+    response = send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
+    assert b"".join(response.stream()) == b"verified"
 
 
 @pytest.mark.parametrize(
@@ -271,11 +284,11 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
 )
 def test_an_answer_that_could_be_read_two_ways_is_a_502(serve, answer: bytes, words: str) -> None:
     server = serve(lambda n: answer)
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         get(server.url)
-    assert caught.value.status == 502
-    assert "sent a malformed answer" in str(caught.value)
-    assert words in str(caught.value)
+    assert refusal.status == 502
+    assert "sent a malformed answer" in refusal.message
+    assert words in refusal.message
 
 
 def test_a_folded_header_is_unfolded_before_it_is_passed_on(serve) -> None:
@@ -284,14 +297,14 @@ def test_a_folded_header_is_unfolded_before_it_is_passed_on(serve) -> None:
     server = serve(lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\n{}")
     response = get(server.url)
     assert response.headers.get_all("x-folded") == ["a b"]
-    assert b"".join(upstream.iter_body(response)) == b"{}"
+    assert b"".join(response.stream()) == b"{}"
 
 
 def test_a_url_crev_cannot_ask_is_a_502() -> None:
-    with pytest.raises(RegistryError) as caught:
-        upstream.send("GET", "ftp://registry.example/v2/", Headers(), TIMEOUT)
-    assert caught.value.status == 502
-    assert "ftp://registry.example/v2/" in str(caught.value)
+    with refused() as refusal:
+        send("GET", "ftp://registry.example/v2/", Headers(), TIMEOUT)
+    assert refusal.status == 502
+    assert "ftp://registry.example/v2/" in refusal.message
 
 
 def test_cookies_an_upstream_sets_are_never_sent_back(serve) -> None:
@@ -300,8 +313,8 @@ def test_cookies_an_upstream_sets_are_never_sent_back(serve) -> None:
     server = serve(
         lambda n: b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc\r\nContent-Length: 0\r\n\r\n"
     )
-    upstream.release(get(server.url))
-    upstream.release(get(server.url))
+    get(server.url).release()
+    get(server.url).release()
     assert len(server.requests) == 2
     assert all(b"cookie" not in head.lower() for head in server.requests)
 
@@ -313,9 +326,9 @@ def test_interim_answers_are_skipped_and_an_http_1_0_answer_closes(serve) -> Non
         b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold",
     ]
     server = serve(lambda n: answers[n - 1] if n <= len(answers) else None)
-    assert b"".join(upstream.iter_body(get(server.url))) == b"final"
-    assert b"".join(upstream.iter_body(get(server.url))) == b"old"
-    assert b"".join(upstream.iter_body(get(server.url))) == b"final"
+    assert b"".join(get(server.url).stream()) == b"final"
+    assert b"".join(get(server.url).stream()) == b"old"
+    assert b"".join(get(server.url).stream()) == b"final"
     # The HTTP/1.0 answer (no keep-alive) ended its connection; the third came on a new one.
     assert server.connections == 2
 
@@ -323,7 +336,7 @@ def test_interim_answers_are_skipped_and_an_http_1_0_answer_closes(serve) -> Non
 def test_a_body_delimited_by_close_is_read_to_the_end(serve) -> None:
     answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
     server = serve(lambda n: answer, close_after_answer=True)
-    assert b"".join(upstream.iter_body(get(server.url))) == b"until the end"
+    assert b"".join(get(server.url).stream()) == b"until the end"
 
 
 def coded(body: bytes, coding: str) -> bytes:
@@ -339,7 +352,7 @@ def coded(body: bytes, coding: str) -> bytes:
 )
 def test_a_body_crev_reads_has_its_content_coding_undone(serve, coding: str, compress) -> None:
     server = serve(lambda n: coded(compress(b'{"token": "t"}'), coding))
-    assert upstream.read_body(get(server.url), 1024, TIMEOUT) == b'{"token": "t"}'
+    assert get(server.url).read(1024, TIMEOUT) == b'{"token": "t"}'
     assert server.connections == 1
 
 
@@ -356,10 +369,10 @@ def test_a_body_crev_reads_has_its_content_coding_undone(serve, coding: str, com
 )
 def test_a_body_crev_cannot_decode_within_its_limit_is_a_502(serve, answer, words) -> None:
     server = serve(lambda n: answer)
-    with pytest.raises(RegistryError) as caught:
-        upstream.read_body(get(server.url), 1024, TIMEOUT)
-    assert caught.value.status == 502
-    assert words in str(caught.value)
+    with refused() as refusal:
+        get(server.url).read(1024, TIMEOUT)
+    assert refusal.status == 502
+    assert words in refusal.message
 
 
 # --- HTTP/1.1 framing toward upstreams (RFC 9110, 9112) ----------------------------------------
@@ -368,7 +381,7 @@ def test_a_body_crev_cannot_decode_within_its_limit_is_a_502(serve, answer, word
 def test_an_empty_post_carries_content_length_0(serve) -> None:
     # Registries behind Google's front end answer a POST without a length with 411.
     server = serve(lambda n: ok(b""))
-    upstream.release(upstream.send("POST", server.url + "/v2/x/blobs/uploads/", Headers(), TIMEOUT))
+    send("POST", server.url + "/v2/x/blobs/uploads/", Headers(), TIMEOUT).release()
     assert b"\r\nContent-Length: 0" in server.requests[0]
     assert b"transfer-encoding" not in server.requests[0].lower()
 
@@ -377,10 +390,10 @@ def test_a_post_is_never_sent_twice_when_its_connection_closes(serve) -> None:
     # The pooled connection closes after the request was written: the upstream may have acted
     # on it, so the client gets a 502 and decides (RFC 9112 9.3.1), instead of a second POST.
     server = serve(lambda n: ok(b"first") if n == 1 else None)
-    upstream.release(get(server.url))
-    with pytest.raises(RegistryError) as caught:
-        upstream.send("POST", server.url + "/v2/token", Headers(), TIMEOUT, b"grant_type=x")
-    assert caught.value.status == 502
+    get(server.url).release()
+    with refused() as refusal:
+        send("POST", server.url + "/v2/token", Headers(), TIMEOUT, b"grant_type=x")
+    assert refusal.status == 502
     assert [head.split(b" ", 1)[0] for head in server.requests] == [b"GET", b"POST"]
     assert server.connections == 1
 
@@ -396,9 +409,9 @@ def test_an_answer_with_a_malformed_chunk_size_is_cut_and_its_connection_dropped
     )
     answers = iter([broken, ok(b"next")])
     server = serve(lambda n: next(answers))
-    with pytest.raises(upstream.UpstreamBodyError):
-        b"".join(upstream.iter_body(get(server.url)))
-    assert b"".join(upstream.iter_body(get(server.url))) == b"next"
+    with pytest.raises(UpstreamCutError):
+        b"".join(get(server.url).stream())
+    assert b"".join(get(server.url).stream()) == b"next"
     assert server.connections == 2
 
 
@@ -417,21 +430,21 @@ def test_answers_without_a_body_give_their_connection_back(
 ) -> None:
     server = serve(lambda n: answer)
     for _ in range(3):
-        response = upstream.send(method, server.url + "/v2/", Headers(), TIMEOUT)
-        assert b"".join(upstream.iter_body(response)) == b""
+        response = send(method, server.url + "/v2/", Headers(), TIMEOUT)
+        assert b"".join(response.stream()) == b""
     assert server.connections == 1
 
 
 def test_an_answer_with_a_control_character_h11_lets_through_is_a_502(serve) -> None:
     server = serve(lambda n: b"HTTP/1.1 200 OK\r\nX-Bell: a\x07b\r\nContent-Length: 2\r\n\r\n{}")
-    with pytest.raises(RegistryError) as caught:
+    with refused() as refusal:
         get(server.url)
-    assert caught.value.status == 502
-    assert "control character" in str(caught.value)
+    assert refusal.status == 502
+    assert "control character" in refusal.message
 
 
 def test_a_header_with_obs_text_is_passed_on_byte_for_byte(serve) -> None:
     server = serve(lambda n: ok())
     headers = Headers([("Accept", "a/b; note=caf\xe9")])
-    upstream.release(upstream.send("GET", server.url + "/v2/", headers, TIMEOUT))
+    send("GET", server.url + "/v2/", headers, TIMEOUT).release()
     assert b"\r\nAccept: a/b; note=caf\xe9\r\n" in server.requests[0] + b"\r\n"
