@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from .errors import ConfigError, InvalidNameError
@@ -115,8 +116,9 @@ def _single_route(env: Mapping[str, str]) -> Route:
     return Route(
         vanity_prefix="",
         upstream=upstream,
-        namespace=Namespace.parse(
+        namespace=_namespace(
             env.get("CREV_REPO_PREFIX", ""),
+            "CREV_REPO_PREFIX",
             official_images=upstream.is_docker_hub if official is None else official,
         ),
         credentials=_credentials(env, "CREV_UPSTREAM"),
@@ -160,10 +162,8 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         raise fail("expected vanity-prefix=host[/namespace]")
     vanity = vanity.strip().strip("/")
     if vanity:
-        try:
+        with _as_setting(f"CREV_ROUTES entry {entry!r}: invalid vanity prefix"):
             RepositoryName.parse(vanity)
-        except InvalidNameError as error:
-            raise fail(f"invalid vanity prefix: {error.message}") from None
         vanity += "/"
     target, *options = (part.strip() for part in target.split(";"))
     scheme = "https"
@@ -176,7 +176,7 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
         upstream = Origin(scheme, _host("CREV_ROUTES", host))
-        Namespace.parse(prefix, "CREV_ROUTES")
+        _namespace(prefix, "CREV_ROUTES")
     except ConfigError as error:
         raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
     realm = None
@@ -198,8 +198,22 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
                 f"unknown option {option!r} "
                 "(known: realm=URL, credentials=NAME, official-images, public)"
             )
-    namespace = Namespace.parse(prefix, "CREV_ROUTES", official_images=official)
+    namespace = _namespace(prefix, "CREV_ROUTES", official_images=official)
     return Route(vanity, upstream, namespace, credentials, realm, public)
+
+
+def _namespace(prefix: str, variable: str, *, official_images: bool = False) -> Namespace:
+    with _as_setting(f"{variable}={prefix.strip().strip('/')!r}"):
+        return Namespace.parse(prefix, official_images=official_images)
+
+
+@contextmanager
+def _as_setting(shown: str) -> Iterator[None]:
+    """A name that breaks the grammar, reported as a setting that cannot be used."""
+    try:
+        yield
+    except InvalidNameError as error:
+        raise ConfigError(f"{shown}: {error.message}") from None
 
 
 def _credentials(

@@ -47,15 +47,13 @@ _HOP_BY_HOP = frozenset(
 
 
 def upstream_request_headers(client: Headers, *, credentials: bool = True) -> Headers:
-    forwarded = Headers(
+    """The client's headers that go upstream; `credentials=False` when crev authenticates
+    upstream itself."""
+    return Headers(
         (name, value)
         for name, value in client
         if name.lower() in _REQUEST_HEADERS and (credentials or name.lower() != "authorization")
     )
-    if "accept-encoding" not in forwarded:
-        # Without one, any coding is acceptable; crev passes bodies on as the upstream sends them.
-        forwarded.items.append(("Accept-Encoding", "identity"))
-    return forwarded
 
 
 def client_response_headers(upstream: Headers) -> Headers:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Protocol
 
-from .errors import ConfigError, InvalidDigestError, InvalidNameError
+from .errors import InvalidDigestError, InvalidNameError
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -122,15 +122,11 @@ class Namespace(NamedTuple):
     official_images: bool = False
 
     @classmethod
-    def parse(
-        cls, prefix: str, variable: str = "CREV_REPO_PREFIX", *, official_images: bool = False
-    ) -> Namespace:
+    def parse(cls, prefix: str, *, official_images: bool = False) -> Namespace:
+        """A namespace as configured: `acme`, `/acme/` or `` (no prefix)."""
         prefix = prefix.strip().strip("/")
         if prefix:
-            try:
-                RepositoryName.parse(prefix)
-            except InvalidNameError as error:
-                raise ConfigError(f"{variable}={prefix!r}: {error.message}") from None
+            RepositoryName.parse(prefix)
         return cls(prefix, official_images)
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName:

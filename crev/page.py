@@ -14,6 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .config import Settings
+from .endpoints import Endpoint, Kind
 from .errors import (
     InvalidNameError,
     MalformedHeaderError,
@@ -78,8 +79,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
     """The repository's tags as an anonymous client (or crev's own credentials) sees them,
     following the tag list's pages (`Link: rel="next"`) on the same upstream, up to a bound."""
     upstream_name = route.to_upstream(name)
-    path = f"/v2/{upstream_name}/tags/list"
-    url = route.upstream.url(path)
+    url = route.upstream.url(Endpoint(Kind.TAGS, name).upstream_path(route))
     headers = Headers([("Accept", "application/json")])
     scopes = (Scope.repository(upstream_name, "pull"),)
     tags: list[str] = []

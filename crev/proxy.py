@@ -194,22 +194,31 @@ def _server_scopes(
 def _client_headers(
     request: Request, settings: Settings, route: Route, asked: URL, upstream: Headers
 ) -> Headers:
-    rewritten = Headers()
-    for name, value in client_response_headers(upstream):
-        lowered = name.lower()
-        if lowered == "www-authenticate":
-            challenges = parse_challenges(value)
-            learn_token_service(route.upstream, challenges)
-            if route.credentials is not None:
-                # The client has no token to get: crev authenticates upstream on its own.
-                continue
-            value = rewrite_challenges(challenges, token_endpoint(request, settings, route), route)
-        elif lowered == "location":
-            value = rewrite_location(value, asked, route)
-        elif lowered == "link":
-            value = rewrite_link(value, asked, route)
-        rewritten.items.append((name, value))
-    return rewritten
+    headers = client_response_headers(upstream)
+    headers.items = [
+        (name, shown)
+        for name, value in headers
+        if (shown := _shown_value(name.lower(), value, request, settings, route, asked)) is not None
+    ]
+    return headers
+
+
+def _shown_value(
+    name: str, value: str, request: Request, settings: Settings, route: Route, asked: URL
+) -> str | None:
+    """A header's value as the client gets it; None for one it does not get."""
+    if name == "www-authenticate":
+        challenges = parse_challenges(value)
+        learn_token_service(route.upstream, challenges)
+        if route.credentials is not None:
+            # The client has no token to get: crev authenticates upstream on its own.
+            return None
+        return rewrite_challenges(challenges, token_endpoint(request, settings, route), route)
+    if name == "location":
+        return rewrite_location(value, asked, route)
+    if name == "link":
+        return rewrite_link(value, asked, route)
+    return value
 
 
 def _is_tag_list(endpoint: Endpoint, request: Request, status: int) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings
+from crev.errors import RegistryError
 from crev.names import Namespace
 from crev.routing import Credentials, Route
 from crev.urls import DOCKER_HUB, URL, Origin
@@ -187,11 +188,37 @@ def test_repo_prefix(value: str, prefix: str) -> None:
     assert namespace == Namespace(prefix)
 
 
-@pytest.mark.parametrize("value", ["Acme", "acme//x", "../acme", "acme-", "a b"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Acme",
+        "acme//x",
+        "acme//team",
+        "../acme",
+        "..",
+        "acme/../x",
+        "acme%2Fx",
+        "\u0430cme",
+        "a" * 256,
+        "acme-",
+        "a b",
+    ],
+)
 def test_repo_prefix_refused(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_REPO_PREFIX": value})
     assert str(caught.value).startswith(f"CREV_REPO_PREFIX={value.strip().strip('/')!r}: ")
+    assert not isinstance(caught.value, RegistryError)
+    assert caught.value.__cause__ is None
+
+
+def test_repo_prefix_refusal_says_why() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CREV_REPO_PREFIX": "Bad"})
+    assert str(caught.value) == (
+        "CREV_REPO_PREFIX='Bad': invalid repository name 'Bad': component 'Bad' does not match "
+        "[a-z0-9]+((.|_|__|-+)[a-z0-9]+)*"
+    )
 
 
 # --- CREV_UPSTREAM_TIMEOUT --------------------------------------------------------------------

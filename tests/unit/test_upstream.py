@@ -214,6 +214,19 @@ def test_only_crevs_own_framing_and_host_reach_the_upstream(serve) -> None:
     )
 
 
+def test_a_clients_accept_encoding_is_kept_and_identity_is_the_default(serve) -> None:
+    server = serve(lambda n: ok())
+    send("GET", server.url + "/v2/", Headers([("Accept-Encoding", "gzip")]), TIMEOUT).release()
+    send("GET", server.url + "/v2/", Headers(), TIMEOUT).release()
+    first, second = (request.decode().split("\r\n") for request in server.requests)
+    assert [line for line in first if line.startswith("Accept-Encoding")] == [
+        "Accept-Encoding: gzip"
+    ]
+    assert [line for line in second if line.startswith("Accept-Encoding")] == [
+        "Accept-Encoding: identity"
+    ]
+
+
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
     """An HTTPS server whose certificate comes from a fresh CA, and that CA's PEM file. The
