@@ -56,14 +56,14 @@ def upstream_request_headers(client: Headers, *, credentials: bool = True) -> He
     )
 
 
-def client_response_headers(upstream: Headers) -> Headers:
+def client_response_headers(answer: Headers) -> Headers:
     named_in_connection = {
         token.strip().lower()
-        for value in upstream.get_all("connection")
+        for value in answer.get_all("connection")
         for token in value.split(",")
     }
     return Headers(
         (name, value)
-        for name, value in upstream
+        for name, value in answer
         if name.lower() not in _HOP_BY_HOP and name.lower() not in named_in_connection
     )

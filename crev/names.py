@@ -101,13 +101,13 @@ class NameMapping(Protocol):
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName: ...
 
-    def to_vanity(self, upstream: RepositoryName) -> RepositoryName | None: ...
+    def to_vanity(self, upstream_name: RepositoryName) -> RepositoryName | None: ...
 
 
-def vanity_name_of(upstream: str, mapping: NameMapping) -> RepositoryName | None:
+def vanity_name_of(upstream_name: str, mapping: NameMapping) -> RepositoryName | None:
     """The client's name for a name read from an upstream's answer (a scope, a `Location`, an
     error's detail), or None where it breaks the grammar or lies outside the mapping."""
-    name = RepositoryName.find(upstream)
+    name = RepositoryName.find(upstream_name)
     return None if name is None else mapping.to_vanity(name)
 
 
@@ -131,25 +131,25 @@ class Namespace(NamedTuple):
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName:
         if self.prefix:
-            upstream = f"{self.prefix}/{name.value}"
+            upstream_name = f"{self.prefix}/{name.value}"
         elif self.official_images and "/" not in name.value:
-            upstream = f"library/{name.value}"
+            upstream_name = f"library/{name.value}"
         else:
             return name
-        if len(upstream) > MAX_NAME_LENGTH:
+        if len(upstream_name) > MAX_NAME_LENGTH:
             raise InvalidNameError(
                 f"repository name {name.value!r} is too long: upstream it is "
-                f"{len(upstream)} characters, at most {MAX_NAME_LENGTH} are allowed"
+                f"{len(upstream_name)} characters, at most {MAX_NAME_LENGTH} are allowed"
             )
-        return RepositoryName(upstream)
+        return RepositoryName(upstream_name)
 
-    def to_vanity(self, upstream: RepositoryName) -> RepositoryName | None:
+    def to_vanity(self, upstream_name: RepositoryName) -> RepositoryName | None:
         """The client's name for an upstream name, or None when it lies outside the prefix."""
-        text = upstream.value
+        text = upstream_name.value
         if self.prefix:
             if not text.startswith(self.prefix + "/"):
                 return None
             return RepositoryName(text[len(self.prefix) + 1 :])
         if self.official_images and text.startswith("library/") and text.count("/") == 1:
             return RepositoryName(text[len("library/") :])
-        return upstream
+        return upstream_name

@@ -192,9 +192,9 @@ def _server_scopes(
 
 
 def _client_headers(
-    request: Request, settings: Settings, route: Route, asked: URL, upstream: Headers
+    request: Request, settings: Settings, route: Route, asked: URL, answer: Headers
 ) -> Headers:
-    headers = client_response_headers(upstream)
+    headers = client_response_headers(answer)
     headers.items = [
         (name, shown)
         for name, value in headers

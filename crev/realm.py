@@ -60,24 +60,24 @@ _learned: dict[Origin, TokenService] = {}
 _lock = threading.Lock()
 
 
-def learn_token_service(upstream: Origin, challenges: list[Challenge]) -> None:
+def learn_token_service(origin: Origin, challenges: list[Challenge]) -> None:
     """Remember the realm an upstream announces in its `WWW-Authenticate` challenges."""
     for challenge in challenges:
         realm = challenge.get("realm")
         if challenge.is_bearer and realm and is_http_url(realm):
             learned = TokenService(URL.parse(realm), challenge.get("service"))
-            if _learned.get(upstream) != learned:
+            if _learned.get(origin) != learned:
                 with _lock:
-                    _learned[upstream] = learned
+                    _learned[origin] = learned
             return
 
 
-def learn_token_service_of(upstream: Origin, headers: Headers) -> None:
+def learn_token_service_of(origin: Origin, headers: Headers) -> None:
     """Remember the realm an answer's challenge announces, if it has one crev can read."""
     challenge = headers.get("www-authenticate")
     if challenge:
         with contextlib.suppress(MalformedHeaderError):
-            learn_token_service(upstream, parse_challenges(challenge))
+            learn_token_service(origin, parse_challenges(challenge))
 
 
 def token_service(route: Route, timeout: float) -> TokenService:

@@ -56,8 +56,8 @@ class Route(NamedTuple):
         rest = RepositoryName(name.value[len(self.vanity_prefix) :])
         return self.namespace.to_upstream(rest)
 
-    def to_vanity(self, upstream: RepositoryName) -> RepositoryName | None:
-        rest = self.namespace.to_vanity(upstream)
+    def to_vanity(self, upstream_name: RepositoryName) -> RepositoryName | None:
+        rest = self.namespace.to_vanity(upstream_name)
         # The prefix plus a name can outgrow the length a name may have.
         return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
 
