@@ -13,6 +13,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import httpx
@@ -128,14 +129,12 @@ def copy_without_bytecode(packages: list[str], destination: Path) -> None:
 
 
 def cold_start_once(env: dict[str, str]) -> dict[str, Any]:
+    """Spawn the driver, ask its server for `/v2/` once: times from spawn, the packages it
+    loaded."""
+    driver = [sys.executable, "-c", COLD_DRIVER]
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", COLD_DRIVER],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        driver, cwd=PROJECT_ROOT, env=env, stdout=PIPE, stderr=PIPE, text=True
     )
     try:
         assert process.stdout is not None

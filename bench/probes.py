@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -58,40 +59,51 @@ def process_memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-class RssSampler:
-    """Samples a process's VmRSS in a thread; `peak_mib` is the highest sample."""
+class PeriodicSampler:
+    """Calls `sample()` every `interval` seconds in a thread while the `with` block runs, and
+    once more as it ends, so that what happened last is seen too."""
 
-    def __init__(self, pid: int, interval: float = 0.005) -> None:
-        self.pid = pid
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> None:
-        self.peak_kib = max(self.peak_kib, process_memory_kib(self.pid).get("VmRSS", 0))
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._sample()
+            self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        self.sample()
+
+
+class RssSampler(PeriodicSampler):
+    """A process's highest VmRSS while the block runs."""
+
+    def __init__(self, pid: int, interval: float = 0.005) -> None:
+        super().__init__(interval)
+        self.pid = pid
+        self.peak_kib = 0
+
+    def sample(self) -> None:
+        self.peak_kib = max(self.peak_kib, process_memory_kib(self.pid).get("VmRSS", 0))
 
     @property
     def peak_mib(self) -> float:
         return self.peak_kib / 1024
 
 
-class UpstreamConnectionWatcher:
-    """TCP connections a process opens to the upstream's port, sampled from /proc in a thread.
+class UpstreamConnectionWatcher(PeriodicSampler):
+    """TCP connections a process opens to the upstream's port while the block runs.
 
     A connection counts once it is seen open in the process (its sockets' inodes) or closed
     (TIME_WAIT on either end, which outlives the connection by a minute, so short-lived ones
@@ -102,13 +114,16 @@ class UpstreamConnectionWatcher:
     TIME_WAIT = "06"
 
     def __init__(self, pid: int, port: int, interval: float = 0.01) -> None:
+        super().__init__(interval)
         self.pid = pid
         self.port_hex = f"{port:04X}"
-        self.interval = interval
         self.seen: set[tuple[str, str]] = set()
         self.baseline: set[tuple[str, str]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.sample()
+        self.baseline = set(self.seen)
+        return super().__enter__()
 
     def _inodes(self) -> set[str]:
         inodes = set()
@@ -132,22 +147,6 @@ class UpstreamConnectionWatcher:
                         self.seen.add((local, remote))  # crev's end, open or closed by crev
                     elif local.endswith(port) and state == self.TIME_WAIT:
                         self.seen.add((remote, local))  # closed by the upstream
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> UpstreamConnectionWatcher:
-        self.sample()
-        self.baseline = set(self.seen)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
 
     @property
     def opened(self) -> int:
