@@ -235,82 +235,96 @@ def render_table(
 # ----------------------------------------------------------------------------- findings
 
 
-def render_findings(results: dict[str, Any]) -> str:
+def render_findings(results: Figures) -> str:
+    """What the profile and the import times say, below the table (empty without either)."""
     out: list[str] = []
     profile = results.get("profile")
     if profile and "manifest" in profile:
-        manifest, blob = profile["manifest"], profile["blob"]
         cpu_ms = results.get("warm_manifest", {}).get("crev_cpu_ms_per_request")
-        out.append(
-            f"crev under warm manifest GETs, {CONCURRENCY} clients (py-spy; {manifest['units']} "
-            f"requests; {manifest['samples']} busy samples; dropped as waits: "
-            + ", ".join(
-                f"{n} in {name.split(' ')[0]}"
-                for name, n in manifest["wait_samples_dropped"].items()
-            )
-            + ")"
-        )
-        out.append(
-            "  by component"
-            + (f" (of {cpu_ms:.2f} ms CPU per request)" if cpu_ms else "")
-            + ": "
-            + ", ".join(
-                f"{e['name']} {e['percent']:.0f}%"
-                + (f" ~{cpu_ms * e['percent'] / 100:.2f} ms" if cpu_ms else "")
-                for e in manifest["components"]
-            )
-        )
-        out.append("  top functions, self time:")
-        out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in manifest["self"][:10]]
-        out.append("  crev functions, inclusive time:")
-        out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in manifest["crev_inclusive"][:8]]
-        out.append(f"  flame graph: {profile['files']['flamegraph']}")
-        out.append(
-            f"crev streaming the blob (py-spy, all samples incl. socket reads and writes; "
-            f"{blob['samples']} samples over {blob['units']} MiB)"
-        )
-        out.append(
-            "  by component: "
-            + ", ".join(f"{e['name']} {e['percent']:.0f}%" for e in blob["components"])
-        )
-        out.append("  top functions, self time:")
-        out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in blob["self"][:8]]
+        out += profile_findings(profile, cpu_ms)
     elif profile:
         out.append(f"profile: {profile.get('skipped', 'no samples')}")
-    cold = results.get("cold_start")
-    if cold:
-        imports = cold["importtime"]
-        out.append(
-            f"cold-start imports (python -X importtime, as deployed, median of runs): "
-            f"api/v2.py takes {imports['total_ms']:.1f} ms, of which crev's own modules "
-            f"{imports['crev_self_ms']:.1f} ms (compiling and running their bodies)"
-        )
-        out.append(
-            "  self time by top-level package: "
-            + ", ".join(
-                f"{name} {ms:.1f}" for name, ms in list(imports["self_ms_by_package"].items())[:10]
-            )
-            + " (ms)"
-        )
-        out.append(
-            "  top modules by self time: "
-            + ", ".join(
-                f"{name} {ms:.1f}" for name, ms in list(imports["self_ms_by_module"].items())[:10]
-            )
-            + " (ms)"
-        )
-        out.append("  outside modules crev imports first (cumulative ms):")
-        out += [
-            f"    {e['cum_ms']:6.1f}  {name}  (from {e['imported_by']})"
-            for name, e in list(imports["imported_by_crev_ms"].items())[:10]
-        ]
+    if results.get("cold_start"):
+        out += import_findings(results["cold_start"]["importtime"])
     return "\n".join(out)
+
+
+def profile_findings(profile: Figures, cpu_ms: float | None) -> list[str]:
+    """Shares of crev's samples by component and function, under manifest GETs and a blob."""
+    out: list[str] = []
+    manifest, blob = profile["manifest"], profile["blob"]
+    out.append(
+        f"crev under warm manifest GETs, {CONCURRENCY} clients (py-spy; {manifest['units']} "
+        f"requests; {manifest['samples']} busy samples; dropped as waits: "
+        + ", ".join(
+            f"{n} in {name.split(' ')[0]}" for name, n in manifest["wait_samples_dropped"].items()
+        )
+        + ")"
+    )
+    out.append(
+        "  by component"
+        + (f" (of {cpu_ms:.2f} ms CPU per request)" if cpu_ms else "")
+        + ": "
+        + ", ".join(
+            f"{e['name']} {e['percent']:.0f}%"
+            + (f" ~{cpu_ms * e['percent'] / 100:.2f} ms" if cpu_ms else "")
+            for e in manifest["components"]
+        )
+    )
+    out.append("  top functions, self time:")
+    out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in manifest["self"][:10]]
+    out.append("  crev functions, inclusive time:")
+    out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in manifest["crev_inclusive"][:8]]
+    out.append(f"  flame graph: {profile['files']['flamegraph']}")
+    out.append(
+        f"crev streaming the blob (py-spy, all samples incl. socket reads and writes; "
+        f"{blob['samples']} samples over {blob['units']} MiB)"
+    )
+    out.append(
+        "  by component: "
+        + ", ".join(f"{e['name']} {e['percent']:.0f}%" for e in blob["components"])
+    )
+    out.append("  top functions, self time:")
+    out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in blob["self"][:8]]
+    return out
+
+
+def import_findings(imports: Figures) -> list[str]:
+    """Where a cold start's import time goes: packages, modules, what crev pulls in."""
+    out: list[str] = []
+    out.append(
+        f"cold-start imports (python -X importtime, as deployed, median of runs): "
+        f"api/v2.py takes {imports['total_ms']:.1f} ms, of which crev's own modules "
+        f"{imports['crev_self_ms']:.1f} ms (compiling and running their bodies)"
+    )
+    out.append(
+        "  self time by top-level package: "
+        + ", ".join(
+            f"{name} {ms:.1f}" for name, ms in list(imports["self_ms_by_package"].items())[:10]
+        )
+        + " (ms)"
+    )
+    out.append(
+        "  top modules by self time: "
+        + ", ".join(
+            f"{name} {ms:.1f}" for name, ms in list(imports["self_ms_by_module"].items())[:10]
+        )
+        + " (ms)"
+    )
+    out.append("  outside modules crev imports first (cumulative ms):")
+    out += [
+        f"    {e['cum_ms']:6.1f}  {name}  (from {e['imported_by']})"
+        for name, e in list(imports["imported_by_crev_ms"].items())[:10]
+    ]
+    return out
 
 
 # -------------------------------------------------------------------------- the document
 
 
-def document(results: Figures, rows: list[Row], plan: Plan, mode: str, run: RunConditions) -> dict:
+def document(
+    results: Figures, rows: list[Row], plan: Plan, mode: str, run: RunConditions
+) -> Figures:
     """The JSON the comparison writes: how and where it ran, the table's rows, every figure."""
     return {
         "meta": {

@@ -115,8 +115,6 @@ def push_bench_images(registry: TestRegistry) -> BenchImages:
 class Testbed:
     """The registry and a running crev in front of it, with the bench's images pushed."""
 
-    __test__ = False  # not a pytest test class despite the name
-
     registry: TestRegistry
     crev: CrevProcess
     images: BenchImages
