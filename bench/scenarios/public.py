@@ -12,7 +12,7 @@ from tests.support.caching_edge import run_caching_edge
 from tests.support.crev_process import crev_for
 
 from ..probes import log, timed_copy
-from ..testbed import push_copy_image
+from ..testbed import Target, push_copy_image
 from .pulls import upstream_request_count
 
 
@@ -39,28 +39,28 @@ def public_routes(rounds: int) -> dict[str, list[Pull]]:
         for round_number in range(rounds):
             work = Path(tmp) / f"round-{round_number}"
             work.mkdir()
-            results["direct"].append(direct_pull(registry, f"acme/{image}:1", work))
-            first, repeated = public_pulls(registry, f"{image}:1", work)
+            results["direct"].append(direct_pull(registry, image, work))
+            first, repeated = public_pulls(registry, image, work)
             results["public, first"].append(first)
             results["public, repeated"].append(repeated)
             log(f"public: round {round_number + 1} of {rounds}")
     return results
 
 
-def direct_pull(registry: TestRegistry, reference: str, work: Path) -> Pull:
+def direct_pull(registry: TestRegistry, image: str, work: Path) -> Pull:
     registry.clear_logs()
-    seconds = timed_copy(f"{registry.host}/{reference}", work / "direct")
+    seconds = timed_copy(Target.direct(registry).reference(image), work / "direct")
     return Pull(seconds, None, None, upstream_request_count(registry))
 
 
-def public_pulls(registry: TestRegistry, reference: str, work: Path) -> tuple[Pull, Pull]:
+def public_pulls(registry: TestRegistry, image: str, work: Path) -> tuple[Pull, Pull]:
     """A first pull through a fresh crev and edge, then a repeated one by another client."""
     with crev_for(registry, work / "crev", public="1") as crev, run_caching_edge(crev.url) as edge:
         pulls = []
         for name in ("first", "repeated"):
             registry.clear_logs()
             edge.clear_log()
-            seconds = timed_copy(f"{edge.host}/{reference}", work / name)
+            seconds = timed_copy(f"{edge.host}/{image}:1", work / name)
             pulls.append(
                 Pull(
                     seconds,
