@@ -35,7 +35,6 @@ from .profile import crev_profile
 from .testbed import Testbed, push_bench_images
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-COMMANDS = ("compare", "public", "load", "bundle")
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -175,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["compare", *argv]
     top = parser()
     args = top.parse_args(argv)
