@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,12 +34,31 @@ class CrevProcess:
         return self.log_path.read_text(errors="replace")
 
 
-@contextlib.contextmanager
-def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
-    """Run `python -m crev` with `CREV_<NAME>` settings until the block ends."""
-    port = free_port()
+def crev_environment(**settings: str) -> dict[str, str]:
+    """This process's environment with `CREV_<NAME>` settings in place of any it has."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("CREV_")}
     env.update({f"CREV_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def registry_settings(registry: TestRegistry) -> dict[str, str]:
+    """The settings that make crev serve the test registry's `acme/` namespace."""
+    return {
+        "registry_host": registry.host,
+        "registry_scheme": registry.scheme,
+        "repo_prefix": "acme",
+    }
+
+
+@contextlib.contextmanager
+def run_crev(workdir: Path, *, untouched: bool = False, **settings: str) -> Iterator[CrevProcess]:
+    """Run `python -m crev` with `CREV_<NAME>` settings until the block ends.
+
+    `untouched`: ready once its port accepts a connection, so that crev has served nothing
+    yet (the usual probe asks `/api/token`, which already teaches crev the upstream's realm).
+    """
+    port = free_port()
+    env = crev_environment(**settings)
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"crev-{port}.log"
     with log_path.open("wb") as log:
@@ -51,7 +71,10 @@ def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
         )
     crev = CrevProcess(f"127.0.0.1:{port}", process, log_path)
     try:
-        _wait_until_serving(crev)
+        if untouched:
+            _wait_until_listening(crev)
+        else:
+            _wait_until_serving(crev)
         yield crev
     finally:
         process.terminate()
@@ -63,16 +86,10 @@ def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
 
 
 def crev_for(
-    registry: TestRegistry, workdir: Path, **settings: str
+    registry: TestRegistry, workdir: Path, *, untouched: bool = False, **settings: str
 ) -> contextlib.AbstractContextManager[CrevProcess]:
     """`run_crev` serving the test registry's `acme/` namespace, plus any other settings."""
-    return run_crev(
-        workdir,
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-        **settings,
-    )
+    return run_crev(workdir, untouched=untouched, **registry_settings(registry), **settings)
 
 
 def _wait_until_serving(crev: CrevProcess, timeout: float = 15.0) -> None:
@@ -86,3 +103,17 @@ def _wait_until_serving(crev: CrevProcess, timeout: float = 15.0) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError(f"crev did not start within {timeout} s:\n{crev.log()}")
+
+
+def _wait_until_listening(crev: CrevProcess, timeout: float = 15.0) -> None:
+    host, port = crev.host.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if crev.process.poll() is not None:
+            raise RuntimeError(f"crev exited with {crev.process.returncode}:\n{crev.log()}")
+        try:
+            socket.create_connection((host, int(port)), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"crev did not listen within {timeout} s:\n{crev.log()}")

@@ -1,0 +1,274 @@
+"""Cold start as Vercel does it: a new process loads `api/v2.py` by path and serves its first
+answer, as deployed (nothing precompiled), precompiled, and after the runtime's own imports;
+and which imports the time goes to (`python -X importtime`)."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import PIPE
+from typing import Any
+
+import httpx
+
+from tests.support import TestRegistry
+from tests.support.crev_process import PROJECT_ROOT, crev_environment, registry_settings
+
+from .plan import Plan
+from .probes import log, median
+
+# What Vercel's Python runtime does: load the function file by path and serve its `handler`.
+# BENCH_PRELOAD names modules imported before the clock starts for the import; after the first
+# answer the driver prints which installed packages it loaded.
+COLD_DRIVER = """
+import time
+started = time.perf_counter()
+import os
+import sys
+for name in filter(None, os.environ.get("BENCH_PRELOAD", "").split(",")):
+    __import__(name)
+preloaded = time.perf_counter()
+import importlib.util
+spec = importlib.util.spec_from_file_location("vercel_function", "api/v2.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+imported = time.perf_counter()
+from http.server import HTTPServer
+server = HTTPServer(("127.0.0.1", 0), module.handler)
+print(server.server_address[1], (imported - preloaded) * 1000, flush=True)
+server.handle_request()
+files = (getattr(m, "__file__", None) or "" for m in list(sys.modules.values()))
+print(" ".join(sorted({f.split("site-packages/")[1].split("/")[0] for f in files
+                       if "site-packages/" in f})), flush=True)
+"""
+
+IMPORTTIME_DRIVER = """
+import importlib.util
+import sys
+sys.stderr.write("-- api/v2.py --\\n")
+spec = importlib.util.spec_from_file_location("vercel_function", "api/v2.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+"""
+
+# What Vercel's runtime (vercel_runtime/vc_init.py) has imported before it loads the function.
+RUNTIME_PRELOAD = (
+    "atexit,base64,contextlib,contextvars,functools,http,http.client,http.server,json,logging,"
+    "socket,threading,time,traceback,typing"
+)
+
+
+@dataclass(frozen=True)
+class ColdVariant:
+    name: str
+    label: str
+    vendor: bool  # installed packages copied without .pyc, ahead of site-packages
+    pycache: bool  # every module's .pyc cached (in a prefix directory)
+    preload: str = ""
+
+
+COLD_VARIANTS = (
+    # Vercel installs packages with `--no-compile` and compiles nothing unless the project sets
+    # VERCEL_PYTHON_COMPILEALL=1: crev and httpx are compiled from source at every cold start.
+    ColdVariant("deployed", "as deployed (no .pyc for crev or its packages)", True, False),
+    ColdVariant("precompiled", "precompiled (VERCEL_PYTHON_COMPILEALL=1)", False, True),
+    ColdVariant(
+        "runtime", "precompiled, after the runtime's imports", False, True, RUNTIME_PRELOAD
+    ),
+)
+
+
+def driver_env(registry: TestRegistry, pycache: Path | None = None) -> dict[str, str]:
+    """crev's settings for the test registry; with `pycache`, every module's .pyc is written and
+    read there, without it nothing is written (installed packages keep the .pyc pip wrote in
+    site-packages). None of this process's Python path or bytecode settings carry over."""
+    env = {
+        name: value
+        for name, value in crev_environment(**registry_settings(registry)).items()
+        if not name.startswith("BENCH_")
+        and name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONPATH")
+    }
+    if pycache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def variant_env(
+    registry: TestRegistry, variant: ColdVariant, workdir: Path, packages: list[str]
+) -> dict[str, str]:
+    env = driver_env(registry, workdir / "pycache" if variant.pycache else None)
+    if variant.vendor:
+        vendor = workdir / "vendor"
+        if not vendor.exists():
+            copy_without_bytecode(packages, vendor)
+        env["PYTHONPATH"] = str(vendor)
+    if variant.preload:
+        env["BENCH_PRELOAD"] = variant.preload
+    return env
+
+
+def copy_without_bytecode(packages: list[str], destination: Path) -> None:
+    """Copy installed top-level packages (as the cold-start driver named them) minus .pyc."""
+    site = Path(httpx.__file__).resolve().parent.parent
+    destination.mkdir(parents=True)
+    for name in packages:
+        source = site / name
+        if source.is_dir() and not name.endswith(".dist-info"):
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("*.pyc"))
+        elif source.is_file():
+            shutil.copy2(source, destination / name)
+
+
+def cold_start_once(env: dict[str, str]) -> dict[str, Any]:
+    """Spawn the driver, ask its server for `/v2/` once: times from spawn, the packages it
+    loaded."""
+    driver = [sys.executable, "-c", COLD_DRIVER]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        driver, cwd=PROJECT_ROOT, env=env, stdout=PIPE, stderr=PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"cold-start driver failed: {process.communicate()[1]}")
+        listening = time.perf_counter()
+        port, import_ms = line.split()
+        connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+        connection.request("GET", "/v2/", headers={"Connection": "close"})
+        response = connection.getresponse()
+        response.read()
+        answered = time.perf_counter()
+        connection.close()
+        if response.status != 401:
+            raise RuntimeError(f"cold start: /v2/ answered {response.status}, expected 401")
+        packages = process.stdout.readline().split()
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return {
+        "first_answer_ms": (answered - started) * 1000,
+        "listening_ms": (listening - started) * 1000,
+        "import_ms": float(import_ms),
+        "packages": packages,
+    }
+
+
+def bare_python_ms(env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], cwd=PROJECT_ROOT, env=env, check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def parse_importtime(stderr: str) -> list[dict[str, Any]]:
+    """`-X importtime` lines after the marker, each with its parent (lines come children first)."""
+    lines = stderr.split("-- api/v2.py --\n", 1)[-1].splitlines()
+    entries: list[dict[str, Any]] = []
+    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    pattern = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
+    for line in lines:
+        match = pattern.match(line)
+        if not match:
+            continue
+        depth = len(match[3]) // 2
+        entry = {
+            "name": match[4],
+            "self_us": int(match[1]),
+            "cum_us": int(match[2]),
+            "depth": depth,
+        }
+        for child in pending.pop(depth + 1, []):
+            child["parent"] = entry["name"]
+        pending[depth].append(entry)
+        entries.append(entry)
+    return entries
+
+
+def importtime_breakdown(env: dict[str, str], runs: int) -> dict[str, Any]:
+    """Median over runs of: total, self time by top-level package, what crev's modules import."""
+    totals: list[float] = []
+    by_package: dict[str, list[float]] = defaultdict(list)
+    pulled_in: dict[str, list[float]] = defaultdict(list)
+    by_module: dict[str, list[float]] = defaultdict(list)
+    importer: dict[str, str] = {}
+    for _ in range(runs):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", IMPORTTIME_DRIVER],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        entries = parse_importtime(result.stderr)
+        totals.append(sum(e["cum_us"] for e in entries if e["depth"] == 0) / 1000)
+        packages: Counter[str] = Counter()
+        for entry in entries:
+            packages[entry["name"].split(".")[0]] += entry["self_us"]
+        for package, micros in packages.items():
+            by_package[package].append(micros / 1000)
+        for entry in entries:
+            by_module[entry["name"]].append(entry["self_us"] / 1000)
+            parent = entry.get("parent", "")
+            if parent.startswith("crev") and not entry["name"].startswith("crev"):
+                pulled_in[entry["name"]].append(entry["cum_us"] / 1000)
+                importer[entry["name"]] = parent
+    package_ms = {name: median(v + [0.0] * (runs - len(v))) for name, v in by_package.items()}
+    pulled_ms = {name: median(v + [0.0] * (runs - len(v))) for name, v in pulled_in.items()}
+    module_ms = {name: median(v + [0.0] * (runs - len(v))) for name, v in by_module.items()}
+    crev_self = sum(ms for name, ms in module_ms.items() if name.split(".")[0] == "crev")
+    return {
+        "total_ms": median(totals),
+        "self_ms_by_package": dict(sorted(package_ms.items(), key=lambda kv: -kv[1])),
+        "crev_self_ms": crev_self,
+        "self_ms_by_module": dict(sorted(module_ms.items(), key=lambda kv: -kv[1])[:20]),
+        "imported_by_crev_ms": {
+            name: {"cum_ms": ms, "imported_by": importer[name]}
+            for name, ms in sorted(pulled_ms.items(), key=lambda kv: -kv[1])
+        },
+    }
+
+
+def cold_start(registry: TestRegistry, plan: Plan, workdir: Path) -> dict[str, Any]:
+    """How long from spawn to the first answer, in each variant, and which imports take it?"""
+    # A first spawn warms the page cache and names the installed packages crev loads.
+    packages = cold_start_once(driver_env(registry))["packages"]
+    envs = {v.name: variant_env(registry, v, workdir, packages) for v in COLD_VARIANTS}
+    for env in envs.values():
+        cold_start_once(env)  # warm up; precompiled writes every .pyc here
+    runs: dict[str, list[dict[str, Any]]] = {v.name: [] for v in COLD_VARIANTS}
+    for _ in range(plan.cold_spawns):  # interleaved, so load spikes hit every variant alike
+        for variant in COLD_VARIANTS:
+            runs[variant.name].append(cold_start_once(envs[variant.name]))
+    result: dict[str, Any] = {"packages": packages}
+    for variant in COLD_VARIANTS:
+        result[variant.name] = {
+            "label": variant.label,
+            **{
+                key: median([run[key] for run in runs[variant.name]])
+                for key in ("first_answer_ms", "listening_ms", "import_ms")
+            },
+            "rounds": [
+                {k: v for k, v in run.items() if k != "packages"} for run in runs[variant.name]
+            ],
+        }
+    bare_env = driver_env(registry)
+    result["bare_python_ms"] = median([bare_python_ms(bare_env) for _ in range(plan.cold_spawns)])
+    result["importtime"] = importtime_breakdown(envs["deployed"], plan.importtime_runs)
+    log(
+        "cold start: first answer "
+        + ", ".join(f"{v.name} {result[v.name]['first_answer_ms']:.0f} ms" for v in COLD_VARIANTS)
+        + f"; bare python {result['bare_python_ms']:.0f} ms"
+    )
+    return result

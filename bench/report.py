@@ -1,0 +1,454 @@
+"""What a run prints and keeps: the comparison's table (one row per figure, with its goal and
+whether it was met), the findings below it, the JSON document, and the other scenarios'
+summaries."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tests.support.crev_process import PROJECT_ROOT
+
+from .cold_start import COLD_VARIANTS
+from .plan import Plan
+from .probes import MiB
+from .scenarios import Deployment, LoadRun, Pull
+from .testbed import CONCURRENCY
+
+# The goals of issue 5.
+GOAL_ADDED_MS = 1.0
+GOAL_BLOB_RATIO = 0.80
+GOAL_RSS_MIB = 64.0
+GOAL_COPY_RATIO = 1.10
+GOAL_COLD_MS = 150.0
+
+
+@dataclass
+class Row:
+    """One line of the comparison's table; every cell is already text."""
+
+    metric: str
+    direct: str = ""
+    crev: str = ""
+    ratio: str = ""
+    goal: str = ""
+    result: str = ""
+
+
+Figures = dict[str, Any]
+TABLE_HEADER = Row("metric", "direct", "crev", "crev/direct", "goal", "result")
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "MISS"
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"
+
+
+def ratio(crev: float, direct: float) -> str:
+    return fmt(crev / direct) + "x"
+
+
+# ------------------------------------------------------------------------- the table's rows
+
+
+def warm_manifest_rows(warm: Figures) -> list[Row]:
+    rows: list[Row] = []
+    for method in ("HEAD", "GET"):
+        sides = warm[method]
+        direct, crev = sides["direct"], sides["crev"]
+        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            rows.append(
+                Row(
+                    f"warm {method} manifest {label} (ms)",
+                    fmt(direct[key]),
+                    fmt(crev[key]),
+                    ratio(crev[key], direct[key]),
+                )
+            )
+        added = sides["added_p50_ms"]
+        rows.append(
+            Row(
+                f"warm {method} manifest added at p50 (ms)",
+                crev=f"+{fmt(added)}",
+                goal=f"<= +{GOAL_ADDED_MS:g} ms",
+                result=verdict(added <= GOAL_ADDED_MS),
+            )
+        )
+    cpu_ms = warm["crev_cpu_ms_per_request"]
+    rows.append(Row("crev CPU per warm manifest request (ms)", crev=fmt(cpu_ms)))
+    return rows
+
+
+def concurrency_rows(concurrent: Figures) -> list[Row]:
+    d, c = concurrent["direct"]["rps"], concurrent["crev"]["rps"]
+    label = f"manifest GET req/s, {CONCURRENCY} clients"
+    return [Row(label, fmt(d, 0), fmt(c, 0), ratio(c, d))]
+
+
+def connection_reuse_rows(reuse: Figures) -> list[Row]:
+    seq, conc = reuse["sequential_new_connections"], reuse["concurrent_new_connections"]
+    return [
+        Row(
+            f"new upstream conns, warm crev (seq / {CONCURRENCY} cl.)",
+            crev=f"{seq} / {conc}",
+            goal=f"<= 1 / <= {CONCURRENCY} (reused)",
+            result=verdict(seq <= 1 and conc <= CONCURRENCY),
+        )
+    ]
+
+
+def blob_rows(blob: Figures) -> list[Row]:
+    d, c = blob["direct"]["mib_per_s"], blob["crev"]["mib_per_s"]
+    peak = blob["crev_peak_rss_mib"]
+    return [
+        Row(
+            f"blob {blob['blob_bytes'] / MiB:.0f} MiB throughput (MiB/s)",
+            fmt(d, 0),
+            fmt(c, 0),
+            ratio(c, d),
+            f">= {GOAL_BLOB_RATIO:.2f}x",
+            verdict(c / d >= GOAL_BLOB_RATIO),
+        ),
+        Row(
+            "crev peak RSS while streaming (MiB)",
+            crev=fmt(peak, 1),
+            goal=f"< {GOAL_RSS_MIB:g} MiB",
+            result=verdict(peak < GOAL_RSS_MIB),
+        ),
+    ]
+
+
+def copy_rows(copy: Figures) -> list[Row]:
+    d, c = copy["direct"]["seconds"], copy["crev"]["seconds"]
+    return [
+        Row(
+            "skopeo copy, 6 layers ~15 MiB (s)",
+            fmt(d, 3),
+            fmt(c, 3),
+            ratio(c, d),
+            f"<= {GOAL_COPY_RATIO:.2f}x",
+            verdict(c / d <= GOAL_COPY_RATIO),
+        )
+    ]
+
+
+def upstream_request_rows(upstream: Figures) -> list[Row]:
+    rows: list[Row] = []
+    for key, label in (("first", "first pull, fresh crev"), ("warm", "warm crev")):
+        if key not in upstream:
+            continue
+        d, c = upstream[key]["direct"], upstream[key]["crev"]
+        rows.append(
+            Row(
+                f"upstream requests per pull, {label}",
+                f"{d['total']} ({d['registry']}+{d['issuer']})",
+                f"{c['total']} ({c['registry']}+{c['issuer']})",
+                ratio(c["total"], d["total"]),
+                "equal",
+                verdict(c["total"] == d["total"]),
+            )
+        )
+    return rows
+
+
+def cold_start_rows(cold: Figures) -> list[Row]:
+    rows: list[Row] = []
+    for variant in COLD_VARIANTS[:2]:
+        first = cold[variant.name]["first_answer_ms"]
+        rows.append(
+            Row(
+                f"cold start to first answer, {variant.name} (ms)",
+                crev=fmt(first, 0),
+                goal=f"< {GOAL_COLD_MS:g} ms",
+                result=verdict(first < GOAL_COLD_MS),
+            )
+        )
+    rows.append(
+        Row(
+            "  import api/v2.py: " + " / ".join(v.name for v in COLD_VARIANTS) + " (ms)",
+            crev=" / ".join(fmt(cold[v.name]["import_ms"], 0) for v in COLD_VARIANTS),
+        )
+    )
+    rows.append(Row("cold start: bare `python -c pass` (ms)", crev=fmt(cold["bare_python_ms"], 0)))
+    return rows
+
+
+# The table's order; each key is the scenario's in the JSON document's "results".
+ROWS_BY_SCENARIO = {
+    "warm_manifest": warm_manifest_rows,
+    "concurrent": concurrency_rows,
+    "connection_reuse": connection_reuse_rows,
+    "blob": blob_rows,
+    "copy": copy_rows,
+    "upstream_requests": upstream_request_rows,
+    "cold_start": cold_start_rows,
+}
+
+
+def build_rows(results: Figures) -> list[Row]:
+    """The table's rows for the scenarios that ran."""
+    rows: list[Row] = []
+    for key, rows_for in ROWS_BY_SCENARIO.items():
+        if results.get(key):
+            rows += rows_for(results[key])
+    return rows
+
+
+def render_rows(rows: list[Row]) -> str:
+    """The comparison's table: its names and goals align left, its figures right."""
+    return render_table(
+        list(asdict(TABLE_HEADER).values()),
+        [list(asdict(row).values()) for row in rows],
+        left={0, 4},
+    )
+
+
+def render_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], left: Collection[int] = (0,)
+) -> str:
+    """A Markdown table with its columns padded to line up; the columns in `left` align left,
+    the others right."""
+    table = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for i, row in enumerate(table):
+        cells = [
+            cell.ljust(width) if column in left else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+def render_findings(results: Figures) -> str:
+    """What the profile and the import times say, below the table (empty without either)."""
+    out: list[str] = []
+    profile = results.get("profile")
+    if profile and "manifest" in profile:
+        cpu_ms = results.get("warm_manifest", {}).get("crev_cpu_ms_per_request")
+        out += profile_findings(profile, cpu_ms)
+    elif profile:
+        out.append(f"profile: {profile.get('skipped', 'no samples')}")
+    if results.get("cold_start"):
+        out += import_findings(results["cold_start"]["importtime"])
+    return "\n".join(out)
+
+
+def profile_findings(profile: Figures, cpu_ms: float | None) -> list[str]:
+    """Shares of crev's samples by component and function, under manifest GETs and a blob."""
+    out: list[str] = []
+    manifest, blob = profile["manifest"], profile["blob"]
+    out.append(
+        f"crev under warm manifest GETs, {CONCURRENCY} clients (py-spy; {manifest['units']} "
+        f"requests; {manifest['samples']} busy samples; dropped as waits: "
+        + ", ".join(
+            f"{n} in {name.split(' ')[0]}" for name, n in manifest["wait_samples_dropped"].items()
+        )
+        + ")"
+    )
+    out.append(
+        "  by component"
+        + (f" (of {cpu_ms:.2f} ms CPU per request)" if cpu_ms else "")
+        + ": "
+        + ", ".join(
+            f"{e['name']} {e['percent']:.0f}%"
+            + (f" ~{cpu_ms * e['percent'] / 100:.2f} ms" if cpu_ms else "")
+            for e in manifest["components"]
+        )
+    )
+    out.append("  top functions, self time:")
+    out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in manifest["self"][:10]]
+    out.append("  crev functions, inclusive time:")
+    out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in manifest["crev_inclusive"][:8]]
+    out.append(f"  flame graph: {profile['files']['flamegraph']}")
+    out.append(
+        f"crev streaming the blob (py-spy, all samples incl. socket reads and writes; "
+        f"{blob['samples']} samples over {blob['units']} MiB)"
+    )
+    out.append(
+        "  by component: "
+        + ", ".join(f"{e['name']} {e['percent']:.0f}%" for e in blob["components"])
+    )
+    out.append("  top functions, self time:")
+    out += [f"    {e['percent']:5.1f}%  {e['name']}" for e in blob["self"][:8]]
+    return out
+
+
+def import_findings(imports: Figures) -> list[str]:
+    """Where a cold start's import time goes: packages, modules, what crev pulls in."""
+    out: list[str] = []
+    out.append(
+        f"cold-start imports (python -X importtime, as deployed, median of runs): "
+        f"api/v2.py takes {imports['total_ms']:.1f} ms, of which crev's own modules "
+        f"{imports['crev_self_ms']:.1f} ms (compiling and running their bodies)"
+    )
+    out.append(
+        "  self time by top-level package: "
+        + ", ".join(
+            f"{name} {ms:.1f}" for name, ms in list(imports["self_ms_by_package"].items())[:10]
+        )
+        + " (ms)"
+    )
+    out.append(
+        "  top modules by self time: "
+        + ", ".join(
+            f"{name} {ms:.1f}" for name, ms in list(imports["self_ms_by_module"].items())[:10]
+        )
+        + " (ms)"
+    )
+    out.append("  outside modules crev imports first (cumulative ms):")
+    out += [
+        f"    {e['cum_ms']:6.1f}  {name}  (from {e['imported_by']})"
+        for name, e in list(imports["imported_by_crev_ms"].items())[:10]
+    ]
+    return out
+
+
+# -------------------------------------------------------------------------- the document
+
+
+def document(
+    results: Figures, rows: list[Row], plan: Plan, mode: str, run: RunConditions
+) -> Figures:
+    """The JSON the comparison writes: how and where it ran, the table's rows, every figure."""
+    return {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "mode": mode,
+            "plan": asdict(plan),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "commit": git_commit(),
+            "crev_uncommitted_changes": git_dirty(),
+            "elapsed_s": run.elapsed_s,
+            "loadavg_start": run.loadavg_start,
+            "loadavg_end": run.loadavg_end,
+        },
+        "rows": [asdict(row) for row in rows],
+        "results": results,
+    }
+
+
+@dataclass(frozen=True)
+class RunConditions:
+    """How long a run took and how busy the machine was, which says how far to trust it."""
+
+    elapsed_s: float
+    loadavg_start: tuple[float, float, float]
+    loadavg_end: tuple[float, float, float]
+
+    def summary(self, written: str) -> str:
+        cpus = os.cpu_count() or 1
+        line = (
+            f"wrote {written} ({self.elapsed_s:.0f} s); load average "
+            f"{self.loadavg_start[0]:.2f} at start, {self.loadavg_end[0]:.2f} at end on "
+            f"{os.cpu_count()} CPUs"
+        )
+        if max(self.loadavg_start[0], self.loadavg_end[0]) > cpus:
+            line += "\nnote: other processes competed for the CPUs; figures are noisier than usual"
+        return line
+
+
+def git_commit() -> str:
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        return git("rev-parse", "--short", "HEAD")
+    return "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether crev/ or api/ differ from the commit (the working tree is what was measured)."""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        return bool(git("status", "--porcelain", "--", "crev", "api"))
+    return None
+
+
+def git(*args: str) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+# ------------------------------------------------------------------------ other scenarios
+
+
+def render_public(results: dict[str, list[Pull]], rounds: int) -> str:
+    """One row per kind of pull: median time, and the requests each hop saw."""
+    rows = []
+    for name, pulls in results.items():
+        seconds = statistics.median(pull.seconds for pull in pulls)
+        rows.append(
+            [
+                name,
+                f"{seconds * 1000:.0f} ms",
+                median_or_dash([pull.client_requests for pull in pulls]),
+                median_or_dash([pull.crev_requests for pull in pulls]),
+                f"{statistics.median(pull.upstream_requests for pull in pulls):g}",
+            ]
+        )
+    header = ["pull", "time", "client reqs", "reached crev", "upstream reqs"]
+    title = f"skopeo copy of a 6-layer image, median of {rounds} rounds"
+    return title + "\n" + render_table(header, rows)
+
+
+def median_or_dash(values: list[int | None]) -> str:
+    known = [value for value in values if value is not None]
+    return f"{statistics.median(known):g}" if known else "-"
+
+
+def render_load(run: LoadRun) -> str:
+    result = run.result
+    s = result.summary()
+    rows = [
+        ("duration", f"{s['duration_s']} s, {s['concurrency']} concurrent pullers"),
+        ("plan", f"{run.fetches} distinct fetches (manifests by tag and digest, blobs)"),
+        ("requests", f"{s['requests']} ({s['requests_per_s']}/s)"),
+        ("  by kind", ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items()))),
+        ("errors", str(s["errors"])),
+        ("wrong digests", str(s["wrong_digests"])),
+        ("transferred", f"{s['mib_transferred']} MiB"),
+        ("latency p50", f"{s['p50_ms']} ms"),
+        ("latency p99", f"{s['p99_ms']} ms"),
+        ("crev peak RSS", f"{s['peak_rss_mib']} MiB"),
+        (
+            "  per half",
+            f"{s['rss_first_half_peak_mib']} MiB, then {s['rss_second_half_peak_mib']} MiB",
+        ),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label.ljust(width)}  {value}" for label, value in rows]
+    lines += [f"error: {sample}" for sample in result.error_samples[:5]]
+    return "\n".join(lines)
+
+
+def render_deployment(deployment: Deployment) -> str:
+    lines = [f"static files: {len(deployment.static_files)} {deployment.static_files[:8]}"]
+    for bundle in deployment.bundles:
+        lines.append(
+            f"api/{bundle.name}.func: {bundle.files} files, {bundle.total_bytes / MiB:.2f} MiB "
+            f"(crev and config {bundle.own_bytes / 1024:.0f} KiB, "
+            f"_vendor {bundle.vendor_bytes / MiB:.2f} MiB, "
+            f"of which pip {bundle.pip_bytes / MiB:.2f} MiB)"
+        )
+    lines.append(
+        "cold start, a fresh python -S importing api/v2.py from its bundle, no bytecode, "
+        f"spawn to exit: {deployment.import_seconds * 1000:.0f} ms "
+        f"(median of {deployment.runs})"
+    )
+    return "\n".join(lines)

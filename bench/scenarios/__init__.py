@@ -1,0 +1,25 @@
+"""One function per question `bench/README.md` answers, each returning the figures it measured."""
+
+from .blobs import blob_streaming
+from .bundle import Deployment, deployment
+from .load import LoadOptions, LoadRun, sustained_load
+from .manifests import concurrent_throughput, connection_reuse, warm_manifest_latency
+from .public import Pull, public_routes
+from .pulls import copy_time, first_pull_requests, warm_pull_requests
+
+__all__ = [
+    "Deployment",
+    "LoadOptions",
+    "LoadRun",
+    "Pull",
+    "blob_streaming",
+    "concurrent_throughput",
+    "connection_reuse",
+    "copy_time",
+    "deployment",
+    "first_pull_requests",
+    "public_routes",
+    "sustained_load",
+    "warm_manifest_latency",
+    "warm_pull_requests",
+]
