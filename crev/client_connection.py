@@ -18,7 +18,7 @@ from typing import BinaryIO, NamedTuple
 
 import h11
 
-from .errors import ErrorCode, RegistryError
+from .errors import ErrorCode, RegistryError, unsupported
 from .messages import Headers, has_control_characters
 
 # Well above any registry client's headers (a bearer token is a few KiB), far below abuse.
@@ -64,22 +64,18 @@ class ClientConnection:
         if not _looks_like_a_request_line(request_line):
             # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers
             # that will never come (skopeo tries TLS first, and waits 10 s for an answer).
-            raise RegistryError(400, ErrorCode.UNSUPPORTED, "not an HTTP/1.x request line")
+            raise unsupported("not an HTTP/1.x request line", 400)
         lines = _read_header_lines(self._rfile, len(request_line))
         _check_lines(lines)
         if not lines or lines[-1] not in (b"\r\n", b"\n"):
-            raise RegistryError(
-                400, ErrorCode.UNSUPPORTED, "request head ended before its blank line"
-            )
+            raise unsupported("request head ended before its blank line", 400)
         self._h11.receive_data(request_line + b"".join(lines))
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as error:
             raise _refusal(error) from None
         if not isinstance(event, h11.Request):
-            raise RegistryError(
-                400, ErrorCode.UNSUPPORTED, "request head ended before its blank line"
-            )
+            raise unsupported("request head ended before its blank line", 400)
         self._method = event.method.decode("ascii")
         head = _request_head(event)
         _check_framing(head)
@@ -187,26 +183,20 @@ def _read_header_lines(stream: BinaryIO, size: int) -> list[bytes]:
         line = stream.readline(MAX_HEADER_BYTES + 1)
         size += len(line)
         if size > MAX_HEADER_BYTES:
-            raise RegistryError(
-                431, ErrorCode.UNSUPPORTED, f"headers are over {MAX_HEADER_BYTES} bytes"
-            )
+            raise unsupported(f"headers are over {MAX_HEADER_BYTES} bytes", 431)
         if not line:
             return lines
         lines.append(line)
         if line in (b"\r\n", b"\n"):
             return lines
         if len(lines) > MAX_HEADER_FIELDS:
-            raise RegistryError(
-                431, ErrorCode.UNSUPPORTED, f"more than {MAX_HEADER_FIELDS} header fields"
-            )
+            raise unsupported(f"more than {MAX_HEADER_FIELDS} header fields", 431)
 
 
 def _request_head(event: h11.Request) -> RequestHead:
     version = event.http_version.decode()
     if not version.startswith("1."):
-        raise RegistryError(
-            505, ErrorCode.UNSUPPORTED, f"HTTP/{version} is not served; use HTTP/1.1"
-        )
+        raise unsupported(f"HTTP/{version} is not served; use HTTP/1.1", 505)
     headers = Headers(
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in event.headers.raw_items()
@@ -229,9 +219,9 @@ def _check_lines(lines: list[bytes]) -> None:
     framing: dict[bytes, int] = {}
     for line in lines:
         if line[:1] in (b" ", b"\t"):
-            raise RegistryError(400, ErrorCode.UNSUPPORTED, "folded header lines are not accepted")
+            raise unsupported("folded header lines are not accepted", 400)
         if has_control_characters(line.rstrip(b"\r\n")):
-            raise RegistryError(400, ErrorCode.UNSUPPORTED, "control character in a header")
+            raise unsupported("control character in a header", 400)
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
@@ -246,16 +236,14 @@ def _check_lines(lines: list[bytes]) -> None:
     if framing.get(b"content-length", 0) > 1:
         raise RegistryError(400, ErrorCode.SIZE_INVALID, "more than one Content-Length header")
     if framing.get(b"transfer-encoding", 0) > 1:
-        raise RegistryError(400, ErrorCode.UNSUPPORTED, "more than one Transfer-Encoding header")
+        raise unsupported("more than one Transfer-Encoding header", 400)
     if len(framing) > 1:
-        raise RegistryError(400, ErrorCode.UNSUPPORTED, "both Content-Length and Transfer-Encoding")
+        raise unsupported("both Content-Length and Transfer-Encoding", 400)
 
 
 def _check_framing(head: RequestHead) -> None:
     if head.chunked and head.version == "HTTP/1.0":
-        raise RegistryError(
-            400, ErrorCode.UNSUPPORTED, "Transfer-Encoding in an HTTP/1.0 request is faulty framing"
-        )
+        raise unsupported("Transfer-Encoding in an HTTP/1.0 request is faulty framing", 400)
 
 
 def _refusal(error: h11.RemoteProtocolError) -> RegistryError:

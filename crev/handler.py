@@ -22,7 +22,14 @@ import h11
 
 from .client_connection import ClientConnection
 from .config import Settings, current_settings
-from .errors import CrevError, ErrorCode, RegistryError, UpstreamCutError, registry_error
+from .errors import (
+    CrevError,
+    ErrorCode,
+    RegistryError,
+    UpstreamCutError,
+    registry_error,
+    unsupported,
+)
 from .log import crev_log, escaped, log_answer, log_refusal
 from .messages import Headers, Request, Response
 from .realm import request_origin
@@ -146,7 +153,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             settings = current_settings()
             service = self.service_for(path)
             if service is None:
-                raise RegistryError(404, ErrorCode.UNSUPPORTED, f"no endpoint at {path!r}")
+                raise unsupported(f"no endpoint at {path!r}", 404)
             headers = Headers(self.headers.items())
             request = Request(
                 method=self.command,
@@ -199,7 +206,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Protocol-level refusals `http.server` makes itself (an over-long request line) as
         registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
-        self.send_registry_error(RegistryError(code, ErrorCode.UNSUPPORTED, reason))
+        self.send_registry_error(unsupported(reason, code))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any service ran, and close: the rest of the request

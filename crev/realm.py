@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .challenge import Challenge, parse_challenges
 from .config import Settings
-from .errors import ErrorCode, MalformedHeaderError, RegistryError, UpstreamError
+from .errors import MalformedHeaderError, UpstreamError, unsupported
 from .messages import Headers, Request
 from .routing import Route
 from .scope import Scope
@@ -129,7 +129,7 @@ def request_origin(headers: Headers, default_scheme: str) -> str:
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
-        raise RegistryError(400, ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
+        raise unsupported(f"unsupported forwarded scheme {scheme!r}", 400)
     if not is_valid_host(host):
-        raise RegistryError(400, ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
+        raise unsupported(f"invalid or missing Host header {host!r}", 400)
     return f"{scheme}://{host}"
