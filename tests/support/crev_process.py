@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from .registry import TestRegistry
-from .tools import free_port
+from .tools import free_port, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +54,7 @@ def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
         _wait_until_serving(crev)
         yield crev
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 5)
 
 
 def crev_for(

@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 
 from crev.server import _source_pattern
 
+from .tools import stop_process
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -277,7 +279,7 @@ def run_function(
         yield function
     finally:
         if process is not None:
-            _stop(process)
+            stop_process(process, STOP_TIMEOUT_S)
         ipc.close()
         shutil.rmtree(socket_dir, ignore_errors=True)
 
@@ -309,15 +311,6 @@ def _started(
                 name, int(message["payload"]["httpPort"]), process, output_path, ipc
             )
     raise problem("did not start")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # ----------------------------------------------------------------------------------- the edge
