@@ -10,10 +10,15 @@ import pytest
 from crev.realm import forget_token_services
 from crev.server import create_server
 from crev.upstream_auth import forget_tokens
-from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.crev_server import CrevServer
-from tests.support.registry import start_test_registry
+
+# The checks shared from tests/support assert: rewritten, as pytest rewrites a test module's, a
+# failure shows the values compared. Only modules imported after this are rewritten.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support import PushedImage, TestRegistry, require_binaries, seed_images  # noqa: E402
+from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
+from tests.support.crev_server import CrevServer  # noqa: E402
+from tests.support.registry import start_test_registry  # noqa: E402
 
 
 @pytest.fixture

@@ -8,35 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, fetch_manifest, require_binaries
+from tests.support import (
+    PushedImage,
+    TestRegistry,
+    ToolError,
+    config_digest,
+    fetch_manifest,
+    require_binaries,
+)
 from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.docker import Docker, run_dockerd
+from tests.support.docker import Docker
 from tests.support.images import RUNNABLE_GREETING, push_runnable_image, push_small_image
 from tests.support.registry import start_test_registry
+from tests.support.upstream_requests import assert_asks_upstream_as_a_direct_pull
 from tests.support.vercel_runtime import run_vercel_app
-
-
-@pytest.fixture(scope="module")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
-    require_binaries("dockerd", "docker")
-    with run_dockerd(tmp_path_factory.mktemp("dockerd")) as running:
-        yield running
-
-
-@pytest.fixture
-def docker(dockerd: Docker) -> Docker:
-    """The module's daemon with no image and no login: every pull starts from nothing."""
-    dockerd.remove_images()
-    (dockerd.config / "config.json").write_text("{}")
-    return dockerd
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +35,6 @@ def runnable(registry: TestRegistry, images: dict[str, PushedImage]) -> PushedIm
     require_binaries("busybox")
     busybox = Path(shutil.which("busybox") or "").read_bytes()
     return push_runnable_image(registry, busybox)
-
-
-def config_digest(registry: TestRegistry, name: str, manifest_digest: str) -> str:
-    manifest, _ = fetch_manifest(registry, name, manifest_digest)
-    return json.loads(manifest)["config"]["digest"]
 
 
 def check_pulled(docker: Docker, reference: str, repository: str, image: PushedImage) -> None:
@@ -137,16 +123,11 @@ def test_the_same_upstream_requests_as_a_direct_pull(
     registry: TestRegistry,
     images: dict[str, PushedImage],
 ) -> None:
-    registry.clear_logs()
-    docker.pull(f"{registry.host}/acme/multi:1")
-    direct_log, direct_tokens = registry.access_log(), registry.issuer.requests()
-    docker.remove_images()
-    registry.clear_logs()
-    docker.pull(f"{crev_process.host}/multi:1")
-    proxied_log, proxied_tokens = registry.access_log(), registry.issuer.requests()
-    assert direct_log and direct_tokens
-    assert (len(proxied_log), len(proxied_tokens)) == (len(direct_log), len(direct_tokens))
-    assert sorted(proxied_log) == sorted(direct_log)
+    def pull(label: str, reference: str) -> None:
+        docker.remove_images()
+        docker.pull(reference)
+
+    assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull)
 
 
 def layer_tarball(path: Path, content: bytes) -> Path:

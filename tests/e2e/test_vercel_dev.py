@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, skopeo
+from tests.support import PushedImage, TestRegistry
+from tests.support.layouts import copy_to_oci, missing_blobs
 from tests.support.vercel_build import PROJECT_ROOT, VERCEL_CLI, require_vercel_cli
 from tests.support.vercel_dev import VercelDev, run_vercel_dev
 
@@ -65,18 +66,14 @@ def test_pull_through_vercel_dev_gives_the_pushed_digest(
     vercel_dev: VercelDev, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
     tool = images["tool"]
-    skopeo(
-        "copy",
-        "--src-tls-verify=false",
-        "--preserve-digests",
+    index = copy_to_oci(
         f"docker://{vercel_dev.host}/tool:1",
-        f"oci:{tmp_path / 'tool'}:x",
+        tmp_path / "tool",
+        "--preserve-digests",
         timeout=BUILD_TIMEOUT_S,
     )
-    index = json.loads((tmp_path / "tool" / "index.json").read_text())
     assert index["manifests"][0]["digest"] == tool.digest
-    for blob in tool.blobs:
-        assert (tmp_path / "tool" / "blobs" / "sha256" / blob.removeprefix("sha256:")).is_file()
+    assert not missing_blobs(tmp_path / "tool", tool.blobs)
 
 
 def test_the_runtime_tested_is_the_one_the_cli_deploys() -> None:

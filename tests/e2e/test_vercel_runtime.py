@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,8 @@ import pytest
 
 from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
 from tests.support.images import build_small_image, write_oci_layout
+from tests.support.layouts import copy_to_oci, missing_blobs
 from tests.support.vercel_runtime import VercelApp, run_vercel_app
-
-INSECURE = "--src-tls-verify=false"
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +32,6 @@ def vercel_app(
         repo_prefix="acme",
     ) as app:
         yield app
-
-
-def copy_to_oci(source: str, destination: Path, *extra: str) -> dict:
-    skopeo("copy", INSECURE, *extra, source, f"oci:{destination}:x")
-    return json.loads((destination / "index.json").read_text())
 
 
 def test_both_functions_run_under_vc_init(vercel_app: VercelApp) -> None:
@@ -75,8 +68,7 @@ def test_copy_gives_the_pushed_digest(
         f"docker://{vercel_app.host}/tool:1", tmp_path / "tool", "--preserve-digests"
     )
     assert index["manifests"][0]["digest"] == tool.digest
-    for blob in tool.blobs:
-        assert (tmp_path / "tool" / "blobs" / "sha256" / blob.removeprefix("sha256:")).is_file()
+    assert not missing_blobs(tmp_path / "tool", tool.blobs)
     functions = {record.function for record in vercel_app.edge.records}
     assert {"/api/v2", "/api/token"} <= functions
 
@@ -89,8 +81,7 @@ def test_multi_platform_index_with_all(
         f"docker://{vercel_app.host}/multi:1", tmp_path / "all", "--all", "--preserve-digests"
     )
     assert index["manifests"][0]["digest"] == multi.digest
-    for child in multi.children:
-        assert (tmp_path / "all" / "blobs" / "sha256" / child.removeprefix("sha256:")).is_file()
+    assert not missing_blobs(tmp_path / "all", multi.children)
 
 
 def test_private_image_needs_credentials_and_logs_never_show_them(

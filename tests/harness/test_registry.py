@@ -21,6 +21,7 @@ from tests.support import (
     skopeo,
     start_test_registry,
 )
+from tests.support.layouts import missing_blobs
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +118,7 @@ def test_copy_all_of_index_keeps_its_digest(
     )
     index = json.loads((layout / "index.json").read_text())
     assert [m["digest"] for m in index["manifests"]] == [image.digest]
-    for digest in (*image.children, *image.blobs):
-        assert (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file()
+    assert not missing_blobs(layout, (*image.children, *image.blobs))
 
 
 def test_seeded_repositories(registry: TestRegistry, images: dict[str, PushedImage]) -> None:

@@ -9,6 +9,7 @@ Usable from pytest fixtures and from plain scripts (benchmarks)::
 
 from .images import (
     PushedImage,
+    config_digest,
     fetch_manifest,
     push_artifact,
     push_artifact_over_http,
@@ -41,6 +42,7 @@ __all__ = [
     "TestRegistry",
     "TokenIssuer",
     "ToolError",
+    "config_digest",
     "default_is_private",
     "fetch_manifest",
     "free_port",

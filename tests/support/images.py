@@ -338,6 +338,12 @@ def fetch_manifest(registry: TestRegistry, name: str, reference: str) -> tuple[b
     return response.content, response.headers["Content-Type"]
 
 
+def config_digest(registry: TestRegistry, name: str, manifest_digest: str) -> str:
+    """The digest of the config an image manifest in the registry names."""
+    manifest, _ = fetch_manifest(registry, name, manifest_digest)
+    return json.loads(manifest)["config"]["digest"]
+
+
 def put_manifest_tags(
     registry: TestRegistry, name: str, manifest: Blob, tags: Iterable[str]
 ) -> None:
