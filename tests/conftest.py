@@ -15,10 +15,10 @@ from crev.upstream_auth import forget_tokens
 # failure shows the values compared. Only modules imported after this are rewritten.
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support import PushedImage, TestRegistry, require_binaries, seed_images  # noqa: E402
+from tests.support import PushedImage, TestRegistry, seed_images  # noqa: E402
 from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
 from tests.support.crev_server import CrevServer  # noqa: E402
-from tests.support.registry import start_test_registry  # noqa: E402
+from tests.support.registry_fixtures import running_registry  # noqa: E402
 
 
 @pytest.fixture
@@ -45,17 +45,9 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     forget_tokens()
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRegistry]:
-    """A real distribution registry with token auth, seeded with the standard images."""
-    require_binaries("docker-registry", "skopeo")
-    with start_test_registry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def images(registry: TestRegistry) -> dict[str, PushedImage]:
-    return seed_images(registry)
+# A real distribution registry with token auth, seeded with the standard images.
+registry = pytest.fixture(scope="session", name="registry")(running_registry)
+images = pytest.fixture(scope="session", name="images")(seed_images)
 
 
 @pytest.fixture(scope="session")

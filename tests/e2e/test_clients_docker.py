@@ -22,10 +22,10 @@ from tests.support import (
     fetch_manifest,
     require_binaries,
 )
-from tests.support.crev_process import CrevProcess, crev_for
+from tests.support.crev_process import CrevProcess, crev_for, serving_acme
 from tests.support.docker import Docker
 from tests.support.images import RUNNABLE_GREETING, push_runnable_image, push_small_image
-from tests.support.registry import start_test_registry
+from tests.support.registry_fixtures import run_test_registry
 from tests.support.upstream_requests import assert_asks_upstream_as_a_direct_pull
 from tests.support.vercel_runtime import run_vercel_app
 
@@ -186,7 +186,7 @@ def test_push_a_new_layer_and_mounted_ones_then_pull_back(
 def test_pull_from_an_https_upstream(
     docker: Docker, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with start_test_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as tls_registry:
+    with run_test_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as tls_registry:
         assert tls_registry.url.startswith("https://") and tls_registry.ca_file is not None
         image = push_small_image(tls_registry, "acme/tool", "1")
         monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.ca_file))
@@ -198,9 +198,7 @@ def test_pull_from_an_https_upstream(
 def test_pull_through_vercels_runtime(
     docker: Docker, registry: TestRegistry, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
-    with run_vercel_app(
-        tmp_path / "app", registry_host=registry.host, registry_scheme="http", repo_prefix="acme"
-    ) as app:
+    with run_vercel_app(tmp_path / "app", **serving_acme(registry.host)) as app:
         for name in ("tool", "big"):
             docker.pull(f"{app.host}/{name}:1")
             check_pulled(docker, f"{app.host}/{name}:1", f"{app.host}/{name}", images[name])

@@ -16,7 +16,7 @@ import pytest
 from tests.support import PushedImage, TestRegistry, ToolError
 from tests.support.caching_edge import CachingEdge, run_caching_edge
 from tests.support.containerd import Containerd
-from tests.support.crev_process import CrevProcess, crev_for
+from tests.support.crev_process import CrevProcess, crev_for, serving_acme
 from tests.support.docker import Docker
 from tests.support.images import sha256_digest
 from tests.support.layouts import check_dir_copy, copy_to_dir
@@ -153,9 +153,7 @@ def test_the_same_through_vercels_runtime(
     with (
         run_vercel_app(
             tmp_path / "app",
-            registry_host=registry.host,
-            registry_scheme=registry.scheme,
-            repo_prefix="acme",
+            **serving_acme(registry.host, registry.scheme),
             public="1",
         ) as app,
         run_caching_edge(app.url) as edge,

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.support import PushedImage, TestRegistry
+from tests.support.crev_process import serving_acme
 from tests.support.layouts import copy_to_oci, missing_blobs
 from tests.support.vercel_build import PROJECT_ROOT, VERCEL_CLI, require_vercel_cli
 from tests.support.vercel_dev import VercelDev, run_vercel_dev
@@ -36,10 +37,7 @@ def vercel_dev(
 ) -> Iterator[VercelDev]:
     require_vercel_cli("vercel dev")
     with run_vercel_dev(
-        tmp_path_factory.mktemp("vercel-dev"),
-        registry_host=registry.host,
-        registry_scheme="http",
-        repo_prefix="acme",
+        tmp_path_factory.mktemp("vercel-dev"), **serving_acme(registry.host)
     ) as dev:
         yield dev
 

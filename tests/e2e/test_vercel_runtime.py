@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from tests.support.crev_process import serving_acme
 from tests.support.images import build_small_image, write_oci_layout
 from tests.support.layouts import copy_to_oci, missing_blobs
 from tests.support.vercel_runtime import VercelApp, run_vercel_app
@@ -25,12 +26,7 @@ def vercel_app(
     images: dict[str, PushedImage],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[VercelApp]:
-    with run_vercel_app(
-        tmp_path_factory.mktemp("vercel"),
-        registry_host=registry.host,
-        registry_scheme="http",
-        repo_prefix="acme",
-    ) as app:
+    with run_vercel_app(tmp_path_factory.mktemp("vercel"), **serving_acme(registry.host)) as app:
         yield app
 
 
@@ -157,9 +153,7 @@ def _peak_rss(pid: int) -> int:
 
 
 def test_misconfiguration_answers_a_registry_error_naming_the_variable(tmp_path: Path) -> None:
-    with run_vercel_app(
-        tmp_path, registry_host="https://bad/x", registry_scheme="http", repo_prefix="acme"
-    ) as app:
+    with run_vercel_app(tmp_path, **serving_acme("https://bad/x")) as app:
         for path in ("/v2/", "/v2/tool/manifests/1", "/api/token?scope=repository:tool:pull"):
             response = httpx.get(f"{app.url}{path}")
             assert response.status_code == 500, path
@@ -179,9 +173,7 @@ def test_push_request_bodies_reach_the_function_whole(
     """Uploads cross the edge and vc_init into crev: skopeo's (sized) and a chunked one."""
     with run_vercel_app(
         tmp_path / "app",
-        registry_host=registry.host,
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(registry.host),
         allow_push="1",
     ) as app:
         built = build_small_image("pushed-under-vc-init")

@@ -19,6 +19,7 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
+from tests.support.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import (
     MANIFEST,
@@ -435,9 +436,7 @@ def single(start_crev: Callable[..., CrevServer], faulty: RawUpstream) -> Callab
 
     def start(**settings: str) -> CrevServer:
         return start_crev(
-            registry_host=faulty.host,
-            registry_scheme="http",
-            repo_prefix="acme",
+            **serving_acme(faulty.host),
             upstream_timeout=f"{TIMEOUT:g}",
             **settings,
         )
@@ -483,9 +482,7 @@ def test_realm_discovery_from_a_down_upstream_is_502(
     start_crev: Callable[..., CrevServer],
 ) -> None:
     crev = start_crev(
-        registry_host=f"127.0.0.1:{closed_port()}",
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(f"127.0.0.1:{closed_port()}"),
         upstream_timeout=f"{TIMEOUT:g}",
     )
     response, elapsed = timed_get(f"{crev.url}/api/token?scope=repository:tool:pull")

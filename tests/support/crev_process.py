@@ -57,17 +57,17 @@ def run_crev(workdir: Path, **settings: str) -> Iterator[CrevProcess]:
         stop_process(process, 5)
 
 
+def serving_acme(host: str, scheme: str = "http") -> dict[str, str]:
+    """crev's settings (for `run_crev`, the Vercel runtimes, `start_crev`) to serve the `acme/`
+    namespace of the registry at `host` under the names without `acme/`."""
+    return {"registry_host": host, "registry_scheme": scheme, "repo_prefix": "acme"}
+
+
 def crev_for(
     registry: TestRegistry, workdir: Path, **settings: str
 ) -> contextlib.AbstractContextManager[CrevProcess]:
     """`run_crev` serving the test registry's `acme/` namespace, plus any other settings."""
-    return run_crev(
-        workdir,
-        registry_host=registry.host,
-        registry_scheme=registry.scheme,
-        repo_prefix="acme",
-        **settings,
-    )
+    return run_crev(workdir, **serving_acme(registry.host, registry.scheme), **settings)
 
 
 def _wait_until_serving(crev: CrevProcess, timeout: float = 15.0) -> None:

@@ -447,15 +447,18 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         elif length is not None and length.strip().isdigit():
             connection.putheader("Content-Length", length.strip())
             connection.endheaders()
-            remaining = int(length)
-            while remaining:
-                chunk = self.rfile.read(min(remaining, CHUNK_SIZE))
-                if not chunk:
-                    raise ConnectionError("client closed mid-body")
-                connection.send(chunk)
-                remaining -= len(chunk)
+            self._relay_bytes(connection, int(length), "mid-body")
         else:
             connection.endheaders()
+
+    def _relay_bytes(self, connection: http.client.HTTPConnection, count: int, where: str) -> None:
+        """Send the client's next `count` bytes on as they come, never holding them all."""
+        while count:
+            chunk = self.rfile.read(min(count, CHUNK_SIZE))
+            if not chunk:
+                raise ConnectionError(f"client closed {where}")
+            connection.send(chunk)
+            count -= len(chunk)
 
     def _relay_chunked_body(self, connection: http.client.HTTPConnection) -> None:
         while True:
@@ -469,14 +472,8 @@ class _EdgeHandler(BaseHTTPRequestHandler):
                     pass
                 connection.send(b"0\r\n\r\n")
                 return
-            remaining = size
             connection.send(b"%x\r\n" % size)
-            while remaining:
-                chunk = self.rfile.read(min(remaining, CHUNK_SIZE))
-                if not chunk:
-                    raise ConnectionError("client closed mid-chunk")
-                connection.send(chunk)
-                remaining -= len(chunk)
+            self._relay_bytes(connection, size, "mid-chunk")
             self.rfile.readline(3)  # the CRLF after the chunk
             connection.send(b"\r\n")
 
