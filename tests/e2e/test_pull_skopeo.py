@@ -6,11 +6,15 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from tests.support import PushedImage, TestRegistry, repository_names, skopeo
 from tests.support.crev_process import CrevProcess
-from tests.support.layouts import copy_to_oci, missing_blobs
+from tests.support.layouts import (
+    check_copy_of_every_platform,
+    check_private_copy_needs_credentials,
+    copy_to_oci,
+    missing_blobs,
+)
 from tests.support.upstream_requests import (
     assert_asks_upstream_as_a_direct_pull,
     assert_only_pulled,
@@ -57,10 +61,7 @@ def test_multi_platform_index_and_platform_selection(
     crev_process: CrevProcess, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
     multi = images["multi"]
-    everything = copy_to_oci(
-        f"docker://{crev_process.host}/multi:1", tmp_path / "all", "--all", "--preserve-digests"
-    )
-    assert everything["manifests"][0]["digest"] == multi.digest
+    check_copy_of_every_platform(f"docker://{crev_process.host}/multi:1", multi, tmp_path / "all")
     arm = copy_to_oci(
         f"docker://{crev_process.host}/multi:1",
         tmp_path / "arm",
@@ -78,15 +79,9 @@ def test_private_image_needs_credentials(
     images: dict[str, PushedImage],
     tmp_path: Path,
 ) -> None:
-    private = images["private"]
-    source = f"docker://{crev_process.host}/private/secret:1"
-    with pytest.raises(ToolError) as refused:
-        copy_to_oci(source, tmp_path / "anonymous")
-    assert "unauthorized" in refused.value.stderr.lower() or "401" in refused.value.stderr
-    index = copy_to_oci(
-        source, tmp_path / "alice", "--src-creds", f"{registry.username}:{registry.password}"
+    check_private_copy_needs_credentials(
+        f"docker://{crev_process.host}/private/secret:1", images["private"], registry, tmp_path
     )
-    assert index["manifests"][0]["digest"] == private.digest
     assert registry.password not in crev_process.log()
 
 

@@ -13,10 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from tests.support import PushedImage, TestRegistry, repository_names, skopeo
 from tests.support.crev_process import serving_acme
 from tests.support.images import build_small_image, write_oci_layout
-from tests.support.layouts import copy_to_oci, missing_blobs
+from tests.support.layouts import (
+    check_copy_of_every_platform,
+    check_private_copy_needs_credentials,
+    copy_to_oci,
+    missing_blobs,
+)
 from tests.support.vercel_runtime import VercelApp, run_vercel_app
 
 
@@ -73,11 +78,7 @@ def test_multi_platform_index_with_all(
     vercel_app: VercelApp, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
     multi = images["multi"]
-    index = copy_to_oci(
-        f"docker://{vercel_app.host}/multi:1", tmp_path / "all", "--all", "--preserve-digests"
-    )
-    assert index["manifests"][0]["digest"] == multi.digest
-    assert not missing_blobs(tmp_path / "all", multi.children)
+    check_copy_of_every_platform(f"docker://{vercel_app.host}/multi:1", multi, tmp_path / "all")
 
 
 def test_private_image_needs_credentials_and_logs_never_show_them(
@@ -86,14 +87,9 @@ def test_private_image_needs_credentials_and_logs_never_show_them(
     images: dict[str, PushedImage],
     tmp_path: Path,
 ) -> None:
-    source = f"docker://{vercel_app.host}/private/secret:1"
-    with pytest.raises(ToolError) as refused:
-        copy_to_oci(source, tmp_path / "anonymous")
-    assert "unauthorized" in refused.value.stderr.lower() or "401" in refused.value.stderr
-    index = copy_to_oci(
-        source, tmp_path / "alice", "--src-creds", f"{registry.username}:{registry.password}"
+    check_private_copy_needs_credentials(
+        f"docker://{vercel_app.host}/private/secret:1", images["private"], registry, tmp_path
     )
-    assert index["manifests"][0]["digest"] == images["private"].digest
 
     v2, token = vercel_app.functions["v2"], vercel_app.functions["token"]
     # crev's request lines reach the platform as IPC `log` messages, in the request's context.

@@ -8,8 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .images import PushedImage, sha256_digest
-from .tools import SKOPEO_TIMEOUT_S, skopeo
+from .registry import TestRegistry
+from .tools import SKOPEO_TIMEOUT_S, ToolError, skopeo
 
 # Every registry and crev here serve plain HTTP or a certificate skopeo has no CA for.
 INSECURE_SOURCE = "--src-tls-verify=false"
@@ -48,3 +51,24 @@ def missing_blobs(layout: Path, digests: Iterable[str]) -> list[str]:
         for digest in digests
         if not (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file()
     ]
+
+
+def check_copy_of_every_platform(source: str, index: PushedImage, layout: Path) -> None:
+    """`skopeo copy --all` of a multi-platform `index` from `source` keeps the index's digest
+    and brings every platform's manifest."""
+    copied = copy_to_oci(source, layout, "--all", "--preserve-digests")
+    assert copied["manifests"][0]["digest"] == index.digest
+    assert not missing_blobs(layout, index.children)
+
+
+def check_private_copy_needs_credentials(
+    source: str, image: PushedImage, registry: TestRegistry, workdir: Path
+) -> None:
+    """Copying the private `image` from `source` is refused as unauthorized without credentials,
+    and gives the pushed digest with the registry's."""
+    with pytest.raises(ToolError) as refused:
+        copy_to_oci(source, workdir / "anonymous")
+    assert "unauthorized" in refused.value.stderr.lower() or "401" in refused.value.stderr
+    credentials = f"{registry.username}:{registry.password}"
+    copied = copy_to_oci(source, workdir / "alice", "--src-creds", credentials)
+    assert copied["manifests"][0]["digest"] == image.digest
