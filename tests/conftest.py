@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from crev.realm import forget_token_services
-from crev.server import create_server
-from crev.upstream_auth import forget_tokens
 
 # The checks shared from tests/support assert: rewritten, as pytest rewrites a test module's, a
 # failure shows the values compared. Only modules imported after this are rewritten.
@@ -17,7 +12,11 @@ pytest.register_assert_rewrite("tests.support")
 
 from tests.support import PushedImage, TestRegistry, seed_images  # noqa: E402
 from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
-from tests.support.crev_server import CrevServer  # noqa: E402
+from tests.support.crev_server import (  # noqa: E402
+    CrevServer,
+    forget_learned_state,
+    start_crev_server,
+)
 from tests.support.registry_fixtures import running_registry  # noqa: E402
 
 
@@ -27,22 +26,14 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     servers: list[CrevServer] = []
 
     def start(**settings: str) -> CrevServer:
-        for name in list(os.environ):
-            if name.startswith("CREV_"):
-                monkeypatch.delenv(name)
-        for name, value in settings.items():
-            monkeypatch.setenv(f"CREV_{name.upper()}", value)
-        forget_token_services()
-        forget_tokens()
-        server = CrevServer(create_server("127.0.0.1", 0))
+        server = start_crev_server(monkeypatch, **settings)
         servers.append(server)
         return server
 
     yield start
     for server in servers:
         server.stop()
-    forget_token_services()
-    forget_tokens()
+    forget_learned_state()
 
 
 # A real distribution registry with token auth, seeded with the standard images.
