@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from tests.support import TestRegistry
-from tests.support.crev_process import PROJECT_ROOT, crev_environment, registry_settings
+from tests.support.crev_process import PROJECT_ROOT, crev_environment, serving_acme
 
 from .plan import Plan
 from .probes import log, median
@@ -91,7 +91,7 @@ def driver_env(registry: TestRegistry, pycache: Path | None = None) -> dict[str,
     site-packages). None of this process's Python path or bytecode settings carry over."""
     env = {
         name: value
-        for name, value in crev_environment(**registry_settings(registry)).items()
+        for name, value in crev_environment(**serving_acme(registry.host, registry.scheme)).items()
         if not name.startswith("BENCH_")
         and name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONPATH")
     }

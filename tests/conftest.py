@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from crev.realm import forget_token_services
-from crev.server import create_server
-from crev.upstream_auth import forget_tokens
-from tests.support import PushedImage, TestRegistry, require_binaries, seed_images
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.crev_server import CrevServer
-from tests.support.registry import start_test_registry
+# The checks shared from tests/support assert: rewritten, as pytest rewrites a test module's, a
+# failure shows the values compared. Only modules imported after this are rewritten.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support import PushedImage, TestRegistry, seed_images  # noqa: E402
+from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
+from tests.support.crev_server import (  # noqa: E402
+    CrevServer,
+    forget_learned_state,
+    start_crev_server,
+)
+from tests.support.registry_fixtures import running_registry  # noqa: E402
 
 
 @pytest.fixture
@@ -22,35 +26,19 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     servers: list[CrevServer] = []
 
     def start(**settings: str) -> CrevServer:
-        for name in list(os.environ):
-            if name.startswith("CREV_"):
-                monkeypatch.delenv(name)
-        for name, value in settings.items():
-            monkeypatch.setenv(f"CREV_{name.upper()}", value)
-        forget_token_services()
-        forget_tokens()
-        server = CrevServer(create_server("127.0.0.1", 0))
+        server = start_crev_server(monkeypatch, **settings)
         servers.append(server)
         return server
 
     yield start
     for server in servers:
         server.stop()
-    forget_token_services()
-    forget_tokens()
+    forget_learned_state()
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRegistry]:
-    """A real distribution registry with token auth, seeded with the standard images."""
-    require_binaries("docker-registry", "skopeo")
-    with start_test_registry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def images(registry: TestRegistry) -> dict[str, PushedImage]:
-    return seed_images(registry)
+# A real distribution registry with token auth, seeded with the standard images.
+registry = pytest.fixture(scope="session", name="registry")(running_registry)
+images = pytest.fixture(scope="session", name="images")(seed_images)
 
 
 @pytest.fixture(scope="session")

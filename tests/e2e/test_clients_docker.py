@@ -8,35 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, fetch_manifest, require_binaries
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.docker import Docker, run_dockerd
+from tests.support import (
+    PushedImage,
+    TestRegistry,
+    ToolError,
+    config_digest,
+    fetch_manifest,
+    require_binaries,
+)
+from tests.support.crev_process import CrevProcess, crev_for, serving_acme
+from tests.support.docker import Docker
 from tests.support.images import RUNNABLE_GREETING, push_runnable_image, push_small_image
-from tests.support.registry import start_test_registry
+from tests.support.registry_fixtures import run_test_registry
+from tests.support.upstream_requests import assert_asks_upstream_as_a_direct_pull
 from tests.support.vercel_runtime import run_vercel_app
-
-
-@pytest.fixture(scope="module")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
-    require_binaries("dockerd", "docker")
-    with run_dockerd(tmp_path_factory.mktemp("dockerd")) as running:
-        yield running
-
-
-@pytest.fixture
-def docker(dockerd: Docker) -> Docker:
-    """The module's daemon with no image and no login: every pull starts from nothing."""
-    dockerd.remove_images()
-    (dockerd.config / "config.json").write_text("{}")
-    return dockerd
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +35,6 @@ def runnable(registry: TestRegistry, images: dict[str, PushedImage]) -> PushedIm
     require_binaries("busybox")
     busybox = Path(shutil.which("busybox") or "").read_bytes()
     return push_runnable_image(registry, busybox)
-
-
-def config_digest(registry: TestRegistry, name: str, manifest_digest: str) -> str:
-    manifest, _ = fetch_manifest(registry, name, manifest_digest)
-    return json.loads(manifest)["config"]["digest"]
 
 
 def check_pulled(docker: Docker, reference: str, repository: str, image: PushedImage) -> None:
@@ -137,16 +123,11 @@ def test_the_same_upstream_requests_as_a_direct_pull(
     registry: TestRegistry,
     images: dict[str, PushedImage],
 ) -> None:
-    registry.clear_logs()
-    docker.pull(f"{registry.host}/acme/multi:1")
-    direct_log, direct_tokens = registry.access_log(), registry.issuer.requests()
-    docker.remove_images()
-    registry.clear_logs()
-    docker.pull(f"{crev_process.host}/multi:1")
-    proxied_log, proxied_tokens = registry.access_log(), registry.issuer.requests()
-    assert direct_log and direct_tokens
-    assert (len(proxied_log), len(proxied_tokens)) == (len(direct_log), len(direct_tokens))
-    assert sorted(proxied_log) == sorted(direct_log)
+    def pull(label: str, reference: str) -> None:
+        docker.remove_images()
+        docker.pull(reference)
+
+    assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull)
 
 
 def layer_tarball(path: Path, content: bytes) -> Path:
@@ -205,7 +186,7 @@ def test_push_a_new_layer_and_mounted_ones_then_pull_back(
 def test_pull_from_an_https_upstream(
     docker: Docker, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with start_test_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as tls_registry:
+    with run_test_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as tls_registry:
         assert tls_registry.url.startswith("https://") and tls_registry.ca_file is not None
         image = push_small_image(tls_registry, "acme/tool", "1")
         monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.ca_file))
@@ -217,9 +198,7 @@ def test_pull_from_an_https_upstream(
 def test_pull_through_vercels_runtime(
     docker: Docker, registry: TestRegistry, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
-    with run_vercel_app(
-        tmp_path / "app", registry_host=registry.host, registry_scheme="http", repo_prefix="acme"
-    ) as app:
+    with run_vercel_app(tmp_path / "app", **serving_acme(registry.host)) as app:
         for name in ("tool", "big"):
             docker.pull(f"{app.host}/{name}:1")
             check_pulled(docker, f"{app.host}/{name}:1", f"{app.host}/{name}", images[name])

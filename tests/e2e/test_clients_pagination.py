@@ -17,7 +17,7 @@ import pytest
 from dxf import DXF, DXFBase
 from requests import Response
 
-from tests.support.crev_process import CrevProcess, run_crev
+from tests.support.crev_process import CrevProcess, run_crev, serving_acme
 from tests.support.paginating_upstream import PaginatingUpstream, paginating_upstream
 from tests.support.tls_front import TlsFront, tls_front
 
@@ -42,12 +42,7 @@ def setup(
         paginating_upstream(
             "acme/many", TAGS, page_size=PAGE_SIZE, token_auth=request.param == "token"
         ) as upstream,
-        run_crev(
-            workdir / "crev",
-            registry_host=upstream.host,
-            registry_scheme="http",
-            repo_prefix="acme",
-        ) as crev,
+        run_crev(workdir / "crev", **serving_acme(upstream.host)) as crev,
         tls_front(crev.host, workdir / "front") as front,
     ):
         yield Setup(upstream, crev, front)

@@ -7,7 +7,6 @@ are in test_pull_skopeo.py.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -17,31 +16,16 @@ import pytest
 
 from tests.support import PushedImage, TestRegistry, repository_names, skopeo
 from tests.support.crev_process import CrevProcess
-from tests.support.images import DOCKER_MANIFEST, MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
+from tests.support.images import (
+    DOCKER_MANIFEST,
+    MANIFEST_ACCEPT,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    sha256_digest,
+)
+from tests.support.layouts import check_dir_copy, copy_to_dir
 
 INSECURE = "--tls-verify=false"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def copy_to_dir(crev: CrevProcess, reference: str, destination: Path) -> Path:
-    """`skopeo copy` into a `dir:` layout, which keeps the manifest bytes as they came."""
-    skopeo(
-        "copy", "--src-tls-verify=false", f"docker://{crev.host}/{reference}", f"dir:{destination}"
-    )
-    return destination
-
-
-def check_dir_layout(destination: Path, image: PushedImage) -> None:
-    manifest = (destination / "manifest.json").read_bytes()
-    assert manifest == image.manifest
-    assert sha256(manifest) == image.digest
-    for digest in image.blobs:
-        data = (destination / digest.removeprefix("sha256:")).read_bytes()
-        assert sha256(data) == digest
-        assert len(data) == image.blob_sizes[digest]
 
 
 def test_docker_schema2_manifest(
@@ -60,7 +44,7 @@ def test_docker_schema2_manifest(
     assert inspected["Digest"] == docker.digest
     assert inspected["Layers"] == list(docker.blobs[1:])
     registry.clear_logs()
-    check_dir_layout(copy_to_dir(crev_process, "docker:1", tmp_path / "docker"), docker)
+    check_dir_copy(copy_to_dir(f"{crev_process.host}/docker:1", tmp_path / "docker"), docker)
     assert repository_names(registry.access_log()) == {"acme/docker"}
 
 
@@ -75,7 +59,7 @@ def test_artifact_fetch(
         "inspect", "--raw", INSECURE, f"docker://{crev_process.host}/artifact@{artifact.digest}"
     )
     assert by_digest.stdout.encode() == artifact.manifest
-    check_dir_layout(copy_to_dir(crev_process, "artifact:1", tmp_path / "artifact"), artifact)
+    check_dir_copy(copy_to_dir(f"{crev_process.host}/artifact:1", tmp_path / "artifact"), artifact)
 
 
 # ----------------------------------------------------------------- HEAD then GET
@@ -124,7 +108,7 @@ def test_head_then_get_by_digest(
 
         got = client.get(f"/v2/{name}/manifests/{digest}", headers=auth)
         assert got.status_code == 200
-        assert sha256(got.content) == digest
+        assert sha256_digest(got.content) == digest
         assert got.content == image.manifest
         assert got.headers["Docker-Content-Digest"] == digest
         assert got.headers["Content-Type"] == image.media_type
@@ -133,14 +117,16 @@ def test_head_then_get_by_digest(
         for child in image.children:
             child_head = client.head(f"/v2/{name}/manifests/{child}", headers=auth)
             assert child_head.headers["Docker-Content-Digest"] == child
-            assert sha256(client.get(f"/v2/{name}/manifests/{child}", headers=auth).content) == (
-                child
-            )
+            assert sha256_digest(
+                client.get(f"/v2/{name}/manifests/{child}", headers=auth).content
+            ) == (child)
         for blob in image.blobs:
             blob_head = client.head(f"/v2/{name}/blobs/{blob}", headers=auth)
             assert blob_head.status_code == 200
             assert int(blob_head.headers["Content-Length"]) == image.blob_sizes[blob]
-            assert sha256(client.get(f"/v2/{name}/blobs/{blob}", headers=auth).content) == blob
+            assert (
+                sha256_digest(client.get(f"/v2/{name}/blobs/{blob}", headers=auth).content) == blob
+            )
     # Each request reached the registry exactly once, under the prefix, as asked.
     log = registry.access_log()
     assert [entry.method for entry in log[:2]] == ["HEAD", "GET"]

@@ -7,19 +7,20 @@ a direct pull.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, require_binaries, skopeo
+from tests.support import PushedImage, TestRegistry, ToolError
 from tests.support.caching_edge import CachingEdge, run_caching_edge
-from tests.support.containerd import run_containerd
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.docker import run_dockerd
-from tests.support.podman import fresh_podman
+from tests.support.containerd import Containerd
+from tests.support.crev_process import CrevProcess, crev_for, serving_acme
+from tests.support.docker import Docker
+from tests.support.images import sha256_digest
+from tests.support.layouts import check_dir_copy, copy_to_dir
+from tests.support.podman import Podman
 from tests.support.vercel_runtime import run_vercel_app
 
 
@@ -38,21 +39,6 @@ def edge(public_crev: CrevProcess) -> Iterator[CachingEdge]:
         yield running
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def copy(host: str, reference: str, destination: Path) -> Path:
-    skopeo("copy", "--src-tls-verify=false", f"docker://{host}/{reference}", f"dir:{destination}")
-    return destination
-
-
-def check_copied(destination: Path, image: PushedImage) -> None:
-    assert (destination / "manifest.json").read_bytes() == image.manifest
-    for digest in image.blobs:
-        assert sha256((destination / digest.removeprefix("sha256:")).read_bytes()) == digest
-
-
 def assert_no_login_asked(edge: CachingEdge) -> None:
     assert [r.target for r in edge.requests if r.target.startswith("/api/token")] == []
     assert [r for r in edge.requests if r.status == 401] == []
@@ -63,12 +49,12 @@ def test_skopeo_pulls_without_a_login_and_a_second_pull_is_served_by_the_edge(
     edge: CachingEdge, registry: TestRegistry, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
     tool = images["tool"]
-    check_copied(copy(edge.host, "tool:1", tmp_path / "first"), tool)
+    check_dir_copy(copy_to_dir(f"{edge.host}/tool:1", tmp_path / "first"), tool)
     assert_no_login_asked(edge)
 
     edge.clear_log()
     registry.clear_logs()
-    check_copied(copy(edge.host, "tool:1", tmp_path / "second"), tool)
+    check_dir_copy(copy_to_dir(f"{edge.host}/tool:1", tmp_path / "second"), tool)
     assert_no_login_asked(edge)
     # Only the tag moves: everything else came from the edge, and crev asked the registry for
     # the tag alone (its token for the scope is still good).
@@ -86,7 +72,7 @@ def test_a_private_image_on_a_public_route_is_refused_and_never_cached(
 ) -> None:
     for _ in range(2):
         with pytest.raises(ToolError) as failure:
-            copy(edge.host, "private/secret:1", tmp_path / "private")
+            copy_to_dir(f"{edge.host}/private/secret:1", tmp_path / "private")
         assert "unauthorized" in str(failure.value).lower() or "denied" in str(failure.value)
     assert not [target for target in edge.cached_targets() if "private" in target]
     assert all(not r.cached for r in edge.requests if "private" in r.target)
@@ -97,11 +83,11 @@ def test_fewer_upstream_requests_than_a_direct_pull(
     public_crev: CrevProcess, registry: TestRegistry, tmp_path: Path
 ) -> None:
     registry.clear_logs()
-    copy(registry.host, "acme/tool:1", tmp_path / "direct")
+    copy_to_dir(f"{registry.host}/acme/tool:1", tmp_path / "direct")
     direct = len(registry.access_log()) + len(registry.issuer.requests())
-    copy(public_crev.host, "tool:1", tmp_path / "warm")  # crev has its token from now on
+    copy_to_dir(f"{public_crev.host}/tool:1", tmp_path / "warm")  # crev has its token from now on
     registry.clear_logs()
-    copy(public_crev.host, "tool:1", tmp_path / "proxied")
+    copy_to_dir(f"{public_crev.host}/tool:1", tmp_path / "proxied")
     proxied = len(registry.access_log()) + len(registry.issuer.requests())
     # No ping of /v2/ and no token request per client: only content.
     assert proxied < direct
@@ -110,41 +96,35 @@ def test_fewer_upstream_requests_than_a_direct_pull(
 
 
 def test_podman_pulls_without_a_login(
-    edge: CachingEdge, images: dict[str, PushedImage], tmp_path: Path
+    edge: CachingEdge, podman: Podman, images: dict[str, PushedImage]
 ) -> None:
-    require_binaries("podman")
-    with fresh_podman(tmp_path / "podman") as podman:
-        podman.pull(f"{edge.host}/tool:1")
-        assert podman.inspect(f"{edge.host}/tool:1")["Digest"] == images["tool"].digest
+    podman.pull(f"{edge.host}/tool:1")
+    assert podman.inspect(f"{edge.host}/tool:1")["Digest"] == images["tool"].digest
     assert_no_login_asked(edge)
 
 
 def test_ctr_pulls_without_a_login(
-    edge: CachingEdge, images: dict[str, PushedImage], tmp_path: Path
+    edge: CachingEdge, containerd: Containerd, images: dict[str, PushedImage]
 ) -> None:
-    require_binaries("containerd", "ctr")
     tool = images["tool"]
-    with run_containerd(tmp_path / "containerd") as containerd:
-        containerd.pull(f"{edge.host}/tool:1")
-        assert containerd.images() == {f"{edge.host}/tool:1": tool.digest}
-        assert containerd.content() == {tool.digest, *tool.blobs}
+    containerd.pull(f"{edge.host}/tool:1")
+    assert containerd.images() == {f"{edge.host}/tool:1": tool.digest}
+    assert containerd.content() == {tool.digest, *tool.blobs}
     assert_no_login_asked(edge)
 
 
 def test_docker_pulls_without_a_login_and_a_second_pull_is_served_by_the_edge(
-    edge: CachingEdge, images: dict[str, PushedImage], tmp_path: Path
+    edge: CachingEdge, docker: Docker, images: dict[str, PushedImage]
 ) -> None:
-    require_binaries("dockerd", "docker")
     tool = images["tool"]
     reference = f"{edge.host}/tool:1"
-    with run_dockerd(tmp_path / "docker") as docker:
-        docker.pull(reference)
-        assert f"{edge.host}/tool@{tool.digest}" in docker.inspect(reference)["RepoDigests"]
-        assert_no_login_asked(edge)
-        docker.remove_images()
-        edge.clear_log()
-        docker.pull(reference)
-        assert docker.inspect(reference)["Id"] == tool.blobs[0]
+    docker.pull(reference)
+    assert f"{edge.host}/tool@{tool.digest}" in docker.inspect(reference)["RepoDigests"]
+    assert_no_login_asked(edge)
+    docker.remove_images()
+    edge.clear_log()
+    docker.pull(reference)
+    assert docker.inspect(reference)["Id"] == tool.blobs[0]
     assert_no_login_asked(edge)
     # docker resolves the tag (HEAD or GET, as it likes); everything by digest is the edge's.
     assert {r.target for r in edge.misses()} == {"/v2/tool/manifests/1"}
@@ -163,7 +143,7 @@ def test_oras_pulls_an_artifact_without_a_login(
     )
     for layer in manifest["layers"]:
         blob = client.get_blob(f"{edge.host}/artifact", layer["digest"])
-        assert sha256(blob.content) == layer["digest"]
+        assert sha256_digest(blob.content) == layer["digest"]
     assert_no_login_asked(edge)
 
 
@@ -173,15 +153,13 @@ def test_the_same_through_vercels_runtime(
     with (
         run_vercel_app(
             tmp_path / "app",
-            registry_host=registry.host,
-            registry_scheme=registry.scheme,
-            repo_prefix="acme",
+            **serving_acme(registry.host, registry.scheme),
             public="1",
         ) as app,
         run_caching_edge(app.url) as edge,
     ):
-        check_copied(copy(edge.host, "tool:1", tmp_path / "first"), images["tool"])
+        check_dir_copy(copy_to_dir(f"{edge.host}/tool:1", tmp_path / "first"), images["tool"])
         edge.clear_log()
-        check_copied(copy(edge.host, "tool:1", tmp_path / "second"), images["tool"])
+        check_dir_copy(copy_to_dir(f"{edge.host}/tool:1", tmp_path / "second"), images["tool"])
         assert [(r.method, r.target) for r in edge.misses()] == [("GET", "/v2/tool/manifests/1")]
         assert_no_login_asked(edge)

@@ -6,17 +6,19 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from tests.support import PushedImage, TestRegistry, repository_names, skopeo
 from tests.support.crev_process import CrevProcess
-
-INSECURE = "--src-tls-verify=false"
-
-
-def copy_to_oci(source: str, destination: Path, *extra: str) -> dict:
-    skopeo("copy", INSECURE, *extra, source, f"oci:{destination}:pulled")
-    return json.loads((destination / "index.json").read_text())
+from tests.support.layouts import (
+    check_copy_of_every_platform,
+    check_private_copy_needs_credentials,
+    copy_to_oci,
+    missing_blobs,
+)
+from tests.support.upstream_requests import (
+    assert_asks_upstream_as_a_direct_pull,
+    assert_only_pulled,
+)
 
 
 def test_copy_through_crev_gives_the_pushed_digests(
@@ -31,11 +33,8 @@ def test_copy_through_crev_gives_the_pushed_digests(
         f"docker://{crev_process.host}/tool:1", tmp_path / "tool", "--preserve-digests"
     )
     assert index["manifests"][0]["digest"] == tool.digest
-    for blob in tool.blobs:
-        assert (tmp_path / "tool" / "blobs" / "sha256" / blob.removeprefix("sha256:")).is_file()
-    assert repository_names(registry.access_log()) == {"acme/tool"}
-    scopes = {scope for request in registry.issuer.requests() for scope in request.scopes}
-    assert scopes == {"repository:acme/tool:pull"}
+    assert not missing_blobs(tmp_path / "tool", tool.blobs)
+    assert_only_pulled(registry, "acme/tool")
 
 
 def test_inspect_by_digest_and_raw_manifest_is_byte_identical(
@@ -62,10 +61,7 @@ def test_multi_platform_index_and_platform_selection(
     crev_process: CrevProcess, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
     multi = images["multi"]
-    everything = copy_to_oci(
-        f"docker://{crev_process.host}/multi:1", tmp_path / "all", "--all", "--preserve-digests"
-    )
-    assert everything["manifests"][0]["digest"] == multi.digest
+    check_copy_of_every_platform(f"docker://{crev_process.host}/multi:1", multi, tmp_path / "all")
     arm = copy_to_oci(
         f"docker://{crev_process.host}/multi:1",
         tmp_path / "arm",
@@ -83,15 +79,9 @@ def test_private_image_needs_credentials(
     images: dict[str, PushedImage],
     tmp_path: Path,
 ) -> None:
-    private = images["private"]
-    source = f"docker://{crev_process.host}/private/secret:1"
-    with pytest.raises(ToolError) as refused:
-        copy_to_oci(source, tmp_path / "anonymous")
-    assert "unauthorized" in refused.value.stderr.lower() or "401" in refused.value.stderr
-    index = copy_to_oci(
-        source, tmp_path / "alice", "--src-creds", f"{registry.username}:{registry.password}"
+    check_private_copy_needs_credentials(
+        f"docker://{crev_process.host}/private/secret:1", images["private"], registry, tmp_path
     )
-    assert index["manifests"][0]["digest"] == private.digest
     assert registry.password not in crev_process.log()
 
 
@@ -119,10 +109,7 @@ def test_same_upstream_request_count_as_a_direct_pull(
     images: dict[str, PushedImage],
     tmp_path: Path,
 ) -> None:
-    registry.clear_logs()
-    copy_to_oci(f"docker://{registry.host}/acme/multi:1", tmp_path / "direct", "--all")
-    direct = (len(registry.access_log()), len(registry.issuer.requests()))
-    registry.clear_logs()
-    copy_to_oci(f"docker://{crev_process.host}/multi:1", tmp_path / "proxied", "--all")
-    proxied = (len(registry.access_log()), len(registry.issuer.requests()))
-    assert proxied == direct
+    def pull(label: str, reference: str) -> None:
+        copy_to_oci(f"docker://{reference}", tmp_path / label, "--all")
+
+    assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull)

@@ -13,14 +13,12 @@ import pytest
 from tests.support import PushedImage, TestRegistry, repository_names, skopeo
 from tests.support.crev_process import CrevProcess, crev_for
 from tests.support.images import push_small_image
-from tests.support.registry import start_test_registry
-from tests.support.tools import require_binaries
+from tests.support.registry_fixtures import run_test_registry
 
 
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRegistry]:
-    require_binaries("docker-registry", "skopeo")
-    with start_test_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as registry:
+    with run_test_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as registry:
         yield registry
 
 

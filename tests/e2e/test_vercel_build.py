@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sys
 import tomllib
@@ -21,7 +20,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.support import PushedImage, TestRegistry, skopeo
-from tests.support.vercel_build import VERCEL_CLI, BuildOutput, vercel_build
+from tests.support.crev_process import serving_acme
+from tests.support.vercel_build import BuildOutput, require_vercel_cli, vercel_build
 from tests.support.vercel_runtime import run_edge, run_function
 
 FUNCTIONS = ("v2", "token", "page")
@@ -34,11 +34,7 @@ BUILDER_SEEDED = {"pip"}
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> BuildOutput:
-    if not VERCEL_CLI.exists() or sys.version_info[:2] != (3, 12):
-        reason = "vercel build needs the CLI (npm install --prefix tests/vercel-cli) and 3.12"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_vercel_cli("vercel build")
     return vercel_build(tmp_path_factory.mktemp("vercel-build"))
 
 
@@ -141,13 +137,7 @@ def built_app(build: BuildOutput, workdir: Path, **settings: str) -> Iterator[st
 def test_pulls_through_the_built_functions(
     build: BuildOutput, registry: TestRegistry, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
-    with built_app(
-        build,
-        tmp_path / "app",
-        registry_host=registry.host,
-        registry_scheme="http",
-        repo_prefix="acme",
-    ) as host:
+    with built_app(build, tmp_path / "app", **serving_acme(registry.host)) as host:
         tool, private = images["tool"], images["private"]
         skopeo("copy", "--src-tls-verify=false", f"docker://{host}/tool:1", f"dir:{tmp_path}/tool")
         assert (tmp_path / "tool" / "manifest.json").read_bytes() == tool.manifest

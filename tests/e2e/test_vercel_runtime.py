@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from tests.support import PushedImage, TestRegistry, repository_names, skopeo
+from tests.support.crev_process import serving_acme
 from tests.support.images import build_small_image, write_oci_layout
+from tests.support.layouts import (
+    check_copy_of_every_platform,
+    check_private_copy_needs_credentials,
+    copy_to_oci,
+    missing_blobs,
+)
 from tests.support.vercel_runtime import VercelApp, run_vercel_app
-
-INSECURE = "--src-tls-verify=false"
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +31,8 @@ def vercel_app(
     images: dict[str, PushedImage],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[VercelApp]:
-    with run_vercel_app(
-        tmp_path_factory.mktemp("vercel"),
-        registry_host=registry.host,
-        registry_scheme="http",
-        repo_prefix="acme",
-    ) as app:
+    with run_vercel_app(tmp_path_factory.mktemp("vercel"), **serving_acme(registry.host)) as app:
         yield app
-
-
-def copy_to_oci(source: str, destination: Path, *extra: str) -> dict:
-    skopeo("copy", INSECURE, *extra, source, f"oci:{destination}:x")
-    return json.loads((destination / "index.json").read_text())
 
 
 def test_both_functions_run_under_vc_init(vercel_app: VercelApp) -> None:
@@ -75,8 +69,7 @@ def test_copy_gives_the_pushed_digest(
         f"docker://{vercel_app.host}/tool:1", tmp_path / "tool", "--preserve-digests"
     )
     assert index["manifests"][0]["digest"] == tool.digest
-    for blob in tool.blobs:
-        assert (tmp_path / "tool" / "blobs" / "sha256" / blob.removeprefix("sha256:")).is_file()
+    assert not missing_blobs(tmp_path / "tool", tool.blobs)
     functions = {record.function for record in vercel_app.edge.records}
     assert {"/api/v2", "/api/token"} <= functions
 
@@ -85,12 +78,7 @@ def test_multi_platform_index_with_all(
     vercel_app: VercelApp, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
     multi = images["multi"]
-    index = copy_to_oci(
-        f"docker://{vercel_app.host}/multi:1", tmp_path / "all", "--all", "--preserve-digests"
-    )
-    assert index["manifests"][0]["digest"] == multi.digest
-    for child in multi.children:
-        assert (tmp_path / "all" / "blobs" / "sha256" / child.removeprefix("sha256:")).is_file()
+    check_copy_of_every_platform(f"docker://{vercel_app.host}/multi:1", multi, tmp_path / "all")
 
 
 def test_private_image_needs_credentials_and_logs_never_show_them(
@@ -99,14 +87,9 @@ def test_private_image_needs_credentials_and_logs_never_show_them(
     images: dict[str, PushedImage],
     tmp_path: Path,
 ) -> None:
-    source = f"docker://{vercel_app.host}/private/secret:1"
-    with pytest.raises(ToolError) as refused:
-        copy_to_oci(source, tmp_path / "anonymous")
-    assert "unauthorized" in refused.value.stderr.lower() or "401" in refused.value.stderr
-    index = copy_to_oci(
-        source, tmp_path / "alice", "--src-creds", f"{registry.username}:{registry.password}"
+    check_private_copy_needs_credentials(
+        f"docker://{vercel_app.host}/private/secret:1", images["private"], registry, tmp_path
     )
-    assert index["manifests"][0]["digest"] == images["private"].digest
 
     v2, token = vercel_app.functions["v2"], vercel_app.functions["token"]
     # crev's request lines reach the platform as IPC `log` messages, in the request's context.
@@ -166,9 +149,7 @@ def _peak_rss(pid: int) -> int:
 
 
 def test_misconfiguration_answers_a_registry_error_naming_the_variable(tmp_path: Path) -> None:
-    with run_vercel_app(
-        tmp_path, registry_host="https://bad/x", registry_scheme="http", repo_prefix="acme"
-    ) as app:
+    with run_vercel_app(tmp_path, **serving_acme("https://bad/x")) as app:
         for path in ("/v2/", "/v2/tool/manifests/1", "/api/token?scope=repository:tool:pull"):
             response = httpx.get(f"{app.url}{path}")
             assert response.status_code == 500, path
@@ -188,9 +169,7 @@ def test_push_request_bodies_reach_the_function_whole(
     """Uploads cross the edge and vc_init into crev: skopeo's (sized) and a chunked one."""
     with run_vercel_app(
         tmp_path / "app",
-        registry_host=registry.host,
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(registry.host),
         allow_push="1",
     ) as app:
         built = build_small_image("pushed-under-vc-init")

@@ -7,16 +7,13 @@ behaves well again, crev forgets learned realms and tokens.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from crev.realm import forget_token_services
-from crev.server import create_server
-from crev.upstream_auth import forget_tokens
-from tests.support.crev_server import CrevServer
+from tests.support.crev_process import serving_acme
+from tests.support.crev_server import CrevServer, forget_learned_state, start_crev_server
 from tests.support.faulty_upstream import RawUpstream, healthy
 
 
@@ -31,20 +28,14 @@ def module_crev(module_upstream: RawUpstream) -> Iterator[CrevServer]:
     """crev serving `acme/` from the module's upstream, with a 1 s upstream timeout, in the
     default (read-only) mode."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("CREV_"):
-                patch.delenv(name)
-        patch.setenv("CREV_REGISTRY_HOST", module_upstream.host)
-        patch.setenv("CREV_REGISTRY_SCHEME", "http")
-        patch.setenv("CREV_REPO_PREFIX", "acme")
-        patch.setenv("CREV_UPSTREAM_TIMEOUT", "1")
-        server = CrevServer(create_server("127.0.0.1", 0))
+        server = start_crev_server(
+            patch, **serving_acme(module_upstream.host), upstream_timeout="1"
+        )
         try:
             yield server
         finally:
             server.stop()
-            forget_token_services()
-            forget_tokens()
+            forget_learned_state()
 
 
 @pytest.fixture
@@ -56,8 +47,7 @@ def upstream(module_upstream: RawUpstream) -> RawUpstream:
 
 @pytest.fixture
 def crev(module_crev: CrevServer, upstream: RawUpstream) -> CrevServer:
-    forget_token_services()
-    forget_tokens()
+    forget_learned_state()
     return module_crev
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import CrevProcess
+from tests.support.crev_process import CrevProcess, serving_acme
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import (
     MANIFEST,
@@ -141,9 +141,7 @@ def test_server_side_credentials_go_to_the_realm_only_and_never_to_a_client(
     caplog.set_level(logging.DEBUG)
     upstream.route = registry_route(auth, storage=witness)
     crev = start_crev(
-        registry_host=upstream.host,
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(upstream.host),
         upstream_username="robot",
         upstream_password=PASSWORD,
         upstream_timeout="1",

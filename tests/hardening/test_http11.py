@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import Connection, RawRequest, RawUpstream, head, respond
 from tests.support.wire import exchange, parse, port_of, raw_error
@@ -70,9 +71,7 @@ def test_chunk_sizes_are_hex_digits_and_crlf_only(
 @pytest.fixture
 def push_crev(start_crev: Callable[..., CrevServer], upstream: RawUpstream) -> CrevServer:
     return start_crev(
-        registry_host=upstream.host,
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(upstream.host),
         allow_push="1",
         max_body_bytes="100",
         upstream_timeout="2",

@@ -1,5 +1,5 @@
 """A short load test: concurrent pulls through `python -m crev` from the real registry, with
-zero errors, zero wrong digests and flat memory. `bench/load.py` is the same, longer."""
+zero errors, zero wrong digests and flat memory. `python -m bench load` is the same, longer."""
 
 from __future__ import annotations
 

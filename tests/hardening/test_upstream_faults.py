@@ -19,6 +19,7 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
+from tests.support.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import (
     MANIFEST,
@@ -94,6 +95,32 @@ def timed_get(url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
     return response, time.monotonic() - started
 
 
+FaultCheck = Callable[..., None]
+
+
+@pytest.fixture
+def check_fault_is_an_error(
+    front: Front, faulty: RawUpstream, healthy_upstream: RawUpstream
+) -> FaultCheck:
+    """`check(route, status, target)`: with `faulty` answering as `route` says, crev answers
+    `target` on the bad route with an UNAVAILABLE error of `status` within BOUND, and goes on
+    serving the healthy route."""
+
+    def check(
+        route: Callable[[RawRequest], Behaviour],
+        status: int,
+        target: str = "/v2/bad/tool/manifests/1",
+    ) -> None:
+        faulty.route = route
+        crev = front(faulty.url)
+        response, elapsed = timed_get(f"{crev.url}{target}", timeout=10)
+        assert elapsed < BOUND, f"answered after {elapsed:.1f} s"
+        http_error(response, status, "UNAVAILABLE")
+        still_serving(crev, healthy_upstream)
+
+    return check
+
+
 # ------------------------------------------------------------------ unreachable upstreams
 
 
@@ -140,26 +167,12 @@ def test_an_untrusted_certificate_is_502(front: Front, healthy_upstream: RawUpst
 # ------------------------------------------------------------------ before the headers
 
 
-def test_a_silent_upstream_is_504(
-    front: Front, faulty: RawUpstream, healthy_upstream: RawUpstream
-) -> None:
-    faulty.route = lambda request: silent(10)
-    crev = front(faulty.url)
-    response, elapsed = timed_get(f"{crev.url}/v2/bad/tool/manifests/1")
-    http_error(response, 504, "UNAVAILABLE")
-    assert elapsed < BOUND
-    still_serving(crev, healthy_upstream)
+def test_a_silent_upstream_is_504(check_fault_is_an_error: FaultCheck) -> None:
+    check_fault_is_an_error(lambda request: silent(10), 504)
 
 
-def test_drip_fed_headers_are_504_in_bounded_time(
-    front: Front, faulty: RawUpstream, healthy_upstream
-) -> None:
-    faulty.route = lambda request: drip_head(interval=0.3, total=BOUND + 1.5)
-    crev = front(faulty.url)
-    response, elapsed = timed_get(f"{crev.url}/v2/bad/tool/manifests/1")
-    assert elapsed < BOUND, f"answered after {elapsed:.1f} s"
-    http_error(response, 504, "UNAVAILABLE")
-    still_serving(crev, healthy_upstream)
+def test_drip_fed_headers_are_504_in_bounded_time(check_fault_is_an_error: FaultCheck) -> None:
+    check_fault_is_an_error(lambda request: drip_head(interval=0.3, total=BOUND + 1.5), 504)
 
 
 @pytest.mark.parametrize(
@@ -174,15 +187,8 @@ def test_drip_fed_headers_are_504_in_bounded_time(
     ],
     ids=["closed", "not-http", "bad-status", "bad-length", "two-lengths", "bad-header-line"],
 )
-def test_a_broken_answer_is_502(
-    front: Front, faulty: RawUpstream, healthy_upstream: RawUpstream, answer: bytes
-) -> None:
-    faulty.route = lambda request: raw_answer(answer)
-    crev = front(faulty.url)
-    response, elapsed = timed_get(f"{crev.url}/v2/bad/tool/manifests/1")
-    http_error(response, 502, "UNAVAILABLE")
-    assert elapsed < BOUND
-    still_serving(crev, healthy_upstream)
+def test_a_broken_answer_is_502(check_fault_is_an_error: FaultCheck, answer: bytes) -> None:
+    check_fault_is_an_error(lambda request: raw_answer(answer), 502)
 
 
 # ------------------------------------------------------------------ mid-body
@@ -303,14 +309,11 @@ def test_upstream_5xx_is_passed_through_as_is(
         'Bearer realm="a\\',
     ],
 )
-def test_a_malformed_challenge_is_502(
-    front: Front, faulty: RawUpstream, healthy_upstream: RawUpstream, challenge: str
-) -> None:
-    faulty.route = lambda request: respond(401, b"{}", [("WWW-Authenticate", challenge)])
-    crev = front(faulty.url)
-    response = fetch("GET", f"{crev.url}/v2/bad/tool/manifests/1", timeout=10)
-    http_error(response, 502, "UNAVAILABLE")
-    still_serving(crev, healthy_upstream)
+def test_a_malformed_challenge_is_502(check_fault_is_an_error: FaultCheck, challenge: str) -> None:
+    check_fault_is_an_error(
+        lambda request: respond(401, b"{}", [("WWW-Authenticate", challenge)]),
+        502,
+    )
 
 
 @pytest.mark.parametrize(
@@ -331,44 +334,37 @@ def test_a_malformed_challenge_is_502(
     ],
 )
 def test_a_refused_answer_with_a_dripping_body_is_502_in_bounded_time(
-    front: Front,
-    faulty: RawUpstream,
-    healthy_upstream: RawUpstream,
+    check_fault_is_an_error: FaultCheck,
     target: str,
     status: int,
     header: tuple[str, str],
 ) -> None:
-    faulty.route = lambda request: drip_body(status, [header], 100_000, 0.3, BOUND + 1.5)
-    crev = front(faulty.url)
-    response, elapsed = timed_get(f"{crev.url}{target}")
-    assert elapsed < BOUND, f"answered after {elapsed:.1f} s"
-    http_error(response, 502, "UNAVAILABLE")
-    still_serving(crev, healthy_upstream)
+    check_fault_is_an_error(
+        lambda request: drip_body(status, [header], 100_000, 0.3, BOUND + 1.5),
+        502,
+        target,
+    )
 
 
 @pytest.mark.parametrize(
     "location", ["http://[::1/blob", "http://a/\x01b", "/v2/acme/x/blobs/\x7f"]
 )
-def test_a_malformed_location_is_502(
-    front: Front, faulty: RawUpstream, healthy_upstream: RawUpstream, location: str
-) -> None:
-    faulty.route = lambda request: respond(307, b"", [("Location", location)])
-    crev = front(faulty.url)
-    response = fetch("GET", f"{crev.url}/v2/bad/tool/blobs/{DIGEST}", timeout=10)
-    http_error(response, 502, "UNAVAILABLE")
-    still_serving(crev, healthy_upstream)
+def test_a_malformed_location_is_502(check_fault_is_an_error: FaultCheck, location: str) -> None:
+    check_fault_is_an_error(
+        lambda request: respond(307, b"", [("Location", location)]),
+        502,
+        f"/v2/bad/tool/blobs/{DIGEST}",
+    )
 
 
-def test_a_malformed_link_is_502(
-    front: Front, faulty: RawUpstream, healthy_upstream: RawUpstream
-) -> None:
+def test_a_malformed_link_is_502(check_fault_is_an_error: FaultCheck) -> None:
     body = b'{"name":"acme/tool","tags":["1"]}'
     link = ("Link", '<http://[::1/v2/acme/tool/tags/list?last=1>; rel="next"')
-    faulty.route = lambda request: respond(200, body, [link])
-    crev = front(faulty.url)
-    response = fetch("GET", f"{crev.url}/v2/bad/tool/tags/list", timeout=10)
-    http_error(response, 502, "UNAVAILABLE")
-    still_serving(crev, healthy_upstream)
+    check_fault_is_an_error(
+        lambda request: respond(200, body, [link]),
+        502,
+        "/v2/bad/tool/tags/list",
+    )
 
 
 def test_a_header_beyond_latin_1_still_gets_an_answer(
@@ -440,9 +436,7 @@ def single(start_crev: Callable[..., CrevServer], faulty: RawUpstream) -> Callab
 
     def start(**settings: str) -> CrevServer:
         return start_crev(
-            registry_host=faulty.host,
-            registry_scheme="http",
-            repo_prefix="acme",
+            **serving_acme(faulty.host),
             upstream_timeout=f"{TIMEOUT:g}",
             **settings,
         )
@@ -488,9 +482,7 @@ def test_realm_discovery_from_a_down_upstream_is_502(
     start_crev: Callable[..., CrevServer],
 ) -> None:
     crev = start_crev(
-        registry_host=f"127.0.0.1:{closed_port()}",
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(f"127.0.0.1:{closed_port()}"),
         upstream_timeout=f"{TIMEOUT:g}",
     )
     response, elapsed = timed_get(f"{crev.url}/api/token?scope=repository:tool:pull")

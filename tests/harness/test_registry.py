@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,23 +15,15 @@ from tests.support import (
     ToolError,
     push_small_image,
     repository_names,
-    require_binaries,
     seed_images,
     skopeo,
-    start_test_registry,
 )
+from tests.support.layouts import missing_blobs
+from tests.support.registry_fixtures import run_test_registry, running_registry
 
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRegistry]:
-    require_binaries("docker-registry", "skopeo")
-    with start_test_registry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def images(registry: TestRegistry) -> dict[str, PushedImage]:
-    return seed_images(registry)
+# The harness's own registry and images, which no test through crev has pulled from or pushed to.
+registry = pytest.fixture(scope="module", name="registry")(running_registry)
+images = pytest.fixture(scope="module", name="images")(seed_images)
 
 
 @pytest.fixture
@@ -117,8 +108,7 @@ def test_copy_all_of_index_keeps_its_digest(
     )
     index = json.loads((layout / "index.json").read_text())
     assert [m["digest"] for m in index["manifests"]] == [image.digest]
-    for digest in (*image.children, *image.blobs):
-        assert (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file()
+    assert not missing_blobs(layout, (*image.children, *image.blobs))
 
 
 def test_seeded_repositories(registry: TestRegistry, images: dict[str, PushedImage]) -> None:
@@ -241,8 +231,7 @@ def test_tokens_from_issuer_open_the_registry(
 
 
 def test_tls_registry_with_ca(tmp_path: Path) -> None:
-    require_binaries("docker-registry", "skopeo")
-    with start_test_registry(tmp_path / "tls", tls=True) as registry:
+    with run_test_registry(tmp_path / "tls", tls=True) as registry:
         assert registry.ca_file is not None and registry.url.startswith("https://")
         assert registry.realm.startswith("https://")
         image = push_small_image(registry, "acme/tool", "1")

@@ -9,9 +9,9 @@ Usable from pytest fixtures and from plain scripts (benchmarks)::
 
 from .images import (
     PushedImage,
+    config_digest,
     fetch_manifest,
     push_artifact,
-    push_artifact_over_http,
     push_docker_schema2_image,
     push_large_image,
     push_many_tags,
@@ -41,11 +41,11 @@ __all__ = [
     "TestRegistry",
     "TokenIssuer",
     "ToolError",
+    "config_digest",
     "default_is_private",
     "fetch_manifest",
     "free_port",
     "push_artifact",
-    "push_artifact_over_http",
     "push_docker_schema2_image",
     "push_large_image",
     "push_many_tags",

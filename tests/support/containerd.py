@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tools import run_tool
+from .tools import run_tool, stop_process
 
 CTR_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 20.0
@@ -110,12 +110,7 @@ def run_containerd(workdir: Path) -> Iterator[Containerd]:
         _wait_until_serving(daemon)
         yield daemon
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 

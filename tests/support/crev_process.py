@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from .registry import TestRegistry
-from .tools import free_port
+from .tools import free_port, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,15 +39,6 @@ def crev_environment(**settings: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("CREV_")}
     env.update({f"CREV_{name.upper()}": value for name, value in settings.items()})
     return env
-
-
-def registry_settings(registry: TestRegistry) -> dict[str, str]:
-    """The settings that make crev serve the test registry's `acme/` namespace."""
-    return {
-        "registry_host": registry.host,
-        "registry_scheme": registry.scheme,
-        "repo_prefix": "acme",
-    }
 
 
 @contextlib.contextmanager
@@ -77,19 +68,22 @@ def run_crev(workdir: Path, *, untouched: bool = False, **settings: str) -> Iter
             _wait_until_serving(crev)
         yield crev
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 5)
+
+
+def serving_acme(host: str, scheme: str = "http") -> dict[str, str]:
+    """crev's settings (for `run_crev`, the Vercel runtimes, `start_crev`) to serve the `acme/`
+    namespace of the registry at `host` under the names without `acme/`."""
+    return {"registry_host": host, "registry_scheme": scheme, "repo_prefix": "acme"}
 
 
 def crev_for(
     registry: TestRegistry, workdir: Path, *, untouched: bool = False, **settings: str
 ) -> contextlib.AbstractContextManager[CrevProcess]:
     """`run_crev` serving the test registry's `acme/` namespace, plus any other settings."""
-    return run_crev(workdir, untouched=untouched, **registry_settings(registry), **settings)
+    return run_crev(
+        workdir, untouched=untouched, **serving_acme(registry.host, registry.scheme), **settings
+    )
 
 
 def _wait_until_serving(crev: CrevProcess, timeout: float = 15.0) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from typing import TYPE_CHECKING
 
-from crev.server import LocalServer
+from crev.realm import forget_token_services
+from crev.server import LocalServer, create_server
+from crev.upstream_auth import forget_tokens
+
+if TYPE_CHECKING:
+    import pytest
 
 
 class CrevServer:
@@ -21,3 +28,22 @@ class CrevServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def forget_learned_state() -> None:
+    """Forget the token realms and upstream tokens crev has learned: they belong to the process,
+    not to one server, and would carry over from one test to the next."""
+    forget_token_services()
+    forget_tokens()
+
+
+def start_crev_server(patch: pytest.MonkeyPatch, **settings: str) -> CrevServer:
+    """crev with `settings` (keyword names without the prefix) as its only `CREV_*` environment
+    and nothing learned before; `patch` undoes the environment."""
+    for name in list(os.environ):
+        if name.startswith("CREV_"):
+            patch.delenv(name)
+    for name, value in settings.items():
+        patch.setenv(f"CREV_{name.upper()}", value)
+    forget_learned_state()
+    return CrevServer(create_server("127.0.0.1", 0))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tools import ToolError, run_tool
+from .tools import ToolError, run_tool, stop_process
 
 DOCKER_TIMEOUT_S = 180.0
 START_TIMEOUT_S = 60.0
@@ -112,12 +112,7 @@ def run_dockerd(workdir: Path) -> Iterator[Docker]:
         yield docker
     finally:
         children = _children(daemon.pid)
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_process(daemon, 30)
         for pid in children:  # the containerd it started, should it outlive dockerd
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)

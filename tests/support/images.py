@@ -338,6 +338,12 @@ def fetch_manifest(registry: TestRegistry, name: str, reference: str) -> tuple[b
     return response.content, response.headers["Content-Type"]
 
 
+def config_digest(registry: TestRegistry, name: str, manifest_digest: str) -> str:
+    """The digest of the config an image manifest in the registry names."""
+    manifest, _ = fetch_manifest(registry, name, manifest_digest)
+    return json.loads(manifest)["config"]["digest"]
+
+
 def put_manifest_tags(
     registry: TestRegistry, name: str, manifest: Blob, tags: Iterable[str]
 ) -> None:
@@ -469,20 +475,14 @@ def push_artifact(
     name: str = "acme/artifact",
     tag: str = "1",
     artifact_type: str = DEFAULT_ARTIFACT_TYPE,
+    *,
+    over_http: bool = False,
 ) -> PushedImage:
-    """An OCI artifact: ``artifactType``, the empty config and one non-layer blob."""
+    """An OCI artifact: ``artifactType``, the empty config and one non-layer blob; pushed with
+    skopeo, or with plain HTTP uploads (``over_http``) for when skopeo isn't wanted."""
     built = build_artifact(f"{name}:{tag}", artifact_type)
-    return _push_built(registry, name, tag, built, artifact_type=artifact_type)
-
-
-def push_artifact_over_http(
-    registry: TestRegistry,
-    name: str = "acme/artifact",
-    tag: str = "1",
-    artifact_type: str = DEFAULT_ARTIFACT_TYPE,
-) -> PushedImage:
-    """Like ``push_artifact`` but with plain HTTP uploads, for when skopeo isn't wanted."""
-    built = build_artifact(f"{name}:{tag}", artifact_type)
+    if not over_http:
+        return _push_built(registry, name, tag, built, artifact_type=artifact_type)
     upload_blobs(registry, name, built.blobs)
     put_manifest_tags(registry, name, built.manifest, [tag])
     return _pushed(name, tag, built.manifest, [built], artifact_type=artifact_type)

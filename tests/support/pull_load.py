@@ -1,5 +1,5 @@
 """Concurrent pulls through crev for a fixed time, checking every byte: the engine shared by the
-short load test (`test_load.py`) and the longer run (`bench/load.py`).
+short load test (`test_load.py`) and the longer run (`python -m bench load`).
 
 Each worker repeats random fetches from a plan (manifests by tag and by digest, blobs) over its
 own keep-alive connection, verifies the sha256 of every body against the digest it asked for

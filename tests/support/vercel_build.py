@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .tools import skip_or_fail_under_ci
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VERCEL_CLI = PROJECT_ROOT / "tests" / "vercel-cli" / "node_modules" / ".bin" / "vercel"
 BUILD_TIMEOUT_S = 300.0
@@ -84,14 +86,33 @@ def clean_copy(destination: Path, root: Path = PROJECT_ROOT) -> Path:
     return destination
 
 
+def _uv() -> str | None:
+    beside_python = Path(sys.executable).parent / "uv"
+    return str(beside_python) if beside_python.exists() else shutil.which("uv")
+
+
+def require_vercel_cli(command: str) -> None:
+    """Skip the calling test (fail under CI) unless the pinned CLI can run `command` here."""
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("node")
+    if not VERCEL_CLI.exists():
+        missing.append("the Vercel CLI (npm install --prefix tests/vercel-cli)")
+    if _uv() is None:
+        missing.append("uv (requirements-dev.txt)")
+    if sys.version_info[:2] != (3, 12):
+        missing.append("Python 3.12 (.python-version)")
+    if missing:
+        skip_or_fail_under_ci(f"{command} needs {', '.join(missing)}")
+
+
 def build_tools(directory: Path) -> Path:
     """`python3` (3.12, as `.python-version` asks) and `uv` for the CLI's Python builder."""
     directory.mkdir(parents=True, exist_ok=True)
     python = Path(sys._base_executable).resolve()
     for name in ("python3", "python3.12"):
         (directory / name).symlink_to(python)
-    uv = Path(sys.executable).parent / "uv"
-    (directory / "uv").symlink_to(uv if uv.exists() else Path(shutil.which("uv") or "uv"))
+    (directory / "uv").symlink_to(_uv() or "uv")
     return directory
 
 

@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 
 from crev.server import _source_pattern
 
+from .tools import stop_process
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -277,7 +279,7 @@ def run_function(
         yield function
     finally:
         if process is not None:
-            _stop(process)
+            stop_process(process, STOP_TIMEOUT_S)
         ipc.close()
         shutil.rmtree(socket_dir, ignore_errors=True)
 
@@ -309,15 +311,6 @@ def _started(
                 name, int(message["payload"]["httpPort"]), process, output_path, ipc
             )
     raise problem("did not start")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # ----------------------------------------------------------------------------------- the edge
@@ -454,15 +447,18 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         elif length is not None and length.strip().isdigit():
             connection.putheader("Content-Length", length.strip())
             connection.endheaders()
-            remaining = int(length)
-            while remaining:
-                chunk = self.rfile.read(min(remaining, CHUNK_SIZE))
-                if not chunk:
-                    raise ConnectionError("client closed mid-body")
-                connection.send(chunk)
-                remaining -= len(chunk)
+            self._relay_bytes(connection, int(length), "mid-body")
         else:
             connection.endheaders()
+
+    def _relay_bytes(self, connection: http.client.HTTPConnection, count: int, where: str) -> None:
+        """Send the client's next `count` bytes on as they come, never holding them all."""
+        while count:
+            chunk = self.rfile.read(min(count, CHUNK_SIZE))
+            if not chunk:
+                raise ConnectionError(f"client closed {where}")
+            connection.send(chunk)
+            count -= len(chunk)
 
     def _relay_chunked_body(self, connection: http.client.HTTPConnection) -> None:
         while True:
@@ -476,14 +472,8 @@ class _EdgeHandler(BaseHTTPRequestHandler):
                     pass
                 connection.send(b"0\r\n\r\n")
                 return
-            remaining = size
             connection.send(b"%x\r\n" % size)
-            while remaining:
-                chunk = self.rfile.read(min(remaining, CHUNK_SIZE))
-                if not chunk:
-                    raise ConnectionError("client closed mid-chunk")
-                connection.send(chunk)
-                remaining -= len(chunk)
+            self._relay_bytes(connection, size, "mid-chunk")
             self.rfile.readline(3)  # the CRLF after the chunk
             connection.send(b"\r\n")
 

@@ -1,0 +1,84 @@
+"""What a pull asked of the test registry and its token issuer, and the checks on it that the
+client tests (ctr, podman, docker, skopeo, ...) share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .crev_process import CrevProcess
+from .issuer import IssuerRequest
+from .registry import AccessLogEntry, TestRegistry, repository_names
+from .tools import ToolError
+
+# What a proxy adds to a client's error when it failed instead of relaying the upstream's answer.
+PROXY_ERRORS = ("500", "502", "504", "internal server error")
+
+
+@dataclass(frozen=True)
+class UpstreamRequests:
+    """The registry's access log and the issuer's requests over one pull."""
+
+    log: list[AccessLogEntry]
+    tokens: list[IssuerRequest]
+
+
+def upstream_requests_during(
+    registry: TestRegistry, pull: Callable[[], object]
+) -> UpstreamRequests:
+    registry.clear_logs()
+    pull()
+    return UpstreamRequests(registry.access_log(), registry.issuer.requests())
+
+
+def requested_scopes(requests: Iterable[IssuerRequest]) -> set[str]:
+    """Every scope asked for, whichever request asked."""
+    return {scope for request in requests for scope in request.scopes}
+
+
+def assert_only_pulled(registry: TestRegistry, name: str) -> None:
+    """Since the last `clear_logs`, the registry served `name` alone and the issuer was asked
+    for nothing but pulling it: crev mapped the client's name once, under the prefix."""
+    assert repository_names(registry.access_log()) == {name}
+    assert requested_scopes(registry.issuer.requests()) == {f"repository:{name}:pull"}
+
+
+def assert_asks_upstream_as_a_direct_pull(
+    registry: TestRegistry,
+    crev: CrevProcess,
+    pull: Callable[[str, str], object],
+    reference: str = "multi:1",
+) -> None:
+    """`pull(label, reference)`, with a client that has nothing yet, straight from the registry
+    (label "direct") and then through crev ("proxied"): crev must send the registry and its
+    issuer the very same requests the client sends them on its own."""
+    direct = upstream_requests_during(
+        registry, lambda: pull("direct", f"{registry.host}/acme/{reference}")
+    )
+    proxied = upstream_requests_during(
+        registry, lambda: pull("proxied", f"{crev.host}/{reference}")
+    )
+    assert direct.log and direct.tokens
+    assert (len(proxied.log), len(proxied.tokens)) == (len(direct.log), len(direct.tokens)), (
+        direct.log,
+        proxied.log,
+    )
+    # The same requests, up to the order of the client's parallel blob fetches.
+    assert sorted(proxied.log) == sorted(direct.log)
+    assert [r.method for r in proxied.tokens] == [r.method for r in direct.tokens]
+
+
+def assert_refused_by_the_upstream(
+    refusal: ToolError, registry: TestRegistry, name: str, *words: str
+) -> None:
+    """A client's failed pull of `name` was a clean refusal: its error says one of `words` and
+    no proxy error, and the registry answered every request for the manifest with 401."""
+    message = refusal.stderr.lower()
+    assert any(word in message for word in words), message
+    assert not any(code in message for code in PROXY_ERRORS), message
+    statuses = {
+        record.status
+        for record in registry.access_log_records()
+        if f"/{name}/manifests/" in record.path
+    }
+    assert statuses == {401}
