@@ -28,6 +28,8 @@ MAX_ERROR_BYTES = 64 * 1024
 
 
 def serve_registry(request: Request, settings: Settings) -> Response:
+    """A registry API request: parsed, routed, mapped onto the upstream, sent, and its answer
+    rewritten back into the client's names."""
     endpoint = parse_endpoint(request.path)
     check_method(endpoint, request.method, push=settings.allow_push)
     route = (
@@ -41,26 +43,34 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     for_clients = route.pulls_for_clients(
         write=write, client_authorized="authorization" in request.headers
     )
-    target, mount_from = _upstream_target(request, endpoint, settings, route)
-    forwarded = UpstreamRequest(
-        request.method,
-        route.upstream.url(target),
-        upstream_request_headers(request.headers, credentials=not for_clients),
-        # Only writes carry a body upstream; one sent with a read is left unread (and the
-        # connection closed after the answer).
-        request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None,
-    )
-    if forwarded.body is not None and request.content_length is not None:
-        forwarded.headers.set("Content-Length", str(request.content_length))
-    if endpoint.kind is Kind.TAGS:
-        # crev reads a tag list itself, and reads no coding a client may ask for.
-        forwarded.headers.set("Accept-Encoding", "identity")
+    forwarded, mount_from = _upstream_request(request, endpoint, settings, route, for_clients)
     if for_clients:
         scopes = _server_scopes(route, endpoint, request.method, mount_from)
         answer = _send_authorized(forwarded, route, scopes, settings.timeout)
     else:
         answer = send(forwarded, settings.timeout)
     return _answer(request, settings, route, endpoint, forwarded, answer, for_clients)
+
+
+def _upstream_request(
+    request: Request, endpoint: Endpoint, settings: Settings, route: Route, for_clients: bool
+) -> tuple[UpstreamRequest, RepositoryName | None]:
+    """The request as the upstream is asked it, and the upstream name a cross-repository
+    mount reads from."""
+    path = endpoint.upstream_path(route)
+    query, mount_from = _upstream_query(request, endpoint, settings, route)
+    target = path + (f"?{query}" if query else "")
+    headers = upstream_request_headers(request.headers, credentials=not for_clients)
+    # Only writes carry a body upstream; one sent with a read is left unread (and the
+    # connection closed after the answer).
+    body = request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None
+    if body is not None and request.content_length is not None:
+        headers.set("Content-Length", str(request.content_length))
+    if endpoint.kind is Kind.TAGS:
+        # crev reads a tag list itself, and a coding a client may ask for (br, zstd) could be
+        # one it cannot read.
+        headers.set("Accept-Encoding", "identity")
+    return UpstreamRequest(request.method, route.upstream.url(target), headers, body), mount_from
 
 
 def _answer(
@@ -102,16 +112,6 @@ def _answer(
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Query parameters each endpoint passes on; upload session state is opaque and kept exactly.
 _QUERY_KINDS = frozenset({Kind.TAGS, Kind.REFERRERS, Kind.UPLOAD})
-
-
-def _upstream_target(
-    request: Request, endpoint: Endpoint, settings: Settings, route: Route
-) -> tuple[str, RepositoryName | None]:
-    """The path and query to ask upstream, and the upstream name a cross-repository mount
-    reads from."""
-    path = endpoint.upstream_path(route)
-    query, mount_from = _upstream_query(request, endpoint, settings, route)
-    return path + (f"?{query}" if query else ""), mount_from
 
 
 def _upstream_query(
