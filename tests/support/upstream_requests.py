@@ -3,6 +3,7 @@ client tests (ctr, podman, docker, skopeo, ...) share."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -28,7 +29,24 @@ def upstream_requests_during(
 ) -> UpstreamRequests:
     registry.clear_logs()
     pull()
-    return UpstreamRequests(registry.access_log(), registry.issuer.requests())
+    return _settled_requests(registry)
+
+
+def _settled_requests(
+    registry: TestRegistry, quiet: float = 0.3, timeout: float = 5.0
+) -> UpstreamRequests:
+    """The requests once none has been added for `quiet` seconds. The registry writes an
+    access line after its answer has gone, so a client can finish before the last lines of its
+    pull are written; on a loaded machine, well after."""
+    seen = UpstreamRequests(registry.access_log(), registry.issuer.requests())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = UpstreamRequests(registry.access_log(), registry.issuer.requests())
+        if now == seen:
+            break
+        seen = now
+    return seen
 
 
 def requested_scopes(requests: Iterable[IssuerRequest]) -> set[str]:
@@ -60,8 +78,7 @@ def assert_asks_upstream_as_a_direct_pull(
     )
     assert direct.log and direct.tokens
     assert (len(proxied.log), len(proxied.tokens)) == (len(direct.log), len(direct.tokens)), (
-        direct.log,
-        proxied.log,
+        "\n".join(["direct:", *map(str, direct.log), "proxied:", *map(str, proxied.log)])
     )
     # The same requests, up to the order of the client's parallel blob fetches.
     assert sorted(proxied.log) == sorted(direct.log)
