@@ -1,22 +1,22 @@
 """The errors crev raises, and the registry error each one reaches a client as.
 
     CrevError
-    ├── ConfigError        a setting that cannot be used; the message names the variable
-    ├── InvalidNameError        a repository name outside the OCI grammar     400 NAME_INVALID
-    ├── InvalidDigestError      a digest outside the OCI grammar               400 DIGEST_INVALID
-    ├── InvalidReferenceError   a manifest reference that is no tag or digest  404 MANIFEST_UNKNOWN
-    ├── InvalidScopeError       a token scope outside the token spec's grammar 400 UNSUPPORTED
-    ├── NameUnknownError        a valid name that no route serves              404 NAME_UNKNOWN
-    ├── MalformedHeaderError    a header value outside its grammar
-    ├── UpstreamError      an upstream that gave no usable answer         502 UNAVAILABLE
-    │   ├── UpstreamTimeoutError    it did not answer in time                  504 UNAVAILABLE
-    │   └── UpstreamCutError        it failed after its head went to the client: the answer is cut
-    └── RegistryError      a refusal already in the client's terms: status, code, message
+    ├── ConfigError              a setting that cannot be used; names the variable
+    ├── InvalidNameError         a name outside the OCI grammar          400 NAME_INVALID
+    ├── InvalidDigestError       a digest outside the OCI grammar        400 DIGEST_INVALID
+    ├── InvalidReferenceError    a reference that is no tag or digest    404 MANIFEST_UNKNOWN
+    ├── InvalidScopeError        a scope outside the token spec          400 UNSUPPORTED
+    ├── NameUnknownError         a valid name that no route serves       404 NAME_UNKNOWN
+    ├── MalformedHeaderError     a header value outside its grammar
+    ├── UpstreamError            an upstream gave no usable answer       502 UNAVAILABLE
+    │   ├── UpstreamTimeoutError     it did not answer in time           504 UNAVAILABLE
+    │   └── UpstreamCutError         it failed after its head went out: the answer is cut
+    └── RegistryError            a refusal in the client's terms: status, code, message
 
 The core (names, scopes, routes, header grammars, the upstream client) raises the domain errors
 and knows nothing of statuses; `registry_error` is the one place they become what the client is
-answered. A `MalformedHeaderError` means nothing to a client by itself: whoever reads a header knows
-whose fault it is, and raises the error that says so.
+answered. A `MalformedHeaderError` means nothing to a client by itself: whoever reads a header
+knows whose fault it is, and raises the error that says so.
 
 The body follows the distribution spec (`{"errors": [{"code", "message", "detail"}]}`) because
 docker prints any other body raw to its user.

@@ -49,7 +49,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     # Headers and a small body go out as separate writes; with Nagle's algorithm the second
-    # waits for the client's delayed ACK, about 40 ms per response.
+    # waits for the client's delayed ACK on every response (bench/README.md has the cost).
     disable_nagle_algorithm = True
     # Seconds a client may stay silent mid-request (or idle between requests) before crev
     # closes the connection, so a stalled client cannot hold a thread forever.
