@@ -8,12 +8,13 @@ fails the name grammar instead of changing the path's shape.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import ErrorCode, InvalidNameError, InvalidReferenceError, RegistryError, unsupported
-from .names import Digest, NameMapping, RepositoryName, Tag, is_digest, is_tag
+from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is_tag
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
 MAX_PATH_LENGTH = 2048
@@ -45,13 +46,9 @@ _WRITE_METHODS: dict[Kind, frozenset[str]] = {
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
-class UploadSession(NamedTuple):
+@dataclass(frozen=True, slots=True, order=True)
+class UploadSession(Word):
     """An upload session's id, as the upstream chose it: opaque to crev and to clients."""
-
-    value: str
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Endpoint(NamedTuple):

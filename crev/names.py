@@ -7,6 +7,7 @@ percent-decoding, so that `%2F`, `%2e%2e` and friends can never smuggle a separa
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from .errors import InvalidDigestError, InvalidNameError
@@ -21,10 +22,20 @@ _SHA512_HEX = re.compile(r"[a-f0-9]{128}")
 MAX_NAME_LENGTH = 255
 
 
-class RepositoryName(NamedTuple):
-    """A repository name that satisfies the OCI grammar, e.g. `tool` or `team/tool`."""
+@dataclass(frozen=True, slots=True, order=True)
+class Word:
+    """A value a grammar gives: a name, a tag, a digest. Each kind is its own type, so a tag
+    never compares equal to a digest or a name with the same text."""
 
     value: str
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RepositoryName(Word):
+    """A repository name that satisfies the OCI grammar, e.g. `tool` or `team/tool`."""
 
     @classmethod
     def parse(cls, text: str) -> RepositoryName:
@@ -53,32 +64,21 @@ class RepositoryName(NamedTuple):
         except InvalidNameError:
             return None
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Tag(NamedTuple):
+@dataclass(frozen=True, slots=True, order=True)
+class Tag(Word):
     """A tag, e.g. `1.2` or `latest`."""
 
-    value: str
 
-    def __str__(self) -> str:
-        return self.value
-
-
-class Digest(NamedTuple):
+@dataclass(frozen=True, slots=True, order=True)
+class Digest(Word):
     """A content digest, `algorithm:encoded`; sha256 and sha512 have their length checked."""
-
-    value: str
 
     @classmethod
     def parse(cls, text: str) -> Digest:
         if not is_digest(text):
             raise InvalidDigestError(f"invalid digest {text!r}", {"digest": text})
         return cls(text)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def is_tag(text: str) -> bool:

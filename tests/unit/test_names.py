@@ -10,6 +10,7 @@ from crev.names import (
     Digest,
     Namespace,
     RepositoryName,
+    Tag,
     is_digest,
     is_tag,
     vanity_name_of,
@@ -50,6 +51,15 @@ def test_parse_accepts_valid_names(text: str) -> None:
     assert name == RepositoryName(text)
     assert name.value == text
     assert str(name) == text
+
+
+def test_a_name_a_tag_and_a_digest_are_never_one_another() -> None:
+    text = "sha256"
+    assert RepositoryName(text) != Tag(text)
+    assert Tag(text) != Digest(text)
+    assert RepositoryName(text) != text
+    assert len({RepositoryName(text), Tag(text), Digest(text)}) == 3
+    assert str(RepositoryName(text)) == str(Tag(text)) == str(Digest(text)) == text
 
 
 def test_names_order_by_value() -> None:
