@@ -39,7 +39,9 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
 
 @pytest.fixture
 def docker(dockerd: Docker) -> Docker:
-    """The module's daemon with no image and no login: every pull starts from nothing."""
+    """The module's daemon with no image and no login. It may still hold manifests it pulled
+    before (docker keeps them in its content store after `image rm`): a test that counts a
+    pull's requests runs a daemon of its own."""
     dockerd.remove_images()
     (dockerd.config / "config.json").write_text("{}")
     return dockerd
