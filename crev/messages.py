@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from .errors import ErrorCode, RegistryError
+from .urls import Origin
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
 # any byte but NUL and whitespace in a value; `bytes.translate` finds the rest fast.
@@ -65,7 +66,7 @@ class Request:
         path: str,
         query: str,
         headers: Headers,
-        origin: str,
+        origin: Origin,
         body: Callable[[], Iterator[bytes]] | None = None,
         content_length: int | None = None,
         chunked: bool = False,

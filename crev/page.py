@@ -47,7 +47,7 @@ def serve_page(request: Request, settings: Settings) -> Response:
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
         return Response(302, headers)
-    host = urlsplit(request.origin).netloc
+    host = request.origin.host
     path = request.path.strip("/")
     if not path:
         return _html(200, _home(settings, host))

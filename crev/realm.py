@@ -118,13 +118,13 @@ def token_endpoint(request: Request, settings: Settings, route: Route) -> URL:
     if urlsplit(settings.token_url).scheme:
         url = URL.parse(settings.token_url)
     else:
-        url = URL.parse(urljoin(request.origin + "/", settings.token_url))
+        url = URL.parse(urljoin(f"{request.origin}/", settings.token_url))
     if settings.routes.has_several:
         url = url.with_query([(ROUTE_PARAMETER, route.vanity_prefix)])
     return url
 
 
-def request_origin(headers: Headers, default_scheme: str) -> str:
+def request_origin(headers: Headers, default_scheme: str) -> Origin:
     """The vanity origin the client used: forwarded headers first, as a platform sets them."""
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
@@ -132,4 +132,4 @@ def request_origin(headers: Headers, default_scheme: str) -> str:
         raise unsupported(f"unsupported forwarded scheme {scheme!r}", 400)
     if not is_valid_host(host):
         raise unsupported(f"invalid or missing Host header {host!r}", 400)
-    return f"{scheme}://{host}"
+    return Origin(scheme, host)

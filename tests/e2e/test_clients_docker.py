@@ -124,6 +124,7 @@ def test_the_same_upstream_requests_as_a_direct_pull(
     tmp_path: Path,
 ) -> None:
     require_binaries("dockerd", "docker")
+
     # A daemon of its own for each pull: docker keeps the manifests it pulled in its content
     # store after `image rm`, until a garbage collection that comes when it comes, and a pull
     # that finds them there asks the registry for fewer.

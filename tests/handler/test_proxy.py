@@ -12,6 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
+from tests.support.crev_process import serving_acme
+
 DIGEST = "sha256:" + "a" * 64
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
 
@@ -267,9 +269,7 @@ def test_upstream_timeout_is_504(start_crev, httpserver: HTTPServer) -> None:
 
     httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_handler(slow)
     crev = start_crev(
-        registry_host=f"127.0.0.1:{httpserver.port}",
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(f"127.0.0.1:{httpserver.port}"),
         upstream_timeout="0.5",
     )
     started = time.monotonic()

@@ -15,6 +15,7 @@ from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
 from crev.edge_cache import IMMUTABLE, NOT_SHARED
+from tests.support.crev_process import serving_acme
 
 DIGEST = "sha256:" + "b" * 64
 MANIFEST = b'{"schemaVersion":2}'
@@ -193,9 +194,7 @@ def test_a_public_route_to_an_upstream_without_token_auth(start_crev, httpserver
     httpserver.expect_request("/v2/").respond_with_data("{}")
     httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(MANIFEST)
     crev = start_crev(
-        registry_host=f"127.0.0.1:{httpserver.port}",
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(f"127.0.0.1:{httpserver.port}"),
         public="1",
     )
     response = httpx.get(f"{crev.url}/v2/tool/manifests/1")

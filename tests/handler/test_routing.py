@@ -11,6 +11,8 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
+from tests.support.crev_process import serving_acme
+
 TOKEN = {"token": "t0k3n", "expires_in": 300}
 
 
@@ -153,9 +155,7 @@ def basic(user: str, password: str) -> str:
 
 def test_server_side_credentials_serve_anonymous_clients(start_crev, httpserver) -> None:
     crev = start_crev(
-        registry_host=f"127.0.0.1:{httpserver.port}",
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(f"127.0.0.1:{httpserver.port}"),
         upstream_username="robot",
         upstream_password="s3cret",
     )

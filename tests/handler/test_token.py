@@ -11,6 +11,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.support.crev_process import serving_acme
+
 TOKEN = {"token": "t0k3n", "access_token": "t0k3n", "expires_in": 300}
 
 
@@ -179,9 +181,7 @@ def test_a_token_the_realm_compresses_reaches_the_client_readable(
     realm = httpserver.url_for("/token")
     httpserver.expect_request("/token").respond_with_handler(gzip_if_asked)
     crev = start_crev(
-        registry_host=f"127.0.0.1:{httpserver.port}",
-        registry_scheme="http",
-        repo_prefix="acme",
+        **serving_acme(f"127.0.0.1:{httpserver.port}"),
         token_realm=realm,
     )
     response = httpx.get(

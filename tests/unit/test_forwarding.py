@@ -10,7 +10,7 @@ from crev.messages import Headers, Request
 from crev.names import Namespace
 from crev.realm import request_origin, token_endpoint
 from crev.routing import Route, RouteTable
-from crev.urls import Origin
+from crev.urls import URL, Origin
 from tests.support.refusals import refused
 
 # --- upstream_request_headers -----------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_repeated_link_and_authenticate_kept_in_order() -> None:
     ],
 )
 def test_request_origin(headers: list[tuple[str, str]], default: str, origin: str) -> None:
-    assert request_origin(Headers(headers), default) == origin
+    assert str(request_origin(Headers(headers), default)) == origin
 
 
 @pytest.mark.parametrize(
@@ -294,7 +294,9 @@ GHCR_ROUTE = Route("", Origin("https", "ghcr.io"), Namespace("acme"))
 TOOLS_ROUTE = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
 
 
-def make_request(origin: str) -> Request:
+def make_request(origin: str | Origin) -> Request:
+    if isinstance(origin, str):
+        origin = URL.parse(origin).origin
     return Request("GET", "/v2/", "", Headers(), origin)
 
 
