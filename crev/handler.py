@@ -154,6 +154,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
             service = self.service_for(path)
             if service is None:
                 raise unsupported(f"no endpoint at {path!r}", 404)
+            # Read back from `self.headers`, not from the head h11 read: Vercel's runtime
+            # removes its internal headers there before the handler runs.
             headers = Headers(self.headers.items())
             request = Request(
                 method=self.command,
