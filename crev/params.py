@@ -48,13 +48,7 @@ class Scanner:
         return False
 
     def token(self) -> str:
-        self.skip_whitespace()
-        start = self.position
-        while self.peek() and self.peek() in _TCHAR:
-            self.position += 1
-        if start == self.position:
-            raise self.fail("a token")
-        return self.text[start : self.position]
+        return self._run(_TCHAR, "a token")
 
     def quoted_string(self) -> str:
         self.skip_whitespace()
@@ -116,14 +110,20 @@ class Scanner:
 
     def token68(self) -> str:
         """RFC 9110 token68: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`."""
-        self.skip_whitespace()
-        start = self.position
-        while self.peek() and self.peek() in _TOKEN68:
-            self.position += 1
-        if start == self.position:
-            raise self.fail("token68")
+        value = self._run(_TOKEN68, "token68")
+        padding = self.position
         while self.peek() == "=":
             self.position += 1
+        return value + self.text[padding : self.position]
+
+    def _run(self, allowed: frozenset[str], expected: str) -> str:
+        """One or more characters of `allowed`, after any whitespace."""
+        self.skip_whitespace()
+        start = self.position
+        while self.peek() and self.peek() in allowed:
+            self.position += 1
+        if start == self.position:
+            raise self.fail(expected)
         return self.text[start : self.position]
 
 
