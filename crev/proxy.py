@@ -18,7 +18,7 @@ from .realm import learn_token_service, learn_token_service_of, token_endpoint
 from .routing import Route
 from .scope import Scope
 from .upstream import UpstreamRequest, UpstreamResponse, send
-from .upstream_auth import forget_token, server_authorization
+from .upstream_auth import authorize, forget_token
 from .urls import URL
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
@@ -158,7 +158,7 @@ def _send_authorized(
     """Send with crev's own upstream authorization. A cached token the upstream no longer
     accepts is replaced once; a body can be sent only once, and a static token cannot be
     replaced at all."""
-    _authorize(forwarded.headers, server_authorization(route, scopes, timeout))
+    authorize(forwarded.headers, route, scopes, timeout)
     answer = send(forwarded, timeout)
     static = route.credentials is not None and route.credentials.token
     if answer.status != 401 or forwarded.body is not None or static:
@@ -166,15 +166,8 @@ def _send_authorized(
     answer.release()
     learn_token_service_of(route.upstream, answer.headers)
     forget_token(route, scopes)
-    _authorize(forwarded.headers, server_authorization(route, scopes, timeout))
+    authorize(forwarded.headers, route, scopes, timeout)
     return send(forwarded, timeout)
-
-
-def _authorize(headers: Headers, authorization: str | None) -> None:
-    if authorization is None:
-        headers.remove("Authorization")
-    else:
-        headers.set("Authorization", authorization)
 
 
 def _server_scopes(

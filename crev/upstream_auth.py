@@ -69,6 +69,16 @@ def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float
     return f"Bearer {cached.value}"
 
 
+def authorize(headers: Headers, route: Route, scopes: tuple[Scope, ...], timeout: float) -> None:
+    """Put crev's own `Authorization` for these scopes in `headers`, or take any out where
+    there is none to send."""
+    authorization = server_authorization(route, scopes, timeout)
+    if authorization is None:
+        headers.remove("Authorization")
+    else:
+        headers.set("Authorization", authorization)
+
+
 def forget_token(route: Route, scopes: tuple[Scope, ...]) -> None:
     """Drop cached tokens for these scopes, after the upstream refused one."""
     with _lock:

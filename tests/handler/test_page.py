@@ -65,6 +65,24 @@ def test_private_repository_says_so(crev, httpserver: HTTPServer) -> None:
     assert "docker pull 127.0.0.1" in response.text
 
 
+def test_a_realm_that_grants_no_anonymous_token_means_asking_without_one(
+    crev, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/v2/acme/secret/tags/list").respond_with_data(
+        "{}",
+        status=401,
+        headers={"WWW-Authenticate": f'Bearer realm="{httpserver.url_for("/token")}"'},
+    )
+    httpserver.expect_request("/token").respond_with_data("{}", status=401)
+    response = httpx.get(f"{crev.url}/secret", headers=HTML)
+    assert response.status_code == 403
+    asked = [r for r, _ in httpserver.log if r.path == "/v2/acme/secret/tags/list"]
+    # Asked once anonymously, and once more after the realm refused a token: still without an
+    # `Authorization`, never with an empty one.
+    assert len(asked) == 2
+    assert all("Authorization" not in request.headers for request in asked)
+
+
 def test_a_missing_repository_is_a_404_page(crev, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/acme/nothing/tags/list").respond_with_json(
         {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]},
