@@ -188,14 +188,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
                         self.client.send_data(chunk)
             self.client.end_answer()
             return ""
-        except UpstreamCutError as error:
-            # Headers are gone already: cutting the connection is the only way left to tell
-            # the client its body is incomplete.
-            crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
-            self.close_connection = True
-            return "upstream-cut"
-        except h11.LocalProtocolError as error:
-            # The upstream sent more or less than its Content-Length announced.
+        except (UpstreamCutError, h11.LocalProtocolError) as error:
+            # The upstream failed mid-body, or sent more or less than its Content-Length
+            # announced (h11 refuses to frame that). Headers are gone already: cutting the
+            # connection is the only way left to tell the client its body is incomplete.
             crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
             self.close_connection = True
             return "upstream-cut"
