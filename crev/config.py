@@ -176,7 +176,7 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
         upstream = Origin(scheme, _host("CREV_ROUTES", host))
-        _namespace(prefix, "CREV_ROUTES")
+        namespace = _namespace(prefix, "CREV_ROUTES")
     except ConfigError as error:
         raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
     realm = None
@@ -198,8 +198,9 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
                 f"unknown option {option!r} "
                 "(known: realm=URL, credentials=NAME, official-images, public)"
             )
-    namespace = _namespace(prefix, "CREV_ROUTES", official_images=official)
-    return Route(vanity, upstream, namespace, credentials, realm, public)
+    return Route(
+        vanity, upstream, namespace._replace(official_images=official), credentials, realm, public
+    )
 
 
 def _namespace(prefix: str, variable: str, *, official_images: bool = False) -> Namespace:
