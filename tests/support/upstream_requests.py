@@ -3,7 +3,6 @@ client tests (ctr, podman, docker, skopeo, ...) share."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,24 +28,7 @@ def upstream_requests_during(
 ) -> UpstreamRequests:
     registry.clear_logs()
     pull()
-    return _settled_requests(registry)
-
-
-def _settled_requests(
-    registry: TestRegistry, quiet: float = 0.3, timeout: float = 5.0
-) -> UpstreamRequests:
-    """The requests once none has been added for `quiet` seconds. The registry writes an
-    access line after its answer has gone, so a client can finish before the last lines of its
-    pull are written; on a loaded machine, well after."""
-    seen = UpstreamRequests(registry.access_log(), registry.issuer.requests())
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = UpstreamRequests(registry.access_log(), registry.issuer.requests())
-        if now == seen:
-            break
-        seen = now
-    return seen
+    return UpstreamRequests(registry.access_log(), registry.issuer.requests())
 
 
 def requested_scopes(requests: Iterable[IssuerRequest]) -> set[str]:
