@@ -29,9 +29,11 @@ from .messages import Headers, has_control_characters
 from .urls import URL
 
 CHUNK_SIZE = 64 * 1024
-# Bytes asked of the socket per read. httpcore asks for 64 KiB; relaying a blob, larger reads
-# spend less CPU per byte in httpcore and h11 (bench/README.md has the figures).
-STREAM_READ_BYTES = 1024 * 1024
+# The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
+# larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
+# of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
+# size bounds crev's memory (bench/README.md has the figures for both).
+STREAM_READ_BYTES = 256 * 1024
 CONNECT_SECONDS = 10.0
 # How long crev waits to drain a small unneeded body before giving up on reusing its connection.
 RELEASE_SECONDS = 2.0
