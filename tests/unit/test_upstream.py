@@ -552,3 +552,15 @@ def test_a_reset_met_after_held_bytes_fails_the_next_read_rather_than_ending_it(
     assert plain_pair.raw.gettimeout() == TIMEOUT
     with pytest.raises(httpcore.ReadError):
         plain_pair.stream.read(65536, TIMEOUT)
+
+
+def test_an_idle_stream_is_readable_once_the_upstream_closes_it(plain_pair: StreamPair) -> None:
+    # What httpcore asks of each idle pooled connection before reusing one.
+    assert not plain_pair.stream.get_extra_info("is_readable")
+    plain_pair.peer.close()
+    hangup = select.poll()
+    hangup.register(plain_pair.raw, select.POLLIN)
+    assert hangup.poll(TIMEOUT * 1000)
+    assert plain_pair.stream.get_extra_info("is_readable")
+    plain_pair.stream.close()
+    assert plain_pair.stream.get_extra_info("is_readable")
