@@ -11,6 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 
+from crev.config import Settings
 from crev.tokens import MAX_SCOPES, PLACEHOLDER_TOKEN, serve_token
 from tests.support.refusals import refused
 from tests.support.service_calls import body_of, json_of, request, settings_for
@@ -25,7 +26,7 @@ def realm(httpserver: HTTPServer) -> HTTPServer:
     return httpserver
 
 
-def settings(upstream: HTTPServer, **variables: str):  # noqa: ANN201
+def settings(upstream: HTTPServer, **variables: str) -> Settings:
     return settings_for(
         upstream, repo_prefix="acme", token_realm=upstream.url_for("/token"), **variables
     )
@@ -153,12 +154,12 @@ def test_the_scopes_name_the_route_and_its_realm(httpserver: HTTPServer) -> None
     httpserver.expect_request("/tools-token").respond_with_json({"token": "tools"})
     httpserver.expect_request("/rest-token").respond_with_json({"token": "rest"})
     upstream = f"http://127.0.0.1:{httpserver.port}"
-    routed = settings_for(
-        httpserver,
-        routes=f"tools/={upstream}/acme/tools;realm={upstream}/tools-token,"
-        f" ={upstream}/acme;realm={upstream}/rest-token",
-        registry_host="",
-        registry_scheme="",
+    routed = Settings.from_env(
+        {
+            "CREV_ROUTES": f"tools/={upstream}/acme/tools;realm={upstream}/tools-token,"
+            f" ={upstream}/acme;realm={upstream}/rest-token",
+            "CREV_UPSTREAM_TIMEOUT": "5",
+        }
     )
     response = serve_token(request("GET", "/api/token", "scope=repository:tools/cli:pull"), routed)
     assert json_of(response) == {"token": "tools"}
