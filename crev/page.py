@@ -28,8 +28,8 @@ from .names import RepositoryName
 from .routing import Route
 from .scope import Scope
 from .tag_order import newest_first
-from .upstream import UpstreamRequest, send
-from .upstream_auth import authorize
+from .upstream import UpstreamRequest
+from .upstream_auth import send_authorized
 from .urls import URL
 
 MAX_TAGS_BYTES = 4 * 1024 * 1024
@@ -83,20 +83,13 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
     headers = Headers([("Accept", "application/json")])
     scopes = (Scope.repository(upstream_name, "pull"),)
     tags: list[str] = []
-    # With server-side credentials crev asks with a token from the start; otherwise it asks
-    # anonymously, and for an anonymous token only when the upstream wants one.
-    authorized = route.credentials is not None
     try:
-        if authorized:
-            authorize(headers, route, scopes, settings.timeout)
         for _ in range(MAX_TAG_PAGES):
-            answer = send(UpstreamRequest("GET", url, headers), settings.timeout)
-            if answer.status == 401 and not authorized:
-                answer.release()
-                authorized = True
-                # An anonymous token, from the same cache the registry endpoint uses.
-                authorize(headers, route, scopes, settings.timeout)
-                answer = send(UpstreamRequest("GET", url, headers), settings.timeout)
+            # Authorized as a public route's clients are: with crev's credentials, or with an
+            # anonymous token from the same cache the registry endpoint uses.
+            answer = send_authorized(
+                UpstreamRequest("GET", url, headers), route, scopes, settings.timeout
+            )
             body = answer.read(MAX_TAGS_BYTES, settings.timeout)
             if answer.status != 200:
                 return _refused(answer.status)

@@ -16,7 +16,7 @@ from .errors import ErrorCode, InvalidNameError, InvalidScopeError, RegistryErro
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import ROUTE_PARAMETER, token_service
+from .realm import ROUTE_PARAMETER, realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
 from .upstream import UpstreamRequest, send
@@ -48,7 +48,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
         route, mapped = _map_params(params, settings, one_scope_per_param=True)
         if route.credentials is not None:
             return _placeholder_token()
-        realm = token_service(route, settings.timeout).realm
+        realm = realm_of(route, settings.timeout).url
         forwarded = UpstreamRequest("GET", realm.with_query(mapped), _token_headers(request))
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -64,7 +64,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
             return _placeholder_token()
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
-        realm = token_service(route, settings.timeout).realm
+        realm = realm_of(route, settings.timeout).url
         forwarded = UpstreamRequest("POST", realm, headers, urlencode(form).encode())
     else:
         raise unsupported(f"{request.method} is not served by the token endpoint", 405, "GET, POST")
