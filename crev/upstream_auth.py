@@ -44,14 +44,14 @@ def send_authorized(
     """Send with crev's own upstream authorization for `scopes`: authorize, send, and on a 401
     learn the realm it announces and refresh the token once. A body can be sent only once, and
     a static token cannot be refreshed: those 401s are the answer."""
-    key = _authorize(request.headers, route, scopes, timeout)
+    key = authorize(request.headers, route, scopes, timeout)
     answer = send_with_client_login(request, route, timeout)
     if answer.status != 401 or request.body is not None or _has_static_token(route):
         return answer
     answer.release()
     if key is not None:
         _tokens.forget(key)
-    _authorize(request.headers, route, scopes, timeout)
+    authorize(request.headers, route, scopes, timeout)
     return send_with_client_login(request, route, timeout)
 
 
@@ -70,7 +70,7 @@ def _has_static_token(route: Route) -> bool:
     return route.credentials is not None and bool(route.credentials.token)
 
 
-def _authorize(
+def authorize(
     headers: Headers, route: Route, scopes: tuple[Scope, ...], timeout: float
 ) -> TokenKey | None:
     """Put crev's own `Authorization` for these scopes in `headers`, or take any out where there
