@@ -20,7 +20,8 @@ from .errors import (
     MalformedHeaderError,
     NameUnknownError,
     UpstreamError,
-    unsupported,
+    method_not_allowed,
+    not_served,
 )
 from .links import next_page
 from .messages import Headers, Request, Response
@@ -41,9 +42,9 @@ MAX_TAG_PAGES = 20
 
 def serve_page(request: Request, settings: Settings) -> Response:
     if request.method not in ("GET", "HEAD"):
-        raise unsupported(f"{request.method} is not served", 405, "GET, HEAD")
+        raise method_not_allowed(f"{request.method} is not served", "GET, HEAD")
     if not _wants_html(request.headers):
-        raise unsupported(f"{request.path!r} is not a registry API path")
+        raise not_served(f"{request.path!r} is not a registry API path")
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
         return Response(302, headers)

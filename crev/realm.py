@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .challenge import parse_challenges
 from .config import Settings
-from .errors import MalformedHeaderError, UpstreamError, unsupported
+from .errors import ErrorCode, MalformedHeaderError, RegistryError, UpstreamError
 from .messages import Headers, Request
 from .routing import Route
 from .scope import Scope
@@ -150,7 +150,7 @@ def request_origin(headers: Headers, default_scheme: str) -> Origin:
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
-        raise unsupported(f"unsupported forwarded scheme {scheme!r}", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
     if not is_valid_host(host):
-        raise unsupported(f"invalid or missing Host header {host!r}", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
     return Origin(scheme, host)
