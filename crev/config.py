@@ -175,10 +175,10 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     if not host:
         raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
-        upstream = Origin(scheme, _host("CREV_ROUTES", host))
-        namespace = _namespace(prefix, "CREV_ROUTES")
+        upstream = Origin(scheme, _host(None, host))
+        namespace = _namespace(prefix, None)
     except ConfigError as error:
-        raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
+        raise fail(error.message) from None
     realm = None
     credentials = None
     official = upstream.is_docker_hub
@@ -203,8 +203,9 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     )
 
 
-def _namespace(prefix: str, variable: str, *, official_images: bool = False) -> Namespace:
-    with _as_setting(f"{variable}={prefix.strip().strip('/')!r}"):
+def _namespace(prefix: str, variable: str | None, *, official_images: bool = False) -> Namespace:
+    """`variable` names the setting in errors; None where the caller names it (a route entry)."""
+    with _as_setting(_shown(variable, prefix.strip().strip("/"))):
         return Namespace.parse(prefix, official_images=official_images)
 
 
@@ -268,12 +269,17 @@ def _scheme(value: str) -> str:
     return scheme
 
 
-def _host(variable: str, value: str) -> str:
+def _shown(variable: str | None, value: str) -> str:
+    """A setting's value as an error shows it: `VARIABLE='value'`, or `'value'` alone."""
+    return f"{variable}={value!r}" if variable else repr(value)
+
+
+def _host(variable: str | None, value: str) -> str:
     host = value.strip().lower() or DOCKER_HUB
     host = _HOST_ALIASES.get(host, host)
     if not is_valid_host(host):
         raise ConfigError(
-            f"{variable}={value!r}: must be a host with an optional port, "
+            f"{_shown(variable, value)}: must be a host with an optional port, "
             "like 'ghcr.io' or '127.0.0.1:5000' (no scheme, no path)"
         )
     return host

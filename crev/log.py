@@ -31,7 +31,8 @@ def log_answer(
     method: str, path: str, status: int, upstream_status: int | None, ms: float, outcome: str = ""
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
-    answered itself), and how it ended when not whole (`client-gone`, `upstream-cut`)."""
+    answered itself), and how it ended when not whole (`client-gone`, `upstream-cut`, or
+    `unframed` for an answer h11 would not frame)."""
     upstream = "-" if upstream_status is None else upstream_status
     suffix = f" {outcome}" if outcome else ""
     crev_log().info(

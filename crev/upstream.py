@@ -21,10 +21,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
+import h11
 import httpcore
 import httpx
 
-from .errors import ErrorCode, RegistryError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
+from .errors import IncompleteBodyError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
 from .messages import Headers, has_control_characters
 from .urls import URL
 
@@ -331,9 +332,7 @@ def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
     try:
         yield from chunks
     except OSError as error:
-        raise RegistryError(
-            408, ErrorCode.SIZE_INVALID, f"the request body stopped arriving: {describe(error)}"
-        ) from None
+        raise IncompleteBodyError(f"the request body stopped arriving: {describe(error)}") from None
     _Deadline.start()
 
 
@@ -352,9 +351,18 @@ def _timeouts(seconds: float) -> dict[str, float]:
 
 def _closed_before_answering(error: httpx.TransportError) -> bool:
     """Whether the connection ended before any answer: what a pooled connection the upstream
-    closed a moment before it was reused looks like (a reset, or httpcore's words for a close
-    before the status line)."""
-    return not isinstance(error, httpx.RemoteProtocolError) or "without sending" in str(error)
+    closed a moment before it was reused looks like (a reset, or a close before the status
+    line)."""
+    return not _is_malformed(error)
+
+
+def _is_malformed(error: httpx.TransportError) -> bool:
+    """Whether h11 refused what the upstream sent: httpcore raises its protocol error while
+    handling h11's, except for a connection that closed before the status line, where there is
+    no h11 error behind it."""
+    return isinstance(error, httpx.RemoteProtocolError) and isinstance(
+        getattr(error.__cause__, "__context__", None), h11.RemoteProtocolError
+    )
 
 
 def _checked(
@@ -380,7 +388,7 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
     host = sent.url.netloc.decode("ascii", "replace")
     if isinstance(error, httpx.TimeoutException):
         return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
-    if isinstance(error, httpx.RemoteProtocolError) and "without sending" not in str(error):
+    if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return UpstreamError(

@@ -4,11 +4,13 @@ input, and a banner that says what is served and how to pull."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +18,11 @@ from crev.server import PROJECT_ROOT
 from tests.support import free_port
 
 
-def crev(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def crev(*args: str, root: Path = PROJECT_ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CREV_") and k != "PORT"}
     return subprocess.run(
         [sys.executable, "-m", "crev", *args],
-        cwd=PROJECT_ROOT,
+        cwd=root,
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -74,6 +76,35 @@ def test_a_port_in_use_is_one_line(taken_port: int) -> None:
 def test_a_bad_setting_is_one_line() -> None:
     line = one_line_error(crev(CREV_UPSTREAM_TIMEOUT="soon"))
     assert line.startswith("crev: configuration error: CREV_UPSTREAM_TIMEOUT='soon'")
+
+
+def project_with(tmp_path: Path, vercel_json: str) -> Path:
+    """A copy of the project (its package and functions) with this `vercel.json`."""
+    shutil.copytree(PROJECT_ROOT / "crev", tmp_path / "crev")
+    shutil.copytree(PROJECT_ROOT / "api", tmp_path / "api")
+    (tmp_path / "vercel.json").write_text(vercel_json)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("vercel_json", "said"),
+    [
+        ("{", "vercel.json is not valid JSON: Expecting property name enclosed in double quotes"),
+        ('{"rewrites": {}}', "vercel.json: 'rewrites' must be a list"),
+        ('{"rewrites": [{"source": "/x"}]}', "vercel.json: rewrite {'source': '/x'} needs a"),
+        (
+            '{"rewrites": [{"source": "/x", "destination": "/api/none"}]}',
+            "vercel.json rewrites '/x' to unknown '/api/none'",
+        ),
+        (
+            '{"rewrites": [{"source": "/(x", "destination": "/api/v2"}]}',
+            "vercel.json: rewrite source '/(x': missing ), unterminated subpattern",
+        ),
+    ],
+)
+def test_a_bad_vercel_json_is_one_line(tmp_path: Path, vercel_json: str, said: str) -> None:
+    line = one_line_error(crev(root=project_with(tmp_path, vercel_json)))
+    assert line.startswith(f"crev: configuration error: {said}"), line
 
 
 def banner(*args: str, **env: str) -> str:
