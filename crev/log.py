@@ -47,7 +47,11 @@ def log_answer(
 
 
 def log_refusal(request_line: str, status: int, message: str) -> None:
-    """A request refused before any endpoint ran (a malformed or oversized head)."""
+    """A request refused before any endpoint ran (a malformed or oversized head); its request
+    line is quoted unless there is none to show."""
+    if not request_line:
+        crev_log().info("refused %s %s", status, escaped(message))
+        return
     crev_log().info('refused "%s" %s %s', escaped(request_line[:200]), status, escaped(message))
 
 
