@@ -19,13 +19,14 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple, Protocol
 
+import h11
 import httpcore
 import httpx
 
-from .errors import ErrorCode, RegistryError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
+from .errors import IncompleteBodyError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
 from .messages import Headers, has_control_characters
 from .urls import URL
 
@@ -175,10 +176,11 @@ class _DeadlineBackend(httpcore.SyncBackend):
 
 class _Transport(httpx.HTTPTransport):
     """httpx's transport over a connection pool whose streams keep the deadline. httpx 0.28
-    takes no network backend of its own, so the pool it builds is replaced by one that has."""
+    takes no network backend of its own, so the pool is built here rather than by
+    `HTTPTransport.__init__`, which would build one without it (and an SSL context) for
+    nothing. Without a context, the pool is for http origins only."""
 
-    def __init__(self, context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=context, trust_env=False, limits=limits)
+    def __init__(self, limits: httpx.Limits, context: ssl.SSLContext | None = None) -> None:
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
             max_connections=limits.max_connections,
@@ -211,28 +213,47 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-class _Client:
-    """The process's one httpx client, made on first use: loading the CA store costs cold-start
-    time, and tests reset it when they change the CA store."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self) -> None:
-        self._client: httpx.Client | None = None
+
+class MadeOnFirstUse[Made: _Closable]:
+    """A value made by `make` when it is first asked for, once whichever threads ask; `reset`
+    closes it, and the next use makes it anew (tests do, when they change the CA store)."""
+
+    def __init__(self, make: Callable[[], Made]) -> None:
+        self._make = make
+        self._made: Made | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> httpx.Client:
-        client = self._client
-        if client is None:
+    def get(self) -> Made:
+        made = self._made
+        if made is None:
             with self._lock:
-                if self._client is None:
-                    self._client = _new_client()
-                client = self._client
-        return client
+                if self._made is None:
+                    self._made = self._make()
+                made = self._made
+        return made
 
     def reset(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            made, self._made = self._made, None
+        if made is not None:
+            made.close()
+
+
+class _TLSTransport(httpx.BaseTransport):
+    """The transport to https origins, made when one is first asked: loading the CA store is a
+    cold start's largest cost after the imports, and an http upstream never needs it."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._transport = MadeOnFirstUse(lambda: _Transport(limits, tls_context()))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.get().handle_request(request)
+
+    def close(self) -> None:
+        self._transport.reset()
 
 
 def _new_client() -> httpx.Client:
@@ -242,7 +263,8 @@ def _new_client() -> httpx.Client:
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
     return httpx.Client(
-        transport=_Transport(tls_context(), limits),
+        transport=_Transport(limits),
+        mounts={"https://": _TLSTransport(limits)},
         follow_redirects=False,
         # No proxy, netrc or CA settings from the environment beyond OpenSSL's own, and no
         # cookie jar: one process serves every client, and a cookie kept from one answer
@@ -251,7 +273,8 @@ def _new_client() -> httpx.Client:
     )
 
 
-_client = _Client()
+# The process's one httpx client, made on first use.
+_client = MadeOnFirstUse(_new_client)
 
 
 def reset_client() -> None:
@@ -326,9 +349,7 @@ def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
     try:
         yield from chunks
     except OSError as error:
-        raise RegistryError(
-            408, ErrorCode.SIZE_INVALID, f"the request body stopped arriving: {describe(error)}"
-        ) from None
+        raise IncompleteBodyError(f"the request body stopped arriving: {describe(error)}") from None
     _Deadline.start()
 
 
@@ -347,9 +368,18 @@ def _timeouts(seconds: float) -> dict[str, float]:
 
 def _closed_before_answering(error: httpx.TransportError) -> bool:
     """Whether the connection ended before any answer: what a pooled connection the upstream
-    closed a moment before it was reused looks like (a reset, or httpcore's words for a close
-    before the status line)."""
-    return not isinstance(error, httpx.RemoteProtocolError) or "without sending" in str(error)
+    closed a moment before it was reused looks like (a reset, or a close before the status
+    line)."""
+    return not _is_malformed(error)
+
+
+def _is_malformed(error: httpx.TransportError) -> bool:
+    """Whether h11 refused what the upstream sent: httpcore raises its protocol error while
+    handling h11's, except for a connection that closed before the status line, where there is
+    no h11 error behind it."""
+    return isinstance(error, httpx.RemoteProtocolError) and isinstance(
+        getattr(error.__cause__, "__context__", None), h11.RemoteProtocolError
+    )
 
 
 def _checked(
@@ -375,7 +405,7 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
     host = sent.url.netloc.decode("ascii", "replace")
     if isinstance(error, httpx.TimeoutException):
         return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
-    if isinstance(error, httpx.RemoteProtocolError) and "without sending" not in str(error):
+    if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return UpstreamError(

@@ -216,6 +216,31 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     assert b"".join(response.stream()) == b"verified"
 
 
+def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
+    serve, tls_server: tuple[HTTPServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls, ca_file = tls_server
+    tls.expect_request("/v2/").respond_with_data("over tls")
+    loaded: list[ssl.SSLContext] = []
+
+    def counted_tls_context() -> ssl.SSLContext:
+        loaded.append(ssl.create_default_context(cafile=str(ca_file)))
+        return loaded[-1]
+
+    monkeypatch.setattr(upstream, "tls_context", counted_tls_context)
+    upstream.reset_client()
+    plain = serve(lambda n: ok(b"plain %d" % n))
+    assert [b"".join(get(plain.url).stream()) for _ in range(2)] == [b"plain 1", b"plain 2"]
+    assert loaded == []
+    for _ in range(2):
+        assert b"".join(send("GET", tls.url_for("/v2/"), Headers(), TIMEOUT).stream()) == (
+            b"over tls"
+        )
+    assert len(loaded) == 1
+    assert b"".join(get(plain.url).stream()) == b"plain 3"
+    assert plain.connections == 1
+
+
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
