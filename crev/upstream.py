@@ -31,14 +31,11 @@ from .messages import Headers, has_control_characters
 from .urls import URL
 
 CHUNK_SIZE = 64 * 1024
-# How much one read of an upstream's socket may return. httpcore asks for 64 KiB; relaying a
-# blob, larger reads spend less CPU per byte in httpcore and h11, but each answer being read
-# holds several copies of a read at once (h11's buffer, its event, httpx's chunk). So the answers
-# open at once share one budget: one or two read up to 1 MiB at a time, sixteen 128 KiB each
-# (bench/README.md has the figures for both).
-READ_BUDGET_BYTES = 2 * 1024 * 1024
-READ_MOST_BYTES = 1024 * 1024
-READ_LEAST_BYTES = 64 * 1024
+# The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
+# larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
+# of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
+# size bounds crev's memory (bench/README.md has the figures for both).
+STREAM_READ_BYTES = 256 * 1024
 CONNECT_SECONDS = 10.0
 # How long crev waits to drain a small unneeded body before giving up on reusing its connection.
 RELEASE_SECONDS = 2.0
@@ -83,7 +80,7 @@ class _Deadline:
 
 class _DeadlineStream(httpcore.NetworkStream):
     """httpcore's socket stream, each read shortened to the deadline of its thread, if any, and
-    allowed to return up to its share of the read budget (h11 takes any amount it is fed).
+    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
 
     A TLS socket returns at most one record (16 KiB, often less) per read, however much is
     asked, and every read pays the whole stack above it (httpcore, h11, httpx, crev). So once a
@@ -109,7 +106,7 @@ class _DeadlineStream(httpcore.NetworkStream):
             if remaining <= 0:
                 raise httpcore.ReadTimeout("the upstream's answer took too long")
             timeout = remaining if timeout is None else min(timeout, remaining)
-        limit = max(max_bytes, _open_answers.read_size())
+        limit = max(max_bytes, STREAM_READ_BYTES)
         first = self._stream.read(limit, timeout)
         if not first or len(first) >= limit:
             return first
@@ -170,26 +167,6 @@ class _DeadlineStream(httpcore.NetworkStream):
             if isinstance(sock, socket.socket) and sock.fileno() != -1:
                 return self._holds_more(sock)
         return self._stream.get_extra_info(info)
-
-
-class _OpenAnswers:
-    """How many upstream answers are open (their heads read, their bodies not yet to their end
-    or closed), which sets how much each read may take."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def add(self, change: int) -> None:
-        with self._lock:
-            self._count += change
-
-    def read_size(self) -> int:
-        share = READ_BUDGET_BYTES // max(self._count, 1)
-        return max(READ_LEAST_BYTES, min(READ_MOST_BYTES, share))
-
-
-_open_answers = _OpenAnswers()
 
 
 class _DeadlineBackend(httpcore.SyncBackend):
@@ -446,12 +423,10 @@ class UpstreamResponse:
     """An upstream's answer with its body unread. Its connection goes back to the pool once
     the body has been read to its end; closing it earlier closes the connection."""
 
-    __slots__ = ("_open", "_response", "headers", "method", "status")
+    __slots__ = ("_response", "headers", "method", "status")
 
     def __init__(self, response: httpx.Response, method: str) -> None:
         self._response = response
-        self._open = True
-        _open_answers.add(1)
         self.method = method
         self.status = response.status_code
         self.headers = Headers(
@@ -519,9 +494,6 @@ class UpstreamResponse:
             self.close()
 
     def close(self) -> None:
-        if self._open:
-            self._open = False
-            _open_answers.add(-1)
         self._response.close()
 
 

@@ -510,40 +510,14 @@ def test_a_tls_read_returns_every_record_the_socket_holds(tls_pair: StreamPair) 
     assert tls_pair.raw.gettimeout() == TIMEOUT
 
 
-@pytest.fixture
-def small_read_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reads of at most 2500 bytes, the open answers sharing 5000, none open yet."""
-    monkeypatch.setattr(upstream, "READ_BUDGET_BYTES", 5000)
-    monkeypatch.setattr(upstream, "READ_MOST_BYTES", 2500)
-    monkeypatch.setattr(upstream, "READ_LEAST_BYTES", 1000)
-    monkeypatch.setattr(upstream, "_open_answers", upstream._OpenAnswers())
-
-
-def test_a_tls_read_takes_at_most_its_share_of_the_budget(
-    tls_pair: StreamPair, small_read_budget: None
+def test_a_tls_read_takes_at_most_stream_read_bytes(
+    tls_pair: StreamPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(upstream, "STREAM_READ_BYTES", 2500)
     sent = send_records(tls_pair, 6)
     reads = [tls_pair.stream.read(1024, TIMEOUT) for _ in range(3)]
     assert [len(read) for read in reads] == [2500, 2500, 1000]
     assert b"".join(reads) == sent
-
-
-def test_answers_open_at_once_share_the_read_budget(
-    tls_pair: StreamPair, small_read_budget: None, serve
-) -> None:
-    server = serve(lambda n: ok(BODY))
-    sent = send_records(tls_pair, 8)
-    answers = [get(server.url) for _ in range(4)]  # heads read, bodies not yet
-    first = tls_pair.stream.read(1024, TIMEOUT)
-    assert len(first) == 5000 // 4
-    for answer in answers[:2]:
-        assert b"".join(answer.stream()) == BODY  # read to its end: no longer open
-    answers[2].release()
-    answers[3].close()
-    answers[3].close()  # closing twice counts once
-    rest = [tls_pair.stream.read(1024, TIMEOUT) for _ in range(3)]
-    assert [len(read) for read in rest] == [2500, 2500, 8000 - 1250 - 5000]
-    assert first + b"".join(rest) == sent
 
 
 def test_a_read_waits_only_for_its_first_bytes(tls_pair: StreamPair) -> None:
