@@ -93,7 +93,7 @@ def test_a_repository_lists_its_tags_newest_first(httpserver: HTTPServer) -> Non
     assert "<p class=lead>Served from <code>127.0.0.1:" in text
     assert "<code>docker pull acme.dev/tool:latest</code>" in text
     # Asked anonymously: the upstream wanted no token.
-    ((asked, _),) = httpserver.log
+    (asked,) = [r for r, _ in httpserver.log if r.path == TAGS]
     assert "Authorization" not in asked.headers
 
 
@@ -167,12 +167,11 @@ def test_an_anonymous_token_is_asked_only_when_the_upstream_wants_one(
     response, text = page("/tool", acme(httpserver))
     assert response.status == 200
     assert "<code>1</code>" in text
-    assert [(r.path, r.headers.get("Authorization")) for r, _ in httpserver.log] == [
-        (TAGS, None),
-        ("/v2/", None),
-        ("/token", None),
-        (TAGS, "Bearer anon"),
-    ]
+    log = [(r.path, r.headers.get("Authorization")) for r, _ in httpserver.log]
+    assert log[-1] == (TAGS, "Bearer anon")
+    # One anonymous token, and never an empty Authorization on the way to it.
+    assert [authorization for path, authorization in log if path == "/token"] == [None]
+    assert all(authorization != "" for _, authorization in log)
 
 
 def test_server_credentials_are_used_from_the_first_request(httpserver: HTTPServer) -> None:

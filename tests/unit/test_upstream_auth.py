@@ -17,12 +17,19 @@ from crev.messages import Headers
 from crev.names import RepositoryName
 from crev.routing import Route
 from crev.scope import Scope
-from crev.upstream_auth import authorize, forget_token, server_authorization
+from crev.upstream_auth import authorize, forget_token
 from tests.support.service_calls import settings_for
 
 TIMEOUT = 5.0
 PULL = (Scope.repository(RepositoryName("acme/tool"), "pull"),)
 PUSH = (Scope.repository(RepositoryName("acme/tool"), "pull", "push"),)
+
+
+def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float) -> str | None:
+    """The `Authorization` crev sends upstream for these scopes, or None for none."""
+    headers = Headers()
+    authorize(headers, route, scopes, timeout)
+    return headers.get("Authorization")
 
 
 def route_of(upstream: HTTPServer, **variables: str) -> Route:
