@@ -24,6 +24,8 @@ class Rewrite(NamedTuple):
     pattern: re.Pattern[str]
     service: Service
     source: str
+    # The function it serves, `/api/<name>`.
+    destination: str
 
 
 def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
@@ -33,7 +35,8 @@ def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
     }
     # Vercel serves a function's own path before any rewrite applies.
     rewrites = [
-        Rewrite(re.compile(re.escape(path)), service, path) for path, service in functions.items()
+        Rewrite(re.compile(re.escape(path)), service, path, path)
+        for path, service in functions.items()
     ]
     config = json.loads((root / "vercel.json").read_text())
     for rewrite in config.get("rewrites", []):
@@ -43,7 +46,7 @@ def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
                 f"vercel.json rewrites {rewrite['source']!r} to unknown {destination!r}"
             )
         pattern = _source_pattern(rewrite["source"])
-        rewrites.append(Rewrite(pattern, functions[destination], rewrite["source"]))
+        rewrites.append(Rewrite(pattern, functions[destination], rewrite["source"], destination))
     return rewrites
 
 
