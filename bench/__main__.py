@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support import start_test_registry
-from tests.support.crev_process import PROJECT_ROOT, crev_for
-from tests.support.vercel_build import VERCEL_CLI
+from rig import start_test_registry
+from rig.crev_process import PROJECT_ROOT, crev_for
+from rig.vercel_build import VERCEL_CLI
 
 from . import report, scenarios
 from .cold_start import cold_start

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from tests.support import TestRegistry
-from tests.support.crev_process import PROJECT_ROOT, crev_environment, serving_acme
+from rig import TestRegistry
+from rig.crev_process import PROJECT_ROOT, crev_environment, serving_acme
 
 from .plan import Plan
 from .probes import log, median

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tests.support.crev_process import PROJECT_ROOT
+from rig.crev_process import PROJECT_ROOT
 
 from .cold_start import COLD_VARIANTS
 from .plan import Plan

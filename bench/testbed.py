@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tests.support import TestRegistry, push_large_image, push_small_image
-from tests.support.crev_process import CrevProcess
-from tests.support.images import (
+from rig import TestRegistry, push_large_image, push_small_image
+from rig.crev_process import CrevProcess
+from rig.images import (
     MANIFEST_ACCEPT,
     layout_dir,
     make_image_config,

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.vercel_build import BuiltFunction, vercel_build
+from rig.vercel_build import BuiltFunction, vercel_build
 
 FUNCTIONS = ("v2", "token", "page")
 

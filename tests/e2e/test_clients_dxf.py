@@ -16,8 +16,8 @@ import requests
 from dxf import DXF, DXFBase
 from dxf.exceptions import DXFUnauthorizedError
 
-from tests.support import PushedImage, TestRegistry, repository_names
-from tests.support.crev_process import CrevProcess
+from rig import PushedImage, TestRegistry, repository_names
+from rig.crev_process import CrevProcess
 from tests.support.tls_front import TlsFront, tls_front
 
 Auth = Callable[[DXFBase, requests.Response], None]

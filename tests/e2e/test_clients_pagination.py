@@ -17,7 +17,7 @@ import pytest
 from dxf import DXF, DXFBase
 from requests import Response
 
-from tests.support.crev_process import CrevProcess, run_crev, serving_acme
+from rig.crev_process import CrevProcess, run_crev, serving_acme
 from tests.support.paginating_upstream import PaginatingUpstream, paginating_upstream
 from tests.support.tls_front import TlsFront, tls_front
 

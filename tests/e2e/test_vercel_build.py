@@ -19,9 +19,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.support import PushedImage, TestRegistry, skopeo
-from tests.support.crev_process import serving_acme
-from tests.support.vercel_build import BuildOutput, require_vercel_cli, vercel_build
+from rig import PushedImage, TestRegistry, skopeo
+from rig.crev_process import serving_acme
+from rig.vercel_build import BuildOutput, require_vercel_cli, vercel_build
 from tests.support.vercel_runtime import run_edge, run_function
 
 FUNCTIONS = ("v2", "token", "page")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from crev.server import PROJECT_ROOT
-from tests.support import free_port
+from rig import free_port
 
 
 def crev(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

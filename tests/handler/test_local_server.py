@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from crev.server import PROJECT_ROOT, load_rewrites
-from tests.support import free_port
+from rig import free_port
 
 
 def test_routes_follow_vercel_json(tmp_path: Path) -> None:

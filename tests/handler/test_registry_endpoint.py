@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 
 DIGEST = "sha256:" + "a" * 64
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'

@@ -12,15 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.crev_process import CrevProcess, run_crev, serving_acme
-from tests.support.images import (
+from rig.crev_process import CrevProcess, run_crev, serving_acme
+from rig.images import (
     DEFAULT_ARTIFACT_TYPE,
     DEFAULT_LARGE_SIZE,
     build_artifact,
     build_large_image,
     build_small_image,
 )
-from tests.support.pull_load import pull_plan, run_load
+from rig.pull_load import pull_plan, run_load
 from tests.support.static_registry import TOKEN, StaticRegistry, static_registry
 
 DURATION_S = 8.0

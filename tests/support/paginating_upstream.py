@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .stand_in import AnyMethodHandler, StandInServer
+from rig.stand_in import AnyMethodHandler, StandInServer
 
 SERVICE = "paginating-upstream"
 TOKEN = "stand-in-token"

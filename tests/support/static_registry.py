@@ -1,4 +1,4 @@
-"""A stand-in registry that serves images built in memory (`tests.support.images`) to clients
+"""A stand-in registry that serves images built in memory (`rig.images`) to clients
 holding its one bearer token: manifests by tag and by digest and blobs, with the headers a
 distribution registry sends. Other requests get the registry's 401 challenge or a 404.
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .images import Blob, BuiltManifest, PushedImage, make_index, pushed_image
-from .stand_in import AnyMethodHandler, StandInServer
+from rig.images import Blob, BuiltManifest, PushedImage, make_index, pushed_image
+from rig.stand_in import AnyMethodHandler, StandInServer
 
 TOKEN = "static-registry-token"
 SERVICE = "static-registry"

@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from crev.server import load_rewrites
-
-from .stand_in import HOP_BY_HOP, AnyMethodHandler, StandInServer, end_to_end
-from .tools import stop_process
+from rig.stand_in import HOP_BY_HOP, AnyMethodHandler, StandInServer, end_to_end
+from rig.tools import stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
