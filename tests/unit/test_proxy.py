@@ -15,7 +15,13 @@ from crev.config import Settings
 from crev.errors import UpstreamError
 from crev.proxy import serve_registry
 from tests.support.refusals import refused
-from tests.support.service_calls import body_of, json_of, request, settings_for
+from tests.support.service_calls import (
+    body_of,
+    json_of,
+    request,
+    settings_for,
+    with_server_credentials,
+)
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -205,16 +211,6 @@ def test_a_mount_is_kept_within_its_route(httpserver: HTTPServer) -> None:
 # --- crev's own upstream authentication -------------------------------------------------------
 
 
-def credentials(upstream: HTTPServer, **variables: str) -> Settings:
-    return acme(
-        upstream,
-        upstream_username="crev",
-        upstream_password="s3cret",
-        token_realm=upstream.url_for("/token"),
-        **variables,
-    )
-
-
 class Tokens:
     """A realm that hands out `t1`, `t2`, ... and a registry that accepts only `accepted`."""
 
@@ -241,7 +237,7 @@ def test_server_credentials_replace_the_clients_login(httpserver: HTTPServer) ->
     Tokens(httpserver, accepted="t1")
     response = serve_registry(
         request("GET", "/v2/tool/manifests/1", headers=[("Authorization", "Basic client")]),
-        credentials(httpserver),
+        with_server_credentials(httpserver),
     )
     assert body_of(response) == MANIFEST
     (manifest,) = [r for r, _ in httpserver.log if r.path.startswith("/v2/")]
@@ -250,7 +246,7 @@ def test_server_credentials_replace_the_clients_login(httpserver: HTTPServer) ->
 
 def test_a_token_the_upstream_no_longer_accepts_is_replaced_once(httpserver: HTTPServer) -> None:
     tokens = Tokens(httpserver, accepted="t1")
-    settings = credentials(httpserver)
+    settings = with_server_credentials(httpserver)
     serve_registry(request("GET", "/v2/tool/manifests/1"), settings)
     tokens.accepted = "t2"
     response = serve_registry(request("GET", "/v2/tool/manifests/1"), settings)
@@ -266,7 +262,9 @@ def test_a_refused_fresh_token_is_not_retried_and_shows_no_challenge(
     httpserver: HTTPServer,
 ) -> None:
     Tokens(httpserver, accepted="none")
-    response = serve_registry(request("GET", "/v2/tool/manifests/1"), credentials(httpserver))
+    response = serve_registry(
+        request("GET", "/v2/tool/manifests/1"), with_server_credentials(httpserver)
+    )
     assert response.status == 401
     # The client has no token to get: crev authenticates upstream on its own.
     assert "WWW-Authenticate" not in response.headers
@@ -296,7 +294,7 @@ def test_a_request_with_a_body_is_sent_once(httpserver: HTTPServer) -> None:
     )
     response = serve_registry(
         request("PUT", "/v2/tool/manifests/1", body=MANIFEST),
-        credentials(httpserver, allow_push="1"),
+        with_server_credentials(httpserver, allow_push="1"),
     )
     assert response.status == 401
     assert [r.method for r, _ in httpserver.log if r.path.startswith("/v2/")] == ["PUT"]

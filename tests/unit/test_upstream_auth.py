@@ -18,7 +18,7 @@ from crev.names import RepositoryName
 from crev.routing import Route
 from crev.scope import Scope
 from crev.upstream_auth import authorize, forget_token
-from tests.support.service_calls import settings_for
+from tests.support.service_calls import settings_for, with_server_credentials
 
 TIMEOUT = 5.0
 PULL = (Scope.repository(RepositoryName("acme/tool"), "pull"),)
@@ -37,13 +37,7 @@ def route_of(upstream: HTTPServer, **variables: str) -> Route:
 
 
 def with_credentials(upstream: HTTPServer, **variables: str) -> Route:
-    return route_of(
-        upstream,
-        upstream_username="crev",
-        upstream_password="s3cret",
-        token_realm=upstream.url_for("/token"),
-        **variables,
-    )
+    return with_server_credentials(upstream, **variables).routes.default
 
 
 def token_requests(upstream: HTTPServer) -> list[WerkzeugRequest]:
