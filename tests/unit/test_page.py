@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request as WerkzeugRequest
 
 from crev.config import Settings
 from crev.messages import Response
@@ -24,6 +25,10 @@ def page(path: str, settings: Settings, method: str = "GET") -> tuple[Response, 
 
 def acme(upstream: HTTPServer, **variables: str) -> Settings:
     return settings_for(upstream, repo_prefix="acme", **variables)
+
+
+def tag_requests(upstream: HTTPServer) -> list[WerkzeugRequest]:
+    return [request for request, _ in upstream.log if request.path == TAGS]
 
 
 def test_registry_clients_get_a_registry_error(httpserver: HTTPServer) -> None:
@@ -93,7 +98,7 @@ def test_a_repository_lists_its_tags_newest_first(httpserver: HTTPServer) -> Non
     assert "<p class=lead>Served from <code>127.0.0.1:" in text
     assert "<code>docker pull acme.dev/tool:latest</code>" in text
     # Asked anonymously: the upstream wanted no token.
-    (asked,) = [r for r, _ in httpserver.log if r.path == TAGS]
+    (asked,) = tag_requests(httpserver)
     assert "Authorization" not in asked.headers
 
 
@@ -194,7 +199,7 @@ def test_pages_are_followed_on_the_same_list_only(httpserver: HTTPServer) -> Non
     _, text = page("/tool", acme(httpserver))
     # A link elsewhere is not followed: the count says the list goes on.
     assert "<h2>Tags (2+)</h2>" in text
-    assert len(httpserver.log) == 2
+    assert len(tag_requests(httpserver)) == 2
 
 
 def test_pages_are_followed_up_to_a_bound(httpserver: HTTPServer) -> None:
@@ -202,6 +207,6 @@ def test_pages_are_followed_up_to_a_bound(httpserver: HTTPServer) -> None:
         {"tags": ["1"]}, headers={"Link": f'<{TAGS}?n=1>; rel="next"'}
     )
     _, text = page("/tool", acme(httpserver))
-    assert len(httpserver.log) == MAX_TAG_PAGES
+    assert len(tag_requests(httpserver)) == MAX_TAG_PAGES
     assert f"({MAX_TAG_PAGES} pages)" in text
     assert "skopeo list-tags docker://acme.dev/tool" in text

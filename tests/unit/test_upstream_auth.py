@@ -17,7 +17,7 @@ from crev.messages import Headers
 from crev.names import RepositoryName
 from crev.routing import Route
 from crev.scope import Scope
-from crev.upstream_auth import authorize, forget_token
+from crev.upstream_auth import authorize
 from tests.support.service_calls import settings_for, with_server_credentials
 
 TIMEOUT = 5.0
@@ -92,17 +92,6 @@ def test_a_token_is_fetched_again_before_it_expires(httpserver: HTTPServer) -> N
     time.sleep(0.6)
     server_authorization(route, PULL, TIMEOUT)
     assert len(token_requests(httpserver)) == 2
-
-
-def test_a_forgotten_token_is_fetched_again(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
-    route = with_credentials(httpserver)
-    server_authorization(route, PULL, TIMEOUT)
-    server_authorization(route, PUSH, TIMEOUT)
-    forget_token(route, PULL)
-    server_authorization(route, PULL, TIMEOUT)
-    server_authorization(route, PUSH, TIMEOUT)
-    assert len(token_requests(httpserver)) == 3
 
 
 def test_the_realm_is_learned_from_the_upstream_once(httpserver: HTTPServer) -> None:
