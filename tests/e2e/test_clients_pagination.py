@@ -18,8 +18,8 @@ from dxf import DXF, DXFBase
 from requests import Response
 
 from rig.crev_process import CrevProcess, run_crev, serving_acme
+from rig.tls_front import TlsFront, tls_front
 from tests.support.paginating_upstream import PaginatingUpstream, paginating_upstream
-from tests.support.tls_front import TlsFront, tls_front
 
 TAGS = [f"tag-{i:03d}" for i in range(35)]
 PAGE_SIZE = 10
