@@ -30,8 +30,9 @@ from typing import Any
 
 
 class ErrorCode(StrEnum):
-    """The error codes of the OCI distribution spec, and the two distribution adds: `UNKNOWN`
-    (an internal error) and `UNAVAILABLE` (crev's word for an upstream that did not answer)."""
+    """The error codes of the OCI distribution spec, and those distribution adds: `UNKNOWN`
+    (an internal error), `PAGINATION_NUMBER_INVALID` (a tag list's `n` that is no number) and
+    `UNAVAILABLE` (crev's word for an upstream that did not answer)."""
 
     BLOB_UNKNOWN = "BLOB_UNKNOWN"
     BLOB_UPLOAD_INVALID = "BLOB_UPLOAD_INVALID"
@@ -42,6 +43,7 @@ class ErrorCode(StrEnum):
     MANIFEST_UNKNOWN = "MANIFEST_UNKNOWN"
     NAME_INVALID = "NAME_INVALID"
     NAME_UNKNOWN = "NAME_UNKNOWN"
+    PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
     SIZE_INVALID = "SIZE_INVALID"
     UNAUTHORIZED = "UNAUTHORIZED"
     DENIED = "DENIED"

@@ -121,7 +121,15 @@ class FunctionHandler(BaseHTTPRequestHandler):
         finally:
             response.close()
             ms = (time.monotonic() - started) * 1000
-            log_answer(self.command, path, response.status, response.upstream_status, ms, outcome)
+            log_answer(
+                self.command,
+                path,
+                response.status,
+                response.upstream_status,
+                ms,
+                outcome,
+                response.fallback,
+            )
         self.close_connection = self.close_connection or self.client.must_close
         if unread_body and not outcome:
             self._linger()

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import logging
 
+    from .messages import FallbackAnswer
+
 # C0 controls, DEL and C1 controls, each shown as \xNN.
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 
@@ -28,18 +30,27 @@ def crev_log() -> logging.Logger:
 
 
 def log_answer(
-    method: str, path: str, status: int, upstream_status: int | None, ms: float, outcome: str = ""
+    method: str,
+    path: str,
+    status: int,
+    upstream_status: int | None,
+    ms: float,
+    outcome: str = "",
+    fallback: FallbackAnswer | None = None,
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
-    answered itself), and how it ended when not whole (`client-gone`, `upstream-cut`)."""
+    answered itself), what the route's fallback said when it was asked (`fallback=200@host`),
+    and how it ended when not whole (`client-gone`, `upstream-cut`)."""
     upstream = "-" if upstream_status is None else upstream_status
+    asked = "" if fallback is None else f" fallback={fallback.status}@{fallback.host}"
     suffix = f" {outcome}" if outcome else ""
     crev_log().info(
-        "%s %s %s upstream=%s %.1fms%s",
+        "%s %s %s upstream=%s%s %.1fms%s",
         escaped(method),
         escaped(path),
         status,
         upstream,
+        asked,
         ms,
         suffix,
     )

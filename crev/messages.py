@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from .errors import ErrorCode, RegistryError
 from .urls import Origin
@@ -127,8 +128,15 @@ def _nothing_to_close() -> None:
     pass
 
 
+class FallbackAnswer(NamedTuple):
+    """What a route's fallback answered, once its primary did not know the name, tag or blob."""
+
+    host: str
+    status: int
+
+
 class Response:
-    __slots__ = ("body", "close", "headers", "status", "upstream_status")
+    __slots__ = ("body", "close", "fallback", "headers", "status", "upstream_status")
 
     def __init__(
         self,
@@ -144,6 +152,8 @@ class Response:
         # What the upstream answered, for the request log.
         self.upstream_status = upstream_status
         self.close = close
+        # What the route's fallback answered, when it was asked.
+        self.fallback: FallbackAnswer | None = None
 
     @classmethod
     def from_error(cls, error: RegistryError) -> Response:
