@@ -147,11 +147,8 @@ def test_registry_host_refused(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["[::1", "::1]", "[::1:5000", "[a]", "[ghcr.io]:5000"])
 def test_registry_host_with_broken_brackets_is_a_config_error(value: str) -> None:
-    # Regression: crev/config.py _host calls urlsplit() outside its try block; for an unbalanced or
-    # non-IP bracketed host urlsplit raises a bare ValueError ("Invalid IPv6 URL", "'a' does
-    # not appear to be an IPv4 or IPv6 address") instead of a ConfigError naming the variable.
-    # handler.FunctionHandler._respond only catches ConfigError around current_settings(), so
-    # every request then fails without the promised registry JSON error.
+    # An unbalanced or non-IP bracketed host is a ConfigError naming the variable (which the
+    # handler answers as a registry JSON error), never the ValueError urlsplit raises for it.
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_REGISTRY_HOST": value})
     assert str(caught.value).startswith(f"CREV_REGISTRY_HOST={value!r}: ")
@@ -292,9 +289,7 @@ def test_token_realm_refused(value: str) -> None:
 @pytest.mark.parametrize("variable", ["CREV_TOKEN_URL", "CREV_TOKEN_REALM"])
 @pytest.mark.parametrize("value", ["https://[::1/token", "https://[a]/token"])
 def test_token_urls_with_broken_brackets_are_config_errors(variable: str, value: str) -> None:
-    # Regression: crev/config.py _optional_url lets urlsplit's ValueError ("Invalid IPv6 URL")
-    # escape
-    # instead of raising ConfigError naming the variable (same crash as CREV_REGISTRY_HOST).
+    # As for CREV_REGISTRY_HOST: urlsplit's ValueError becomes a ConfigError naming the variable.
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({variable: value})
     assert str(caught.value) == f"{variable}={value!r}: must be an absolute http(s) URL"
@@ -305,9 +300,8 @@ def test_token_urls_with_broken_brackets_are_config_errors(variable: str, value:
     "value", ["https://auth.example:abc/token", "https://auth.example:99999/t"]
 )
 def test_token_urls_with_invalid_port_are_refused(variable: str, value: str) -> None:
-    # Regression: crev/config.py _optional_url never reads `parts.port`, so a URL whose port is
-    # not a number or is out of range is accepted; docker then fails to parse the realm (or crev
-    # fails to reach it) at request time instead of crev refusing it at start-up.
+    # A port that is no number or out of range is refused at start-up, not left for docker to
+    # fail on when it parses the realm (or for crev when it cannot reach it).
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({variable: value})
     assert str(caught.value) == f"{variable}={value!r}: must be an absolute http(s) URL"
@@ -420,10 +414,8 @@ def test_route_entry_errors_name_the_variable(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["a=", "a=/acme", "a=;realm=https://r/t"])
 def test_route_without_a_host_is_refused(value: str) -> None:
-    # Regression: crev/config.py _route passes an empty host to _host, which treats "" as "use
-    # the default" (right for an unset CREV_REGISTRY_HOST) and silently routes the entry to
-    # Docker Hub. The documented entry grammar is `prefix=[scheme://]host[...]`: a missing host
-    # is a typo to refuse ("expected vanity-prefix=host[/namespace]"), not a request for Hub.
+    # The entry grammar is `prefix=[scheme://]host[...]`: a missing host is a typo to refuse,
+    # not a request for Docker Hub (the default only an unset CREV_REGISTRY_HOST means).
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_ROUTES": value})
     assert str(caught.value).startswith(f"CREV_ROUTES entry {value!r}: ")
