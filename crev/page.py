@@ -57,6 +57,8 @@ def serve_page(request: Request, settings: Settings) -> Response:
     except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
     listing = _tags(route, name, settings)
+    if route.fallback is not None:
+        listing = _with_fallback(listing, _tags(route.fallback, name, settings))
     return _html(listing.status, _repository(host, name, route, listing))
 
 
@@ -114,6 +116,18 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
     except MalformedHeaderError:
         return TagListing(200, tags, truncated=True)
     return TagListing(200, tags, truncated=True)
+
+
+def _with_fallback(primary: TagListing, fallback: TagListing) -> TagListing:
+    """The tags of both upstreams of a route with a fallback; the fallback's alone where the
+    primary does not know the name, and the primary's where the fallback has none to add."""
+    if primary.status == 404:
+        return fallback
+    if primary.status != 200 or fallback.status != 200:
+        return primary
+    return TagListing(
+        200, primary.tags + fallback.tags, truncated=primary.truncated or fallback.truncated
+    )
 
 
 def _refused(status: int) -> TagListing:
@@ -192,7 +206,7 @@ def _home(settings: Settings, host: str) -> str:
     rows = [
         [
             _code(f"{host}/{route.vanity_prefix}NAME"),
-            _code(f"{route.upstream.host}/{_upstream_prefix(route)}NAME"),
+            _sources(route),
             "crev's credentials" if route.credentials else "public, or your credentials",
         ]
         for route in settings.routes.routes
@@ -210,6 +224,15 @@ def _home(settings: Settings, host: str) -> str:
 
 def _upstream_prefix(route: Route) -> str:
     return f"{route.namespace.prefix}/" if route.namespace.prefix else ""
+
+
+def _sources(route: Route) -> str:
+    """Where a route's names come from, as HTML: its upstream, then its fallback if any."""
+    shown = _code(f"{route.upstream.host}/{_upstream_prefix(route)}NAME")
+    if route.fallback is None:
+        return shown
+    fallback = route.fallback
+    return f"{shown}, then {_code(f'{fallback.upstream.host}/{_upstream_prefix(fallback)}NAME')}"
 
 
 def _repository(host: str, name: RepositoryName, route: Route, listing: TagListing) -> str:
@@ -233,7 +256,12 @@ def _repository(host: str, name: RepositoryName, route: Route, listing: TagListi
                 f"({MAX_TAG_PAGES} pages); list them all with "
                 f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
             )
-    source = f"{route.upstream.host}/{route.to_upstream(name).value}"
+    source = _code(f"{route.upstream.host}/{route.to_upstream(name).value}")
+    if route.fallback is not None:
+        fallback = route.fallback
+        source += ", and what is not there yet from " + _code(
+            f"{fallback.upstream.host}/{fallback.to_upstream(name).value}"
+        )
     pull = (
         ""
         if listing.status == 404
@@ -242,7 +270,7 @@ def _repository(host: str, name: RepositoryName, route: Route, listing: TagListi
     return _document(
         reference,
         f"<h1>{escape(reference)}</h1>",
-        f"<p class=lead>Served from {_code(source)}</p>",
+        f"<p class=lead>Served from {source}</p>",
         pull,
         body,
         f'<p><a href="/">All of {escape(host)}</a></p>',

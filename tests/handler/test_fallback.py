@@ -323,3 +323,26 @@ def test_with_a_tag_ttl_answers_by_tag_are_kept_at_the_edge_and_errors_never(
     login = {"Authorization": "Bearer client-token"}
     own = httpx.get(f"{server.url}/v2/tool/manifests/1", headers=login)
     assert "s-maxage" not in own.headers.get("cache-control", "")
+
+
+def test_the_page_shows_both_registries_and_the_tags_of_both(
+    crev: Callable[..., CrevServer], primary: StandIn, fallback: StandIn
+) -> None:
+    primary.answers["/v2/new/tool/tags/list"] = tag_list("new/tool", ["2.0"])
+    fallback.answers["/v2/old/tool/tags/list"] = tag_list("old/tool", ["1.0"])
+    fallback.answers["/v2/old/legacy/tags/list"] = tag_list("old/legacy", ["0.1"])
+    server = crev()
+    html = {"Accept": "text/html"}
+    home = httpx.get(f"{server.url}/", headers=html).text
+    assert (
+        f"<code>{primary.host}/new/NAME</code>, then <code>{fallback.host}/old/NAME</code>" in home
+    )
+    page = httpx.get(f"{server.url}/tool", headers=html)
+    assert page.status_code == 200
+    assert f"<code>{primary.host}/new/tool</code>" in page.text
+    assert f"what is not there yet from <code>{fallback.host}/old/tool</code>" in page.text
+    assert "Tags (2)" in page.text
+    assert ":2.0</code>" in page.text and ":1.0</code>" in page.text
+    legacy = httpx.get(f"{server.url}/legacy", headers=html)
+    assert legacy.status_code == 200 and ":0.1</code>" in legacy.text
+    assert httpx.get(f"{server.url}/nowhere", headers=html).status_code == 404
