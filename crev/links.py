@@ -98,3 +98,12 @@ def next_page(header: str, asked: URL) -> str | None:
         if link.rel is not None and "next" in link.rel.lower().split():
             return urljoin(str(asked), link.target)
     return None
+
+
+def same_list(following: str, asked: URL) -> URL | None:
+    """A tag list's next page when it is on the same upstream and of the same list: crev's
+    credentials never follow a link elsewhere."""
+    parts = urlsplit(following)
+    if not asked.origin.is_same_origin(parts.scheme, parts.netloc) or parts.path != asked.path:
+        return None
+    return asked.origin.url(parts.path + (f"?{parts.query}" if parts.query else ""))

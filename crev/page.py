@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from html import escape
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from .config import Settings
 from .endpoints import Endpoint, Kind
@@ -22,7 +21,7 @@ from .errors import (
     UpstreamError,
     unsupported,
 )
-from .links import next_page
+from .links import next_page, same_list
 from .messages import Headers, Request, Response
 from .names import RepositoryName
 from .routing import Route
@@ -30,7 +29,6 @@ from .scope import Scope
 from .tag_order import newest_first
 from .upstream import UpstreamRequest, send
 from .upstream_auth import authorize
-from .urls import URL
 
 MAX_TAGS_BYTES = 4 * 1024 * 1024
 # A page shows the newest tags first; a repository with thousands needs no more here.
@@ -107,7 +105,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             following = next_page(link, url) if link else None
             if following is None:
                 return TagListing(200, tags)
-            next_url = _same_list(following, url)
+            next_url = same_list(following, url)
             if next_url is None:
                 return TagListing(200, tags, truncated=True)
             url = next_url
@@ -144,15 +142,6 @@ def _tag_names(body: bytes) -> list[str]:
     except (ValueError, AttributeError):
         raise UpstreamError("the tag list is not JSON") from None
     return [tag for tag in tags if isinstance(tag, str)]
-
-
-def _same_list(following: str, asked: URL) -> URL | None:
-    """The next page when it is on the same upstream and of the same tag list: credentials
-    never follow a link elsewhere."""
-    parts = urlsplit(following)
-    if not asked.origin.is_same_origin(parts.scheme, parts.netloc) or parts.path != asked.path:
-        return None
-    return asked.origin.url(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def _html(status: int, body: str) -> Response:

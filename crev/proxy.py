@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
@@ -21,7 +21,7 @@ from .fallback import (
     unknown_here,
 )
 from .forwarding import client_response_headers, upstream_request_headers
-from .links import next_page, rewrite_link, rewrite_location
+from .links import next_page, rewrite_link, rewrite_location, same_list
 from .messages import FallbackAnswer, Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
 from .realm import learn_token_service, learn_token_service_of, token_endpoint
@@ -217,21 +217,15 @@ def _all_tags(
             ) from None
         if following is None:
             return _Tags(200, tags)
-        url = _same_list(following, url, route)
+        next_url = same_list(following, url)
+        if next_url is None:
+            raise UpstreamError(
+                f"upstream {route.upstream.host} links its tag list's next page elsewhere"
+            )
+        url = next_url
     raise UpstreamError(
         f"upstream {route.upstream.host} has more than {MAX_TAG_LIST_PAGES} pages of tags"
     )
-
-
-def _same_list(following: str, asked: URL, route: Route) -> URL:
-    """The next page of the same tag list on the same upstream: crev's token goes nowhere
-    else."""
-    parts = urlsplit(following)
-    if not asked.origin.is_same_origin(parts.scheme, parts.netloc) or parts.path != asked.path:
-        raise UpstreamError(
-            f"upstream {route.upstream.host} links its tag list's next page elsewhere"
-        )
-    return asked.origin.url(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def _upstream_request(
