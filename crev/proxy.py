@@ -55,7 +55,7 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     )
     fallback = may_ask_fallback(route, endpoint, request.method, for_clients)
     tag_seconds = settings.tag_cache_seconds if route.public and for_clients else 0
-    if fallback and endpoint.kind is Kind.TAGS and request.method == "GET":
+    if fallback and endpoint.kind is Kind.TAGS:
         return _tag_list_of_both(request, settings, route, endpoint, tag_seconds)
     forwarded, mount_from = _upstream_request(request, endpoint, settings, route, for_clients)
     if for_clients:
@@ -91,8 +91,17 @@ def _answer_or_fallback(
     scopes = _server_scopes(fallback, endpoint, request.method, None)
     answered = _send_authorized(asked, fallback, scopes, settings.timeout)
     response = _answer(request, settings, fallback, endpoint, asked, answered, True, tag_seconds)
-    response.upstream_status = answer.status
-    response.fallback = FallbackAnswer(fallback.upstream.host, answered.status)
+    return _from_fallback(response, route, answer.status)
+
+
+def _from_fallback(response: Response, route: Route, primary_status: int) -> Response:
+    """The fallback's answer as the route's own: the log line names both upstreams, and a
+    route whose clients never log in (crev's server-side credentials) shows no challenge."""
+    assert route.fallback is not None
+    response.fallback = FallbackAnswer(route.fallback.upstream.host, response.upstream_status or 0)
+    response.upstream_status = primary_status
+    if route.credentials is not None:
+        response.headers.remove("WWW-Authenticate")
     return response
 
 
@@ -146,16 +155,13 @@ def _tag_list_of_both(
     fallback = route.fallback
     assert fallback is not None
     secondary = _all_tags(request, settings, fallback, endpoint)
-    asked = FallbackAnswer(fallback.upstream.host, secondary.status)
     if primary.tags is None and (isinstance(secondary, Response) or secondary.tags is None):
         # The primary does not know the name: the fallback's answer is the client's.
         answered = secondary if isinstance(secondary, Response) else secondary.refusal
         assert answered is not None
-        answered.upstream_status, answered.fallback = primary.status, asked
-        return answered
+        return _from_fallback(answered, route, primary.status)
     if isinstance(secondary, Response) and secondary.status not in _NOTHING_TO_ADD:
-        secondary.upstream_status, secondary.fallback = primary.status, asked
-        return secondary
+        return _from_fallback(secondary, route, primary.status)
     tags = (primary.tags or []) + ([] if isinstance(secondary, Response) else secondary.tags or [])
     page = tag_page(tags, query)
     assert endpoint.name is not None
@@ -168,10 +174,10 @@ def _tag_list_of_both(
     )
     if page.following is not None and query.n is not None:
         headers.set("Link", next_page_link(request.path, query.n, page.following))
-    set_edge_caching(headers, endpoint, "GET", 200, tag_seconds)
-    response = Response.from_bytes(200, headers, body.encode(), primary.status)
-    response.fallback = asked
-    return response
+    set_edge_caching(headers, endpoint, request.method, 200, tag_seconds)
+    # A HEAD gets the same head, and h11 sends no body with it.
+    response = Response.from_bytes(200, headers, body.encode(), secondary.status)
+    return _from_fallback(response, route, primary.status)
 
 
 # A fallback's refusals that mean it has no tags the route may show, next to the primary's: it

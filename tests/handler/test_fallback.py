@@ -346,3 +346,68 @@ def test_the_page_shows_both_registries_and_the_tags_of_both(
     legacy = httpx.get(f"{server.url}/legacy", headers=html)
     assert legacy.status_code == 200 and ":0.1</code>" in legacy.text
     assert httpx.get(f"{server.url}/nowhere", headers=html).status_code == 404
+
+
+def test_referrers_unknown_to_the_primary_are_asked_of_the_fallback(
+    crev: Callable[..., CrevServer], primary: StandIn, fallback: StandIn
+) -> None:
+    index = {"schemaVersion": 2, "manifests": []}
+    fallback.answers[f"/v2/old/tool/referrers/{DIGEST}"] = lambda _: WerkzeugResponse(
+        json.dumps(index), headers={"Content-Type": "application/vnd.oci.image.index.v1+json"}
+    )
+    answer = httpx.get(f"{crev().url}/v2/tool/referrers/{DIGEST}?artifactType=x%2Fy")
+    assert (answer.status_code, answer.json()) == (200, index)
+    assert fallback.asked() == [("GET", f"/v2/old/tool/referrers/{DIGEST}?artifactType=x%2Fy")]
+
+
+def test_a_head_of_a_tag_list_has_the_union_s_head(
+    crev: Callable[..., CrevServer], primary: StandIn, fallback: StandIn
+) -> None:
+    primary.answers["/v2/new/tool/tags/list"] = tag_list("new/tool", ["2"])
+    fallback.answers["/v2/old/tool/tags/list"] = tag_list("old/tool", ["1"])
+    server = crev()
+    whole = httpx.get(f"{server.url}/v2/tool/tags/list")
+    head = httpx.head(f"{server.url}/v2/tool/tags/list")
+    assert head.status_code == 200
+    assert head.headers["content-length"] == whole.headers["content-length"]
+    assert head.content == b""
+
+
+def test_a_tag_list_page_linked_elsewhere_is_not_followed(
+    crev: Callable[..., CrevServer], primary: StandIn, fallback: StandIn
+) -> None:
+    primary.answers["/v2/new/tool/tags/list"] = tag_list(
+        "new/tool", ["1"], '<https://elsewhere.example/v2/new/tool/tags/list?last=1>; rel="next"'
+    )
+    answer = httpx.get(f"{crev().url}/v2/tool/tags/list")
+    assert answer.status_code == 502
+    assert "links its tag list's next page elsewhere" in answer.json()["errors"][0]["message"]
+
+
+def test_on_a_route_with_server_side_credentials_a_fallback_refusal_has_no_challenge(
+    start_crev: Callable[..., CrevServer], primary: StandIn, fallback: StandIn
+) -> None:
+    realm = fallback.server.url_for("/token")
+    fallback.server.expect_request("/token").respond_with_json({"token": "anonymous"})
+    fallback.answers["/v2/old/secret/manifests/1"] = lambda _: WerkzeugResponse(
+        '{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}',
+        401,
+        {"Content-Type": "application/json", "WWW-Authenticate": f'Bearer realm="{realm}"'},
+    )
+    server = start_crev(
+        registry_host=primary.host,
+        registry_scheme="http",
+        repo_prefix="new",
+        upstream_token="server-side",
+        fallback_registry_host=fallback.host,
+        fallback_registry_scheme="http",
+        fallback_repo_prefix="old",
+    )
+    answer = httpx.get(f"{server.url}/v2/secret/manifests/1")
+    assert answer.status_code == 401, answer.text
+    assert "www-authenticate" not in answer.headers
+    # The primary's token went to the primary alone; the fallback got its own anonymous one.
+    sent = [request for request, _ in fallback.server.log if "manifests" in request.path]
+    assert [request.headers.get("Authorization") for request in sent] == [None, "Bearer anonymous"]
+    (primary_sent,) = [request for request, _ in primary.server.log if "manifests" in request.path]
+    assert primary_sent.headers["Authorization"] == "Bearer server-side"
