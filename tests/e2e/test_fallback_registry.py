@@ -26,6 +26,7 @@ from tests.support.crev_process import (
     crev_environment,
     crev_for,
     run_crev,
+    serving_acme,
 )
 from tests.support.docker import Docker
 from tests.support.images import push_small_image
@@ -33,6 +34,7 @@ from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.registry import start_test_registry
 from tests.support.tools import require_binaries
 from tests.support.upstream_requests import PROXY_ERRORS
+from tests.support.vercel_runtime import run_vercel_app
 
 TAG_SECONDS = "300"
 
@@ -282,3 +284,28 @@ def test_docker_pulls_from_either_registry_and_the_new_one_wins(
         docker.pull(pulled)
         name = pulled.rsplit(":", 1)[0]
         assert f"{name}@{image.digest}" in docker.inspect(pulled)["RepoDigests"]
+
+
+def test_the_same_through_vercels_runtime(
+    registry: TestRegistry,
+    old_registry: TestRegistry,
+    old_images: dict[str, PushedImage],
+    tmp_path: Path,
+) -> None:
+    with (
+        run_vercel_app(
+            tmp_path / "app",
+            **serving_acme(registry.host, registry.scheme),
+            public="1",
+            tag_cache_seconds=TAG_SECONDS,
+            **fallback_settings(old_registry),
+        ) as app,
+        run_caching_edge(app.url) as edge,
+    ):
+        legacy = old_images["legacy"]
+        check_dir_copy(copy_to_dir(f"{edge.host}/legacy:1", tmp_path / "first"), legacy)
+        edge.clear_log()
+        clear(registry, old_registry)
+        check_dir_copy(copy_to_dir(f"{edge.host}/legacy:1", tmp_path / "second"), legacy)
+        assert edge.requests and edge.misses() == []
+        assert (registry.access_log(), old_registry.access_log()) == ([], [])
