@@ -84,7 +84,7 @@ class Route(NamedTuple):
         if self.credentials is not None:
             mode.append("server-side credentials")
         if self.fallback is not None:
-            mode.append(f"unknown names, tags and blobs from {self.fallback.upstream_name_shown}")
+            mode.append(f"falling back to {self.fallback.upstream_name_shown}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
         vanity = f"{self.vanity_prefix}NAME"
         if self.namespace.prefix:

@@ -29,8 +29,9 @@ def test_the_single_route_takes_a_fallback() -> None:
     # Read with anonymous tokens of crev's own, never with a client's.
     assert route.fallback.public and route.fallback.credentials is None
     assert route.fallback.fallback is None
-    assert "unknown names, tags and blobs from https://registry-1.docker.io/acmecorp/NAME" in (
-        route.describe()
+    assert route.describe() == (
+        "NAME -> https://ghcr.io/acme/NAME  "
+        "(public, falling back to https://registry-1.docker.io/acmecorp/NAME)"
     )
 
 
