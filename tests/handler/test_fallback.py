@@ -411,3 +411,17 @@ def test_on_a_route_with_server_side_credentials_a_fallback_refusal_has_no_chall
     assert [request.headers.get("Authorization") for request in sent] == [None, "Bearer anonymous"]
     (primary_sent,) = [request for request, _ in primary.server.log if "manifests" in request.path]
     assert primary_sent.headers["Authorization"] == "Bearer server-side"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/..%2Fother/manifests/1", "/v2/tool%2F..%2Fx/manifests/1", "/v2/Tool/manifests/1"],
+)
+def test_a_name_outside_the_grammar_reaches_neither_upstream(
+    crev: Callable[..., CrevServer], primary: StandIn, fallback: StandIn, path: str
+) -> None:
+    server = crev()
+    with httpx.Client() as client:
+        answer = client.send(client.build_request("GET", f"{server.url}{path}"))
+    assert 400 <= answer.status_code < 500
+    assert (primary.asked(), fallback.asked()) == ([], [])
