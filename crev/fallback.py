@@ -90,7 +90,6 @@ class TagListQuery(NamedTuple):
         n = params.get("n")
         if n is not None and not (n.isdigit() and len(n) <= 9):
             raise RegistryError(
-                400,
                 ErrorCode.PAGINATION_NUMBER_INVALID,
                 f"n={n[:20]!r}: the page size must be a number",
             )

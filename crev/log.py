@@ -40,7 +40,8 @@ def log_answer(
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
     answered itself), what the route's fallback said when it was asked (`fallback=200@host`),
-    and how it ended when not whole (`client-gone`, `upstream-cut`)."""
+    and how it ended when not whole (`client-gone`, `upstream-cut`, or `unframed` for an answer
+    h11 would not frame)."""
     upstream = "-" if upstream_status is None else upstream_status
     asked = "" if fallback is None else f" fallback={fallback.status}@{fallback.host}"
     suffix = f" {outcome}" if outcome else ""
@@ -57,7 +58,11 @@ def log_answer(
 
 
 def log_refusal(request_line: str, status: int, message: str) -> None:
-    """A request refused before any endpoint ran (a malformed or oversized head)."""
+    """A request refused before any endpoint ran (a malformed or oversized head); its request
+    line is quoted unless there is none to show."""
+    if not request_line:
+        crev_log().info("refused %s %s", status, escaped(message))
+        return
     crev_log().info('refused "%s" %s %s', escaped(request_line[:200]), status, escaped(message))
 
 

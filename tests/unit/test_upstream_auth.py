@@ -11,18 +11,27 @@ from urllib.parse import parse_qsl
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
+from werkzeug import Response as WerkzeugResponse
 
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import RepositoryName
 from crev.routing import Route
 from crev.scope import Scope
-from crev.upstream_auth import authorize, forget_token, server_authorization
+from crev.upstream import UpstreamRequest
+from crev.upstream_auth import authorize, send_authorized
 from tests.support.service_calls import settings_for
 
 TIMEOUT = 5.0
 PULL = (Scope.repository(RepositoryName("acme/tool"), "pull"),)
 PUSH = (Scope.repository(RepositoryName("acme/tool"), "pull", "push"),)
+
+
+def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float) -> str | None:
+    """The `Authorization` crev sends upstream for a request it authorizes itself."""
+    headers = Headers()
+    authorize(headers, route, scopes, timeout)
+    return headers.get("Authorization")
 
 
 def route_of(upstream: HTTPServer, **variables: str) -> Route:
@@ -93,15 +102,41 @@ def test_a_token_is_fetched_again_before_it_expires(httpserver: HTTPServer) -> N
     assert len(token_requests(httpserver)) == 2
 
 
-def test_a_forgotten_token_is_fetched_again(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
+def test_a_token_the_upstream_refuses_is_replaced_once(httpserver: HTTPServer) -> None:
+    tokens = iter(["push", "stale", "fresh"])
+    httpserver.expect_request("/token").respond_with_handler(
+        lambda request: WerkzeugResponse(f'{{"token": "{next(tokens)}"}}', 200)
+    )
+    httpserver.expect_request(
+        "/v2/acme/tool/manifests/1", headers={"Authorization": "Bearer fresh"}
+    ).respond_with_data("manifest")
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}",
+        status=401,
+        headers={"WWW-Authenticate": f'Bearer realm="{httpserver.url_for("/token")}"'},
+    )
     route = with_credentials(httpserver)
-    server_authorization(route, PULL, TIMEOUT)
-    server_authorization(route, PUSH, TIMEOUT)
-    forget_token(route, PULL)
-    server_authorization(route, PULL, TIMEOUT)
-    server_authorization(route, PUSH, TIMEOUT)
+    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer push"
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer stale"
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    answer = send_authorized(request, route, PULL, TIMEOUT)
+    assert (answer.status, answer.read(1024, TIMEOUT)) == (200, b"manifest")
+    manifests = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/manifests/1"]
+    assert [r.headers["Authorization"] for r in manifests] == ["Bearer stale", "Bearer fresh"]
+    # The replacement is kept, and only the refused token was dropped.
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer fresh"
+    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer push"
     assert len(token_requests(httpserver)) == 3
+
+
+def test_a_static_token_the_upstream_refuses_is_the_answer(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver, upstream_token="ghp_static")
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    assert send_authorized(request, route, PULL, TIMEOUT).status == 401
+    assert [r.path for r, _ in httpserver.log] == ["/v2/acme/tool/manifests/1"]
 
 
 def test_the_realm_is_learned_from_the_upstream_once(httpserver: HTTPServer) -> None:
