@@ -8,7 +8,6 @@ that does not accept HTML gets a registry JSON error.
 
 from __future__ import annotations
 
-import json
 from html import escape
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ from .errors import (
     method_not_allowed,
     not_served,
 )
+from .fallback import tag_names
 from .links import next_page, same_list
 from .messages import Headers, Request, Response
 from .names import RepositoryName
@@ -94,7 +94,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             body = answer.read(MAX_TAGS_BYTES, settings.timeout)
             if answer.status != 200:
                 return _refused(answer.status)
-            tags += _tag_names(body)
+            tags += tag_names(body)
             link = answer.headers.get("link")
             following = next_page(link, url) if link else None
             if following is None:
@@ -128,14 +128,6 @@ def _refused(status: int) -> TagListing:
     if status == 404:
         return TagListing(404, [], "There is no such repository.")
     return TagListing(502, [], f"The registry answered {status}.")
-
-
-def _tag_names(body: bytes) -> list[str]:
-    try:
-        tags = json.loads(body).get("tags") or []
-    except (ValueError, AttributeError):
-        raise UpstreamError("the tag list is not JSON") from None
-    return [tag for tag in tags if isinstance(tag, str)]
 
 
 def _html(status: int, body: str) -> Response:
