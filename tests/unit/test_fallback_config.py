@@ -196,3 +196,13 @@ def test_the_tag_ttl_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
     assert str(caught.value) == message
+
+
+def test_routes_and_the_single_routes_fallback_are_one_or_the_other() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {"CREV_ROUTES": "=ghcr.io/acme;public", "CREV_FALLBACK_REGISTRY_HOST": "docker.io"}
+        )
+    assert str(caught.value) == (
+        "CREV_ROUTES is set, and so is CREV_FALLBACK_REGISTRY_HOST: use one or the other"
+    )
