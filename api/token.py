@@ -5,4 +5,4 @@ from crev.tokens import serve_token
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
-    service = staticmethod(serve_token)
+    function = staticmethod(serve_token)

@@ -8,7 +8,15 @@ from urllib.parse import parse_qsl, urlencode
 from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
-from .endpoints import READ_METHODS, UPLOAD_KINDS, Endpoint, Kind, check_method, parse_endpoint
+from .endpoints import (
+    MAX_TAG_LIST_BYTES,
+    READ_METHODS,
+    UPLOAD_KINDS,
+    Endpoint,
+    Kind,
+    check_method,
+    parse_endpoint,
+)
 from .errors import MalformedHeaderError, UpstreamError
 from .forwarding import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
@@ -21,8 +29,6 @@ from .upstream import UpstreamRequest, UpstreamResponse
 from .upstream_auth import send_authorized, send_with_client_login
 from .urls import URL
 
-# Tag lists are rewritten in memory; one this large is not a real tag list.
-MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
 MAX_ERROR_BYTES = 64 * 1024
 

@@ -129,6 +129,8 @@ def forget_realms() -> None:
 
 # The token spec's default lifetime when a response names none.
 DEFAULT_EXPIRES_IN = 60
+# Token responses are a few KiB (a JWT, its lifetime); crev reads them whole, up to this.
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
 
 # The token endpoint learns which route a scope-less token request is for from this parameter.
 ROUTE_PARAMETER = "route"

@@ -22,16 +22,17 @@ from .errors import (
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import ROUTE_PARAMETER, realm_of
+from .realm import MAX_TOKEN_RESPONSE_BYTES, ROUTE_PARAMETER, realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
 from .upstream import UpstreamRequest, send
 
 MAX_FORM_BYTES = 64 * 1024
-MAX_TOKEN_BYTES = 1024 * 1024
 # A pull asks for a handful of scopes; hundreds is abuse, not a client.
 MAX_SCOPES = 64
 PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
+# The placeholder grants nothing, so its lifetime only spares clients asking again.
+PLACEHOLDER_EXPIRES_IN = 3600
 # What the token spec and OAuth2 define; anything else a client adds is not passed on.
 _TOKEN_PARAMETERS = frozenset(
     {
@@ -79,7 +80,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
             f"{request.method} is not served by the token endpoint", "GET, POST"
         )
     answer = send(forwarded, settings.timeout)
-    body = answer.read(MAX_TOKEN_BYTES, settings.timeout)
+    body = answer.read(MAX_TOKEN_RESPONSE_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
     return Response.from_bytes(answer.status, headers, body, answer.status)
@@ -90,7 +91,11 @@ def _placeholder_token() -> Response:
     clients that saw a challenge elsewhere on the domain ask anyway. It grants nothing: crev
     ignores client credentials on such routes, and no upstream token ever reaches a client."""
     body = json.dumps(
-        {"token": PLACEHOLDER_TOKEN, "access_token": PLACEHOLDER_TOKEN, "expires_in": 3600}
+        {
+            "token": PLACEHOLDER_TOKEN,
+            "access_token": PLACEHOLDER_TOKEN,
+            "expires_in": PLACEHOLDER_EXPIRES_IN,
+        }
     ).encode()
     return Response.from_bytes(200, Headers([("Content-Type", "application/json")]), body)
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .errors import UpstreamError
 from .messages import Headers
-from .realm import Realm, announced_realm, learn_realm, realm_of, token_in
+from .realm import MAX_TOKEN_RESPONSE_BYTES, Realm, announced_realm, learn_realm, realm_of, token_in
 from .routing import Credentials, Route
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
@@ -25,7 +25,6 @@ from .upstream import UpstreamRequest, UpstreamResponse, send
 
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
 EXPIRY_MARGIN = 15
-MAX_TOKEN_RESPONSE = 1024 * 1024
 
 
 class TokenKey(NamedTuple):
@@ -108,7 +107,7 @@ def _fetch_token(key: TokenKey, timeout: float) -> CachedToken | None:
     url = key.realm.url_for(key.scopes, account=credentials.username if credentials else None)
     started = time.monotonic()
     answer = send(UpstreamRequest("GET", url, headers), timeout)
-    body = answer.read(MAX_TOKEN_RESPONSE, timeout)
+    body = answer.read(MAX_TOKEN_RESPONSE_BYTES, timeout)
     if answer.status != 200:
         if credentials is None:
             return None
