@@ -8,7 +8,6 @@ fails the name grammar instead of changing the path's shape.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -58,9 +57,10 @@ _WRITE_METHODS: dict[Kind, frozenset[str]] = {
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
-@dataclass(frozen=True, slots=True, order=True)
 class UploadSession(Word):
     """An upload session's id, as the upstream chose it: opaque to crev and to clients."""
+
+    __slots__ = ()
 
 
 class Endpoint(NamedTuple):

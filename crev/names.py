@@ -7,7 +7,7 @@ percent-decoding, so that `%2F`, `%2e%2e` and friends can never smuggle a separa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from functools import total_ordering
 from typing import NamedTuple, Protocol
 
 from .errors import InvalidDigestError, InvalidNameError
@@ -26,20 +26,52 @@ SHOWN_NAME_CHARS = 64
 OFFICIAL_IMAGES_NAMESPACE = "library"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@total_ordering
 class Word:
     """A value a grammar gives: a name, a tag, a digest. Each kind is its own type, so a tag
-    never compares equal to a digest or a name with the same text."""
+    never compares equal to a digest or a name with the same text; a word is immutable, and
+    words of one kind order by their text. Written out rather than made by a decorator, which
+    would cost every cold start the time to generate these methods."""
 
+    __slots__ = ("value",)
     value: str
+
+    def __init__(self, value: str) -> None:
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self) -> tuple[type[Word], tuple[str]]:
+        return type(self), (self.value,)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Word) and type(other) is type(self):
+            return self.value == other.value
+        return NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Word) and type(other) is type(self):
+            return self.value < other.value
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.value))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(value={self.value!r})"
 
     def __str__(self) -> str:
         return self.value
 
 
-@dataclass(frozen=True, slots=True, order=True)
 class RepositoryName(Word):
     """A repository name that satisfies the OCI grammar, e.g. `tool` or `team/tool`."""
+
+    __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> RepositoryName:
@@ -69,14 +101,16 @@ class RepositoryName(Word):
             return None
 
 
-@dataclass(frozen=True, slots=True, order=True)
 class Tag(Word):
     """A tag, e.g. `1.2` or `latest`."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True, order=True)
+
 class Digest(Word):
     """A content digest, `algorithm:encoded`; sha256 and sha512 have their length checked."""
+
+    __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> Digest:

@@ -110,7 +110,8 @@ def _client_response(
         body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
         return Response.from_bytes(answer.status, headers, body, answer.status)
-    if request.method == "HEAD":
+    if not answer.has_body:
+        # Read to its end, so that its connection goes back to the pool.
         answer.release()
         return Response(answer.status, headers, (), answer.status)
     if _is_small_json_error(answer.status, headers):

@@ -13,12 +13,13 @@ registry errors naming the upstream).
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple, Protocol
 
 import h11
 import httpcore
@@ -29,9 +30,11 @@ from .messages import Headers, has_control_characters
 from .urls import URL
 
 CHUNK_SIZE = 64 * 1024
-# Bytes asked of the socket per read. httpcore asks for 64 KiB; relaying a blob, larger reads
-# spend less CPU per byte in httpcore and h11 (bench/README.md has the figures).
-STREAM_READ_BYTES = 1024 * 1024
+# The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
+# larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
+# of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
+# size bounds crev's memory (bench/README.md has the figures for both).
+STREAM_READ_BYTES = 256 * 1024
 CONNECT_SECONDS = 10.0
 # How long crev waits to drain a small unneeded body before giving up on reusing its connection.
 RELEASE_SECONDS = 2.0
@@ -76,19 +79,60 @@ class _Deadline:
 
 class _DeadlineStream(httpcore.NetworkStream):
     """httpcore's socket stream, each read shortened to the deadline of its thread, if any, and
-    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed)."""
+    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
+
+    A TLS socket returns at most one record (16 KiB, often less) per read, however much is
+    asked, and every read pays the whole stack above it (httpcore, h11, httpx, crev). So once a
+    read has waited for data, the stream takes what the socket already holds without waiting
+    again, and passes it up as one read. crev's client uses no proxy, so the stream's socket
+    is the connection itself (plain, or TLS over it), never a tunnel's outer layer.
+    """
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        # A failure met while taking what was held, kept for the next read: the bytes read
+        # before it go up first, as they would have one read at a time.
+        self._failure: OSError | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise httpcore.ReadError(failure)
         at = getattr(_deadline, "at", None)
         if at is not None:
             remaining = at - time.monotonic()
             if remaining <= 0:
                 raise httpcore.ReadTimeout("the upstream's answer took too long")
             timeout = remaining if timeout is None else min(timeout, remaining)
-        return self._stream.read(max(max_bytes, STREAM_READ_BYTES), timeout)
+        limit = max(max_bytes, STREAM_READ_BYTES)
+        first = self._stream.read(limit, timeout)
+        if not first or len(first) >= limit:
+            return first
+        return self._held(first, limit)
+
+    def _held(self, first: bytes, limit: int) -> bytes:
+        """`first` and whatever the socket holds already, up to `limit` bytes in all."""
+        sock = self._stream.get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            return first
+        chunks = [first]
+        size = len(first)
+        timeout = sock.gettimeout()
+        try:
+            sock.settimeout(0.0)
+            while size < limit:
+                chunk = sock.recv(limit - size)
+                if not chunk:
+                    break  # the end of the stream; the next read sees it again
+                chunks.append(chunk)
+                size += len(chunk)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass  # nothing more held yet
+        except OSError as error:
+            self._failure = error
+        finally:
+            sock.settimeout(timeout)
+        return first if len(chunks) == 1 else b"".join(chunks)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, timeout)
@@ -115,10 +159,11 @@ class _DeadlineBackend(httpcore.SyncBackend):
 
 class _Transport(httpx.HTTPTransport):
     """httpx's transport over a connection pool whose streams keep the deadline. httpx 0.28
-    takes no network backend of its own, so the pool it builds is replaced by one that has."""
+    takes no network backend of its own, so the pool is built here rather than by
+    `HTTPTransport.__init__`, which would build one without it (and an SSL context) for
+    nothing. Without a context, the pool is for http origins only."""
 
-    def __init__(self, context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=context, trust_env=False, limits=limits)
+    def __init__(self, limits: httpx.Limits, context: ssl.SSLContext | None = None) -> None:
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
             max_connections=limits.max_connections,
@@ -151,28 +196,47 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-class _Client:
-    """The process's one httpx client, made on first use: loading the CA store costs cold-start
-    time, and tests reset it when they change the CA store."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self) -> None:
-        self._client: httpx.Client | None = None
+
+class MadeOnFirstUse[Made: _Closable]:
+    """A value made by `make` when it is first asked for, once whichever threads ask; `reset`
+    closes it, and the next use makes it anew (tests do, when they change the CA store)."""
+
+    def __init__(self, make: Callable[[], Made]) -> None:
+        self._make = make
+        self._made: Made | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> httpx.Client:
-        client = self._client
-        if client is None:
+    def get(self) -> Made:
+        made = self._made
+        if made is None:
             with self._lock:
-                if self._client is None:
-                    self._client = _new_client()
-                client = self._client
-        return client
+                if self._made is None:
+                    self._made = self._make()
+                made = self._made
+        return made
 
     def reset(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            made, self._made = self._made, None
+        if made is not None:
+            made.close()
+
+
+class _TLSTransport(httpx.BaseTransport):
+    """The transport to https origins, made when one is first asked: loading the CA store is a
+    cold start's largest cost after the imports, and an http upstream never needs it."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._transport = MadeOnFirstUse(lambda: _Transport(limits, tls_context()))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.get().handle_request(request)
+
+    def close(self) -> None:
+        self._transport.reset()
 
 
 def _new_client() -> httpx.Client:
@@ -182,7 +246,8 @@ def _new_client() -> httpx.Client:
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
     return httpx.Client(
-        transport=_Transport(tls_context(), limits),
+        transport=_Transport(limits),
+        mounts={"https://": _TLSTransport(limits)},
         follow_redirects=False,
         # No proxy, netrc or CA settings from the environment beyond OpenSSL's own, and no
         # cookie jar: one process serves every client, and a cookie kept from one answer
@@ -191,7 +256,8 @@ def _new_client() -> httpx.Client:
     )
 
 
-_client = _Client()
+# The process's one httpx client, made on first use.
+_client = MadeOnFirstUse(_new_client)
 
 
 def reset_client() -> None:
@@ -386,16 +452,22 @@ class UpstreamResponse:
         body = b"".join(chunks)
         return body if coding == "identity" else _decoded(body, limit)
 
+    @property
+    def has_body(self) -> bool:
+        """Whether the answer can carry a body: never to HEAD, nor with a 1xx, 204 or 304,
+        whatever its headers say (RFC 9112 6.3)."""
+        return self.method != "HEAD" and self.status >= 200 and self.status not in (204, 304)
+
     def release(self, limit: int = CHUNK_SIZE) -> None:
         """Close an answer whose body crev does not need, keeping its connection for reuse.
 
-        A small body of announced length (a 401's, a 404's) is cheaper to read than a new
-        connection is to open. Anything else, or a body that does not arrive promptly, just
-        closes the connection.
+        An answer that has no body, or a small one of announced length (a 401's, a 404's), is
+        cheaper to read to its end than a new connection is to open. Anything else, or a body
+        that does not arrive promptly, just closes the connection.
         """
         length = self.headers.get("content-length", "") or ""
         try:
-            if self.method == "HEAD" or (length.isdigit() and int(length) <= limit):
+            if not self.has_body or (length.isdigit() and int(length) <= limit):
                 with _Deadline(RELEASE_SECONDS):
                     for _ in self._response.iter_raw():
                         pass

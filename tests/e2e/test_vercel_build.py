@@ -7,8 +7,10 @@ dependency or a file a function needs but its bundle lacks fails here, not in pr
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import re
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -75,7 +77,8 @@ def requirement_closure() -> set[str]:
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_each_bundle_carries_only_what_it_runs(build: BuildOutput, name: str) -> None:
     function = build.function(name)
-    files = function.files
+    # Every module's bytecode is beside it (the next test); here, what the sources are.
+    files = {path: source for path, source in function.files.items() if "__pycache__/" not in path}
     top = {path.split("/")[0] for path in files}
     assert top - {"api", "crev", "_vendor"} == CONFIG_FILES, sorted(top)
     assert {path for path in files if path.startswith("api/")} == {f"api/{f}.py" for f in FUNCTIONS}
@@ -90,6 +93,58 @@ def test_each_bundle_carries_only_what_it_runs(build: BuildOutput, name: str) ->
     # `vercel dev` of the pinned CLI refuses a `maxDuration` in vercel.json.
     assert "maxDuration" not in function.config
     assert function.size() - function.size("_vendor/") < 512 * 1024
+
+
+def bytecode_path(source: str) -> str:
+    """Where this Python looks for a module's bytecode beside its source (PEP 3147)."""
+    folder, _, file = source.rpartition("/")
+    cached = f"__pycache__/{file.removesuffix('.py')}.{sys.implementation.cache_tag}.pyc"
+    return f"{folder}/{cached}" if folder else cached
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_bundle_ships_the_bytecode_of_every_module(build: BuildOutput, name: str) -> None:
+    # vercel.json's `build.env` turns on the builder's compileall (VERCEL_PYTHON_COMPILEALL),
+    # so no cold start compiles crev or its packages from source.
+    files = build.function(name).files
+    sources = {path for path in files if path.endswith(".py")}
+    assert {f"api/{name}.py", "crev/upstream.py", "_vendor/httpx/_client.py"} <= sources
+    for source in sorted(sources):
+        assert bytecode_path(source) in files, f"no bytecode for {source}"
+        header = files[bytecode_path(source)].read_bytes()[:16]
+        # PEP 552: hash-based and unchecked (flags 0b01), so it is used whatever the file
+        # times are once unpacked; and it is the bytecode of this very source.
+        assert header[:4] == importlib.util.MAGIC_NUMBER, source
+        assert int.from_bytes(header[4:8], "little") == 0b01, source
+        assert header[8:] == importlib.util.source_hash(files[source].read_bytes()), source
+
+
+def test_the_built_function_imports_nothing_from_source(build: BuildOutput, tmp_path: Path) -> None:
+    function = build.function("v2")
+    root = function.materialize(tmp_path / "v2")
+    imported = subprocess.run(
+        [str(Path(sys._base_executable).resolve()), "-S", "-v", "-c", "import api.v2"],
+        cwd=root,
+        env=dict(function.config["environment"]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # `-v` says where each module's code came from: 'x.pyc' (quoted), or x.py it compiled.
+    loaded = re.findall(r"^# code object from '?(.+?)'?$", imported.stderr, re.MULTILINE)
+    from_bundle = {
+        (root / path).resolve().relative_to(root.resolve()).as_posix()
+        for path in loaded
+        if (root / path).resolve().is_relative_to(root.resolve())
+    }
+    first_answer = (
+        "api/v2.py",
+        "crev/upstream.py",
+        "_vendor/httpx/_client.py",
+        "_vendor/h11/_util.py",
+    )
+    assert {bytecode_path(source) for source in first_answer} <= from_bundle
+    assert sorted(path for path in from_bundle if not path.endswith(".pyc")) == []
 
 
 def test_the_routes_send_each_path_to_its_function(build: BuildOutput) -> None:

@@ -3,6 +3,9 @@ materialized from their `.vc-config.json` `filePathMap`: exactly what `vercel de
 
 The CLI builds offline with `uv` and a Python 3.12 `python3` on PATH (PyPI must be reachable for
 the dependencies) and a `.vercel/project.json` naming any project: nothing is sent to Vercel.
+It builds in the environment Vercel's own build of a deployment has: the project's
+`vercel.json` `build.env` (which `vercel deploy` sends with the deployment) set, which a local
+`vercel build` would otherwise ignore.
 """
 
 from __future__ import annotations
@@ -116,9 +119,17 @@ def build_tools(directory: Path) -> Path:
     return directory
 
 
-def cli_environment(tools: Path) -> dict[str, str]:
+def deployment_build_env(project: Path) -> dict[str, str]:
+    """The `build.env` of the project's `vercel.json`. `vercel deploy` sends it with the
+    deployment and Vercel builds with it; `vercel build` on a machine reads only
+    `.vercel/.env.<target>.local`, so the build here is given it as Vercel's would be."""
+    config = json.loads((project / "vercel.json").read_text())
+    return dict(config.get("build", {}).get("env", {}))
+
+
+def cli_environment(tools: Path, build_env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment the Vercel CLI runs in: `tools` first on PATH, none of crev's settings
-    or another virtual environment's, no telemetry or update check."""
+    or another virtual environment's, no telemetry or update check; then `build_env`."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -131,6 +142,7 @@ def cli_environment(tools: Path) -> dict[str, str]:
             "NO_UPDATE_NOTIFIER": "1",
         }
     )
+    env.update(build_env or {})
     return env
 
 
@@ -141,7 +153,7 @@ def vercel_build(workdir: Path, root: Path = PROJECT_ROOT) -> BuildOutput:
     (project / ".vercel" / "project.json").write_text(
         json.dumps({"projectId": "x", "orgId": "y", "settings": {"framework": None}})
     )
-    env = cli_environment(build_tools(workdir / "bin"))
+    env = cli_environment(build_tools(workdir / "bin"), deployment_build_env(project))
     result = subprocess.run(
         [str(VERCEL_CLI), "build", "--yes", "--global-config", str(workdir / "global-config")],
         cwd=project,

@@ -26,6 +26,8 @@ def test_example_routes_like_the_project_and_parses(path: Path) -> None:
     # What a deployment publishes and bundles, as in the root file (see test_vercel_build).
     assert example["outputDirectory"] == project["outputDirectory"] == "public"
     assert example["functions"] == project["functions"]
+    # The build compiles every module (VERCEL_PYTHON_COMPILEALL): see test_vercel_build.
+    assert example["build"] == project["build"] == {"env": {"VERCEL_PYTHON_COMPILEALL": "1"}}
     assert "cleanUrls" not in example and "trailingSlash" not in example
     # What the README says to add with `vercel env add`, for the example that needs it.
     secrets = {"CREV_UPSTREAM_USERNAME": "bot", "CREV_UPSTREAM_PASSWORD": "added-with-vercel-env"}

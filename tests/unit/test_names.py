@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from crev.errors import CrevError, InvalidNameError
@@ -60,6 +62,19 @@ def test_a_name_a_tag_and_a_digest_are_never_one_another() -> None:
     assert RepositoryName(text) != text
     assert len({RepositoryName(text), Tag(text), Digest(text)}) == 3
     assert str(RepositoryName(text)) == str(Tag(text)) == str(Digest(text)) == text
+
+
+def test_a_word_is_immutable_and_orders_only_among_its_kind() -> None:
+    tag = Tag("1")
+    with pytest.raises(AttributeError):
+        tag.value = "2"
+    with pytest.raises(AttributeError):
+        del tag.value
+    assert tag.value == "1"
+    with pytest.raises(TypeError):
+        _ = Tag("1") < Digest("1")
+    assert copy.copy(tag) == tag
+    assert repr(tag) == "Tag(value='1')"
 
 
 def test_names_order_by_value() -> None:
