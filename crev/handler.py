@@ -31,8 +31,7 @@ from .errors import (
     registry_error,
 )
 from .log import crev_log, escaped, log_refusal, log_response
-from .messages import Headers, Request, Response
-from .realm import request_origin
+from .messages import Headers, Request, Response, request_origin
 
 # What a Vercel function runs: the registry API, the token endpoint or the page.
 Function = Callable[[Request, Settings], Response]

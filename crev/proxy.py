@@ -18,13 +18,13 @@ from .endpoints import (
     parse_endpoint,
 )
 from .errors import MalformedHeaderError, UpstreamError
-from .forwarding import client_response_headers, upstream_request_headers
+from .header_filters import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
 from .messages import Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
-from .realm import token_endpoint
 from .routing import Route
 from .scope import Scope
+from .token_endpoint import token_url
 from .upstream import UpstreamRequest, UpstreamResponse
 from .upstream_auth import send_authorized, send_with_client_login
 from .urls import URL
@@ -201,7 +201,7 @@ def _shown_value(
         if route.credentials is not None:
             # The client has no token to get: crev authenticates upstream on its own.
             return None
-        return rewrite_challenges(challenges, token_endpoint(request, settings, route), route)
+        return rewrite_challenges(challenges, token_url(request, settings, route), route)
     if name == "location":
         return rewrite_location(value, asked, route)
     if name == "link":

@@ -17,10 +17,11 @@ from typing import NamedTuple
 
 from .errors import UpstreamError
 from .messages import Headers
-from .realm import MAX_TOKEN_RESPONSE_BYTES, Realm, announced_realm, learn_realm, realm_of, token_in
+from .realm import Realm, announced_realm, learn_realm, realm_of
 from .routing import Credentials, Route
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
+from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
 from .upstream import UpstreamRequest, UpstreamResponse, send
 
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.

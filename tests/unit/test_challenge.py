@@ -1,4 +1,4 @@
-"""`WWW-Authenticate` parsing and rewriting (crev/challenge.py, crev/params.py)."""
+"""`WWW-Authenticate` parsing and rewriting (crev/challenge.py, crev/header_scanner.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from crev.challenge import (
     vanity_scopes,
 )
 from crev.errors import MalformedHeaderError
+from crev.header_scanner import check_field_value, quote
 from crev.names import NameMapping, Namespace
-from crev.params import check_field_value, quote
 from crev.routing import Route
 from crev.urls import DOCKER_HUB, URL, Origin
 

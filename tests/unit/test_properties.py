@@ -16,7 +16,7 @@ from crev.errors import (
     MalformedHeaderError,
     registry_error,
 )
-from crev.forwarding import client_response_headers
+from crev.header_filters import client_response_headers
 from crev.links import parse_links, rewrite_link, rewrite_location
 from crev.messages import Headers
 from crev.names import Namespace, RepositoryName, vanity_name_of

@@ -9,7 +9,7 @@ client names.
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from .config import Settings
 from .errors import (
@@ -19,15 +19,20 @@ from .errors import (
     RegistryError,
     method_not_allowed,
 )
-from .forwarding import client_response_headers, upstream_request_headers
+from .header_filters import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import MAX_TOKEN_RESPONSE_BYTES, ROUTE_PARAMETER, realm_of
+from .realm import realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
+from .token_response import MAX_TOKEN_RESPONSE_BYTES
 from .upstream import UpstreamRequest, send
+from .urls import URL
 
 MAX_FORM_BYTES = 64 * 1024
+# The token endpoint learns which route a scope-less token request is for from this parameter of
+# the realm crev announces.
+ROUTE_PARAMETER = "route"
 # A pull asks for a handful of scopes; hundreds is abuse, not a client.
 MAX_SCOPES = 64
 PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
@@ -47,6 +52,17 @@ _TOKEN_PARAMETERS = frozenset(
         "access_type",
     }
 )
+
+
+def token_url(request: Request, settings: Settings, route: Route) -> URL:
+    """crev's token endpoint for a route as an absolute URL, which docker requires of a realm."""
+    if urlsplit(settings.token_url).scheme:
+        url = URL.parse(settings.token_url)
+    else:
+        url = URL.parse(urljoin(f"{request.origin}/", settings.token_url))
+    if settings.routes.has_several:
+        url = url.with_query([(ROUTE_PARAMETER, route.vanity_prefix)])
+    return url
 
 
 def serve_token(request: Request, settings: Settings) -> Response:
