@@ -25,8 +25,9 @@ from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
 from .token_endpoint import token_url
-from .upstream import UpstreamRequest, UpstreamResponse
+from .upstream import UpstreamRequest
 from .upstream_auth import send_authorized, send_with_client_login
+from .upstream_response import UpstreamResponse
 from .urls import URL
 
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.

@@ -22,7 +22,8 @@ from .routing import Credentials, Route
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
 from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
-from .upstream import UpstreamRequest, UpstreamResponse, send
+from .upstream import UpstreamRequest, send
+from .upstream_response import UpstreamResponse
 
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
 EXPIRY_MARGIN = 15
