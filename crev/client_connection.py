@@ -64,9 +64,11 @@ class ClientConnection:
     def read_head(self, request_line: bytes) -> RequestHead:
         """The request head, `request_line` being its first line, already read; a
         RegistryError for a head crev must not serve."""
+        # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers that
+        # will never come (skopeo tries TLS first, and waits 10 s for an answer).
+        if is_tls_handshake(request_line):
+            raise RegistryError(ErrorCode.UNSUPPORTED, TLS_ON_PLAIN_HTTP)
         if not _looks_like_a_request_line(request_line):
-            # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers
-            # that will never come (skopeo tries TLS first, and waits 10 s for an answer).
             raise RegistryError(ErrorCode.UNSUPPORTED, "not an HTTP/1.x request line")
         lines = _read_header_lines(self._rfile, len(request_line))
         _check_lines(lines)
@@ -168,6 +170,17 @@ class ClientConnection:
         data = self._h11.send(event)
         if data:
             self._wfile.write(data)
+
+
+# podman and skopeo try https first on a registry they may reach over http, and fall back to
+# http when the answer is not TLS: an everyday event, said in words rather than its bytes.
+TLS_ON_PLAIN_HTTP = "a TLS handshake on a plain-HTTP port: the client tried https first"
+
+
+def is_tls_handshake(data: bytes) -> bool:
+    """Whether `data` opens a TLS handshake record (content type 22, protocol version 3.x): a
+    ClientHello, which carries no text worth showing."""
+    return data[:2] == b"\x16\x03"
 
 
 def _looks_like_a_request_line(line: bytes) -> bool:

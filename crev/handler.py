@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import h11
 
-from .client_connection import ClientConnection
+from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings, current_settings
 from .errors import (
     CrevError,
@@ -73,7 +73,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
             self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE_BYTES + 1)
             if not self.raw_requestline:
                 return False
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        # A TLS handshake is binary: its refusal is logged by what it is, not by its bytes.
+        tls = is_tls_handshake(self.raw_requestline)
+        self.requestline = "" if tls else str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         self.client = ClientConnection(self.rfile, self.wfile)
         try:
             head = self.client.read_head(self.raw_requestline)

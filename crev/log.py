@@ -49,7 +49,11 @@ def log_response(
 
 
 def log_refusal(request_line: str, status: int, message: str) -> None:
-    """A request refused before any endpoint ran (a malformed or oversized head)."""
+    """A request refused before any endpoint ran (a malformed or oversized head); its request
+    line is quoted unless there is none to show."""
+    if not request_line:
+        crev_log().info("refused %s %s", status, escaped(message))
+        return
     crev_log().info(
         'refused "%s" %s %s',
         escaped(request_line[:LOGGED_REQUEST_LINE_CHARS]),

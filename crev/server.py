@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import socket
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -107,5 +108,11 @@ class LocalServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class IPv6LocalServer(LocalServer):
+    address_family = socket.AF_INET6
+
+
 def create_server(host: str, port: int, root: Path = PROJECT_ROOT) -> LocalServer:
-    return LocalServer((host, port), make_dispatcher(load_rewrites(root)))
+    """A server listening on `host` (an IPv4 address or name, or an IPv6 address) and `port`."""
+    server = IPv6LocalServer if ":" in host else LocalServer
+    return server((host, port), make_dispatcher(load_rewrites(root)))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import pytest
 
-from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings
+from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings, read_settings
 from crev.errors import RegistryError
 from crev.names import Namespace
 from crev.routing import Credentials, Route
@@ -236,8 +237,58 @@ def test_timeout_refused(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_UPSTREAM_TIMEOUT": value})
     assert str(caught.value) == (
-        f"CREV_UPSTREAM_TIMEOUT={value!r}: must be seconds between 0 and 900"
+        f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most 900"
     )
+
+
+# --- CREV_* names that no setting reads -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("CREV_REGISTRY", " (did you mean CREV_REGISTRY_HOST?)"),
+        ("CREV_PREFIX", " (did you mean CREV_REPO_PREFIX?)"),
+        ("CREV_REGISTRY_HOTS", " (did you mean CREV_REGISTRY_HOST?)"),
+        ("CREV_ALLOW_PUSHES", " (did you mean CREV_ALLOW_PUSH?)"),
+        ("CREV_UPSTREAM_PASSWD", " (did you mean CREV_UPSTREAM_PASSWORD?)"),
+        ("CREV_ACME_TOKEN", " (no CREV_ROUTES entry has ;credentials=ACME)"),
+        ("CREV_SOMETHING", ""),
+    ],
+)
+def test_a_crev_variable_no_setting_reads_is_warned_about(name: str, hint: str) -> None:
+    settings, warnings = read_settings({name: "1", "CREV_REGISTRY_HOST": "ghcr.io"})
+    assert settings.routes.default.upstream.host == "ghcr.io"
+    assert warnings == [f"{name} is set, but crev has no such setting: it is ignored{hint}"]
+
+
+def test_every_documented_setting_and_named_credentials_go_without_a_warning() -> None:
+    env = {name: "" for name in ("PORT", "VERCEL_PYTHON_COMPILEALL", "HOME", "CREVASSE")}
+    single = {
+        **env,
+        **dict.fromkeys(
+            ["CREV_REPO_PREFIX", "CREV_REGISTRY_SCHEME", "CREV_OFFICIAL_IMAGES", "CREV_PUBLIC"],
+            "",
+        ),
+        "CREV_REGISTRY_HOST": "ghcr.io",
+        "CREV_TOKEN_REALM": "https://ghcr.io/token",
+        "CREV_UPSTREAM_USERNAME": "bot",
+        "CREV_UPSTREAM_PASSWORD": "secret",
+        "CREV_TOKEN_URL": "/api/token",
+        "CREV_UPSTREAM_TIMEOUT": "10",
+        "CREV_BROWSER_REDIRECT": "https://acme.dev/about",
+        "CREV_ALLOW_PUSH": "1",
+        "CREV_MAX_BODY_BYTES": "1000",
+    }
+    assert read_settings(single)[1] == []
+    routes = {
+        **env,
+        "CREV_ROUTES": "tools/=ghcr.io/acme;credentials=ACME, =docker.io;credentials=HUB",
+        "CREV_ACME_TOKEN": "t",
+        "CREV_HUB_USERNAME": "bot",
+        "CREV_HUB_PASSWORD": "secret",
+    }
+    assert read_settings(routes)[1] == []
 
 
 # --- CREV_TOKEN_URL and CREV_TOKEN_REALM ------------------------------------------------------
@@ -505,3 +556,20 @@ def test_who_authenticates_to_the_upstream(
     route = Settings.from_env(env).routes.default
     decided = route.pulls_for_clients(write=write, client_authorized=client_authorized)
     assert decided is crev_authenticates
+
+
+def test_current_settings_log_a_variable_no_setting_reads_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CREV_REGISTRY_HOST", "ghcr.io")
+    monkeypatch.setenv("CREV_REPO_PREFIXX", "unit-test-typo")
+    caplog.set_level(logging.WARNING, logger="crev")
+    current_settings()
+    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-now-a-new-configuration")
+    current_settings()
+    assert [record.getMessage() for record in caplog.records] == [
+        "configuration: CREV_REPO_PREFIXX is set, but crev has no such setting: it is ignored"
+        " (did you mean CREV_REPO_PREFIX?)"
+    ]
