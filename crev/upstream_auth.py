@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import time
+from functools import partial
 from typing import NamedTuple
 
 from .errors import UpstreamError
@@ -79,15 +80,15 @@ def authorize(
     users: the request then goes without, and the upstream refuses what is private). The key of
     the cached token used, if any."""
     credentials = route.credentials
-    key = None
-    authorization = None
+    key: TokenKey | None = None
+    authorization: str | None = None
     if credentials is not None and credentials.token:
         authorization = f"Bearer {credentials.token}"
     else:
         realm = realm_of(route, timeout) if credentials else announced_realm(route, timeout)
         if realm is not None:
             key = TokenKey(realm, scopes, credentials)
-            token = _tokens.get(key, lambda: _fetch_token(key, timeout))
+            token = _tokens.get(key, partial(_fetch_token, key, timeout))
             authorization = None if token is None else f"Bearer {token.value}"
     if authorization is None:
         headers.remove("Authorization")
