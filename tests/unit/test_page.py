@@ -143,7 +143,7 @@ def test_a_tag_list_that_is_no_json_is_a_502_page(httpserver: HTTPServer) -> Non
     httpserver.expect_request(TAGS).respond_with_data("<html>")
     response, text = page("/tool", acme(httpserver))
     assert response.status == 502
-    assert "the registry could not be asked: the tag list is not JSON" in text
+    assert "the registry could not be asked: upstream tag list is not JSON" in text
 
 
 @pytest.mark.parametrize("path", ["/Tool", "/a//b", "/other/x"])
