@@ -1,5 +1,5 @@
-"""`python -m crev`: start-up, serving the paths vercel.json routes, refusal of bad settings, clean
-stop."""
+"""`python -m crev`: start-up and its banner, a request served and logged, refusal of bad
+settings, clean stop. How it routes paths is tests/unit/test_server.py's."""
 
 from __future__ import annotations
 
