@@ -34,7 +34,7 @@ from .cold_start import cold_start
 from .plan import FULL, QUICK
 from .probes import log
 from .profile import crev_profile
-from .testbed import Testbed, push_bench_images
+from .testbed import Testbed, push_bench_images, tls_testbed
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
@@ -61,10 +61,19 @@ def compare(args: argparse.Namespace) -> int:
                 results["connection_reuse"] = scenarios.connection_reuse(bed, plan)
                 results["blob"] = scenarios.blob_streaming(bed, plan)
                 results["copy"] = scenarios.copy_time(bed, plan)
+                results["copy_single"] = scenarios.copy_time(bed, plan, images.single_image)
                 warm = scenarios.warm_pull_requests(bed)
                 results["upstream_requests"] = {"first": first, "warm": warm}
                 if profile:
                     results["profile"] = crev_profile(bed, plan, RESULTS_DIR)
+                with tls_testbed(bed) as tls:
+                    log(f"TLS front at {tls.targets['direct'].url('')}, crev at {tls.crev.url}")
+                    results["tls"] = {
+                        "warm_manifest": scenarios.warm_manifest_latency(tls, plan),
+                        "blob": scenarios.blob_streaming(tls, plan),
+                        "copy": scenarios.copy_time(tls, plan),
+                        "copy_single": scenarios.copy_time(tls, plan, images.single_image),
+                    }
             results["cold_start"] = cold_start(registry, plan, workdir)
     rows = report.build_rows(results)
     conditions = report.RunConditions(time.perf_counter() - started, load_start, os.getloadavg())
@@ -99,6 +108,7 @@ def load(args: argparse.Namespace) -> int:
         large_mib=args.large_mib,
         max_blob_mib=args.max_blob_mib,
         seed=args.seed,
+        tls=args.tls,
     )
     run = scenarios.sustained_load(options)
     print(report.render_load(run))
@@ -180,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
         help="leave out blobs larger than this (64: every blob of the default images)",
     )
     pulls.add_argument("--seed", type=int, default=0)
+    pulls.add_argument(
+        "--tls", action="store_true", help="crev's upstream: the registry behind a TLS front"
+    )
     pulls.add_argument("--json", type=Path, help="also write the figures to this file")
     pulls.set_defaults(run=load)
 

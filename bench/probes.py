@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import ssl
 import statistics
 import sys
 import threading
@@ -189,10 +190,21 @@ def timed_requests(
     return latencies
 
 
-def stream_blob(host: str, path: str, headers: dict[str, str], expected: int) -> float:
-    """GET a blob with a plain http.client reader (little client overhead); MiB/s."""
+def stream_blob(
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    expected: int,
+    tls: ssl.SSLContext | None = None,
+) -> float:
+    """GET a blob with a plain http.client reader (little client overhead), over TLS with
+    `tls`; MiB/s."""
     name, port = host.rsplit(":", 1)
-    connection = http.client.HTTPConnection(name, int(port), timeout=60)
+    connection = (
+        http.client.HTTPSConnection(name, int(port), timeout=60, context=tls)
+        if tls is not None
+        else http.client.HTTPConnection(name, int(port), timeout=60)
+    )
     view = memoryview(bytearray(MiB))
     started = time.perf_counter()
     connection.request("GET", path, headers=headers)

@@ -165,7 +165,7 @@ def crev_profile(bed: Testbed, plan: Plan, results_dir: Path) -> dict[str, Any]:
         path = bed.blob_path(target)
         streamed = 0
         while not until():
-            stream_blob(target.host, path, blob_headers, blob.size)
+            stream_blob(target.host, path, blob_headers, blob.size, target.tls)
             streamed += blob.size // MiB
         return streamed
 

@@ -1,16 +1,27 @@
 """What the comparison runs against: the test registry with the bench's images, `python -m crev`
-in front of it, and the two ways a request can go (straight to the registry, or through crev)."""
+in front of it, and the two ways a request can go (straight to the upstream, or through crev).
+
+The upstream is the registry itself over plain HTTP, or the same registry behind a TLS front
+(`tests/support/tls_front.py`), as every real registry speaks TLS: then "direct" asks the front
+and crev is a second `python -m crev` whose upstream is the front."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import ssl
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from unittest import mock
+
+import httpx
 
 from tests.support import TestRegistry, push_large_image, push_small_image
-from tests.support.crev_process import CrevProcess
+from tests.support.crev_process import CrevProcess, run_crev, serving_acme
 from tests.support.images import (
     MANIFEST_ACCEPT,
     layout_dir,
@@ -20,6 +31,7 @@ from tests.support.images import (
     skopeo_push,
     write_oci_layout,
 )
+from tests.support.tls_front import TlsFront, tls_front
 
 from .probes import MiB
 
@@ -28,6 +40,9 @@ CONCURRENCY = 16
 # `random.randbytes(n)` overflows at n = 256 MiB exactly (n * 8 bits > INT_MAX), so the layer's
 # data is one byte short; tar headers and gzip framing still make the blob itself over 256 MiB.
 BLOB_DATA_SIZE = 256 * MiB - 1
+# The single-layer image `skopeo copy` pulls beside the multi-layer one (one byte short of
+# 64 MiB of data, as above).
+SINGLE_LAYER_DATA_SIZE = 64 * MiB - 1
 # Layer data sizes of the multi-layer image `skopeo copy` pulls: layers of many sizes, as real
 # images have, each small enough for a caching edge to keep.
 COPY_LAYER_SIZES = (8 * MiB, 4 * MiB, 2 * MiB, 1 * MiB, 256 * 1024, 16 * 1024)
@@ -47,17 +62,28 @@ class Target:
     side: Side
     host: str
     name_prefix: str  # "acme/" direct, "" through crev
+    tls: ssl.SSLContext | None = None  # what an https client of this side trusts
 
     @classmethod
     def direct(cls, registry: TestRegistry) -> Target:
         return cls("direct", registry.host, f"{PREFIX}/")
 
     @classmethod
+    def front(cls, front: TlsFront) -> Target:
+        trust = ssl.create_default_context(cafile=front.ca_file)
+        return cls("direct", front.host, f"{PREFIX}/", trust)
+
+    @classmethod
     def through(cls, crev: CrevProcess) -> Target:
         return cls("crev", crev.host, "")
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}{path}"
+
+    def client(self) -> httpx.Client:
+        """A keep-alive client for this side."""
+        return httpx.Client(timeout=30, verify=self.tls or True)
 
     def name(self, vanity: str) -> str:
         return self.name_prefix + vanity
@@ -83,6 +109,7 @@ class BenchImages:
 
     copy_image: str  # the multi-layer image, by its name through crev
     big_blob: Blob  # the large image's layer
+    single_image: str  # the single-layer image, by its name through crev
 
 
 def push_copy_image(registry: TestRegistry, name: str = "acme/layers", tag: str = "1") -> str:
@@ -102,13 +129,15 @@ def push_copy_image(registry: TestRegistry, name: str = "acme/layers", tag: str 
 
 
 def push_bench_images(registry: TestRegistry) -> BenchImages:
-    """`acme/tool:1` (a small image), the multi-layer image and one with a large layer."""
+    """`acme/tool:1` (a small image), the multi-layer image, one with a large layer and one
+    with a single 64 MiB layer."""
     push_small_image(registry, f"{PREFIX}/tool", "1")
     copy_image = push_copy_image(registry)
     big = push_large_image(registry, f"{PREFIX}/big", "1", BLOB_DATA_SIZE)
+    push_large_image(registry, f"{PREFIX}/single", "1", SINGLE_LAYER_DATA_SIZE, seed=2)
     digest = big.blobs[-1]
     registry.clear_logs()
-    return BenchImages(copy_image, Blob(digest, big.blob_sizes[digest]))
+    return BenchImages(copy_image, Blob(digest, big.blob_sizes[digest]), "single")
 
 
 @dataclass(frozen=True)
@@ -119,18 +148,26 @@ class Testbed:
     crev: CrevProcess
     images: BenchImages
     workdir: Path
+    front: TlsFront | None = None  # the TLS front crev's upstream is, if any
+
+    @property
+    def upstream(self) -> str:
+        return "tls" if self.front is not None else "plain"
 
     @property
     def targets(self) -> dict[Side, Target]:
-        return {"direct": Target.direct(self.registry), "crev": Target.through(self.crev)}
+        direct = Target.front(self.front) if self.front else Target.direct(self.registry)
+        return {"direct": direct, "crev": Target.through(self.crev)}
 
     @property
     def crev_pid(self) -> int:
         return self.crev.process.pid
 
     @property
-    def registry_port(self) -> int:
-        return int(self.registry.host.rsplit(":", 1)[1])
+    def upstream_port(self) -> int:
+        """The port crev's upstream connections go to."""
+        host = self.front.host if self.front is not None else self.registry.host
+        return int(host.rsplit(":", 1)[1])
 
     def manifest_headers(self) -> dict[str, str]:
         token = self.registry.token(f"repository:{PREFIX}/tool:pull")
@@ -146,3 +183,24 @@ class Testbed:
     def scratch(self, prefix: str) -> Path:
         """A fresh directory for one copy's files."""
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.workdir))
+
+
+@contextlib.contextmanager
+def tls_upstream(registry: TestRegistry, workdir: Path) -> Iterator[tuple[TlsFront, CrevProcess]]:
+    """The registry behind a TLS front, and a crev whose upstream is the front, trusting the
+    front's CA as a deployment trusts a private CA (`SSL_CERT_FILE`)."""
+    with contextlib.ExitStack() as stack:
+        front = stack.enter_context(tls_front(registry.host, workdir / "front"))
+        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": str(front.ca_file)}):
+            # Read once, as crev starts; the bench's own clients keep their trust.
+            crev = stack.enter_context(
+                run_crev(workdir / "crev-tls", **serving_acme(front.host, "https"))
+            )
+        yield front, crev
+
+
+@contextlib.contextmanager
+def tls_testbed(bed: Testbed) -> Iterator[Testbed]:
+    """`bed` with its registry behind a TLS front, and a crev of its own in front of that."""
+    with tls_upstream(bed.registry, bed.workdir) as (front, crev):
+        yield Testbed(bed.registry, crev, bed.images, bed.workdir, front)

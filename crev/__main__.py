@@ -8,7 +8,7 @@ import errno
 import os
 import sys
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, read_settings
 from .log import configure_logging, crev_log
 from .server import LocalServer, create_server
 
@@ -41,7 +41,7 @@ class CommandLineError(Exception):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        settings = Settings.from_env()
+        settings, warnings = read_settings()
         server = _listen(args.host, args.port if args.port is not None else _port_from_env())
     except ConfigError as error:
         print(f"crev: configuration error: {error}", file=sys.stderr)
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     except CommandLineError as error:
         print(f"crev: {error}", file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(f"crev: warning: {warning}", file=sys.stderr)
     configure_logging()
     print(_banner(server, args.host, settings), flush=True)
     try:
@@ -108,21 +110,30 @@ def _listen(host: str, port: int) -> LocalServer:
             errno.EADDRINUSE: "the address is already in use (is another crev running?)",
             errno.EADDRNOTAVAIL: "no interface has that address",
             errno.EACCES: "permission denied (ports below 1024 need root)",
+            errno.EAFNOSUPPORT: "this machine has no IPv6",
         }.get(error.errno or 0, error.strerror or str(error))
-        raise CommandLineError(f"cannot listen on {host}:{port}: {reason}") from None
+        raise CommandLineError(f"cannot listen on {_address(host, port)}: {reason}") from None
+
+
+def _address(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets as in a URL."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _banner(server: LocalServer, host: str, settings: Settings) -> str:
     port = server.server_address[1]
     # 0.0.0.0 (or ::) is where crev listens, not an address a client can pull from.
     reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    listening = f"http://{host}:{port}" + (" (every interface)" if reachable != host else "")
+    listening = f"http://{_address(host, port)}" + (
+        " (every interface)" if reachable != host else ""
+    )
     routes = "\n".join(f"  {route.describe()}" for route in settings.routes.routes)
     push = "push: enabled (CREV_ALLOW_PUSH=1)" if settings.allow_push else "push: disabled"
+    pull_from = _address(reachable, port)
     return (
         f"crev serving on {listening}\n{routes}\n  {push}\n"
-        f"  pull: skopeo inspect --tls-verify=false docker://{reachable}:{port}/NAME:TAG\n"
-        f"        docker pull {reachable}:{port}/NAME:TAG   (local registries need no TLS)"
+        f"  pull: skopeo inspect --tls-verify=false docker://{pull_from}/NAME:TAG\n"
+        f"        docker pull {pull_from}/NAME:TAG   (local registries need no TLS)"
     )
 
 

@@ -18,7 +18,7 @@ from typing import BinaryIO, NamedTuple
 
 import h11
 
-from .errors import ErrorCode, RegistryError, unsupported
+from .errors import ErrorCode, IncompleteBodyError, RegistryError
 from .messages import Headers, has_control_characters
 
 # Well above any registry client's headers (a bearer token is a few KiB), far below abuse.
@@ -61,21 +61,23 @@ class ClientConnection:
     def read_head(self, request_line: bytes) -> RequestHead:
         """The request head, `request_line` being its first line, already read; a
         RegistryError for a head crev must not serve."""
+        # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers that
+        # will never come (skopeo tries TLS first, and waits 10 s for an answer).
+        if is_tls_handshake(request_line):
+            raise RegistryError(ErrorCode.UNSUPPORTED, TLS_ON_PLAIN_HTTP)
         if not _looks_like_a_request_line(request_line):
-            # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers
-            # that will never come (skopeo tries TLS first, and waits 10 s for an answer).
-            raise unsupported("not an HTTP/1.x request line", 400)
+            raise RegistryError(ErrorCode.UNSUPPORTED, "not an HTTP/1.x request line")
         lines = _read_header_lines(self._rfile, len(request_line))
         _check_lines(lines)
         if not lines or lines[-1] not in (b"\r\n", b"\n"):
-            raise unsupported("request head ended before its blank line", 400)
+            raise RegistryError(ErrorCode.UNSUPPORTED, "request head ended before its blank line")
         self._h11.receive_data(request_line + b"".join(lines))
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as error:
             raise _refusal(error) from None
         if not isinstance(event, h11.Request):
-            raise unsupported("request head ended before its blank line", 400)
+            raise RegistryError(ErrorCode.UNSUPPORTED, "request head ended before its blank line")
         self._method = event.method.decode("ascii")
         head = _request_head(event)
         _check_framing(head)
@@ -99,12 +101,10 @@ class ClientConnection:
                     continue
             except h11.RemoteProtocolError as error:
                 raise RegistryError(
-                    400, ErrorCode.SIZE_INVALID, f"malformed request body: {error}"
+                    ErrorCode.SIZE_INVALID, f"malformed request body: {error}"
                 ) from None
             except OSError as error:
-                raise RegistryError(
-                    408, ErrorCode.SIZE_INVALID, f"the request body stopped arriving: {error}"
-                ) from None
+                raise IncompleteBodyError(f"the request body stopped arriving: {error}") from None
             if isinstance(event, h11.Data):
                 if self._remaining is not None:
                     self._remaining -= len(event.data)
@@ -169,6 +169,17 @@ class ClientConnection:
             self._wfile.write(data)
 
 
+# podman and skopeo try https first on a registry they may reach over http, and fall back to
+# http when the answer is not TLS: an everyday event, said in words rather than its bytes.
+TLS_ON_PLAIN_HTTP = "a TLS handshake on a plain-HTTP port: the client tried https first"
+
+
+def is_tls_handshake(data: bytes) -> bool:
+    """Whether `data` opens a TLS handshake record (content type 22, protocol version 3.x): a
+    ClientHello, which carries no text worth showing."""
+    return data[:2] == b"\x16\x03"
+
+
 def _looks_like_a_request_line(line: bytes) -> bool:
     """Three words, the last an HTTP version: what h11 then reads exactly."""
     words = line.rstrip(b"\r\n").split(b" ")
@@ -183,20 +194,26 @@ def _read_header_lines(stream: BinaryIO, size: int) -> list[bytes]:
         line = stream.readline(MAX_HEADER_BYTES + 1)
         size += len(line)
         if size > MAX_HEADER_BYTES:
-            raise unsupported(f"headers are over {MAX_HEADER_BYTES} bytes", 431)
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED, f"headers are over {MAX_HEADER_BYTES} bytes", status=431
+            )
         if not line:
             return lines
         lines.append(line)
         if line in (b"\r\n", b"\n"):
             return lines
         if len(lines) > MAX_HEADER_FIELDS:
-            raise unsupported(f"more than {MAX_HEADER_FIELDS} header fields", 431)
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED, f"more than {MAX_HEADER_FIELDS} header fields", status=431
+            )
 
 
 def _request_head(event: h11.Request) -> RequestHead:
     version = event.http_version.decode()
     if not version.startswith("1."):
-        raise unsupported(f"HTTP/{version} is not served; use HTTP/1.1", 505)
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, f"HTTP/{version} is not served; use HTTP/1.1", status=505
+        )
     headers = Headers(
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in event.headers.raw_items()
@@ -219,36 +236,41 @@ def _check_lines(lines: list[bytes]) -> None:
     framing: dict[bytes, int] = {}
     for line in lines:
         if line[:1] in (b" ", b"\t"):
-            raise unsupported("folded header lines are not accepted", 400)
+            raise RegistryError(ErrorCode.UNSUPPORTED, "folded header lines are not accepted")
         if has_control_characters(line.rstrip(b"\r\n")):
-            raise unsupported("control character in a header", 400)
+            raise RegistryError(ErrorCode.UNSUPPORTED, "control character in a header")
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
             digits = value.strip()
             if not digits.isdigit() or len(digits) > MAX_CONTENT_LENGTH_DIGITS:
                 shown = digits[:40].decode("latin-1")
-                raise RegistryError(
-                    400, ErrorCode.SIZE_INVALID, f"invalid Content-Length {shown!r}"
-                )
+                raise RegistryError(ErrorCode.SIZE_INVALID, f"invalid Content-Length {shown!r}")
         if name in (b"content-length", b"transfer-encoding"):
             framing[name] = framing.get(name, 0) + 1
     if framing.get(b"content-length", 0) > 1:
-        raise RegistryError(400, ErrorCode.SIZE_INVALID, "more than one Content-Length header")
+        raise RegistryError(ErrorCode.SIZE_INVALID, "more than one Content-Length header")
     if framing.get(b"transfer-encoding", 0) > 1:
-        raise unsupported("more than one Transfer-Encoding header", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, "more than one Transfer-Encoding header")
     if len(framing) > 1:
-        raise unsupported("both Content-Length and Transfer-Encoding", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, "both Content-Length and Transfer-Encoding")
 
 
 def _check_framing(head: RequestHead) -> None:
     if head.chunked and head.version == "HTTP/1.0":
-        raise unsupported("Transfer-Encoding in an HTTP/1.0 request is faulty framing", 400)
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "Transfer-Encoding in an HTTP/1.0 request is faulty framing"
+        )
 
 
 def _refusal(error: h11.RemoteProtocolError) -> RegistryError:
     # h11's words name the fault and then quote the line; the quote is left out, as a header
     # line can hold a credential.
+    # A Content-Length h11 would refuse was refused before it read the head (`_check_lines`,
+    # with SIZE_INVALID), so what is left is the head's grammar.
     fault = str(error).partition(":")[0]
-    code = ErrorCode.SIZE_INVALID if "Content-Length" in fault else ErrorCode.UNSUPPORTED
-    return RegistryError(error.error_status_hint, code, f"malformed request head: {fault}")
+    return RegistryError(
+        ErrorCode.UNSUPPORTED,
+        f"malformed request head: {fault}",
+        status=error.error_status_hint,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -91,6 +91,8 @@ class _RecordingEnvironment(Mapping[str, str]):
 # request is cheap, while reading the whole environment cost tens of microseconds.
 _cache: dict[tuple[tuple[str, str | None], ...], Settings] = {}
 _variable_sets: set[tuple[str, ...]] = set()
+# Warnings given already (the local server's at its start), so that each is given once.
+_warned: set[str] = set()
 
 
 def current_settings() -> Settings:
@@ -99,12 +101,55 @@ def current_settings() -> Settings:
         settings = _cache.get(tuple((name, os.environ.get(name)) for name in names))
         if settings is not None:
             return settings
-    recorded = _RecordingEnvironment(os.environ)
-    settings = Settings.from_env(recorded)
-    names = tuple(sorted(recorded.names))
+    settings, names = _read_settings(os.environ)
+    # Said in the function's log, where there is no terminal to warn in; once per process.
+    for warning in unknown_variables(os.environ, names):
+        if warning not in _warned:
+            from .log import crev_log
+
+            crev_log().warning("configuration: %s", warning)
+            _warned.add(warning)
     _variable_sets.add(names)
     _cache[tuple((name, os.environ.get(name)) for name in names)] = settings
     return settings
+
+
+def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Settings, and a warning for each `CREV_*` variable that was set but not read, for the
+    caller to give."""
+    env = os.environ if env is None else env
+    settings, names = _read_settings(env)
+    warnings = unknown_variables(env, names)
+    _warned.update(warnings)
+    return settings, warnings
+
+
+def _read_settings(env: Mapping[str, str]) -> tuple[Settings, tuple[str, ...]]:
+    """Settings, and the names of the variables they were read from."""
+    recorded = _RecordingEnvironment(env)
+    settings = Settings.from_env(recorded)
+    return settings, tuple(sorted(recorded.names))
+
+
+def unknown_variables(env: Mapping[str, str], read: Iterable[str]) -> list[str]:
+    """A warning for each `CREV_*` variable in `env` that the settings did not read: a
+    misspelled name (`CREV_REGISTRY`) would otherwise be ignored without a word. What is read
+    decides, so route credentials count only when a route names them."""
+    read = sorted(set(read))
+    warnings = []
+    for name in sorted(name for name in env if name.startswith("CREV_") and name not in read):
+        import difflib  # only for a name to warn about: importing it is part of a cold start
+
+        close = difflib.get_close_matches(name, read, n=1, cutoff=0.75)
+        stem, _, kind = name[len("CREV_") :].rpartition("_")
+        if close:
+            hint = f" (did you mean {close[0]}?)"
+        elif stem and kind in ("USERNAME", "PASSWORD", "TOKEN"):
+            hint = f" (no CREV_ROUTES entry has ;credentials={stem})"
+        else:
+            hint = ""
+        warnings.append(f"{name} is set, but crev has no such setting: it is ignored{hint}")
+    return warnings
 
 
 def _single_route(env: Mapping[str, str]) -> Route:
@@ -175,10 +220,10 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     if not host:
         raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
-        upstream = Origin(scheme, _host("CREV_ROUTES", host))
-        namespace = _namespace(prefix, "CREV_ROUTES")
+        upstream = Origin(scheme, _host(None, host))
+        namespace = _namespace(prefix, None)
     except ConfigError as error:
-        raise fail(str(error).removeprefix("CREV_ROUTES=")) from None
+        raise fail(error.message) from None
     realm = None
     credentials = None
     official = upstream.is_docker_hub
@@ -203,8 +248,9 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     )
 
 
-def _namespace(prefix: str, variable: str, *, official_images: bool = False) -> Namespace:
-    with _as_setting(f"{variable}={prefix.strip().strip('/')!r}"):
+def _namespace(prefix: str, variable: str | None, *, official_images: bool = False) -> Namespace:
+    """`variable` names the setting in errors; None where the caller names it (a route entry)."""
+    with _as_setting(_shown(variable, prefix.strip().strip("/"))):
         return Namespace.parse(prefix, official_images=official_images)
 
 
@@ -268,12 +314,17 @@ def _scheme(value: str) -> str:
     return scheme
 
 
-def _host(variable: str, value: str) -> str:
+def _shown(variable: str | None, value: str) -> str:
+    """A setting's value as an error shows it: `VARIABLE='value'`, or `'value'` alone."""
+    return f"{variable}={value!r}" if variable else repr(value)
+
+
+def _host(variable: str | None, value: str) -> str:
     host = value.strip().lower() or DOCKER_HUB
     host = _HOST_ALIASES.get(host, host)
     if not is_valid_host(host):
         raise ConfigError(
-            f"{variable}={value!r}: must be a host with an optional port, "
+            f"{_shown(variable, value)}: must be a host with an optional port, "
             "like 'ghcr.io' or '127.0.0.1:5000' (no scheme, no path)"
         )
     return host
@@ -308,5 +359,7 @@ def _timeout(value: str) -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds <= 900:
-        raise ConfigError(f"CREV_UPSTREAM_TIMEOUT={value!r}: must be seconds between 0 and 900")
+        raise ConfigError(
+            f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most 900"
+        )
     return seconds

@@ -12,7 +12,14 @@ from enum import Enum
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from .errors import ErrorCode, InvalidNameError, InvalidReferenceError, RegistryError, unsupported
+from .errors import (
+    ErrorCode,
+    InvalidNameError,
+    InvalidReferenceError,
+    RegistryError,
+    method_not_allowed,
+    not_served,
+)
 from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is_tag
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
@@ -87,22 +94,24 @@ def check_method(endpoint: Endpoint, method: str, *, push: bool) -> None:
         message = f"{method} is not served: this registry is read-only"
     else:
         message = f"{method} is not served on {endpoint.kind.value} endpoints"
-    raise unsupported(message, 405, ", ".join(allowed))
+    raise method_not_allowed(message, ", ".join(allowed))
 
 
 def parse_endpoint(path: str) -> Endpoint:
     """The endpoint of a raw request path (no query), or the error that says why not."""
     if len(path) > MAX_PATH_LENGTH:
         raise RegistryError(
-            414, ErrorCode.NAME_INVALID, f"request path is over {MAX_PATH_LENGTH} characters"
+            ErrorCode.NAME_INVALID,
+            f"request path is over {MAX_PATH_LENGTH} characters",
+            status=414,
         )
     if path in ("/v2", "/v2/"):
         return Endpoint(Kind.BASE)
     if not path.startswith("/v2/"):
-        raise unsupported(f"{path!r} is not a registry API path")
+        raise not_served(f"{path!r} is not a registry API path")
     segments = path[len("/v2/") :].split("/")
     if segments == ["_catalog"]:
-        raise unsupported("the catalog is not served by this registry")
+        raise not_served("the catalog is not served by this registry")
     if len(segments) >= 3 and segments[-2:] == ["tags", "list"]:
         return Endpoint(Kind.TAGS, _name(segments[:-2], path))
     if len(segments) >= 4 and segments[-3:] == ["blobs", "uploads", ""]:
@@ -110,7 +119,7 @@ def parse_endpoint(path: str) -> Endpoint:
     if len(segments) >= 4 and segments[-3:-1] == ["blobs", "uploads"]:
         if not _UPLOAD_ID.fullmatch(segments[-1]) or not segments[-1].strip("."):
             raise RegistryError(
-                404, ErrorCode.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}"
+                ErrorCode.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}"
             )
         return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), UploadSession(segments[-1]))
     if len(segments) >= 3:
@@ -123,7 +132,7 @@ def parse_endpoint(path: str) -> Endpoint:
             raw = unquote(segments[-1])
             reference = _manifest_reference(raw) if kind is Kind.MANIFEST else Digest.parse(raw)
             return Endpoint(kind, name, reference)
-    raise unsupported(f"{path!r} is not a registry API endpoint this proxy serves")
+    raise not_served(f"{path!r} is not a registry API endpoint this proxy serves")
 
 
 def _manifest_reference(text: str) -> Tag | Digest:

@@ -8,15 +8,18 @@
     ├── InvalidScopeError        a scope outside the token spec          400 UNSUPPORTED
     ├── NameUnknownError         a valid name that no route serves       404 NAME_UNKNOWN
     ├── MalformedHeaderError     a header value outside its grammar
+    ├── IncompleteBodyError      a request body that stopped arriving    408 SIZE_INVALID
     ├── UpstreamError            an upstream gave no usable answer       502 UNAVAILABLE
     │   ├── UpstreamTimeoutError     it did not answer in time           504 UNAVAILABLE
     │   └── UpstreamCutError         it failed after its head went out: the answer is cut
-    └── RegistryError            a refusal in the client's terms: status, code, message
+    └── RegistryError            a refusal in the client's terms: code, message (and status)
 
 The core (names, scopes, routes, header grammars, the upstream client) raises the domain errors
 and knows nothing of statuses; `registry_error` is the one place they become what the client is
-answered. A `MalformedHeaderError` means nothing to a client by itself: whoever reads a header
-knows whose fault it is, and raises the error that says so.
+answered. As in distribution's errcode, each `ErrorCode` knows the status it is answered with;
+a refusal names its code, and a status of its own only where HTTP asks for one (a 405 with
+`Allow`, a 413, a 431). A `MalformedHeaderError` means nothing to a client by itself: whoever
+reads a header knows whose fault it is, and raises the error that says so.
 
 The body follows the distribution spec (`{"errors": [{"code", "message", "detail"}]}`) because
 docker prints any other body raw to its user.
@@ -49,6 +52,34 @@ class ErrorCode(StrEnum):
     TOOMANYREQUESTS = "TOOMANYREQUESTS"
     UNKNOWN = "UNKNOWN"
     UNAVAILABLE = "UNAVAILABLE"
+
+    @property
+    def status(self) -> int:
+        """The HTTP status a refusal with this code is answered with."""
+        return _STATUSES[self]
+
+
+_STATUSES: dict[ErrorCode, int] = {
+    ErrorCode.BLOB_UNKNOWN: 404,
+    ErrorCode.BLOB_UPLOAD_INVALID: 404,
+    ErrorCode.BLOB_UPLOAD_UNKNOWN: 404,
+    ErrorCode.DIGEST_INVALID: 400,
+    ErrorCode.MANIFEST_BLOB_UNKNOWN: 404,
+    ErrorCode.MANIFEST_INVALID: 400,
+    ErrorCode.MANIFEST_UNKNOWN: 404,
+    ErrorCode.NAME_INVALID: 400,
+    ErrorCode.NAME_UNKNOWN: 404,
+    ErrorCode.SIZE_INVALID: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.DENIED: 403,
+    # distribution says 405; crev refuses with it what it does not serve in a request it could
+    # read (a scope, a form, a framing), a bad request, and a method with `method_not_allowed`.
+    ErrorCode.UNSUPPORTED: 400,
+    ErrorCode.TOOMANYREQUESTS: 429,
+    ErrorCode.UNKNOWN: 500,
+    # An upstream that gave no usable answer: crev is a gateway.
+    ErrorCode.UNAVAILABLE: 502,
+}
 
 
 class CrevError(Exception):
@@ -89,6 +120,10 @@ class MalformedHeaderError(CrevError, ValueError):
     """A header value that does not follow its grammar; the message says where."""
 
 
+class IncompleteBodyError(CrevError):
+    """A request body that stopped arriving: the client stalled or hung up mid-body."""
+
+
 class UpstreamError(CrevError):
     """An upstream registry or token realm that gave no usable answer; the message names it."""
 
@@ -103,19 +138,21 @@ class UpstreamCutError(UpstreamError):
 
 
 class RegistryError(CrevError):
-    """A refusal in the client's terms: answered as a registry JSON error with an HTTP status."""
+    """A refusal in the client's terms: answered as a registry JSON error with its code's
+    status, or with `status` where HTTP asks for another."""
 
     def __init__(
         self,
-        status: int,
         code: ErrorCode,
         message: str,
         detail: Any = None,
+        *,
+        status: int | None = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(message, detail)
-        self.status = status
         self.code = code
+        self.status = code.status if status is None else status
         self.headers = headers or []
 
     def body(self) -> bytes:
@@ -128,15 +165,17 @@ class RegistryError(CrevError):
         return f"RegistryError({self.status}, {str(self.code)!r}, {self.message!r})"
 
 
-# Most specific first: a subclass maps before its base.
-_ANSWERS: tuple[tuple[type[CrevError], int, ErrorCode], ...] = (
-    (InvalidNameError, 400, ErrorCode.NAME_INVALID),
-    (InvalidDigestError, 400, ErrorCode.DIGEST_INVALID),
-    (InvalidReferenceError, 404, ErrorCode.MANIFEST_UNKNOWN),
-    (InvalidScopeError, 400, ErrorCode.UNSUPPORTED),
-    (NameUnknownError, 404, ErrorCode.NAME_UNKNOWN),
-    (UpstreamTimeoutError, 504, ErrorCode.UNAVAILABLE),
-    (UpstreamError, 502, ErrorCode.UNAVAILABLE),
+# Most specific first: a subclass maps before its base. A status is given where it is not the
+# code's own.
+_ANSWERS: tuple[tuple[type[CrevError], ErrorCode, int | None], ...] = (
+    (InvalidNameError, ErrorCode.NAME_INVALID, None),
+    (InvalidDigestError, ErrorCode.DIGEST_INVALID, None),
+    (InvalidReferenceError, ErrorCode.MANIFEST_UNKNOWN, None),
+    (InvalidScopeError, ErrorCode.UNSUPPORTED, None),
+    (NameUnknownError, ErrorCode.NAME_UNKNOWN, None),
+    (IncompleteBodyError, ErrorCode.SIZE_INVALID, 408),
+    (UpstreamTimeoutError, ErrorCode.UNAVAILABLE, 504),
+    (UpstreamError, ErrorCode.UNAVAILABLE, None),
 )
 
 
@@ -145,14 +184,19 @@ def registry_error(error: CrevError) -> RegistryError:
     misconfiguration, a header crev failed to read) is crev's fault: a 500."""
     if isinstance(error, RegistryError):
         return error
-    for kind, status, code in _ANSWERS:
+    for kind, code, status in _ANSWERS:
         if isinstance(error, kind):
-            return RegistryError(status, code, error.message, error.detail)
+            return RegistryError(code, error.message, error.detail, status=status)
     if isinstance(error, ConfigError):
-        return RegistryError(500, ErrorCode.UNKNOWN, f"crev is misconfigured: {error.message}")
-    return RegistryError(500, ErrorCode.UNKNOWN, f"internal error in crev: {error.message}")
+        return RegistryError(ErrorCode.UNKNOWN, f"crev is misconfigured: {error.message}")
+    return RegistryError(ErrorCode.UNKNOWN, f"internal error in crev: {error.message}")
 
 
-def unsupported(message: str, status: int = 404, allow: str | None = None) -> RegistryError:
-    headers = [("Allow", allow)] if allow is not None else []
-    return RegistryError(status, ErrorCode.UNSUPPORTED, message, headers=headers)
+def not_served(message: str) -> RegistryError:
+    """A path crev serves nothing at: 404, as a registry answers an API it does not have."""
+    return RegistryError(ErrorCode.UNSUPPORTED, message, status=404)
+
+
+def method_not_allowed(message: str, allow: str) -> RegistryError:
+    """A method the endpoint does not answer: 405, with the methods it does in `Allow`."""
+    return RegistryError(ErrorCode.UNSUPPORTED, message, status=405, headers=[("Allow", allow)])

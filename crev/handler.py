@@ -20,15 +20,15 @@ from typing import Any, BinaryIO, ClassVar
 
 import h11
 
-from .client_connection import ClientConnection
+from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings, current_settings
 from .errors import (
     CrevError,
     ErrorCode,
     RegistryError,
     UpstreamCutError,
+    not_served,
     registry_error,
-    unsupported,
 )
 from .log import crev_log, escaped, log_answer, log_refusal
 from .messages import Headers, Request, Response
@@ -72,7 +72,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
             self.raw_requestline = self.rfile.readline(65537)
             if not self.raw_requestline:
                 return False
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        # A TLS handshake is binary: its refusal is logged by what it is, not by its bytes.
+        tls = is_tls_handshake(self.raw_requestline)
+        self.requestline = "" if tls else str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         self.client = ClientConnection(self.rfile, self.wfile)
         try:
             head = self.client.read_head(self.raw_requestline)
@@ -153,7 +155,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             settings = current_settings()
             service = self.service_for(path)
             if service is None:
-                raise unsupported(f"no endpoint at {path!r}", 404)
+                raise not_served(f"no endpoint at {path!r}")
             # Read back from `self.headers`, not from the head h11 read: Vercel's runtime
             # removes its internal headers there before the handler runs.
             headers = Headers(self.headers.items())
@@ -173,9 +175,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return Response.from_error(registry_error(error))
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
-            return Response.from_error(
-                RegistryError(500, ErrorCode.UNKNOWN, "internal error in crev")
-            )
+            return Response.from_error(RegistryError(ErrorCode.UNKNOWN, "internal error in crev"))
 
     def _write(self, response: Response) -> str:
         """Send the answer; how it ended when it could not be sent whole, else ''."""
@@ -188,13 +188,20 @@ class FunctionHandler(BaseHTTPRequestHandler):
                         self.client.send_data(chunk)
             self.client.end_answer()
             return ""
-        except (UpstreamCutError, h11.LocalProtocolError) as error:
-            # The upstream failed mid-body, or sent more or less than its Content-Length
-            # announced (h11 refuses to frame that). Headers are gone already: cutting the
-            # connection is the only way left to tell the client its body is incomplete.
+        except UpstreamCutError as error:
+            # The upstream failed mid-body. Headers are gone already: cutting the connection
+            # is the only way left to tell the client its body is incomplete.
             crev_log().warning("%s %s: %s", self.command, self.path.partition("?")[0], error)
             self.close_connection = True
             return "upstream-cut"
+        except h11.LocalProtocolError as error:
+            # h11 refused to frame the answer as crev gave it (a body longer or shorter than
+            # its Content-Length): crev's own fault, cut like an upstream's.
+            crev_log().error(
+                "%s %s: answer not framed: %s", self.command, self.path.partition("?")[0], error
+            )
+            self.close_connection = True
+            return "unframed"
         except OSError:
             # The client hung up (a cancelled pull); nothing is left to tell it.
             self.close_connection = True
@@ -204,7 +211,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Protocol-level refusals `http.server` makes itself (an over-long request line) as
         registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
-        self.send_registry_error(unsupported(reason, code))
+        self.send_registry_error(RegistryError(ErrorCode.UNSUPPORTED, reason, status=code))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any service ran, and close: the rest of the request

@@ -31,7 +31,8 @@ def log_answer(
     method: str, path: str, status: int, upstream_status: int | None, ms: float, outcome: str = ""
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
-    answered itself), and how it ended when not whole (`client-gone`, `upstream-cut`)."""
+    answered itself), and how it ended when not whole (`client-gone`, `upstream-cut`, or
+    `unframed` for an answer h11 would not frame)."""
     upstream = "-" if upstream_status is None else upstream_status
     suffix = f" {outcome}" if outcome else ""
     crev_log().info(
@@ -46,7 +47,11 @@ def log_answer(
 
 
 def log_refusal(request_line: str, status: int, message: str) -> None:
-    """A request refused before any endpoint ran (a malformed or oversized head)."""
+    """A request refused before any endpoint ran (a malformed or oversized head); its request
+    line is quoted unless there is none to show."""
+    if not request_line:
+        crev_log().info("refused %s %s", status, escaped(message))
+        return
     crev_log().info('refused "%s" %s %s', escaped(request_line[:200]), status, escaped(message))
 
 

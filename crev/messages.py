@@ -116,10 +116,10 @@ def _within(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
 
 def body_too_large(limit: int) -> RegistryError:
     return RegistryError(
-        413,
         ErrorCode.SIZE_INVALID,
         f"request body is over {limit} bytes, the most this deployment accepts in one request; "
         "upload blobs in chunks (PATCH with Content-Range) smaller than that",
+        status=413,
     )
 
 

@@ -20,7 +20,8 @@ from .errors import (
     MalformedHeaderError,
     NameUnknownError,
     UpstreamError,
-    unsupported,
+    method_not_allowed,
+    not_served,
 )
 from .links import next_page
 from .messages import Headers, Request, Response
@@ -28,8 +29,8 @@ from .names import RepositoryName
 from .routing import Route
 from .scope import Scope
 from .tag_order import newest_first
-from .upstream import UpstreamRequest, send
-from .upstream_auth import authorize
+from .upstream import UpstreamRequest
+from .upstream_auth import send_authorized
 from .urls import URL
 
 MAX_TAGS_BYTES = 4 * 1024 * 1024
@@ -41,9 +42,9 @@ MAX_TAG_PAGES = 20
 
 def serve_page(request: Request, settings: Settings) -> Response:
     if request.method not in ("GET", "HEAD"):
-        raise unsupported(f"{request.method} is not served", 405, "GET, HEAD")
+        raise method_not_allowed(f"{request.method} is not served", "GET, HEAD")
     if not _wants_html(request.headers):
-        raise unsupported(f"{request.path!r} is not a registry API path")
+        raise not_served(f"{request.path!r} is not a registry API path")
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
         return Response(302, headers)
@@ -83,20 +84,13 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
     headers = Headers([("Accept", "application/json")])
     scopes = (Scope.repository(upstream_name, "pull"),)
     tags: list[str] = []
-    # With server-side credentials crev asks with a token from the start; otherwise it asks
-    # anonymously, and for an anonymous token only when the upstream wants one.
-    authorized = route.credentials is not None
     try:
-        if authorized:
-            authorize(headers, route, scopes, settings.timeout)
         for _ in range(MAX_TAG_PAGES):
-            answer = send(UpstreamRequest("GET", url, headers), settings.timeout)
-            if answer.status == 401 and not authorized:
-                answer.release()
-                authorized = True
-                # An anonymous token, from the same cache the registry endpoint uses.
-                authorize(headers, route, scopes, settings.timeout)
-                answer = send(UpstreamRequest("GET", url, headers), settings.timeout)
+            # Authorized as a public route's clients are: with crev's credentials, or with an
+            # anonymous token from the same cache the registry endpoint uses.
+            answer = send_authorized(
+                UpstreamRequest("GET", url, headers), route, scopes, settings.timeout
+            )
             body = answer.read(MAX_TAGS_BYTES, settings.timeout)
             if answer.status != 200:
                 return _refused(answer.status)

@@ -14,11 +14,11 @@ from .forwarding import client_response_headers, upstream_request_headers
 from .links import rewrite_link, rewrite_location
 from .messages import Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
-from .realm import learn_token_service, learn_token_service_of, token_endpoint
+from .realm import token_endpoint
 from .routing import Route
 from .scope import Scope
-from .upstream import UpstreamRequest, UpstreamResponse, send
-from .upstream_auth import authorize, forget_token
+from .upstream import UpstreamRequest, UpstreamResponse
+from .upstream_auth import send_authorized, send_with_client_login
 from .urls import URL
 
 # Tag lists are rewritten in memory; one this large is not a real tag list.
@@ -28,39 +28,46 @@ MAX_ERROR_BYTES = 64 * 1024
 
 
 def serve_registry(request: Request, settings: Settings) -> Response:
-    """A registry API request: parsed, routed, mapped onto the upstream, sent, and its answer
-    rewritten back into the client's names."""
+    """A registry API request: parsed, routed, sent upstream as the route's name, and its
+    answer rewritten back into the client's names."""
     endpoint = parse_endpoint(request.path)
     check_method(endpoint, request.method, push=settings.allow_push)
-    route = (
-        settings.routes.default
-        if endpoint.name is None
-        else settings.routes.for_name(endpoint.name)
-    )
+    route = _route_of(endpoint, settings)
     if endpoint.kind is Kind.BASE and route.public:
         return _public_base()
+    crev_authorizes = _crev_authorizes(request, endpoint, route)
+    forwarded, mount_from = _upstream_request(request, endpoint, settings, route, crev_authorizes)
+    if crev_authorizes:
+        scopes = _server_scopes(route, endpoint, request.method, mount_from)
+        answer = send_authorized(forwarded, route, scopes, settings.timeout)
+    else:
+        answer = send_with_client_login(forwarded, route, settings.timeout)
+    return _client_response(request, settings, route, endpoint, forwarded, answer, crev_authorizes)
+
+
+def _route_of(endpoint: Endpoint, settings: Settings) -> Route:
+    if endpoint.name is None:
+        return settings.routes.default
+    return settings.routes.for_name(endpoint.name)
+
+
+def _crev_authorizes(request: Request, endpoint: Endpoint, route: Route) -> bool:
+    """Whether crev authenticates upstream itself, rather than passing on the client's login."""
     write = request.method not in READ_METHODS or endpoint.kind in UPLOAD_KINDS
-    for_clients = route.pulls_for_clients(
+    return route.pulls_for_clients(
         write=write, client_authorized="authorization" in request.headers
     )
-    forwarded, mount_from = _upstream_request(request, endpoint, settings, route, for_clients)
-    if for_clients:
-        scopes = _server_scopes(route, endpoint, request.method, mount_from)
-        answer = _send_authorized(forwarded, route, scopes, settings.timeout)
-    else:
-        answer = send(forwarded, settings.timeout)
-    return _answer(request, settings, route, endpoint, forwarded, answer, for_clients)
 
 
 def _upstream_request(
-    request: Request, endpoint: Endpoint, settings: Settings, route: Route, for_clients: bool
+    request: Request, endpoint: Endpoint, settings: Settings, route: Route, crev_authorizes: bool
 ) -> tuple[UpstreamRequest, RepositoryName | None]:
     """The request as the upstream is asked it, and the upstream name a cross-repository
     mount reads from."""
     path = endpoint.upstream_path(route)
     query, mount_from = _upstream_query(request, endpoint, settings, route)
     target = path + (f"?{query}" if query else "")
-    headers = upstream_request_headers(request.headers, credentials=not for_clients)
+    headers = upstream_request_headers(request.headers, credentials=not crev_authorizes)
     # Only writes carry a body upstream; one sent with a read is left unread (and the
     # connection closed after the answer).
     body = request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None
@@ -73,14 +80,14 @@ def _upstream_request(
     return UpstreamRequest(request.method, route.upstream.url(target), headers, body), mount_from
 
 
-def _answer(
+def _client_response(
     request: Request,
     settings: Settings,
     route: Route,
     endpoint: Endpoint,
     forwarded: UpstreamRequest,
     answer: UpstreamResponse,
-    for_clients: bool,
+    crev_authorizes: bool,
 ) -> Response:
     """The upstream's answer as the client gets it: headers rewritten to vanity names and
     crev's token endpoint, and the bodies that name repositories rewritten too."""
@@ -91,13 +98,14 @@ def _answer(
         raise UpstreamError(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
-    if for_clients:
+    if crev_authorizes:
         set_edge_caching(headers, endpoint, request.method, answer.status)
     if _is_tag_list(endpoint, request, answer.status):
         body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
         return Response.from_bytes(answer.status, headers, body, answer.status)
-    if request.method == "HEAD":
+    if not answer.has_body:
+        # Read to its end, so that its connection goes back to the pool.
         answer.release()
         return Response(answer.status, headers, (), answer.status)
     if _is_small_json_error(answer.status, headers):
@@ -152,24 +160,6 @@ def _public_base() -> Response:
     return Response.from_bytes(200, headers, b"{}")
 
 
-def _send_authorized(
-    forwarded: UpstreamRequest, route: Route, scopes: tuple[Scope, ...], timeout: float
-) -> UpstreamResponse:
-    """Send with crev's own upstream authorization. A cached token the upstream no longer
-    accepts is replaced once; a body can be sent only once, and a static token cannot be
-    replaced at all."""
-    authorize(forwarded.headers, route, scopes, timeout)
-    answer = send(forwarded, timeout)
-    static = route.credentials is not None and route.credentials.token
-    if answer.status != 401 or forwarded.body is not None or static:
-        return answer
-    answer.release()
-    learn_token_service_of(route.upstream, answer.headers)
-    forget_token(route, scopes)
-    authorize(forwarded.headers, route, scopes, timeout)
-    return send(forwarded, timeout)
-
-
 def _server_scopes(
     route: Route, endpoint: Endpoint, method: str, mount_from: RepositoryName | None
 ) -> tuple[Scope, ...]:
@@ -202,7 +192,6 @@ def _shown_value(
     """A header's value as the client gets it; None for one it does not get."""
     if name == "www-authenticate":
         challenges = parse_challenges(value)
-        learn_token_service(route.upstream, challenges)
         if route.credentials is not None:
             # The client has no token to get: crev authenticates upstream on its own.
             return None

@@ -1,4 +1,4 @@
-"""The two ends of the token flow: the upstream's token service and crev's own token endpoint.
+"""The two ends of the token flow: the upstream's token realm and crev's own token endpoint.
 
 The upstream realm is never taken from a client: it is configured, or learned from the upstream's
 own challenges and kept for the life of the process, so a token request costs no discovery round
@@ -7,16 +7,15 @@ trip once any upstream 401 has been seen.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
-from .challenge import Challenge, parse_challenges
+from .challenge import parse_challenges
 from .config import Settings
-from .errors import MalformedHeaderError, UpstreamError, unsupported
+from .errors import ErrorCode, MalformedHeaderError, RegistryError, UpstreamError
 from .messages import Headers, Request
 from .routing import Route
 from .scope import Scope
@@ -24,19 +23,19 @@ from .upstream import UpstreamRequest, send
 from .urls import URL, Origin, is_http_url, is_valid_host
 
 
-class TokenService(NamedTuple):
-    """Where an upstream issues tokens: its realm, and the `service` it expects to be named."""
+class Realm(NamedTuple):
+    """An upstream's token issuer: where it is, and the `service` it expects to be named."""
 
-    realm: URL
+    url: URL
     service: str | None = None
 
-    def token_url(self, scopes: Iterable[Scope], account: str | None = None) -> URL:
+    def url_for(self, scopes: Iterable[Scope], account: str | None = None) -> URL:
         """The realm's URL for a token GET with these scopes, per the token spec."""
         params = [("service", self.service)] if self.service else []
         params += [("scope", str(scope)) for scope in scopes]
         if account is not None:
             params.append(("account", account))
-        return self.realm.with_query(params)
+        return self.url.with_query(params)
 
 
 def token_in(body: bytes) -> tuple[str | None, int | None]:
@@ -56,54 +55,76 @@ def token_in(body: bytes) -> tuple[str | None, int | None]:
     return (token if isinstance(token, str) and token else None), expires_in
 
 
-_learned: dict[Origin, TokenService] = {}
-_lock = threading.Lock()
+class LearnedRealms:
+    """The realm each upstream announces in its challenges, kept for the life of the process:
+    one per upstream origin, and the origins are the configured routes'."""
+
+    def __init__(self) -> None:
+        self._realms: dict[Origin, Realm] = {}
+        self._lock = threading.Lock()
+
+    def get(self, upstream: Origin) -> Realm | None:
+        return self._realms.get(upstream)
+
+    def learn(self, upstream: Origin, headers: Headers) -> None:
+        """Remember the Bearer realm an answer's `WWW-Authenticate` announces, if it has one
+        crev can read; an answer without one changes nothing."""
+        for value in headers.get_all("www-authenticate"):
+            try:
+                challenges = parse_challenges(value)
+            except MalformedHeaderError:
+                continue
+            for challenge in challenges:
+                url = challenge.get("realm")
+                if challenge.is_bearer and url and is_http_url(url):
+                    realm = Realm(URL.parse(url), challenge.get("service"))
+                    if self._realms.get(upstream) != realm:
+                        with self._lock:
+                            self._realms[upstream] = realm
+                    return
+
+    def clear(self) -> None:
+        with self._lock:
+            self._realms.clear()
 
 
-def learn_token_service(origin: Origin, challenges: list[Challenge]) -> None:
-    """Remember the realm an upstream announces in its `WWW-Authenticate` challenges."""
-    for challenge in challenges:
-        realm = challenge.get("realm")
-        if challenge.is_bearer and realm and is_http_url(realm):
-            learned = TokenService(URL.parse(realm), challenge.get("service"))
-            if _learned.get(origin) != learned:
-                with _lock:
-                    _learned[origin] = learned
-            return
+_learned = LearnedRealms()
 
 
-def learn_token_service_of(origin: Origin, headers: Headers) -> None:
-    """Remember the realm an answer's challenge announces, if it has one crev can read."""
-    challenge = headers.get("www-authenticate")
-    if challenge:
-        with contextlib.suppress(MalformedHeaderError):
-            learn_token_service(origin, parse_challenges(challenge))
+def learn_realm(upstream: Origin, headers: Headers) -> None:
+    """Remember the realm an upstream's answer announces (see `LearnedRealms.learn`)."""
+    _learned.learn(upstream, headers)
 
 
-def token_service(route: Route, timeout: float) -> TokenService:
-    """The route's upstream token service, asking the upstream's `/v2/` only the first time."""
-    service = announced_token_service(route, timeout)
-    if service is None:
-        raise UpstreamError(f"upstream {route.upstream.host} announced no Bearer token realm")
-    return service
-
-
-def announced_token_service(route: Route, timeout: float) -> TokenService | None:
-    """The route's upstream token service, or None for an upstream that asks for no token."""
-    learned = _learned.get(route.upstream)
-    if route.token_realm:
-        return TokenService(route.token_realm, learned.service if learned else None)
-    if learned:
-        return learned
+def ping(route: Route, timeout: float) -> None:
+    """Ask the upstream's `/v2/` which realm it issues tokens from (the token spec's discovery),
+    and learn it."""
     answer = send(UpstreamRequest("GET", route.upstream.url("/v2/"), Headers()), timeout)
     answer.release()
-    learn_token_service_of(route.upstream, answer.headers)
-    return _learned.get(route.upstream)
+    _learned.learn(route.upstream, answer.headers)
 
 
-def forget_token_services() -> None:
-    with _lock:
-        _learned.clear()
+def realm_of(route: Route, timeout: float) -> Realm:
+    """The route's upstream realm, pinging the upstream only the first time."""
+    realm = announced_realm(route, timeout)
+    if realm is None:
+        raise UpstreamError(f"upstream {route.upstream.host} announced no Bearer token realm")
+    return realm
+
+
+def announced_realm(route: Route, timeout: float) -> Realm | None:
+    """The route's upstream realm, or None for an upstream that asks for no token."""
+    learned = _learned.get(route.upstream)
+    if route.token_realm:
+        return Realm(route.token_realm, learned.service if learned else None)
+    if learned is None:
+        ping(route, timeout)
+        learned = _learned.get(route.upstream)
+    return learned
+
+
+def forget_realms() -> None:
+    _learned.clear()
 
 
 # The token spec's default lifetime when a response names none.
@@ -129,7 +150,7 @@ def request_origin(headers: Headers, default_scheme: str) -> Origin:
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
-        raise unsupported(f"unsupported forwarded scheme {scheme!r}", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
     if not is_valid_host(host):
-        raise unsupported(f"invalid or missing Host header {host!r}", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
     return Origin(scheme, host)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import socket
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
 
+from .errors import ConfigError
 from .handler import FunctionHandler, Service
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +29,8 @@ class Rewrite(NamedTuple):
 
 
 def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
-    """`api/<name>.py` at `/api/<name>`, then the rewrites of `vercel.json`, as on Vercel."""
+    """`api/<name>.py` at `/api/<name>`, then the rewrites of `vercel.json`, as on Vercel; a
+    ConfigError naming the file for one the local server cannot follow."""
     functions = {
         f"/api/{path.stem}": _load_service(path) for path in sorted((root / "api").glob("*.py"))
     }
@@ -35,16 +38,38 @@ def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
     rewrites = [
         Rewrite(re.compile(re.escape(path)), service, path) for path, service in functions.items()
     ]
-    config = json.loads((root / "vercel.json").read_text())
-    for rewrite in config.get("rewrites", []):
-        destination = rewrite["destination"]
+    for source, destination in _vercel_rewrites(root / "vercel.json"):
         if destination not in functions:
-            raise ValueError(
-                f"vercel.json rewrites {rewrite['source']!r} to unknown {destination!r}"
-            )
-        pattern = _source_pattern(rewrite["source"])
-        rewrites.append(Rewrite(pattern, functions[destination], rewrite["source"]))
+            raise ConfigError(f"vercel.json rewrites {source!r} to unknown {destination!r}")
+        try:
+            pattern = _source_pattern(source)
+        except re.error as error:
+            raise ConfigError(f"vercel.json: rewrite source {source!r}: {error}") from None
+        rewrites.append(Rewrite(pattern, functions[destination], source))
     return rewrites
+
+
+def _vercel_rewrites(path: Path) -> list[tuple[str, str]]:
+    """The `(source, destination)` of each rewrite `vercel.json` declares."""
+    try:
+        config = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read {path.name}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise ConfigError(f"{path.name} is not valid JSON: {error}") from None
+    rewrites = config.get("rewrites", []) if isinstance(config, dict) else None
+    if not isinstance(rewrites, list):
+        raise ConfigError(f"{path.name}: 'rewrites' must be a list")
+    pairs: list[tuple[str, str]] = []
+    for rewrite in rewrites:
+        source = rewrite.get("source") if isinstance(rewrite, dict) else None
+        destination = rewrite.get("destination") if isinstance(rewrite, dict) else None
+        if not isinstance(source, str) or not isinstance(destination, str):
+            raise ConfigError(
+                f"{path.name}: rewrite {rewrite!r} needs a 'source' and a 'destination'"
+            )
+        pairs.append((source, destination))
+    return pairs
 
 
 def _source_pattern(source: str) -> re.Pattern[str]:
@@ -57,12 +82,12 @@ def _source_pattern(source: str) -> re.Pattern[str]:
 def _load_service(path: Path) -> Service:
     spec = importlib.util.spec_from_file_location(f"crev_api_{path.stem}", path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
+        raise ConfigError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     handler = getattr(module, "handler", None)
     if not (isinstance(handler, type) and issubclass(handler, FunctionHandler)):
-        raise ImportError(f"{path} does not define a crev handler class named 'handler'")
+        raise ConfigError(f"{path} does not define a crev handler class named 'handler'")
     return handler.service
 
 
@@ -83,5 +108,11 @@ class LocalServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class IPv6LocalServer(LocalServer):
+    address_family = socket.AF_INET6
+
+
 def create_server(host: str, port: int, root: Path = PROJECT_ROOT) -> LocalServer:
-    return LocalServer((host, port), make_dispatcher(load_rewrites(root)))
+    """A server listening on `host` (an IPv4 address or name, or an IPv6 address) and `port`."""
+    server = IPv6LocalServer if ":" in host else LocalServer
+    return server((host, port), make_dispatcher(load_rewrites(root)))

@@ -12,11 +12,17 @@ import json
 from urllib.parse import parse_qsl, urlencode
 
 from .config import Settings
-from .errors import ErrorCode, InvalidNameError, InvalidScopeError, RegistryError, unsupported
+from .errors import (
+    ErrorCode,
+    InvalidNameError,
+    InvalidScopeError,
+    RegistryError,
+    method_not_allowed,
+)
 from .forwarding import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import ROUTE_PARAMETER, token_service
+from .realm import ROUTE_PARAMETER, realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
 from .upstream import UpstreamRequest, send
@@ -48,12 +54,14 @@ def serve_token(request: Request, settings: Settings) -> Response:
         route, mapped = _map_params(params, settings, one_scope_per_param=True)
         if route.credentials is not None:
             return _placeholder_token()
-        realm = token_service(route, settings.timeout).realm
+        realm = realm_of(route, settings.timeout).url
         forwarded = UpstreamRequest("GET", realm.with_query(mapped), _token_headers(request))
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
-            raise unsupported(f"token POST must be a form, not {content_type or 'empty'!r}", 400)
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED, f"token POST must be a form, not {content_type or 'empty'!r}"
+            )
         body = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
         # The route hint travels in the realm's query string, the rest in the form.
         hint = [(k, v) for k, v in parse_qsl(request.query) if k == ROUTE_PARAMETER]
@@ -64,10 +72,12 @@ def serve_token(request: Request, settings: Settings) -> Response:
             return _placeholder_token()
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
-        realm = token_service(route, settings.timeout).realm
+        realm = realm_of(route, settings.timeout).url
         forwarded = UpstreamRequest("POST", realm, headers, urlencode(form).encode())
     else:
-        raise unsupported(f"{request.method} is not served by the token endpoint", 405, "GET, POST")
+        raise method_not_allowed(
+            f"{request.method} is not served by the token endpoint", "GET, POST"
+        )
     answer = send(forwarded, settings.timeout)
     body = answer.read(MAX_TOKEN_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
@@ -96,7 +106,7 @@ def _map_params(
 ) -> tuple[Route, list[tuple[str, str]]]:
     """The route asked for, and the token parameters with every scope put under it."""
     if sum(1 for key, _ in params if key == "service") > 1:
-        raise unsupported("token request names more than one service", 400)
+        raise RegistryError(ErrorCode.UNSUPPORTED, "token request names more than one service")
     scopes: list[Scope] = []
     hint: str | None = None
     mapped: list[tuple[str, str]] = []
@@ -104,7 +114,9 @@ def _map_params(
         if key == "scope":
             scopes.extend(_parse_client_scopes(value))
             if len(scopes) > MAX_SCOPES:
-                raise unsupported(f"more than {MAX_SCOPES} scopes requested", 400)
+                raise RegistryError(
+                    ErrorCode.UNSUPPORTED, f"more than {MAX_SCOPES} scopes requested"
+                )
         elif key == ROUTE_PARAMETER:
             hint = value
         elif key in _TOKEN_PARAMETERS:
@@ -132,16 +144,16 @@ def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Rout
     if len(upstreams) > 1:
         names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
         raise RegistryError(
-            400,
             ErrorCode.DENIED,
             f"token request spans routes {names} on different registries: ask for one at a time",
+            status=400,
         )
     if routes:
         return max(routes, key=lambda route: len(route.vanity_prefix))
     if hint is not None:
         route = settings.routes.by_prefix(hint)
         if route is None:
-            raise unsupported(f"no route {hint!r}", 400)
+            raise RegistryError(ErrorCode.UNSUPPORTED, f"no route {hint!r}")
         return route
     return settings.routes.default
 
@@ -150,7 +162,7 @@ def _parse_client_scopes(value: str) -> list[Scope]:
     try:
         scopes = parse_scopes(value)
     except InvalidScopeError as error:
-        raise unsupported(f"invalid scope: {error}", 400) from None
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid scope: {error}") from None
     for scope in scopes:
         if scope.type == "repository":
             try:

@@ -13,6 +13,7 @@ registry errors naming the upstream).
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import threading
 import time
@@ -20,17 +21,20 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
+import h11
 import httpcore
 import httpx
 
-from .errors import ErrorCode, RegistryError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
+from .errors import IncompleteBodyError, UpstreamCutError, UpstreamError, UpstreamTimeoutError
 from .messages import Headers, has_control_characters
 from .urls import URL
 
 CHUNK_SIZE = 64 * 1024
-# Bytes asked of the socket per read. httpcore asks for 64 KiB; relaying a blob, larger reads
-# spend less CPU per byte in httpcore and h11 (bench/README.md has the figures).
-STREAM_READ_BYTES = 1024 * 1024
+# The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
+# larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
+# of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
+# size bounds crev's memory (bench/README.md has the figures for both).
+STREAM_READ_BYTES = 256 * 1024
 CONNECT_SECONDS = 10.0
 # How long crev waits to drain a small unneeded body before giving up on reusing its connection.
 RELEASE_SECONDS = 2.0
@@ -75,19 +79,60 @@ class _Deadline:
 
 class _DeadlineStream(httpcore.NetworkStream):
     """httpcore's socket stream, each read shortened to the deadline of its thread, if any, and
-    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed)."""
+    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
+
+    A TLS socket returns at most one record (16 KiB, often less) per read, however much is
+    asked, and every read pays the whole stack above it (httpcore, h11, httpx, crev). So once a
+    read has waited for data, the stream takes what the socket already holds without waiting
+    again, and passes it up as one read. crev's client uses no proxy, so the stream's socket
+    is the connection itself (plain, or TLS over it), never a tunnel's outer layer.
+    """
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        # A failure met while taking what was held, kept for the next read: the bytes read
+        # before it go up first, as they would have one read at a time.
+        self._failure: OSError | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise httpcore.ReadError(failure)
         at = getattr(_deadline, "at", None)
         if at is not None:
             remaining = at - time.monotonic()
             if remaining <= 0:
                 raise httpcore.ReadTimeout("the upstream's answer took too long")
             timeout = remaining if timeout is None else min(timeout, remaining)
-        return self._stream.read(max(max_bytes, STREAM_READ_BYTES), timeout)
+        limit = max(max_bytes, STREAM_READ_BYTES)
+        first = self._stream.read(limit, timeout)
+        if not first or len(first) >= limit:
+            return first
+        return self._held(first, limit)
+
+    def _held(self, first: bytes, limit: int) -> bytes:
+        """`first` and whatever the socket holds already, up to `limit` bytes in all."""
+        sock = self._stream.get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            return first
+        chunks = [first]
+        size = len(first)
+        timeout = sock.gettimeout()
+        try:
+            sock.settimeout(0.0)
+            while size < limit:
+                chunk = sock.recv(limit - size)
+                if not chunk:
+                    break  # the end of the stream; the next read sees it again
+                chunks.append(chunk)
+                size += len(chunk)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass  # nothing more held yet
+        except OSError as error:
+            self._failure = error
+        finally:
+            sock.settimeout(timeout)
+        return first if len(chunks) == 1 else b"".join(chunks)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, timeout)
@@ -287,9 +332,7 @@ def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
     try:
         yield from chunks
     except OSError as error:
-        raise RegistryError(
-            408, ErrorCode.SIZE_INVALID, f"the request body stopped arriving: {describe(error)}"
-        ) from None
+        raise IncompleteBodyError(f"the request body stopped arriving: {describe(error)}") from None
     _Deadline.start()
 
 
@@ -308,9 +351,18 @@ def _timeouts(seconds: float) -> dict[str, float]:
 
 def _closed_before_answering(error: httpx.TransportError) -> bool:
     """Whether the connection ended before any answer: what a pooled connection the upstream
-    closed a moment before it was reused looks like (a reset, or httpcore's words for a close
-    before the status line)."""
-    return not isinstance(error, httpx.RemoteProtocolError) or "without sending" in str(error)
+    closed a moment before it was reused looks like (a reset, or a close before the status
+    line)."""
+    return not _is_malformed(error)
+
+
+def _is_malformed(error: httpx.TransportError) -> bool:
+    """Whether h11 refused what the upstream sent: httpcore raises its protocol error while
+    handling h11's, except for a connection that closed before the status line, where there is
+    no h11 error behind it."""
+    return isinstance(error, httpx.RemoteProtocolError) and isinstance(
+        getattr(error.__cause__, "__context__", None), h11.RemoteProtocolError
+    )
 
 
 def _checked(
@@ -336,7 +388,7 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
     host = sent.url.netloc.decode("ascii", "replace")
     if isinstance(error, httpx.TimeoutException):
         return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
-    if isinstance(error, httpx.RemoteProtocolError) and "without sending" not in str(error):
+    if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return UpstreamError(
@@ -400,16 +452,22 @@ class UpstreamResponse:
         body = b"".join(chunks)
         return body if coding == "identity" else _decoded(body, limit)
 
+    @property
+    def has_body(self) -> bool:
+        """Whether the answer can carry a body: never to HEAD, nor with a 1xx, 204 or 304,
+        whatever its headers say (RFC 9112 6.3)."""
+        return self.method != "HEAD" and self.status >= 200 and self.status not in (204, 304)
+
     def release(self, limit: int = CHUNK_SIZE) -> None:
         """Close an answer whose body crev does not need, keeping its connection for reuse.
 
-        A small body of announced length (a 401's, a 404's) is cheaper to read than a new
-        connection is to open. Anything else, or a body that does not arrive promptly, just
-        closes the connection.
+        An answer that has no body, or a small one of announced length (a 401's, a 404's), is
+        cheaper to read to its end than a new connection is to open. Anything else, or a body
+        that does not arrive promptly, just closes the connection.
         """
         length = self.headers.get("content-length", "") or ""
         try:
-            if self.method == "HEAD" or (length.isdigit() and int(length) <= limit):
+            if not self.has_body or (length.isdigit() and int(length) <= limit):
                 with _Deadline(RELEASE_SECONDS):
                     for _ in self._response.iter_raw():
                         pass

@@ -1,105 +1,111 @@
-"""Upstream tokens crev fetches itself: with server-side credentials, so a private upstream can
-be served to anonymous clients, and anonymously for a public route, so its clients need no
-login at all.
+"""Sending upstream, authorized: with the client's own login as it came, or with tokens crev
+fetches itself: with server-side credentials, so a private upstream can be served to anonymous
+clients, and anonymously for a public route, so its clients need no login at all.
 
-Tokens are asked for exactly the scopes of the request, kept until shortly before they expire
-and shared by every client of the process. The credentials go to the upstream's token realm
-only, and never appear in a response or a log.
+Composed as go-containerregistry composes its transport: `send_authorized` authorizes, sends,
+and on a 401 learns the realm and refreshes the token once. Tokens are asked for exactly the
+scopes of the request, kept until shortly before they expire and shared by every client of the
+process (`token_cache`). The credentials go to the upstream's token realm only, and never
+appear in a response or a log.
 """
 
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from typing import NamedTuple
 
 from .errors import UpstreamError
 from .messages import Headers
-from .realm import TokenService, announced_token_service, token_in, token_service
+from .realm import Realm, announced_realm, learn_realm, realm_of, token_in
 from .routing import Credentials, Route
 from .scope import Scope
-from .upstream import UpstreamRequest, send
-from .urls import URL
+from .token_cache import CachedToken, TokenCache
+from .upstream import UpstreamRequest, UpstreamResponse, send
 
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
 EXPIRY_MARGIN = 15
 MAX_TOKEN_RESPONSE = 1024 * 1024
 
 
-class _Key(NamedTuple):
-    realm: URL
-    service: str | None
+class TokenKey(NamedTuple):
+    realm: Realm
     scopes: tuple[Scope, ...]
     # None for the anonymous tokens of a public route.
     credentials: Credentials | None
 
 
-class _Token(NamedTuple):
-    value: str
-    expires_at: float
+_tokens = TokenCache()
 
 
-_tokens: dict[_Key, _Token] = {}
-_lock = threading.Lock()
+def send_authorized(
+    request: UpstreamRequest, route: Route, scopes: tuple[Scope, ...], timeout: float
+) -> UpstreamResponse:
+    """Send with crev's own upstream authorization for `scopes`: authorize, send, and on a 401
+    learn the realm it announces and refresh the token once. A body can be sent only once, and
+    a static token cannot be refreshed: those 401s are the answer."""
+    key = authorize(request.headers, route, scopes, timeout)
+    answer = send_with_client_login(request, route, timeout)
+    if answer.status != 401 or request.body is not None or _has_static_token(route):
+        return answer
+    answer.release()
+    if key is not None:
+        _tokens.forget(key)
+    authorize(request.headers, route, scopes, timeout)
+    return send_with_client_login(request, route, timeout)
 
 
-def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float) -> str | None:
-    """The `Authorization` value crev sends upstream for a request it authenticates itself;
-    None where a public route's upstream wants no token or grants none to anonymous users (the
-    request then goes without, and the upstream refuses what is private)."""
+def send_with_client_login(
+    request: UpstreamRequest, route: Route, timeout: float
+) -> UpstreamResponse:
+    """Send as the request's headers stand (the client's own `Authorization`, or none), and
+    learn the realm an answer's challenge announces, so that a token request after it costs no
+    discovery round trip."""
+    answer = send(request, timeout)
+    learn_realm(route.upstream, answer.headers)
+    return answer
+
+
+def _has_static_token(route: Route) -> bool:
+    return route.credentials is not None and bool(route.credentials.token)
+
+
+def authorize(
+    headers: Headers, route: Route, scopes: tuple[Scope, ...], timeout: float
+) -> TokenKey | None:
+    """Put crev's own `Authorization` for these scopes in `headers`, or take any out where there
+    is none to send (a public route's upstream that wants no token or grants none to anonymous
+    users: the request then goes without, and the upstream refuses what is private). The key of
+    the cached token used, if any."""
     credentials = route.credentials
+    key = None
+    authorization = None
     if credentials is not None and credentials.token:
-        return f"Bearer {credentials.token}"
-    if credentials is None:
-        service = announced_token_service(route, timeout)
-        if service is None:
-            return None
+        authorization = f"Bearer {credentials.token}"
     else:
-        service = token_service(route, timeout)
-    key = _Key(service.realm, service.service, scopes, credentials)
-    cached = _tokens.get(key)
-    if cached is None or cached.expires_at <= time.monotonic():
-        fetched = _fetch_token(key, timeout)
-        if fetched is None:
-            return None
-        cached = fetched
-        with _lock:
-            _tokens[key] = cached
-    return f"Bearer {cached.value}"
-
-
-def authorize(headers: Headers, route: Route, scopes: tuple[Scope, ...], timeout: float) -> None:
-    """Put crev's own `Authorization` for these scopes in `headers`, or take any out where
-    there is none to send."""
-    authorization = server_authorization(route, scopes, timeout)
+        realm = realm_of(route, timeout) if credentials else announced_realm(route, timeout)
+        if realm is not None:
+            key = TokenKey(realm, scopes, credentials)
+            token = _tokens.get(key, lambda: _fetch_token(key, timeout))
+            authorization = None if token is None else f"Bearer {token.value}"
     if authorization is None:
         headers.remove("Authorization")
     else:
         headers.set("Authorization", authorization)
-
-
-def forget_token(route: Route, scopes: tuple[Scope, ...]) -> None:
-    """Drop cached tokens for these scopes, after the upstream refused one."""
-    with _lock:
-        for key in [key for key in _tokens if key.scopes == scopes]:
-            if key.credentials == route.credentials:
-                del _tokens[key]
+    return key
 
 
 def forget_tokens() -> None:
-    with _lock:
-        _tokens.clear()
+    _tokens.clear()
 
 
-def _fetch_token(key: _Key, timeout: float) -> _Token | None:
+def _fetch_token(key: TokenKey, timeout: float) -> CachedToken | None:
     credentials = key.credentials
-    service = TokenService(key.realm, key.service)
     headers = Headers([("Accept", "application/json")])
     if credentials is not None:
         basic = base64.b64encode(f"{credentials.username}:{credentials.password}".encode())
         headers.set("Authorization", f"Basic {basic.decode()}")
-    url = service.token_url(key.scopes, account=credentials.username if credentials else None)
+    url = key.realm.url_for(key.scopes, account=credentials.username if credentials else None)
     started = time.monotonic()
     answer = send(UpstreamRequest("GET", url, headers), timeout)
     body = answer.read(MAX_TOKEN_RESPONSE, timeout)
@@ -113,4 +119,4 @@ def _fetch_token(key: _Key, timeout: float) -> _Token | None:
     if token is None or expires_in is None:
         raise UpstreamError("the upstream token realm answered without a token")
     lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
-    return _Token(token, started + lifetime)
+    return CachedToken(token, started + lifetime)

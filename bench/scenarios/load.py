@@ -4,18 +4,20 @@ which `tests/hardening/test_load.py` runs for a few seconds)."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.support import PushedImage, seed_images, start_test_registry
-from tests.support.crev_process import crev_for
+from tests.support import PushedImage, TestRegistry, seed_images, start_test_registry
+from tests.support.crev_process import CrevProcess, crev_for
 from tests.support.pull_load import LoadResult, MiB, pull_plan, run_load
 
-from ..probes import log
-from ..testbed import PREFIX
+from ..probes import log, process_cpu_seconds
+from ..testbed import PREFIX, tls_upstream
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,15 @@ class LoadOptions:
     large_mib: int = 32  # size of the large image's layer
     max_blob_mib: float = 64.0  # blobs larger than this are left out of the plan
     seed: int = 0
+    tls: bool = False  # the registry behind a TLS front, as crev's upstream
 
 
 @dataclass(frozen=True)
 class LoadRun:
     result: LoadResult
     fetches: int  # distinct fetches in the plan the pullers draw from
+    upstream: str  # "plain", or "tls" for the registry behind a TLS front
+    crev_cpu_s: float  # crev's user+system CPU over the whole run, warm-up included
 
 
 def sustained_load(options: LoadOptions) -> LoadRun:
@@ -48,11 +53,12 @@ def sustained_load(options: LoadOptions) -> LoadRun:
                 if key not in ("other", "private")  # outside the prefix / needs credentials
             ]
             plan = pull_plan(images, PREFIX, int(options.max_blob_mib * MiB))
-            with crev_for(registry, workdir / "crev") as crev:
+            with crev_in_front(registry, workdir, options.tls) as crev:
                 log(
                     f"pulling through {crev.url} for {options.warmup:g} + {options.duration:g} s "
                     f"with {options.concurrency} pullers"
                 )
+                cpu_before = process_cpu_seconds(crev.process.pid)
                 result = run_load(
                     crev.url,
                     plan,
@@ -63,7 +69,19 @@ def sustained_load(options: LoadOptions) -> LoadRun:
                     warmup=options.warmup,
                     seed=options.seed,
                 )
-    return LoadRun(result, len(plan))
+                crev_cpu_s = process_cpu_seconds(crev.process.pid) - cpu_before
+    return LoadRun(result, len(plan), "tls" if options.tls else "plain", crev_cpu_s)
+
+
+@contextlib.contextmanager
+def crev_in_front(registry: TestRegistry, workdir: Path, tls: bool) -> Iterator[CrevProcess]:
+    """crev serving the registry, or the registry behind a TLS front when `tls`."""
+    if not tls:
+        with crev_for(registry, workdir / "crev") as crev:
+            yield crev
+        return
+    with tls_upstream(registry, workdir) as (_, crev):
+        yield crev
 
 
 def anonymous_token(crev_url: str, service: str, images: list[PushedImage]) -> str:

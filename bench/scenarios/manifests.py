@@ -29,7 +29,7 @@ def warm_manifest_latency(bed: Testbed, plan: Plan) -> dict[str, Any]:
     it spend on each?"""
     headers = bed.manifest_headers()
     targets = bed.targets
-    clients = {side: httpx.Client(timeout=30) for side in targets}
+    clients = {side: target.client() for side, target in targets.items()}
     urls = {side: target.manifest_url() for side, target in targets.items()}
     results: dict[str, Any] = {}
     cpu_seconds = 0.0
@@ -102,7 +102,7 @@ def requests_per_second(target: Target, headers: dict[str, str], total: int) -> 
     connected to when the last is done."""
     url = target.manifest_url()
     per_client = total // CONCURRENCY
-    clients = [httpx.Client(timeout=30) for _ in range(CONCURRENCY)]
+    clients = [target.client() for _ in range(CONCURRENCY)]
     errors: list[str] = []
     barrier = threading.Barrier(CONCURRENCY + 1)
 
@@ -137,7 +137,7 @@ def connection_reuse(bed: Testbed, plan: Plan) -> dict[str, Any]:
     url = bed.targets["crev"].manifest_url()
     sequential = min(plan.sequential, 300)
     with (
-        UpstreamConnectionWatcher(bed.crev_pid, bed.registry_port) as seq_watch,
+        UpstreamConnectionWatcher(bed.crev_pid, bed.upstream_port) as seq_watch,
         httpx.Client() as client,
     ):
         timed_requests(client, "HEAD", url, headers, sequential)
@@ -147,7 +147,7 @@ def connection_reuse(bed: Testbed, plan: Plan) -> dict[str, Any]:
         with httpx.Client() as own:
             timed_requests(own, "GET", url, headers, concurrent // CONCURRENCY)
 
-    with UpstreamConnectionWatcher(bed.crev_pid, bed.registry_port) as conc_watch:
+    with UpstreamConnectionWatcher(bed.crev_pid, bed.upstream_port) as conc_watch:
         in_threads(worker, CONCURRENCY)
     return {
         "sequential_requests": sequential,

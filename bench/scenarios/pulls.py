@@ -14,19 +14,24 @@ from ..probes import log, median, timed_copy
 from ..testbed import Side, Target, Testbed, side_order
 
 
-def copy_time(bed: Testbed, plan: Plan) -> dict[str, Any]:
-    """How long does a `skopeo copy` of the multi-layer image take, direct and via crev?"""
+def copy_time(bed: Testbed, plan: Plan, image: str | None = None) -> dict[str, Any]:
+    """How long does a `skopeo copy` of `image` (the multi-layer one by default) take, direct
+    and via crev?"""
+    image = image or bed.images.copy_image
     targets = bed.targets
     rounds: dict[Side, list[float]] = {side: [] for side in targets}
     for index in range(-1, plan.copy_rounds):  # round -1 warms up both sides, not counted
         for side in side_order(index):
             destination = bed.scratch(f"copy-{side}-")
-            seconds = timed_copy(targets[side].reference(bed.images.copy_image), destination)
+            seconds = timed_copy(targets[side].reference(image), destination)
             shutil.rmtree(destination)
             if index >= 0:
                 rounds[side].append(seconds)
     result = {side: {"seconds": median(rounds[side]), "rounds": rounds[side]} for side in targets}
-    log(f"copy: direct {result['direct']['seconds']:.3f} s, crev {result['crev']['seconds']:.3f} s")
+    log(
+        f"copy {image} ({bed.upstream} upstream): direct {result['direct']['seconds']:.3f} s, "
+        f"crev {result['crev']['seconds']:.3f} s"
+    )
     return result
 
 

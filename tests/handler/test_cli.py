@@ -3,24 +3,29 @@ input, and a banner that says what is served and how to pull."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+import crev.__main__ as crev_main
 from crev.server import PROJECT_ROOT
 from tests.support import free_port
 
 
-def crev(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def crev(*args: str, root: Path = PROJECT_ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CREV_") and k != "PORT"}
     return subprocess.run(
         [sys.executable, "-m", "crev", *args],
-        cwd=PROJECT_ROOT,
+        cwd=root,
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -76,7 +81,103 @@ def test_a_bad_setting_is_one_line() -> None:
     assert line.startswith("crev: configuration error: CREV_UPSTREAM_TIMEOUT='soon'")
 
 
-def banner(*args: str, **env: str) -> str:
+def project_with(tmp_path: Path, vercel_json: str) -> Path:
+    """A copy of the project (its package and functions) with this `vercel.json`."""
+    shutil.copytree(PROJECT_ROOT / "crev", tmp_path / "crev")
+    shutil.copytree(PROJECT_ROOT / "api", tmp_path / "api")
+    (tmp_path / "vercel.json").write_text(vercel_json)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("vercel_json", "said"),
+    [
+        ("{", "vercel.json is not valid JSON: Expecting property name enclosed in double quotes"),
+        ('{"rewrites": {}}', "vercel.json: 'rewrites' must be a list"),
+        ('{"rewrites": [{"source": "/x"}]}', "vercel.json: rewrite {'source': '/x'} needs a"),
+        (
+            '{"rewrites": [{"source": "/x", "destination": "/api/none"}]}',
+            "vercel.json rewrites '/x' to unknown '/api/none'",
+        ),
+        (
+            '{"rewrites": [{"source": "/(x", "destination": "/api/v2"}]}',
+            "vercel.json: rewrite source '/(x': missing ), unterminated subpattern",
+        ),
+    ],
+)
+def test_a_bad_vercel_json_is_one_line(tmp_path: Path, vercel_json: str, said: str) -> None:
+    line = one_line_error(crev(root=project_with(tmp_path, vercel_json)))
+    assert line.startswith(f"crev: configuration error: {said}"), line
+
+
+def test_a_zero_timeout_says_what_is_accepted() -> None:
+    line = one_line_error(crev(CREV_UPSTREAM_TIMEOUT="0"))
+    assert line == (
+        "crev: configuration error: CREV_UPSTREAM_TIMEOUT='0': "
+        "must be a number of seconds above 0 and at most 900"
+    )
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_it_listens_on_ipv6_loopback() -> None:
+    port = free_port()
+    with started("--host", "::1", "--port", str(port)) as shown:
+        assert f"crev serving on http://[::1]:{port}\n" in shown
+        assert f"docker pull [::1]:{port}/NAME:TAG" in shown
+        with socket.create_connection(("::1", port), timeout=10) as conn:
+            conn.sendall(b"GET /v2/ HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 ")
+
+
+def test_an_ipv6_address_no_interface_has_is_one_line() -> None:
+    # 2001:db8::/32 is for documentation: no machine has it.
+    line = one_line_error(crev("--host", "2001:db8::1", "--port", "8080"))
+    assert line in (
+        "crev: cannot listen on [2001:db8::1]:8080: no interface has that address",
+        "crev: cannot listen on [2001:db8::1]:8080: this machine has no IPv6",
+    )
+
+
+def test_a_machine_without_ipv6_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_ipv6(host: str, port: int) -> None:
+        raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+
+    monkeypatch.setattr(crev_main, "create_server", no_ipv6)
+    with pytest.raises(crev_main.CommandLineError) as caught:
+        crev_main._listen("::1", 8080)
+    assert str(caught.value) == "cannot listen on [::1]:8080: this machine has no IPv6"
+
+
+def test_a_misspelled_setting_is_warned_about_at_start() -> None:
+    port = free_port()
+    with started("--port", str(port), CREV_REGISTRY="ghcr.io", CREV_PREFIX="acme") as shown:
+        assert "NAME -> https://registry-1.docker.io/library/NAME" in shown
+    assert shown.stderr.splitlines()[:2] == [
+        "crev: warning: CREV_PREFIX is set, but crev has no such setting: it is ignored"
+        " (did you mean CREV_REPO_PREFIX?)",
+        "crev: warning: CREV_REGISTRY is set, but crev has no such setting: it is ignored"
+        " (did you mean CREV_REGISTRY_HOST?)",
+    ]
+    assert "configuration:" not in shown.stderr, "the warning was given twice"
+
+
+class Banner(str):
+    """What the server printed on stdout up to its pull lines; its stderr once it stopped."""
+
+    stderr = ""
+
+
+@contextmanager
+def started(*args: str, **env: str) -> Iterator[Banner]:
+    """A running `python -m crev`, as its banner; stopped with Ctrl-C on leaving."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CREV_") and k != "PORT"}
     process = subprocess.Popen(
         [sys.executable, "-m", "crev", *args],
@@ -92,10 +193,17 @@ def banner(*args: str, **env: str) -> str:
         while not lines[-1].lstrip().startswith("docker pull"):
             lines.append(process.stdout.readline())
             assert len(lines) < 20, lines
-        return "".join(lines)
+        shown = Banner("".join(lines))
+        yield shown
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=10)
+        _, stderr = process.communicate(timeout=10)
+    shown.stderr = stderr
+
+
+def banner(*args: str, **env: str) -> str:
+    with started(*args, **env) as shown:
+        return str(shown)
 
 
 def test_the_banner_shows_docker_hub_s_official_images_and_a_pullable_address() -> None:

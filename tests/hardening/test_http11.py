@@ -119,6 +119,20 @@ def test_control_characters_a_client_sent_reach_the_log_escaped(
     assert upstream.saw_nothing()
 
 
+def test_a_tls_handshake_on_the_plain_port_is_logged_in_words(
+    crev: CrevServer, upstream: RawUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The first bytes of a ClientHello as podman and skopeo send it when they try https first.
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8f\xe5\xde\x00\x0a\x1b[2J\xff" * 3
+    caplog.set_level(logging.INFO, logger="crev")
+    raw_error(parse(exchange(port_of(crev), hello, timeout=5)), 400, "UNSUPPORTED")
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert line == (
+        "refused 400 a TLS handshake on a plain-HTTP port: the client tried https first"
+    )
+    assert upstream.saw_nothing()
+
+
 def test_a_client_that_hangs_up_mid_blob_is_logged_as_gone_without_a_traceback(
     crev: CrevServer,
     upstream: RawUpstream,

@@ -6,7 +6,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from crev.realm import forget_token_services
+from crev.realm import forget_realms
 from crev.server import LocalServer, create_server
 from crev.upstream_auth import forget_tokens
 
@@ -33,7 +33,7 @@ class CrevServer:
 def forget_learned_state() -> None:
     """Forget the token realms and upstream tokens crev has learned: they belong to the process,
     not to one server, and would carry over from one test to the next."""
-    forget_token_services()
+    forget_realms()
     forget_tokens()
 
 

@@ -172,17 +172,14 @@ def test_token68_with_base64_padding(header: str, token68: str) -> None:
 
 
 def test_token68_must_be_followed_by_a_comma_or_the_end() -> None:
-    # Regression: crev/challenge.py parse_challenges accepts `Negotiate abc def` (two items with no
-    # comma between them, which the `1#challenge` grammar forbids) and reads `def` as a second
-    # challenge's scheme instead of refusing the header.
+    # `1#challenge` separates challenges with commas: `def` after a token68 is no second
+    # challenge's scheme, and the header is refused rather than read as two.
     with pytest.raises(MalformedHeaderError):
         parse_challenges("Negotiate abc def")
 
 
 def test_unquoted_realm_url() -> None:
-    # Regression: crev/params.py documents _TCHAR as "RFC 7230 tchar, plus '/' and ':' which real
-    # registries put unquoted", but the set holds neither, so an unquoted URL value fails with
-    # "expected ',' between auth-params". Either the set or the comment is wrong.
+    # Real registries put a realm URL unquoted; '/' and ':' are read as part of the value.
     assert parse_challenges("Bearer realm=https://auth.example/token,service=registry") == [
         Challenge("Bearer", [("realm", "https://auth.example/token"), ("service", "registry")])
     ]

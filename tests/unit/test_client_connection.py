@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crev.client_connection import MAX_HEADER_FIELDS, ClientConnection, RequestHead
+from crev.client_connection import (
+    MAX_HEADER_FIELDS,
+    ClientConnection,
+    RequestHead,
+    is_tls_handshake,
+)
 from crev.errors import RegistryError
 
 
@@ -134,6 +139,24 @@ def test_a_tls_handshake_is_refused_without_waiting_for_headers() -> None:
     with pytest.raises(RegistryError) as caught:
         client.read_head(b"\x16\x03\x01\x00\xde\x01\x00\x00\xda\x03\x03 x\n")
     assert caught.value.status == 400
+    assert caught.value.message == (
+        "a TLS handshake on a plain-HTTP port: the client tried https first"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "tls"),
+    [
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", True),  # TLS 1.2/1.3 ClientHello
+        (b"\x16\x03\x00", True),  # SSL 3.0
+        (b"GET / HTTP/1.1\r\n", False),
+        (b"\x16\x02", False),
+        (b"\x16", False),
+        (b"", False),
+    ],
+)
+def test_a_tls_handshake_is_told_from_a_request_line(data: bytes, tls: bool) -> None:
+    assert is_tls_handshake(data) is tls
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import pytest
 
-from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings
+from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings, read_settings
 from crev.errors import RegistryError
 from crev.names import Namespace
 from crev.routing import Credentials, Route
@@ -147,11 +148,8 @@ def test_registry_host_refused(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["[::1", "::1]", "[::1:5000", "[a]", "[ghcr.io]:5000"])
 def test_registry_host_with_broken_brackets_is_a_config_error(value: str) -> None:
-    # Regression: crev/config.py _host calls urlsplit() outside its try block; for an unbalanced or
-    # non-IP bracketed host urlsplit raises a bare ValueError ("Invalid IPv6 URL", "'a' does
-    # not appear to be an IPv4 or IPv6 address") instead of a ConfigError naming the variable.
-    # handler.FunctionHandler._respond only catches ConfigError around current_settings(), so
-    # every request then fails without the promised registry JSON error.
+    # An unbalanced or non-IP bracketed host is a ConfigError naming the variable (which the
+    # handler answers as a registry JSON error), never the ValueError urlsplit raises for it.
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_REGISTRY_HOST": value})
     assert str(caught.value).startswith(f"CREV_REGISTRY_HOST={value!r}: ")
@@ -239,8 +237,58 @@ def test_timeout_refused(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_UPSTREAM_TIMEOUT": value})
     assert str(caught.value) == (
-        f"CREV_UPSTREAM_TIMEOUT={value!r}: must be seconds between 0 and 900"
+        f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most 900"
     )
+
+
+# --- CREV_* names that no setting reads -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("CREV_REGISTRY", " (did you mean CREV_REGISTRY_HOST?)"),
+        ("CREV_PREFIX", " (did you mean CREV_REPO_PREFIX?)"),
+        ("CREV_REGISTRY_HOTS", " (did you mean CREV_REGISTRY_HOST?)"),
+        ("CREV_ALLOW_PUSHES", " (did you mean CREV_ALLOW_PUSH?)"),
+        ("CREV_UPSTREAM_PASSWD", " (did you mean CREV_UPSTREAM_PASSWORD?)"),
+        ("CREV_ACME_TOKEN", " (no CREV_ROUTES entry has ;credentials=ACME)"),
+        ("CREV_SOMETHING", ""),
+    ],
+)
+def test_a_crev_variable_no_setting_reads_is_warned_about(name: str, hint: str) -> None:
+    settings, warnings = read_settings({name: "1", "CREV_REGISTRY_HOST": "ghcr.io"})
+    assert settings.routes.default.upstream.host == "ghcr.io"
+    assert warnings == [f"{name} is set, but crev has no such setting: it is ignored{hint}"]
+
+
+def test_every_documented_setting_and_named_credentials_go_without_a_warning() -> None:
+    env = {name: "" for name in ("PORT", "VERCEL_PYTHON_COMPILEALL", "HOME", "CREVASSE")}
+    single = {
+        **env,
+        **dict.fromkeys(
+            ["CREV_REPO_PREFIX", "CREV_REGISTRY_SCHEME", "CREV_OFFICIAL_IMAGES", "CREV_PUBLIC"],
+            "",
+        ),
+        "CREV_REGISTRY_HOST": "ghcr.io",
+        "CREV_TOKEN_REALM": "https://ghcr.io/token",
+        "CREV_UPSTREAM_USERNAME": "bot",
+        "CREV_UPSTREAM_PASSWORD": "secret",
+        "CREV_TOKEN_URL": "/api/token",
+        "CREV_UPSTREAM_TIMEOUT": "10",
+        "CREV_BROWSER_REDIRECT": "https://acme.dev/about",
+        "CREV_ALLOW_PUSH": "1",
+        "CREV_MAX_BODY_BYTES": "1000",
+    }
+    assert read_settings(single)[1] == []
+    routes = {
+        **env,
+        "CREV_ROUTES": "tools/=ghcr.io/acme;credentials=ACME, =docker.io;credentials=HUB",
+        "CREV_ACME_TOKEN": "t",
+        "CREV_HUB_USERNAME": "bot",
+        "CREV_HUB_PASSWORD": "secret",
+    }
+    assert read_settings(routes)[1] == []
 
 
 # --- CREV_TOKEN_URL and CREV_TOKEN_REALM ------------------------------------------------------
@@ -292,9 +340,7 @@ def test_token_realm_refused(value: str) -> None:
 @pytest.mark.parametrize("variable", ["CREV_TOKEN_URL", "CREV_TOKEN_REALM"])
 @pytest.mark.parametrize("value", ["https://[::1/token", "https://[a]/token"])
 def test_token_urls_with_broken_brackets_are_config_errors(variable: str, value: str) -> None:
-    # Regression: crev/config.py _optional_url lets urlsplit's ValueError ("Invalid IPv6 URL")
-    # escape
-    # instead of raising ConfigError naming the variable (same crash as CREV_REGISTRY_HOST).
+    # As for CREV_REGISTRY_HOST: urlsplit's ValueError becomes a ConfigError naming the variable.
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({variable: value})
     assert str(caught.value) == f"{variable}={value!r}: must be an absolute http(s) URL"
@@ -305,9 +351,8 @@ def test_token_urls_with_broken_brackets_are_config_errors(variable: str, value:
     "value", ["https://auth.example:abc/token", "https://auth.example:99999/t"]
 )
 def test_token_urls_with_invalid_port_are_refused(variable: str, value: str) -> None:
-    # Regression: crev/config.py _optional_url never reads `parts.port`, so a URL whose port is
-    # not a number or is out of range is accepted; docker then fails to parse the realm (or crev
-    # fails to reach it) at request time instead of crev refusing it at start-up.
+    # A port that is no number or out of range is refused at start-up, not left for docker to
+    # fail on when it parses the realm (or for crev when it cannot reach it).
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({variable: value})
     assert str(caught.value) == f"{variable}={value!r}: must be an absolute http(s) URL"
@@ -419,10 +464,8 @@ def test_route_entry_errors_name_the_variable(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["a=", "a=/acme", "a=;realm=https://r/t"])
 def test_route_without_a_host_is_refused(value: str) -> None:
-    # Regression: crev/config.py _route passes an empty host to _host, which treats "" as "use
-    # the default" (right for an unset CREV_REGISTRY_HOST) and silently routes the entry to
-    # Docker Hub. The documented entry grammar is `prefix=[scheme://]host[...]`: a missing host
-    # is a typo to refuse ("expected vanity-prefix=host[/namespace]"), not a request for Hub.
+    # The entry grammar is `prefix=[scheme://]host[...]`: a missing host is a typo to refuse,
+    # not a request for Docker Hub (the default only an unset CREV_REGISTRY_HOST means).
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CREV_ROUTES": value})
     assert str(caught.value).startswith(f"CREV_ROUTES entry {value!r}: ")
@@ -513,3 +556,20 @@ def test_who_authenticates_to_the_upstream(
     route = Settings.from_env(env).routes.default
     decided = route.pulls_for_clients(write=write, client_authorized=client_authorized)
     assert decided is crev_authenticates
+
+
+def test_current_settings_log_a_variable_no_setting_reads_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CREV_REGISTRY_HOST", "ghcr.io")
+    monkeypatch.setenv("CREV_REPO_PREFIXX", "unit-test-typo")
+    caplog.set_level(logging.WARNING, logger="crev")
+    current_settings()
+    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-now-a-new-configuration")
+    current_settings()
+    assert [record.getMessage() for record in caplog.records] == [
+        "configuration: CREV_REPO_PREFIXX is set, but crev has no such setting: it is ignored"
+        " (did you mean CREV_REPO_PREFIX?)"
+    ]

@@ -12,6 +12,7 @@ from crev.errors import (
     ConfigError,
     CrevError,
     ErrorCode,
+    IncompleteBodyError,
     InvalidDigestError,
     InvalidNameError,
     InvalidReferenceError,
@@ -22,8 +23,9 @@ from crev.errors import (
     UpstreamCutError,
     UpstreamError,
     UpstreamTimeoutError,
+    method_not_allowed,
+    not_served,
     registry_error,
-    unsupported,
 )
 
 
@@ -38,6 +40,7 @@ from crev.errors import (
         (UpstreamError("upstream down"), 502, ErrorCode.UNAVAILABLE),
         (UpstreamTimeoutError("upstream slow"), 504, ErrorCode.UNAVAILABLE),
         (UpstreamCutError("upstream cut"), 502, ErrorCode.UNAVAILABLE),
+        (IncompleteBodyError("the body stopped"), 408, ErrorCode.SIZE_INVALID),
     ],
 )
 def test_each_domain_error_is_answered_with_its_status_and_code(
@@ -50,8 +53,25 @@ def test_each_domain_error_is_answered_with_its_status_and_code(
     assert answer.detail == error.detail
 
 
+def test_a_refusal_is_answered_with_its_code_s_status() -> None:
+    assert RegistryError(ErrorCode.DENIED, "no").status == 403
+    assert RegistryError(ErrorCode.NAME_UNKNOWN, "no").status == 404
+    assert RegistryError(ErrorCode.UNSUPPORTED, "no").status == 400
+    # Where HTTP asks for a status of its own.
+    assert RegistryError(ErrorCode.SIZE_INVALID, "too large", status=413).status == 413
+    assert (not_served("no such path").status, not_served("no").code) == (
+        404,
+        ErrorCode.UNSUPPORTED,
+    )
+
+
+def test_every_code_knows_its_status() -> None:
+    for code in ErrorCode:
+        assert 400 <= code.status < 600, code
+
+
 def test_a_registry_error_is_answered_as_it_is() -> None:
-    refusal = unsupported("PUT is not served", 405, "GET, HEAD")
+    refusal = method_not_allowed("PUT is not served", "GET, HEAD")
     assert isinstance(refusal, RegistryError)
     assert registry_error(refusal) is refusal
     assert (refusal.status, refusal.code) == (405, ErrorCode.UNSUPPORTED)
@@ -77,7 +97,7 @@ def test_every_error_crev_raises_has_one_base() -> None:
         and issubclass(value, Exception)
         and value.__module__ == errors.__name__
     ]
-    assert len(raised) == 12
+    assert len(raised) == 13
     assert all(issubclass(kind, CrevError) for kind in raised)
     # Grammar errors are ValueErrors too, as a parse failure is in Python.
     for kind in (InvalidNameError, InvalidDigestError, InvalidScopeError, MalformedHeaderError):
@@ -95,7 +115,7 @@ def test_the_body_is_a_distribution_error() -> None:
             }
         ]
     }
-    assert json.loads(unsupported("no").body()) == {
+    assert json.loads(RegistryError(ErrorCode.UNSUPPORTED, "no").body()) == {
         "errors": [{"code": "UNSUPPORTED", "message": "no"}]
     }
 
@@ -111,6 +131,7 @@ def test_the_hierarchy_is_documented() -> None:
         "InvalidScopeError",
         "NameUnknownError",
         "MalformedHeaderError",
+        "IncompleteBodyError",
         "UpstreamError",
         "UpstreamTimeoutError",
         "UpstreamCutError",

@@ -278,11 +278,9 @@ def test_request_origin_refuses_a_bad_default_scheme() -> None:
 
 @pytest.mark.parametrize("host", ["a\x00b", "vanity.example\x7f", "a\x1bb", "a\x0bb"])
 def test_request_origin_refuses_control_characters(host: str) -> None:
-    # Regression: crev/realm.py _is_host accepts a Host (or X-Forwarded-Host) holding control
-    # characters other than tab/CR/LF (urlsplit strips only those). The origin then becomes the
-    # realm of every rewritten challenge, where Challenge.format's check_field_value raises
-    # MalformedHeaderError, and proxy._client_headers reports it as a 502 "upstream sent a
-    # malformed header" instead of answering the client's bad request with a 400.
+    # The origin becomes the realm of every rewritten challenge: a Host (or X-Forwarded-Host)
+    # with control characters is the client's bad request, a 400, before it can make a header
+    # crev could not send (which would read as a 502 from the upstream).
     with refused() as refusal:
         request_origin(Headers([("Host", host)]), "https")
     assert refusal.status == 400

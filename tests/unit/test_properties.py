@@ -174,9 +174,8 @@ def test_parse_endpoint_raises_only_registry_errors(path: str) -> None:
 @example("/v2/x/blobs/uploads/..")
 @example("/v2/x/blobs/uploads/.")
 def test_upstream_path_has_no_dot_segments(path: str) -> None:
-    # Regression: crev/endpoints.py accepts "." and ".." as upload ids (see
-    # test_routes.py::test_dot_segment_upload_ids_are_refused); the upstream path then holds a
-    # dot segment that URL libraries resolve, changing which resource the upstream is asked.
+    # URL libraries resolve dot segments, so an upstream path with one would ask another
+    # resource (test_endpoints.py::test_dot_segment_upload_ids_are_refused).
     try:
         upstream = parse_endpoint(path).upstream_path(ACME)
     except CrevError:
@@ -253,8 +252,7 @@ def test_challenges_round_trip(generated: list[Challenge]) -> None:
 @example("Basic", "dXNlcjpwYXNz")
 @example("Basic", "dXNlcjpwYXNzd29yZA==")
 def test_token68_round_trips(scheme: str, token68: str) -> None:
-    # Regression: token68 values ending in '=' padding do not parse (see
-    # test_challenge.py::test_token68_with_base64_padding).
+    # Base64 '=' padding is part of a token68 (test_challenge.py::test_token68_with_base64_padding).
     challenge = Challenge(scheme, token68=token68)
     assert parse_challenges(challenge.format()) == [challenge]
 

@@ -3,15 +3,21 @@ closed when not, and never a failure for the client when the upstream closed one
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import gzip
+import select
 import socket
 import ssl
+import struct
+import termios
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
+import httpcore
 import pytest
 import trustme
 from pytest_httpserver import HTTPServer
@@ -20,78 +26,11 @@ from crev import upstream
 from crev.errors import UpstreamCutError
 from crev.messages import Headers
 from crev.urls import URL
+from tests.support.keepalive_upstream import KeepAliveServer
 from tests.support.refusals import refused
 
 TIMEOUT = 5.0
 BODY = b"x" * 200_000
-
-
-class KeepAliveServer:
-    """A raw HTTP/1.1 server that keeps connections open and counts them.
-
-    `answer(n)` gives the bytes for the n-th request on a connection (from 1), or None to
-    close that connection without answering; `close_after_answer` closes each connection
-    after one answer without saying so, as an upstream does when its idle timeout fires.
-    """
-
-    def __init__(self, answer: Callable[[int], bytes | None], close_after_answer: bool = False):
-        self.answer = answer
-        self.close_after_answer = close_after_answer
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError), conn:
-            buffered = b""
-            count = 0
-            while True:
-                while b"\r\n\r\n" not in buffered:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffered += data
-                head, _, buffered = buffered.partition(b"\r\n\r\n")
-                length = _content_length(head)
-                while len(buffered) < length:
-                    buffered += conn.recv(65536)
-                buffered = buffered[length:]
-                count += 1
-                with self._lock:
-                    self.requests.append(head)
-                answer = self.answer(count)
-                if answer is None:
-                    return
-                conn.sendall(answer)
-                if self.close_after_answer:
-                    return
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return 0
 
 
 def ok(body: bytes = b"hello") -> bytes:
@@ -473,6 +412,28 @@ def test_answers_without_a_body_give_their_connection_back(
     assert server.connections == 1
 
 
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        ("GET", b'HTTP/1.1 304 Not Modified\r\nETag: "1"\r\n\r\n'),
+        ("DELETE", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    ],
+    ids=["304", "delete-204", "head-chunked"],
+)
+def test_answers_without_a_body_released_unread_keep_their_connection(
+    serve, method: str, answer: bytes
+) -> None:
+    # No Content-Length to go by: a 204 or 304 has no body by its status (RFC 9112 6.3).
+    server = serve(lambda n: answer)
+    for _ in range(3):
+        response = send(method, server.url + "/v2/", Headers(), TIMEOUT)
+        assert not response.has_body
+        response.release()
+    assert [head.split(b" ", 1)[0] for head in server.requests] == [method.encode()] * 3
+    assert server.connections == 1
+
+
 def test_an_answer_with_a_control_character_h11_lets_through_is_a_502(serve) -> None:
     server = serve(lambda n: b"HTTP/1.1 200 OK\r\nX-Bell: a\x07b\r\nContent-Length: 2\r\n\r\n{}")
     with refused() as refusal:
@@ -486,3 +447,133 @@ def test_a_header_with_obs_text_is_passed_on_byte_for_byte(serve) -> None:
     headers = Headers([("Accept", "a/b; note=caf\xe9")])
     send("GET", server.url + "/v2/", headers, TIMEOUT).release()
     assert b"\r\nAccept: a/b; note=caf\xe9\r\n" in server.requests[0] + b"\r\n"
+
+
+# ------------------------------------------------------------------ reads of the socket stream
+# crev's network stream, over real local sockets: plain TCP, and TLS 1.3 without session
+# tickets, so that the bytes a peer's records take on the wire are known exactly.
+
+RECORD = 1000
+TLS13_RECORD_OVERHEAD = 22  # header 5, content type 1, AEAD tag 16
+
+
+class StreamPair(NamedTuple):
+    peer: socket.socket  # the upstream's end, plain or TLS
+    stream: httpcore.NetworkStream  # crev's end, as its connection pool makes it
+    raw: socket.socket  # crev's end of the TCP connection
+
+
+@pytest.fixture
+def plain_pair() -> Iterator[StreamPair]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        stream = upstream._DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1])
+        peer, _ = listener.accept()
+    yield StreamPair(peer, stream, stream.get_extra_info("socket"))
+    stream.close()
+    peer.close()
+
+
+@pytest.fixture
+def tls_pair() -> Iterator[StreamPair]:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    server_context.minimum_version = ssl.TLSVersion.TLSv1_3
+    server_context.num_tickets = 0
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def accept() -> None:
+            conn, _ = listener.accept()
+            accepted.append(server_context.wrap_socket(conn, server_side=True))
+
+        handshake = threading.Thread(target=accept)
+        handshake.start()
+        tcp = upstream._DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1])
+        stream = tcp.start_tls(client_context, "127.0.0.1", TIMEOUT)
+        handshake.join()
+    yield StreamPair(accepted[0], stream, stream.get_extra_info("socket"))
+    stream.close()
+    accepted[0].close()
+
+
+def wait_until_held(sock: socket.socket, size: int) -> None:
+    """Until the kernel holds `size` bytes unread on `sock` (loopback delivers them soon)."""
+    deadline = time.monotonic() + TIMEOUT
+    while fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0") != struct.pack("i", size):
+        assert time.monotonic() < deadline, f"never held {size} bytes"
+        time.sleep(0.001)
+
+
+def send_records(pair: StreamPair, count: int) -> bytes:
+    """`count` TLS records of RECORD bytes each, held by crev's socket once this returns."""
+    records = [bytes([65 + n % 26]) * RECORD for n in range(count)]
+    for record in records:
+        pair.peer.sendall(record)  # one write below 16 KiB, one record
+    wait_until_held(pair.raw, count * (RECORD + TLS13_RECORD_OVERHEAD))
+    return b"".join(records)
+
+
+def test_a_tls_read_returns_every_record_the_socket_holds(tls_pair: StreamPair) -> None:
+    sent = send_records(tls_pair, 20)
+    assert tls_pair.stream.read(65536, TIMEOUT) == sent
+    # The socket is left as httpcore set it for this read: blocking, with its timeout.
+    assert tls_pair.raw.gettimeout() == TIMEOUT
+
+
+def test_a_tls_read_takes_at_most_stream_read_bytes(
+    tls_pair: StreamPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upstream, "STREAM_READ_BYTES", 2500)
+    sent = send_records(tls_pair, 6)
+    reads = [tls_pair.stream.read(1024, TIMEOUT) for _ in range(3)]
+    assert [len(read) for read in reads] == [2500, 2500, 1000]
+    assert b"".join(reads) == sent
+
+
+def test_a_read_waits_only_for_its_first_bytes(tls_pair: StreamPair) -> None:
+    sent = send_records(tls_pair, 2)
+    started = time.monotonic()
+    # The peer stays silent after two records: the read returns them at once, and the next
+    # read waits for the timeout httpcore gives it, as before.
+    assert tls_pair.stream.read(65536, TIMEOUT) == sent
+    assert time.monotonic() - started < TIMEOUT / 2
+    with pytest.raises(httpcore.ReadTimeout):
+        tls_pair.stream.read(65536, 0.2)
+    assert tls_pair.raw.gettimeout() == 0.2
+
+
+def test_a_plain_read_returns_what_the_socket_holds_and_keeps_its_timeout(
+    plain_pair: StreamPair,
+) -> None:
+    plain_pair.peer.sendall(b"held")
+    wait_until_held(plain_pair.raw, 4)
+    assert plain_pair.stream.read(65536, TIMEOUT) == b"held"
+    assert plain_pair.raw.gettimeout() == TIMEOUT
+    plain_pair.peer.close()
+    assert plain_pair.stream.read(65536, TIMEOUT) == b""
+
+
+def test_a_deadline_past_fails_a_read_before_it_waits(tls_pair: StreamPair) -> None:
+    send_records(tls_pair, 1)
+    with upstream._Deadline(0.0), pytest.raises(httpcore.ReadTimeout):
+        tls_pair.stream.read(65536, TIMEOUT)
+    assert tls_pair.stream.read(65536, TIMEOUT) == b"A" * RECORD
+
+
+def test_a_reset_met_after_held_bytes_fails_the_next_read_rather_than_ending_it(
+    plain_pair: StreamPair,
+) -> None:
+    # A body delimited by the connection's close would otherwise end early and look whole.
+    plain_pair.peer.sendall(b"partial")
+    plain_pair.peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    plain_pair.peer.close()  # a reset
+    hangup = select.poll()
+    hangup.register(plain_pair.raw, 0)  # only POLLHUP and POLLERR, reported once it is reset
+    assert hangup.poll(TIMEOUT * 1000)
+    assert plain_pair.stream.read(65536, TIMEOUT) == b"partial"
+    assert plain_pair.raw.gettimeout() == TIMEOUT
+    with pytest.raises(httpcore.ReadError):
+        plain_pair.stream.read(65536, TIMEOUT)

@@ -13,6 +13,7 @@ from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
 from tests.support.crev_process import serving_acme
+from tests.support.keepalive_upstream import KeepAliveServer
 
 DIGEST = "sha256:" + "a" * 64
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
@@ -302,3 +303,22 @@ def test_connection_is_kept_alive_across_requests(crev, httpserver: HTTPServer) 
         second = client.get(f"{crev.url}/v2/")
     assert first.status_code == second.status_code == 200
     assert first.headers.get("connection") != "close"
+
+
+def test_not_modified_answers_keep_their_upstream_connection(start_crev) -> None:
+    # A 304 has no body, with or without a length (RFC 9112 6.3); crev passes it on without
+    # one and reads the upstream's answer to its end, so its connection serves the next.
+    upstream = KeepAliveServer(lambda n: b'HTTP/1.1 304 Not Modified\r\nETag: "m"\r\n\r\n')
+    try:
+        crev = start_crev(**serving_acme(upstream.url.removeprefix("http://")))
+        with httpx.Client() as client:
+            for _ in range(3):
+                response = client.get(
+                    f"{crev.url}/v2/tool/manifests/1", headers={"If-None-Match": '"m"'}
+                )
+                assert response.status_code == 304
+                assert response.headers["etag"] == '"m"'
+        assert len(upstream.requests) == 3
+        assert upstream.connections == 1
+    finally:
+        upstream.close()

@@ -1,0 +1,239 @@
+"""The upstream tokens crev fetches itself (crev/upstream_auth.py), against a stand-in upstream
+and realm: asked for exactly the request's scopes with the route's credentials, kept until
+shortly before they expire, and never fetched where the upstream wants none."""
+
+from __future__ import annotations
+
+import base64
+import time
+from urllib.parse import parse_qsl
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request as WerkzeugRequest
+from werkzeug import Response as WerkzeugResponse
+
+from crev.errors import UpstreamError
+from crev.messages import Headers
+from crev.names import RepositoryName
+from crev.routing import Route
+from crev.scope import Scope
+from crev.upstream import UpstreamRequest
+from crev.upstream_auth import authorize, send_authorized
+from tests.support.service_calls import settings_for
+
+TIMEOUT = 5.0
+PULL = (Scope.repository(RepositoryName("acme/tool"), "pull"),)
+PUSH = (Scope.repository(RepositoryName("acme/tool"), "pull", "push"),)
+
+
+def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float) -> str | None:
+    """The `Authorization` crev sends upstream for a request it authorizes itself."""
+    headers = Headers()
+    authorize(headers, route, scopes, timeout)
+    return headers.get("Authorization")
+
+
+def route_of(upstream: HTTPServer, **variables: str) -> Route:
+    return settings_for(upstream, repo_prefix="acme", **variables).routes.default
+
+
+def with_credentials(upstream: HTTPServer, **variables: str) -> Route:
+    return route_of(
+        upstream,
+        upstream_username="crev",
+        upstream_password="s3cret",
+        token_realm=upstream.url_for("/token"),
+        **variables,
+    )
+
+
+def token_requests(upstream: HTTPServer) -> list[WerkzeugRequest]:
+    return [request for request, _ in upstream.log if request.path == "/token"]
+
+
+def challenge(upstream: HTTPServer) -> dict[str, str]:
+    return {"WWW-Authenticate": f'Bearer realm="{upstream.url_for("/token")}",service="reg"'}
+
+
+def test_a_static_token_is_sent_as_it_is(httpserver: HTTPServer) -> None:
+    route = route_of(httpserver, upstream_token="ghp_static")
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer ghp_static"
+    assert httpserver.log == []
+
+
+def test_credentials_buy_a_token_for_exactly_the_scopes(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
+    route = with_credentials(httpserver)
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer t1"
+    (asked,) = token_requests(httpserver)
+    assert parse_qsl(asked.query_string.decode()) == [
+        ("scope", "repository:acme/tool:pull"),
+        ("account", "crev"),
+    ]
+    assert asked.headers["Authorization"] == "Basic " + base64.b64encode(b"crev:s3cret").decode()
+
+
+def test_a_token_is_kept_for_its_scopes_and_shared(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
+    route = with_credentials(httpserver)
+    for _ in range(3):
+        assert server_authorization(route, PULL, TIMEOUT) == "Bearer t1"
+    assert len(token_requests(httpserver)) == 1
+    # Other scopes are another token.
+    server_authorization(route, PUSH, TIMEOUT)
+    assert [
+        dict(parse_qsl(r.query_string.decode()))["scope"] for r in token_requests(httpserver)
+    ] == [
+        "repository:acme/tool:pull",
+        "repository:acme/tool:pull,push",
+    ]
+
+
+def test_a_token_is_fetched_again_before_it_expires(httpserver: HTTPServer) -> None:
+    # A one-second token is kept for half its life, never past it.
+    httpserver.expect_request("/token").respond_with_json({"token": "short", "expires_in": 1})
+    route = with_credentials(httpserver)
+    server_authorization(route, PULL, TIMEOUT)
+    server_authorization(route, PULL, TIMEOUT)
+    assert len(token_requests(httpserver)) == 1
+    time.sleep(0.6)
+    server_authorization(route, PULL, TIMEOUT)
+    assert len(token_requests(httpserver)) == 2
+
+
+def test_a_token_the_upstream_refuses_is_replaced_once(httpserver: HTTPServer) -> None:
+    tokens = iter(["push", "stale", "fresh"])
+    httpserver.expect_request("/token").respond_with_handler(
+        lambda request: WerkzeugResponse(f'{{"token": "{next(tokens)}"}}', 200)
+    )
+    httpserver.expect_request(
+        "/v2/acme/tool/manifests/1", headers={"Authorization": "Bearer fresh"}
+    ).respond_with_data("manifest")
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}",
+        status=401,
+        headers={"WWW-Authenticate": f'Bearer realm="{httpserver.url_for("/token")}"'},
+    )
+    route = with_credentials(httpserver)
+    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer push"
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer stale"
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    answer = send_authorized(request, route, PULL, TIMEOUT)
+    assert (answer.status, answer.read(1024, TIMEOUT)) == (200, b"manifest")
+    manifests = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/manifests/1"]
+    assert [r.headers["Authorization"] for r in manifests] == ["Bearer stale", "Bearer fresh"]
+    # The replacement is kept, and only the refused token was dropped.
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer fresh"
+    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer push"
+    assert len(token_requests(httpserver)) == 3
+
+
+def test_a_static_token_the_upstream_refuses_is_the_answer(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver, upstream_token="ghp_static")
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    assert send_authorized(request, route, PULL, TIMEOUT).status == 401
+    assert [r.path for r, _ in httpserver.log] == ["/v2/acme/tool/manifests/1"]
+
+
+def test_the_realm_is_learned_from_the_upstream_once(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    httpserver.expect_request("/token").respond_with_json(
+        {"access_token": "oauth", "expires_in": 300}
+    )
+    route = route_of(httpserver, upstream_username="crev", upstream_password="s3cret")
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer oauth"
+    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer oauth"
+    assert [request.path for request, _ in httpserver.log] == ["/v2/", "/token", "/token"]
+    ping = httpserver.log[0][0]
+    # Credentials go to the realm only, never to the registry's own /v2/.
+    assert "Authorization" not in ping.headers
+    assert parse_qsl(token_requests(httpserver)[0].query_string.decode())[0] == ("service", "reg")
+
+
+def test_credentials_with_no_realm_to_use_are_an_upstream_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
+    route = route_of(httpserver, upstream_username="crev", upstream_password="s3cret")
+    with pytest.raises(UpstreamError) as caught:
+        server_authorization(route, PULL, TIMEOUT)
+    assert (
+        caught.value.message
+        == f"upstream 127.0.0.1:{httpserver.port} announced no Bearer token realm"
+    )
+
+
+def test_refused_credentials_are_an_upstream_error_without_the_secret(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/token").respond_with_json({"errors": []}, status=401)
+    with pytest.raises(UpstreamError) as caught:
+        server_authorization(with_credentials(httpserver), PULL, TIMEOUT)
+    assert caught.value.message == (
+        "the upstream token realm refused crev's credentials (status 401)"
+    )
+
+
+@pytest.mark.parametrize(
+    "answer", [{}, {"token": ""}, {"token": 5}, {"token": "t", "expires_in": "soon"}]
+)
+def test_an_answer_without_a_usable_token_is_an_upstream_error(
+    httpserver: HTTPServer, answer: dict[str, object]
+) -> None:
+    httpserver.expect_request("/token").respond_with_json(answer)
+    with pytest.raises(UpstreamError) as caught:
+        server_authorization(with_credentials(httpserver), PULL, TIMEOUT)
+    assert caught.value.message == "the upstream token realm answered without a token"
+
+
+def test_a_public_route_asks_for_an_anonymous_token(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    httpserver.expect_request("/token").respond_with_json({"token": "anon", "expires_in": 300})
+    route = route_of(httpserver, public="1")
+    assert server_authorization(route, PULL, TIMEOUT) == "Bearer anon"
+    (asked,) = token_requests(httpserver)
+    assert "Authorization" not in asked.headers
+    assert parse_qsl(asked.query_string.decode()) == [
+        ("service", "reg"),
+        ("scope", "repository:acme/tool:pull"),
+    ]
+
+
+def test_a_public_route_sends_nothing_where_no_token_is_wanted(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
+    assert server_authorization(route_of(httpserver, public="1"), PULL, TIMEOUT) is None
+    assert [request.path for request, _ in httpserver.log] == ["/v2/"]
+
+
+def test_a_public_route_sends_nothing_where_no_anonymous_token_is_granted(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    httpserver.expect_request("/token").respond_with_json({"errors": []}, status=401)
+    assert server_authorization(route_of(httpserver, public="1"), PULL, TIMEOUT) is None
+
+
+def test_authorize_puts_crevs_authorization_in_place_of_the_clients(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
+    headers = Headers([("authorization", "Basic client"), ("Accept", "*/*")])
+    authorize(headers, with_credentials(httpserver), PULL, TIMEOUT)
+    assert headers.items == [("Accept", "*/*"), ("Authorization", "Bearer t1")]
+
+
+def test_authorize_takes_out_any_authorization_where_there_is_none(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
+    headers = Headers([("Authorization", "Bearer stale"), ("Accept", "*/*")])
+    authorize(headers, route_of(httpserver, public="1"), PULL, TIMEOUT)
+    assert headers.items == [("Accept", "*/*")]
