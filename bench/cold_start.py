@@ -145,6 +145,22 @@ def copy_without_bytecode(packages: list[str], destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
+def first_answer(port: int, who: str, headers: dict[str, str] | None = None) -> float:
+    """Ask `GET /v2/` once on `port` and read the answer, a 401 from the registry through crev:
+    the moment it had all arrived (`time.perf_counter`)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/v2/", headers={"Connection": "close", **(headers or {})})
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    answered = time.perf_counter()
+    if response.status != 401:
+        raise RuntimeError(f"{who}: /v2/ answered {response.status}, expected 401")
+    return answered
+
+
 def cold_start_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Spawn the driver, ask its server for `/v2/` once: times from spawn, the packages it
     loaded."""
@@ -158,14 +174,7 @@ def cold_start_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str,
             raise RuntimeError(f"cold-start driver failed: {process.communicate()[1]}")
         listening = time.perf_counter()
         port, import_ms = line.split()
-        connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
-        connection.request("GET", "/v2/", headers={"Connection": "close"})
-        response = connection.getresponse()
-        response.read()
-        answered = time.perf_counter()
-        connection.close()
-        if response.status != 401:
-            raise RuntimeError(f"cold start: /v2/ answered {response.status}, expected 401")
+        answered = first_answer(int(port), "cold start")
         packages = process.stdout.readline().split()
         process.wait(10)
     finally:
@@ -194,22 +203,14 @@ def local_server_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> float:
     )
     try:
         while True:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:
-                connection.request("GET", "/v2/", headers={"Connection": "close"})
-                response = connection.getresponse()
+                answered = first_answer(port, "python -m crev")
                 break
             except ConnectionRefusedError:
                 if process.poll() is not None:
                     failure = process.communicate()[1]
                     raise RuntimeError(f"python -m crev failed: {failure}") from None
                 time.sleep(0.001)
-            finally:
-                connection.close()
-        response.read()
-        answered = time.perf_counter()
-        if response.status != 401:
-            raise RuntimeError(f"python -m crev: /v2/ answered {response.status}, expected 401")
     finally:
         process.kill()
         process.wait()
@@ -227,17 +228,10 @@ def vercel_runtime_once(
         environment["SSL_CERT_FILE"] = str(trusting(registry.ca_file))
     settings = serving_acme(registry.host, registry.scheme)
     started = time.perf_counter()
+    # What the edge adds to every request it forwards (tests/support/vercel_runtime.py).
+    internal = {"x-vercel-internal-request-id": "1", "x-vercel-internal-invocation-id": "1"}
     with run_function("v2", workdir, root, environment=environment, **settings) as function:
-        connection = http.client.HTTPConnection("127.0.0.1", function.port, timeout=30)
-        # What the edge adds to every request it forwards (tests/support/vercel_runtime.py).
-        internal = {"x-vercel-internal-request-id": "1", "x-vercel-internal-invocation-id": "1"}
-        connection.request("GET", "/v2/", headers={"Connection": "close", **internal})
-        response = connection.getresponse()
-        response.read()
-        answered = time.perf_counter()
-        connection.close()
-    if response.status != 401:
-        raise RuntimeError(f"vc_init: /v2/ answered {response.status}, expected 401")
+        answered = first_answer(function.port, "vc_init", internal)
     return (answered - started) * 1000
 
 
