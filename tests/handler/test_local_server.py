@@ -39,7 +39,7 @@ def test_project_rewrites_send_each_path_to_its_function() -> None:
     def function_for(path: str) -> str:
         for rewrite in rewrites:
             if rewrite.pattern.fullmatch(path):
-                return rewrite.service.__name__
+                return rewrite.function.__name__
         return "none"
 
     for path in ("/v2", "/v2/", "/v2/tool/manifests/1", "/v2/_catalog"):

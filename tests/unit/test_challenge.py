@@ -1,4 +1,4 @@
-"""`WWW-Authenticate` parsing and rewriting (crev/challenge.py, crev/params.py)."""
+"""`WWW-Authenticate` parsing and rewriting (crev/challenge.py, crev/header_scanner.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import pytest
 
 from crev.challenge import (
     Challenge,
-    client_scope,
     format_challenges,
     parse_challenges,
     rewrite_challenges,
+    vanity_scopes,
 )
 from crev.errors import MalformedHeaderError
+from crev.header_scanner import check_field_value, quote
 from crev.names import NameMapping, Namespace
-from crev.params import check_field_value, quote
 from crev.routing import Route
 from crev.urls import DOCKER_HUB, URL, Origin
 
@@ -250,7 +250,7 @@ def test_quote_and_check_field_value() -> None:
     assert str(caught.value) == "control character in header value 'a\\nb'"
 
 
-# --- client_scope and rewrite_challenge -------------------------------------------------------
+# --- vanity_scopes and rewrite_challenge -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_quote_and_check_field_value() -> None:
     ],
 )
 def test_client_scope(value: str, expected: str | None) -> None:
-    assert client_scope(value, ACME) == expected
+    assert vanity_scopes(value, ACME) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,14 @@
-"""Headers crossing crev (crev/forwarding.py) and the vanity origin (crev/realm.py)."""
+"""Headers crossing crev (crev/header_filters.py) and the vanity origin (crev/realm.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from crev import token_endpoint
 from crev.config import Settings
-from crev.forwarding import client_response_headers, upstream_request_headers
-from crev.messages import Headers, Request
+from crev.header_filters import client_response_headers, upstream_request_headers
+from crev.messages import Headers, Request, request_origin
 from crev.names import Namespace
-from crev.realm import request_origin, token_endpoint
 from crev.routing import Route, RouteTable
 from crev.urls import URL, Origin
 from tests.support.refusals import refused
@@ -190,7 +190,7 @@ def test_repeated_link_and_authenticate_kept_in_order() -> None:
     assert client_response_headers(upstream).items == upstream.items
 
 
-# --- realm.request_origin ---------------------------------------------------------------------
+# --- messages.request_origin ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -286,7 +286,7 @@ def test_request_origin_refuses_control_characters(host: str) -> None:
     assert refusal.status == 400
 
 
-# --- realm.token_endpoint ---------------------------------------------------------------------
+# --- token_endpoint.token_url -----------------------------------------------------------------
 
 GHCR_ROUTE = Route("", Origin("https", "ghcr.io"), Namespace("acme"))
 TOOLS_ROUTE = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
@@ -314,7 +314,7 @@ def settings_for(token_url: str, *routes: Route) -> Settings:
 )
 def test_token_endpoint(token_url: str, origin: str, endpoint: str) -> None:
     settings = settings_for(token_url)
-    assert str(token_endpoint(make_request(origin), settings, GHCR_ROUTE)) == endpoint
+    assert str(token_endpoint.token_url(make_request(origin), settings, GHCR_ROUTE)) == endpoint
 
 
 @pytest.mark.parametrize(
@@ -330,7 +330,7 @@ def test_token_endpoint_names_the_route_when_there_are_several(
     token_url: str, route: Route, endpoint: str
 ) -> None:
     settings = settings_for(token_url, GHCR_ROUTE, TOOLS_ROUTE)
-    assert str(token_endpoint(make_request("https://v.dev"), settings, route)) == endpoint
+    assert str(token_endpoint.token_url(make_request("https://v.dev"), settings, route)) == endpoint
 
 
 def test_token_endpoint_from_env_and_forwarded_headers() -> None:
@@ -342,4 +342,7 @@ def test_token_endpoint_from_env_and_forwarded_headers() -> None:
         "http",
     )
     route = settings.routes.default
-    assert str(token_endpoint(make_request(origin), settings, route)) == "https://v.dev/api/token"
+    assert (
+        str(token_endpoint.token_url(make_request(origin), settings, route))
+        == "https://v.dev/api/token"
+    )

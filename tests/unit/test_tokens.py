@@ -1,6 +1,6 @@
-"""crev's token endpoint (crev/tokens.py) against a stand-in upstream realm: a client's token
-request with every repository scope put under its route's namespace and nothing else passed on,
-forwarded to the route's own realm, never to one the client names."""
+"""crev's token endpoint (crev/token_endpoint.py) against a stand-in upstream realm: a client's
+token request with every repository scope put under its route's namespace and nothing else
+passed on, forwarded to the route's own realm, never to one the client names."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 
 from crev.config import Settings
-from crev.tokens import MAX_SCOPES, PLACEHOLDER_TOKEN, serve_token
+from crev.token_endpoint import MAX_SCOPES, PLACEHOLDER_TOKEN, serve_token
 from tests.support.refusals import refused
 from tests.support.service_calls import body_of, json_of, request, settings_for
 

@@ -16,10 +16,12 @@ from werkzeug import Response as WerkzeugResponse
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import RepositoryName
+from crev.realm import Realm, announced_realm
 from crev.routing import Route
 from crev.scope import Scope
 from crev.upstream import UpstreamRequest
-from crev.upstream_auth import authorize, send_authorized
+from crev.upstream_auth import authorize, send_authorized, send_with_client_login
+from crev.urls import URL
 from tests.support.service_calls import settings_for
 
 TIMEOUT = 5.0
@@ -237,3 +239,29 @@ def test_authorize_takes_out_any_authorization_where_there_is_none(
     headers = Headers([("Authorization", "Bearer stale"), ("Accept", "*/*")])
     authorize(headers, route_of(httpserver, public="1"), PULL, TIMEOUT)
     assert headers.items == [("Accept", "*/*")]
+
+
+def test_an_answer_s_challenge_teaches_the_realm_as_it_is_sent(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver)
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    send_with_client_login(request, route, TIMEOUT).release()
+    # Known from the answer itself: no ping of the upstream's /v2/ to learn it.
+    assert announced_realm(route, TIMEOUT) == Realm(URL.parse(httpserver.url_for("/token")), "reg")
+    assert [r.path for r, _ in httpserver.log] == ["/v2/acme/tool/manifests/1"]
+
+
+def test_without_an_answer_to_learn_from_the_realm_is_pinged_for_once(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver)
+    for _ in range(2):
+        assert announced_realm(route, TIMEOUT) == Realm(
+            URL.parse(httpserver.url_for("/token")), "reg"
+        )
+    assert [r.path for r, _ in httpserver.log] == ["/v2/"]
