@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from crev.upstream import CA_BUNDLES
+from crev.transport import CA_BUNDLES
 from tests.support import TestRegistry
 from tests.support.crev_process import PROJECT_ROOT, crev_environment, serving_acme
 from tests.support.tools import free_port
