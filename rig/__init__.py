@@ -1,7 +1,8 @@
 """The rig the tests and the benchmarks both drive: a real registry with token auth, a token
-issuer, seeded images, `python -m crev` as a process, the caching edge, a TLS front,
-`vercel build`, the load engine, and the base of the HTTP stand-ins. Helpers only the tests use
-live in `tests/support/`, which imports from here; nothing here imports from `tests/`.
+issuer, seeded images, `python -m crev` as a process, the caching edge, a TLS front, Vercel's
+runtime and edge, `vercel build`, the load engine, and the base of the HTTP stand-ins. Helpers
+only the tests use live in `tests/support/`, which imports from here; nothing here imports from
+`tests/`.
 
 Usable from pytest fixtures and from plain scripts (benchmarks)::
 

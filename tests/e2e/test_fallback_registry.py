@@ -31,10 +31,10 @@ from rig.crev_process import (
 from rig.images import push_small_image
 from rig.registry import start_test_registry
 from rig.tools import require_binaries
+from rig.vercel_runtime import run_vercel_app
 from tests.support.docker import Docker
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.upstream_requests import PROXY_ERRORS
-from tests.support.vercel_runtime import run_vercel_app
 
 TAG_SECONDS = "300"
 

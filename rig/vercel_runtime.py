@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from crev.server import load_rewrites
-from rig.stand_in import HOP_BY_HOP, AnyMethodHandler, StandInServer, end_to_end
-from rig.tools import stop_process
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .stand_in import HOP_BY_HOP, AnyMethodHandler, StandInServer, end_to_end
+from .tools import stop_process
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 # How long the edge waits on a silent function (connect or read) before giving up.
