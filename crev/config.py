@@ -17,13 +17,17 @@ from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
+# Beyond any function's maximum duration on Vercel (800 s on Pro): a wait no request outlives.
+MAX_TIMEOUT = 900.0
+# Where crev's own token endpoint is served unless CREV_TOKEN_URL says otherwise.
+DEFAULT_TOKEN_URL = "/api/token"
 _CREDENTIALS_NAME = re.compile(r"[A-Z0-9_]+")
 
 
 class Settings(NamedTuple):
     routes: RouteTable
     # Where crev's own token endpoint is served; a path is made absolute per request.
-    token_url: str = "/api/token"
+    token_url: str = DEFAULT_TOKEN_URL
     timeout: float = DEFAULT_TIMEOUT
     # Where a browser opening the domain is sent instead of crev's own page.
     browser_redirect: str | None = None
@@ -31,6 +35,9 @@ class Settings(NamedTuple):
     allow_push: bool = False
     # The largest request body forwarded; Vercel refuses more than 4.5 MB anyway.
     max_body_bytes: int | None = None
+    # How long the edge may keep a public route's answers by tag (manifests, tag lists); 0
+    # keeps none, so a pushed tag is seen at once.
+    tag_cache_seconds: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,15 +51,17 @@ class Settings(NamedTuple):
             routes = parse_routes(env["CREV_ROUTES"], env)
         else:
             routes = (_single_route(env),)
+        tag_cache_seconds = _tag_cache_seconds(env.get("CREV_TAG_CACHE_SECONDS", ""), routes)
         return cls(
             routes=RouteTable(routes),
-            token_url=_token_url(env.get("CREV_TOKEN_URL", "/api/token")),
+            token_url=_token_url(env.get("CREV_TOKEN_URL", "")),
             timeout=_timeout(env.get("CREV_UPSTREAM_TIMEOUT", "")),
             browser_redirect=_optional_url(
                 "CREV_BROWSER_REDIRECT", env.get("CREV_BROWSER_REDIRECT", "")
             ),
             allow_push=bool(_flag("CREV_ALLOW_PUSH", env.get("CREV_ALLOW_PUSH", ""))),
             max_body_bytes=_max_body_bytes(env),
+            tag_cache_seconds=tag_cache_seconds,
         )
 
 
@@ -66,6 +75,12 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
     "CREV_PUBLIC",
+    "CREV_FALLBACK_REGISTRY_HOST",
+    "CREV_FALLBACK_REPO_PREFIX",
+    "CREV_FALLBACK_REGISTRY_SCHEME",
+    "CREV_FALLBACK_UPSTREAM_USERNAME",
+    "CREV_FALLBACK_UPSTREAM_PASSWORD",
+    "CREV_FALLBACK_UPSTREAM_TOKEN",
 )
 
 
@@ -154,11 +169,11 @@ def unknown_variables(env: Mapping[str, str], read: Iterable[str]) -> list[str]:
 
 def _single_route(env: Mapping[str, str]) -> Route:
     upstream = Origin(
-        _scheme(env.get("CREV_REGISTRY_SCHEME", "https")),
+        _scheme("CREV_REGISTRY_SCHEME", env.get("CREV_REGISTRY_SCHEME", "https")),
         _host("CREV_REGISTRY_HOST", env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
     )
     official = _flag("CREV_OFFICIAL_IMAGES", env.get("CREV_OFFICIAL_IMAGES", ""))
-    return Route(
+    route = Route(
         vanity_prefix="",
         upstream=upstream,
         namespace=_namespace(
@@ -170,6 +185,52 @@ def _single_route(env: Mapping[str, str]) -> Route:
         token_realm=_realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
         public=bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", ""))),
     )
+    return _with_fallback(route, _single_fallback(env), "CREV_FALLBACK_REGISTRY_HOST")
+
+
+def _single_fallback(env: Mapping[str, str]) -> Route | None:
+    host = env.get("CREV_FALLBACK_REGISTRY_HOST", "").strip()
+    if not host:
+        others = [
+            name
+            for name in _SINGLE_ROUTE_VARIABLES
+            if name.startswith("CREV_FALLBACK_") and env.get(name, "").strip()
+        ]
+        if others:
+            raise ConfigError(f"{others[0]} is set, but CREV_FALLBACK_REGISTRY_HOST is not")
+        return None
+    upstream = Origin(
+        _scheme("CREV_FALLBACK_REGISTRY_SCHEME", env.get("CREV_FALLBACK_REGISTRY_SCHEME", "")),
+        _host("CREV_FALLBACK_REGISTRY_HOST", host),
+    )
+    namespace = _namespace(
+        env.get("CREV_FALLBACK_REPO_PREFIX", ""),
+        "CREV_FALLBACK_REPO_PREFIX",
+        official_images=upstream.is_docker_hub,
+    )
+    return _fallback_route(upstream, namespace, _credentials(env, "CREV_FALLBACK_UPSTREAM"))
+
+
+def _fallback_route(
+    upstream: Origin, namespace: Namespace, credentials: Credentials | None
+) -> Route:
+    # Read with crev's own tokens, like a public route's: a client's token is for the primary.
+    return Route("", upstream, namespace, credentials, public=credentials is None)
+
+
+def _with_fallback(route: Route, fallback: Route | None, shown: str) -> Route:
+    """The route with its fallback, where crev can ask one: only where crev holds the upstream
+    tokens itself, since a client's token is for one realm and would not open the other."""
+    if fallback is None:
+        return route
+    if not route.holds_upstream_tokens:
+        raise ConfigError(
+            f"{shown}: a fallback needs a public route or server-side credentials "
+            "(a client's token is for the primary's realm, so crev could not ask the fallback)"
+        )
+    if (fallback.upstream, fallback.namespace) == (route.upstream, route.namespace):
+        raise ConfigError(f"{shown}: the fallback is the route's own upstream and namespace")
+    return route._replace(fallback=fallback._replace(vanity_prefix=route.vanity_prefix))
 
 
 def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
@@ -179,7 +240,10 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     Options: `realm=URL` (the upstream's token realm), `credentials=NAME` (server-side
     credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
     `official-images` (one-component names live under `library/`, as on Docker Hub, where it
-    is the default), `public` (the route's images are public: clients pull without a login).
+    is the default), `public` (the route's images are public: clients pull without a login),
+    `fallback=[scheme://]host[:port][/namespace]` (where reads go that the upstream answers
+    with an unknown name, tag or blob), `fallback-credentials=NAME` (server-side credentials
+    for the fallback, as `credentials=NAME`).
     """
     routes: list[Route] = []
     seen: set[str] = set()
@@ -211,23 +275,16 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
             RepositoryName.parse(vanity)
         vanity += "/"
     target, *options = (part.strip() for part in target.split(";"))
-    scheme = "https"
-    if "://" in target:
-        scheme, _, target = target.partition("://")
-        if scheme not in ("http", "https"):
-            raise fail(f"scheme must be http or https, not {scheme!r}")
-    host, _, prefix = target.partition("/")
-    if not host:
-        raise fail("expected vanity-prefix=host[/namespace]: the host is missing")
     try:
-        upstream = Origin(scheme, _host(None, host))
-        namespace = _namespace(prefix, None)
+        upstream, namespace = _upstream_target(target)
     except ConfigError as error:
         raise fail(error.message) from None
     realm = None
     credentials = None
     official = upstream.is_docker_hub
     public = False
+    fallback_target = None
+    fallback_credentials = None
     for option in options:
         key, _, option_value = option.partition("=")
         if option == "official-images":
@@ -238,14 +295,48 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
             realm = _realm("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
             credentials = _credentials(env, f"CREV_{option_value}", required=True)
+        elif key == "fallback" and option_value.strip():
+            fallback_target = option_value.strip()
+        elif key == "fallback-credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
+            fallback_credentials = _credentials(env, f"CREV_{option_value}", required=True)
         else:
             raise fail(
-                f"unknown option {option!r} "
-                "(known: realm=URL, credentials=NAME, official-images, public)"
+                f"unknown option {option!r} (known: realm=URL, credentials=NAME, "
+                "official-images, public, fallback=HOST[/NAMESPACE], fallback-credentials=NAME)"
             )
-    return Route(
+    route = Route(
         vanity, upstream, namespace._replace(official_images=official), credentials, realm, public
     )
+    if fallback_target is None:
+        if fallback_credentials is not None:
+            raise fail("fallback-credentials is set, but fallback is not")
+        return route
+    try:
+        fallback_upstream, fallback_namespace = _upstream_target(fallback_target)
+    except ConfigError as error:
+        raise fail(f"fallback: {error.message}") from None
+    fallback = _fallback_route(
+        fallback_upstream,
+        fallback_namespace._replace(official_images=fallback_upstream.is_docker_hub),
+        fallback_credentials,
+    )
+    try:
+        return _with_fallback(route, fallback, "fallback")
+    except ConfigError as error:
+        raise fail(error.message) from None
+
+
+def _upstream_target(target: str) -> tuple[Origin, Namespace]:
+    """`[scheme://]host[:port][/namespace]`, as a route names an upstream."""
+    scheme = "https"
+    if "://" in target:
+        scheme, _, target = target.partition("://")
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"scheme must be http or https, not {scheme!r}")
+    host, _, prefix = target.partition("/")
+    if not host:
+        raise ConfigError("expected vanity-prefix=host[/namespace]: the host is missing")
+    return Origin(scheme, _host(None, host)), _namespace(prefix, None)
 
 
 def _namespace(prefix: str, variable: str | None, *, official_images: bool = False) -> Namespace:
@@ -295,6 +386,27 @@ def _max_body_bytes(env: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+# A year, as long as anything is kept at the edge.
+MAX_TAG_CACHE_SECONDS = 31_536_000
+
+
+def _tag_cache_seconds(value: str, routes: tuple[Route, ...]) -> int:
+    text = value.strip()
+    if not text:
+        return 0
+    if not text.isdigit() or not 0 < int(text) <= MAX_TAG_CACHE_SECONDS:
+        raise ConfigError(
+            f"CREV_TAG_CACHE_SECONDS={value!r}: must be seconds between 1 and "
+            f"{MAX_TAG_CACHE_SECONDS}"
+        )
+    if not any(route.public for route in routes):
+        raise ConfigError(
+            f"CREV_TAG_CACHE_SECONDS={value!r}: tags are kept at the edge on public routes only, "
+            "and no route is public (CREV_PUBLIC=1, or ;public on a route)"
+        )
+    return int(text)
+
+
 def _flag(variable: str, value: str) -> bool | None:
     """A yes/no setting; None when unset, so a default can depend on other settings."""
     lowered = value.strip().lower()
@@ -307,10 +419,10 @@ def _flag(variable: str, value: str) -> bool | None:
     raise ConfigError(f"{variable}={value!r}: must be 1 or 0 (true/false, yes/no, on/off)")
 
 
-def _scheme(value: str) -> str:
+def _scheme(variable: str, value: str) -> str:
     scheme = value.strip().lower() or "https"
     if scheme not in ("http", "https"):
-        raise ConfigError(f"CREV_REGISTRY_SCHEME={value!r}: must be 'https' or 'http'")
+        raise ConfigError(f"{variable}={value!r}: must be 'https' or 'http'")
     return scheme
 
 
@@ -331,7 +443,7 @@ def _host(variable: str | None, value: str) -> str:
 
 
 def _token_url(value: str) -> str:
-    url = value.strip() or "/api/token"
+    url = value.strip() or DEFAULT_TOKEN_URL
     if url.startswith("/") and not url.startswith("//"):
         return url
     return _optional_url("CREV_TOKEN_URL", url) or url
@@ -358,8 +470,9 @@ def _timeout(value: str) -> float:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 900:
+    if not 0 < seconds <= MAX_TIMEOUT:
         raise ConfigError(
-            f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most 900"
+            f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT:g}"
         )
     return seconds

@@ -6,14 +6,16 @@ a shared-cache lifetime (`s-maxage`, or `CDN-Cache-Control`); `max-age` alone is
 Content addressed by digest never changes, so a 200 for it is kept for a year. Everything else
 may change or must not be shared: a tag moves and answers by `Accept`, tag lists grow,
 referrers are added, a redirect to storage carries a signed, short-lived URL, a 401 or 404 may
-turn into content. Those are marked `no-store`, whatever the upstream said.
+turn into content. Those are marked `no-store`, whatever the upstream said; but a public route's
+owner may let the edge keep a 200 to a manifest by tag and a tag list for a while
+(`CREV_TAG_CACHE_SECONDS`), trading a pushed tag's delay for pulls that never reach crev.
 """
 
 from __future__ import annotations
 
 from .endpoints import READ_METHODS, Endpoint, Kind
 from .messages import Headers
-from .names import Digest
+from .names import Digest, Tag
 
 IMMUTABLE = "public, max-age=31536000, s-maxage=31536000, immutable"
 NOT_SHARED = "no-store"
@@ -24,13 +26,38 @@ BASE_CACHE_CONTROL = "public, max-age=300, s-maxage=300"
 _CDN_HEADERS = ("CDN-Cache-Control", "Vercel-CDN-Cache-Control", "Surrogate-Control")
 
 
-def set_edge_caching(headers: Headers, endpoint: Endpoint, method: str, status: int) -> None:
+def set_edge_caching(
+    headers: Headers, endpoint: Endpoint, method: str, status: int, tag_seconds: int = 0
+) -> None:
     """Mark an answer crev got with its own upstream authentication as cacheable at the edge
-    for a year when it is content addressed by digest, and as not to be stored otherwise."""
+    for a year when it is content addressed by digest, for `tag_seconds` when it is named by
+    tag (a public route's choice), and as not to be stored otherwise."""
     for name in _CDN_HEADERS:
         headers.remove(name)
-    headers.set(
-        "Cache-Control", IMMUTABLE if is_immutable(endpoint, method, status) else NOT_SHARED
+    if is_immutable(endpoint, method, status):
+        headers.set("Cache-Control", IMMUTABLE)
+    elif tag_seconds and is_by_tag(endpoint, method, status):
+        headers.set("Cache-Control", by_tag(tag_seconds))
+        # A manifest by tag is answered by `Accept`: an edge that keys on it never gives one
+        # client's media type to another.
+        headers.set("Vary", "Accept")
+    else:
+        headers.set("Cache-Control", NOT_SHARED)
+
+
+def by_tag(seconds: int) -> str:
+    """Kept at the edge for `seconds`; a browser keeps nothing."""
+    return f"public, max-age=0, s-maxage={seconds}"
+
+
+def is_by_tag(endpoint: Endpoint, method: str, status: int) -> bool:
+    return (
+        status == 200
+        and method in READ_METHODS
+        and (
+            endpoint.kind is Kind.TAGS
+            or (endpoint.kind is Kind.MANIFEST and isinstance(endpoint.reference, Tag))
+        )
     )
 
 

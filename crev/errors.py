@@ -33,8 +33,9 @@ from typing import Any
 
 
 class ErrorCode(StrEnum):
-    """The error codes of the OCI distribution spec, and the two distribution adds: `UNKNOWN`
-    (an internal error) and `UNAVAILABLE` (crev's word for an upstream that did not answer)."""
+    """The error codes of the OCI distribution spec, and those distribution adds: `UNKNOWN`
+    (an internal error), `PAGINATION_NUMBER_INVALID` (a tag list's `n` that is no number) and
+    `UNAVAILABLE` (crev's word for an upstream that did not answer)."""
 
     BLOB_UNKNOWN = "BLOB_UNKNOWN"
     BLOB_UPLOAD_INVALID = "BLOB_UPLOAD_INVALID"
@@ -45,6 +46,7 @@ class ErrorCode(StrEnum):
     MANIFEST_UNKNOWN = "MANIFEST_UNKNOWN"
     NAME_INVALID = "NAME_INVALID"
     NAME_UNKNOWN = "NAME_UNKNOWN"
+    PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
     SIZE_INVALID = "SIZE_INVALID"
     UNAUTHORIZED = "UNAUTHORIZED"
     DENIED = "DENIED"
@@ -69,6 +71,7 @@ _STATUSES: dict[ErrorCode, int] = {
     ErrorCode.MANIFEST_UNKNOWN: 404,
     ErrorCode.NAME_INVALID: 400,
     ErrorCode.NAME_UNKNOWN: 404,
+    ErrorCode.PAGINATION_NUMBER_INVALID: 400,
     ErrorCode.SIZE_INVALID: 400,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.DENIED: 403,
@@ -200,3 +203,9 @@ def not_served(message: str) -> RegistryError:
 def method_not_allowed(message: str, allow: str) -> RegistryError:
     """A method the endpoint does not answer: 405, with the methods it does in `Allow`."""
     return RegistryError(ErrorCode.UNSUPPORTED, message, status=405, headers=[("Allow", allow)])
+
+
+def describe(error: BaseException) -> str:
+    """An exception as a client may read it: its type and what it says, nothing more."""
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text

@@ -12,8 +12,8 @@ from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from .errors import MalformedHeaderError
+from .header_scanner import Scanner, check_field_value
 from .names import NameMapping, vanity_name_of
-from .params import Scanner, check_field_value
 from .urls import URL
 
 # Path segments that end a repository name in `/v2/<name>/<segment>/...`.
@@ -98,3 +98,12 @@ def next_page(header: str, asked: URL) -> str | None:
         if link.rel is not None and "next" in link.rel.lower().split():
             return urljoin(str(asked), link.target)
     return None
+
+
+def same_list(following: str, asked: URL) -> URL | None:
+    """A tag list's next page when it is on the same upstream and of the same list: crev's
+    credentials never follow a link elsewhere."""
+    parts = urlsplit(following)
+    if not asked.origin.is_same_origin(parts.scheme, parts.netloc) or parts.path != asked.path:
+        return None
+    return asked.origin.url(parts.path + (f"?{parts.query}" if parts.query else ""))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from .errors import ErrorCode, RegistryError
-from .urls import Origin
+from .urls import Origin, is_valid_host
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
 # any byte but NUL and whitespace in a value; `bytes.translate` finds the rest fast.
@@ -127,8 +128,15 @@ def _nothing_to_close() -> None:
     pass
 
 
+class FallbackAnswer(NamedTuple):
+    """What a route's fallback answered, once its primary did not know the name, tag or blob."""
+
+    host: str
+    status: int
+
+
 class Response:
-    __slots__ = ("body", "close", "headers", "status", "upstream_status")
+    __slots__ = ("body", "close", "fallback", "headers", "status", "upstream_status")
 
     def __init__(
         self,
@@ -144,6 +152,8 @@ class Response:
         # What the upstream answered, for the request log.
         self.upstream_status = upstream_status
         self.close = close
+        # What the route's fallback answered, when it was asked.
+        self.fallback: FallbackAnswer | None = None
 
     @classmethod
     def from_error(cls, error: RegistryError) -> Response:
@@ -161,3 +171,14 @@ class Response:
     ) -> Response:
         headers.set("Content-Length", str(len(body)))
         return cls(status, headers, [body], upstream_status)
+
+
+def request_origin(headers: Headers, default_scheme: str) -> Origin:
+    """The vanity origin the client used: forwarded headers first, as a platform sets them."""
+    scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
+    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
+    if scheme not in ("http", "https"):
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
+    if not is_valid_host(host):
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
+    return Origin(scheme, host)

@@ -8,13 +8,11 @@ that does not accept HTML gets a registry JSON error.
 
 from __future__ import annotations
 
-import json
 from html import escape
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from .config import Settings
-from .endpoints import Endpoint, Kind
+from .endpoints import MAX_TAG_LIST_BYTES, Endpoint, Kind
 from .errors import (
     InvalidNameError,
     MalformedHeaderError,
@@ -23,7 +21,8 @@ from .errors import (
     method_not_allowed,
     not_served,
 )
-from .links import next_page
+from .fallback import tag_names
+from .links import next_page, same_list
 from .messages import Headers, Request, Response
 from .names import RepositoryName
 from .routing import Route
@@ -31,9 +30,9 @@ from .scope import Scope
 from .tag_order import newest_first
 from .upstream import UpstreamRequest
 from .upstream_auth import send_authorized
-from .urls import URL
 
-MAX_TAGS_BYTES = 4 * 1024 * 1024
+# Browsers may keep a page a minute: tags change, and a person reloads to see a new one.
+PAGE_CACHE_CONTROL = "public, max-age=60"
 # A page shows the newest tags first; a repository with thousands needs no more here.
 MAX_TAGS_SHOWN = 200
 # Pages of a paginated tag list the page follows before it says the list goes on.
@@ -58,6 +57,8 @@ def serve_page(request: Request, settings: Settings) -> Response:
     except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
     listing = _tags(route, name, settings)
+    if route.fallback is not None:
+        listing = _with_fallback(listing, _tags(route.fallback, name, settings))
     return _html(listing.status, _repository(host, name, route, listing))
 
 
@@ -91,15 +92,15 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             answer = send_authorized(
                 UpstreamRequest("GET", url, headers), route, scopes, settings.timeout
             )
-            body = answer.read(MAX_TAGS_BYTES, settings.timeout)
+            body = answer.read(MAX_TAG_LIST_BYTES, settings.timeout)
             if answer.status != 200:
                 return _refused(answer.status)
-            tags += _tag_names(body)
+            tags += tag_names(body)
             link = answer.headers.get("link")
             following = next_page(link, url) if link else None
             if following is None:
                 return TagListing(200, tags)
-            next_url = _same_list(following, url)
+            next_url = same_list(following, url)
             if next_url is None:
                 return TagListing(200, tags, truncated=True)
             url = next_url
@@ -110,6 +111,18 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
     return TagListing(200, tags, truncated=True)
 
 
+def _with_fallback(primary: TagListing, fallback: TagListing) -> TagListing:
+    """The tags of both upstreams of a route with a fallback; the fallback's alone where the
+    primary does not know the name, and the primary's where the fallback has none to add."""
+    if primary.status == 404:
+        return fallback
+    if primary.status != 200 or fallback.status != 200:
+        return primary
+    return TagListing(
+        200, primary.tags + fallback.tags, truncated=primary.truncated or fallback.truncated
+    )
+
+
 def _refused(status: int) -> TagListing:
     if status in (401, 403):
         return TagListing(403, [], "This repository is private. Log in to pull it.")
@@ -118,28 +131,11 @@ def _refused(status: int) -> TagListing:
     return TagListing(502, [], f"The registry answered {status}.")
 
 
-def _tag_names(body: bytes) -> list[str]:
-    try:
-        tags = json.loads(body).get("tags") or []
-    except (ValueError, AttributeError):
-        raise UpstreamError("the tag list is not JSON") from None
-    return [tag for tag in tags if isinstance(tag, str)]
-
-
-def _same_list(following: str, asked: URL) -> URL | None:
-    """The next page when it is on the same upstream and of the same tag list: credentials
-    never follow a link elsewhere."""
-    parts = urlsplit(following)
-    if not asked.origin.is_same_origin(parts.scheme, parts.netloc) or parts.path != asked.path:
-        return None
-    return asked.origin.url(parts.path + (f"?{parts.query}" if parts.query else ""))
-
-
 def _html(status: int, body: str) -> Response:
     headers = Headers(
         [
             ("Content-Type", "text/html; charset=utf-8"),
-            ("Cache-Control", "public, max-age=60"),
+            ("Cache-Control", PAGE_CACHE_CONTROL),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
         ]
@@ -186,7 +182,7 @@ def _home(settings: Settings, host: str) -> str:
     rows = [
         [
             _code(f"{host}/{route.vanity_prefix}NAME"),
-            _code(f"{route.upstream.host}/{_upstream_prefix(route)}NAME"),
+            _sources(route),
             "crev's credentials" if route.credentials else "public, or your credentials",
         ]
         for route in settings.routes.routes
@@ -204,6 +200,15 @@ def _home(settings: Settings, host: str) -> str:
 
 def _upstream_prefix(route: Route) -> str:
     return f"{route.namespace.prefix}/" if route.namespace.prefix else ""
+
+
+def _sources(route: Route) -> str:
+    """Where a route's names come from, as HTML: its upstream, then its fallback if any."""
+    shown = _code(f"{route.upstream.host}/{_upstream_prefix(route)}NAME")
+    if route.fallback is None:
+        return shown
+    fallback = route.fallback
+    return f"{shown}, then {_code(f'{fallback.upstream.host}/{_upstream_prefix(fallback)}NAME')}"
 
 
 def _repository(host: str, name: RepositoryName, route: Route, listing: TagListing) -> str:
@@ -227,7 +232,12 @@ def _repository(host: str, name: RepositoryName, route: Route, listing: TagListi
                 f"({MAX_TAG_PAGES} pages); list them all with "
                 f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
             )
-    source = f"{route.upstream.host}/{route.to_upstream(name).value}"
+    source = _code(f"{route.upstream.host}/{route.to_upstream(name).value}")
+    if route.fallback is not None:
+        fallback = route.fallback
+        source += ", and what is not there yet from " + _code(
+            f"{fallback.upstream.host}/{fallback.to_upstream(name).value}"
+        )
     pull = (
         ""
         if listing.status == 404
@@ -236,7 +246,7 @@ def _repository(host: str, name: RepositoryName, route: Route, listing: TagListi
     return _document(
         reference,
         f"<h1>{escape(reference)}</h1>",
-        f"<p class=lead>Served from {_code(source)}</p>",
+        f"<p class=lead>Served from {source}</p>",
         pull,
         body,
         f'<p><a href="/">All of {escape(host)}</a></p>',

@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
-from .endpoints import READ_METHODS, UPLOAD_KINDS, Endpoint, Kind, check_method, parse_endpoint
+from .endpoints import (
+    MAX_TAG_LIST_BYTES,
+    READ_METHODS,
+    UPLOAD_KINDS,
+    Endpoint,
+    Kind,
+    check_method,
+    parse_endpoint,
+)
 from .errors import MalformedHeaderError, UpstreamError
-from .forwarding import client_response_headers, upstream_request_headers
-from .links import rewrite_link, rewrite_location
-from .messages import Headers, Request, Response
+from .fallback import (
+    TagListQuery,
+    may_ask_fallback,
+    next_page_link,
+    tag_names,
+    tag_page,
+    unknown_here,
+)
+from .header_filters import client_response_headers, upstream_request_headers
+from .links import next_page, rewrite_link, rewrite_location, same_list
+from .messages import FallbackAnswer, Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
-from .realm import token_endpoint
 from .routing import Route
 from .scope import Scope
-from .upstream import UpstreamRequest, UpstreamResponse
+from .token_endpoint import token_url
+from .upstream import UpstreamRequest
 from .upstream_auth import send_authorized, send_with_client_login
+from .upstream_response import UpstreamResponse
 from .urls import URL
 
-# Tag lists are rewritten in memory; one this large is not a real tag list.
-MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
 MAX_ERROR_BYTES = 64 * 1024
 
@@ -36,13 +53,23 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     if endpoint.kind is Kind.BASE and route.public:
         return _public_base()
     crev_authorizes = _crev_authorizes(request, endpoint, route)
+    fallback = may_ask_fallback(route, endpoint, request.method, crev_authorizes)
+    tag_seconds = settings.tag_cache_seconds if route.public and crev_authorizes else 0
+    if fallback and endpoint.kind is Kind.TAGS:
+        return _tag_list_of_both(request, settings, route, endpoint, tag_seconds)
     forwarded, mount_from = _upstream_request(request, endpoint, settings, route, crev_authorizes)
     if crev_authorizes:
         scopes = _server_scopes(route, endpoint, request.method, mount_from)
         answer = send_authorized(forwarded, route, scopes, settings.timeout)
     else:
         answer = send_with_client_login(forwarded, route, settings.timeout)
-    return _client_response(request, settings, route, endpoint, forwarded, answer, crev_authorizes)
+    if fallback:
+        return _answer_or_fallback(
+            request, settings, route, endpoint, forwarded, answer, tag_seconds
+        )
+    return _client_response(
+        request, settings, route, endpoint, forwarded, answer, crev_authorizes, tag_seconds
+    )
 
 
 def _route_of(endpoint: Endpoint, settings: Settings) -> Route:
@@ -56,6 +83,178 @@ def _crev_authorizes(request: Request, endpoint: Endpoint, route: Route) -> bool
     write = request.method not in READ_METHODS or endpoint.kind in UPLOAD_KINDS
     return route.pulls_for_clients(
         write=write, client_authorized="authorization" in request.headers
+    )
+
+
+def _answer_or_fallback(
+    request: Request,
+    settings: Settings,
+    route: Route,
+    endpoint: Endpoint,
+    forwarded: UpstreamRequest,
+    answer: UpstreamResponse,
+    tag_seconds: int,
+) -> Response:
+    """The primary's answer, unless it does not know the name, tag or blob: then the
+    fallback's, which the log line names."""
+    read = _read_refusal(answer, settings.timeout)
+    if not unknown_here(answer.status, request.method, read.body):
+        return _client_response(
+            request, settings, route, endpoint, forwarded, read, True, tag_seconds
+        )
+    read.release()
+    fallback = route.fallback
+    assert fallback is not None
+    asked, _ = _upstream_request(request, endpoint, settings, fallback, True)
+    scopes = _server_scopes(fallback, endpoint, request.method, None)
+    answered = send_authorized(asked, fallback, scopes, settings.timeout)
+    response = _client_response(
+        request, settings, fallback, endpoint, asked, answered, True, tag_seconds
+    )
+    return _from_fallback(response, route, answer.status)
+
+
+def _from_fallback(response: Response, route: Route, primary_status: int) -> Response:
+    """The fallback's answer as the route's own: the log line names both upstreams, and a
+    route whose clients never log in (crev's server-side credentials) shows no challenge."""
+    assert route.fallback is not None
+    response.fallback = FallbackAnswer(route.fallback.upstream.host, response.upstream_status or 0)
+    response.upstream_status = primary_status
+    if route.credentials is not None:
+        response.headers.remove("WWW-Authenticate")
+    return response
+
+
+class _ReadAnswer:
+    """An upstream's answer whose small error body crev has read already, to see its code;
+    answered on like any other."""
+
+    __slots__ = ("_answer", "body", "headers", "method", "status")
+
+    def __init__(self, answer: UpstreamResponse, body: bytes | None) -> None:
+        self._answer = answer
+        self.body = body
+        self.status = answer.status
+        self.headers = answer.headers
+        self.method = answer.method
+
+    def read(self, limit: int, timeout: float) -> bytes:
+        return self.body if self.body is not None else self._answer.read(limit, timeout)
+
+    def stream(self) -> Iterator[bytes]:
+        return iter([self.body]) if self.body is not None else self._answer.stream()
+
+    def release(self) -> None:
+        if self.body is None:
+            self._answer.release()
+
+    @property
+    def has_body(self) -> bool:
+        return self._answer.has_body
+
+    def close(self) -> None:
+        self._answer.close()
+
+
+def _read_refusal(answer: UpstreamResponse, timeout: float) -> _ReadAnswer:
+    """The answer, with its body read when it is a small registry error to a GET."""
+    if (
+        answer.status >= 400
+        and answer.method == "GET"
+        and _is_small_json_error(answer.status, answer.headers)
+    ):
+        return _ReadAnswer(answer, answer.read(MAX_ERROR_BYTES, timeout))
+    return _ReadAnswer(answer, None)
+
+
+def _tag_list_of_both(
+    request: Request, settings: Settings, route: Route, endpoint: Endpoint, tag_seconds: int
+) -> Response:
+    """The tag list of a route with a fallback: the union of both upstreams' tags, paginated
+    by crev. An answer of either that is neither a list nor "not here" stands as it is."""
+    query = TagListQuery.parse(request.query)
+    primary = _all_tags(request, settings, route, endpoint)
+    if isinstance(primary, Response):
+        return primary
+    fallback = route.fallback
+    assert fallback is not None
+    secondary = _all_tags(request, settings, fallback, endpoint)
+    if primary.tags is None and (isinstance(secondary, Response) or secondary.tags is None):
+        # The primary does not know the name: the fallback's answer is the client's.
+        answered = secondary if isinstance(secondary, Response) else secondary.refusal
+        assert answered is not None
+        return _from_fallback(answered, route, primary.status)
+    if isinstance(secondary, Response) and secondary.status not in _NOTHING_TO_ADD:
+        return _from_fallback(secondary, route, primary.status)
+    tags = (primary.tags or []) + ([] if isinstance(secondary, Response) else secondary.tags or [])
+    page = tag_page(tags, query)
+    assert endpoint.name is not None
+    body = json.dumps({"name": endpoint.name.value, "tags": page.tags}, separators=(",", ":"))
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Docker-Distribution-API-Version", "registry/2.0"),
+        ]
+    )
+    if page.following is not None and query.n is not None:
+        headers.set("Link", next_page_link(request.path, query.n, page.following))
+    set_edge_caching(headers, endpoint, request.method, 200, tag_seconds)
+    # A HEAD gets the same head, and h11 sends no body with it.
+    response = Response.from_bytes(200, headers, body.encode(), secondary.status)
+    return _from_fallback(response, route, primary.status)
+
+
+# A fallback's refusals that mean it has no tags the route may show, next to the primary's: it
+# keeps the name private (Docker Hub answers so for a name it does not have, too).
+_NOTHING_TO_ADD = frozenset({401, 403})
+# Pages of one upstream's tag list crev follows to make the union.
+MAX_TAG_LIST_PAGES = 100
+
+
+class _Tags(NamedTuple):
+    status: int
+    # None: the upstream does not know the name.
+    tags: list[str] | None
+    # What it said instead of a list, answered when the other has none either.
+    refusal: Response | None = None
+
+
+def _all_tags(
+    request: Request, settings: Settings, route: Route, endpoint: Endpoint
+) -> _Tags | Response:
+    """Every tag of the name on one upstream, following its pages on the same list; or its
+    answer when that is not a list (a 404 saying the name is unknown is a _Tags of None)."""
+    url = route.upstream.url(endpoint.upstream_path(route))
+    scopes = _server_scopes(route, endpoint, "GET", None)
+    tags: list[str] = []
+    for _ in range(MAX_TAG_LIST_PAGES):
+        headers = Headers([("Accept", "application/json"), ("Accept-Encoding", "identity")])
+        forwarded = UpstreamRequest("GET", url, headers)
+        answer = send_authorized(forwarded, route, scopes, settings.timeout)
+        if answer.status != 200:
+            read = _read_refusal(answer, settings.timeout)
+            refusal = _client_response(request, settings, route, endpoint, forwarded, read, True)
+            if unknown_here(answer.status, "GET", read.body):
+                return _Tags(answer.status, None, refusal)
+            return refusal
+        tags += tag_names(answer.read(MAX_TAG_LIST_BYTES, settings.timeout))
+        link = answer.headers.get("link")
+        try:
+            following = next_page(link, url) if link else None
+        except MalformedHeaderError as error:
+            raise UpstreamError(
+                f"upstream {route.upstream.host} sent a malformed header: {error}"
+            ) from None
+        if following is None:
+            return _Tags(200, tags)
+        next_url = same_list(following, url)
+        if next_url is None:
+            raise UpstreamError(
+                f"upstream {route.upstream.host} links its tag list's next page elsewhere"
+            )
+        url = next_url
+    raise UpstreamError(
+        f"upstream {route.upstream.host} has more than {MAX_TAG_LIST_PAGES} pages of tags"
     )
 
 
@@ -86,8 +285,9 @@ def _client_response(
     route: Route,
     endpoint: Endpoint,
     forwarded: UpstreamRequest,
-    answer: UpstreamResponse,
+    answer: UpstreamResponse | _ReadAnswer,
     crev_authorizes: bool,
+    tag_seconds: int = 0,
 ) -> Response:
     """The upstream's answer as the client gets it: headers rewritten to vanity names and
     crev's token endpoint, and the bodies that name repositories rewritten too."""
@@ -99,7 +299,7 @@ def _client_response(
             f"upstream {route.upstream.host} sent a malformed header: {error}"
         ) from None
     if crev_authorizes:
-        set_edge_caching(headers, endpoint, request.method, answer.status)
+        set_edge_caching(headers, endpoint, request.method, answer.status, tag_seconds)
     if _is_tag_list(endpoint, request, answer.status):
         body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
@@ -195,7 +395,7 @@ def _shown_value(
         if route.credentials is not None:
             # The client has no token to get: crev authenticates upstream on its own.
             return None
-        return rewrite_challenges(challenges, token_endpoint(request, settings, route), route)
+        return rewrite_challenges(challenges, token_url(request, settings, route), route)
     if name == "location":
         return rewrite_location(value, asked, route)
     if name == "link":

@@ -1,26 +1,24 @@
-"""The two ends of the token flow: the upstream's token realm and crev's own token endpoint.
+"""An upstream's token realm: where it issues tokens, as configured or learned from its answers.
 
-The upstream realm is never taken from a client: it is configured, or learned from the upstream's
-own challenges and kept for the life of the process, so a token request costs no discovery round
-trip once any upstream 401 has been seen.
+The realm is never taken from a client: it is configured, or learned from the upstream's own
+challenges (on any answer crev sends on, or by a `ping` of its `/v2/`) and kept for the life of
+the process, so a token request costs no discovery round trip once any upstream 401 has been
+seen.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from typing import NamedTuple
-from urllib.parse import urljoin, urlsplit
 
 from .challenge import parse_challenges
-from .config import Settings
-from .errors import ErrorCode, MalformedHeaderError, RegistryError, UpstreamError
-from .messages import Headers, Request
+from .errors import MalformedHeaderError, UpstreamError
+from .messages import Headers
 from .routing import Route
 from .scope import Scope
 from .upstream import UpstreamRequest, send
-from .urls import URL, Origin, is_http_url, is_valid_host
+from .urls import URL, Origin, is_http_url
 
 
 class Realm(NamedTuple):
@@ -38,33 +36,28 @@ class Realm(NamedTuple):
         return self.url.with_query(params)
 
 
-def token_in(body: bytes) -> tuple[str | None, int | None]:
-    """The token (`token`, or OAuth2's `access_token`) and its lifetime in seconds from a token
-    response; None for what is missing or malformed."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(document, dict):
-        return None, None
-    token = document.get("token") or document.get("access_token")
-    try:
-        expires_in: int | None = int(document.get("expires_in") or DEFAULT_EXPIRES_IN)
-    except (ValueError, TypeError):
-        expires_in = None
-    return (token if isinstance(token, str) and token else None), expires_in
-
-
 class LearnedRealms:
     """The realm each upstream announces in its challenges, kept for the life of the process:
-    one per upstream origin, and the origins are the configured routes'."""
+    one per upstream origin, and the origins are the configured routes'. An upstream whose
+    `/v2/` let crev in without a token is kept as open, so it is not pinged again before every
+    request; a challenge it sends later teaches its realm all the same."""
 
     def __init__(self) -> None:
         self._realms: dict[Origin, Realm] = {}
+        self._open: set[Origin] = set()
         self._lock = threading.Lock()
 
     def get(self, upstream: Origin) -> Realm | None:
         return self._realms.get(upstream)
+
+    def is_open(self, upstream: Origin) -> bool:
+        """Whether the upstream's `/v2/` answered 200 without asking for a token."""
+        return upstream in self._open
+
+    def learn_open(self, upstream: Origin) -> None:
+        with self._lock:
+            if upstream not in self._realms:
+                self._open.add(upstream)
 
     def learn(self, upstream: Origin, headers: Headers) -> None:
         """Remember the Bearer realm an answer's `WWW-Authenticate` announces, if it has one
@@ -81,11 +74,13 @@ class LearnedRealms:
                     if self._realms.get(upstream) != realm:
                         with self._lock:
                             self._realms[upstream] = realm
+                            self._open.discard(upstream)
                     return
 
     def clear(self) -> None:
         with self._lock:
             self._realms.clear()
+            self._open.clear()
 
 
 _learned = LearnedRealms()
@@ -98,10 +93,12 @@ def learn_realm(upstream: Origin, headers: Headers) -> None:
 
 def ping(route: Route, timeout: float) -> None:
     """Ask the upstream's `/v2/` which realm it issues tokens from (the token spec's discovery),
-    and learn it."""
+    and learn it, or that it lets anyone in (a 200 without a challenge)."""
     answer = send(UpstreamRequest("GET", route.upstream.url("/v2/"), Headers()), timeout)
     answer.release()
     _learned.learn(route.upstream, answer.headers)
+    if answer.status == 200 and _learned.get(route.upstream) is None:
+        _learned.learn_open(route.upstream)
 
 
 def realm_of(route: Route, timeout: float) -> Realm:
@@ -113,11 +110,12 @@ def realm_of(route: Route, timeout: float) -> Realm:
 
 
 def announced_realm(route: Route, timeout: float) -> Realm | None:
-    """The route's upstream realm, or None for an upstream that asks for no token."""
+    """The route's upstream realm, or None for an upstream that asks for no token (pinged once:
+    an open upstream stays open until it sends a challenge)."""
     learned = _learned.get(route.upstream)
     if route.token_realm:
         return Realm(route.token_realm, learned.service if learned else None)
-    if learned is None:
+    if learned is None and not _learned.is_open(route.upstream):
         ping(route, timeout)
         learned = _learned.get(route.upstream)
     return learned
@@ -125,32 +123,3 @@ def announced_realm(route: Route, timeout: float) -> Realm | None:
 
 def forget_realms() -> None:
     _learned.clear()
-
-
-# The token spec's default lifetime when a response names none.
-DEFAULT_EXPIRES_IN = 60
-
-# The token endpoint learns which route a scope-less token request is for from this parameter.
-ROUTE_PARAMETER = "route"
-
-
-def token_endpoint(request: Request, settings: Settings, route: Route) -> URL:
-    """crev's token endpoint for a route as an absolute URL, which docker requires of a realm."""
-    if urlsplit(settings.token_url).scheme:
-        url = URL.parse(settings.token_url)
-    else:
-        url = URL.parse(urljoin(f"{request.origin}/", settings.token_url))
-    if settings.routes.has_several:
-        url = url.with_query([(ROUTE_PARAMETER, route.vanity_prefix)])
-    return url
-
-
-def request_origin(headers: Headers, default_scheme: str) -> Origin:
-    """The vanity origin the client used: forwarded headers first, as a platform sets them."""
-    scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
-    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
-    if scheme not in ("http", "https"):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
-    if not is_valid_host(host):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
-    return Origin(scheme, host)

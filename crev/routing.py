@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .errors import NameUnknownError
-from .names import Namespace, RepositoryName
+from .names import OFFICIAL_IMAGES_NAMESPACE, Namespace, RepositoryName
 from .urls import URL, Origin
 
 
@@ -38,6 +38,15 @@ class Route(NamedTuple):
     # The route's images are public: crev reads them with anonymous upstream tokens of its
     # own, so clients pull without a login and answers can be cached at the edge.
     public: bool = False
+    # Where reads go when this route's upstream does not know a name, tag or blob: the
+    # registry a vanity domain is moving away from. Its own route, under the same vanity
+    # prefix, read with crev's own (anonymous or server-side) upstream tokens.
+    fallback: Route | None = None
+
+    @property
+    def holds_upstream_tokens(self) -> bool:
+        """Whether crev, not the client, authenticates to the upstream for reads."""
+        return self.public or self.credentials is not None
 
     def pulls_for_clients(self, *, write: bool, client_authorized: bool) -> bool:
         """Whether crev authenticates to the upstream itself for this request, instead of
@@ -61,6 +70,12 @@ class Route(NamedTuple):
         # The prefix plus a name can outgrow the length a name may have.
         return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
 
+    @property
+    def upstream_name_shown(self) -> str:
+        """Where `NAME` lives upstream, for a person: `https://ghcr.io/acme/NAME`."""
+        prefix = f"{self.namespace.prefix}/" if self.namespace.prefix else ""
+        return f"{self.upstream}/{prefix}NAME"
+
     def describe(self) -> str:
         """How names map, in words for a person: `NAME -> https://ghcr.io/acme/NAME`."""
         mode = []
@@ -68,14 +83,16 @@ class Route(NamedTuple):
             mode.append("public")
         if self.credentials is not None:
             mode.append("server-side credentials")
+        if self.fallback is not None:
+            mode.append(f"falling back to {self.fallback.upstream_name_shown}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
         vanity = f"{self.vanity_prefix}NAME"
         if self.namespace.prefix:
             return f"{vanity} -> {self.upstream}/{self.namespace.prefix}/NAME{suffix}"
         if self.namespace.official_images:
             return (
-                f"{vanity} -> {self.upstream}/library/NAME for one-component names "
-                f"(official images), {self.upstream}/NAME for the rest{suffix}"
+                f"{vanity} -> {self.upstream}/{OFFICIAL_IMAGES_NAMESPACE}/NAME for one-component "
+                f"names (official images), {self.upstream}/NAME for the rest{suffix}"
             )
         return f"{vanity} -> {self.upstream}/NAME{suffix}"
 

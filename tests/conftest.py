@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-# The checks shared from tests/support assert: rewritten, as pytest rewrites a test module's, a
-# failure shows the values compared. Only modules imported after this are rewritten.
-pytest.register_assert_rewrite("tests.support")
+# The checks shared from tests/support and rig/ assert: rewritten, as pytest rewrites a test
+# module's, a failure shows the values compared. Only modules imported after this are rewritten.
+pytest.register_assert_rewrite("tests.support", "rig")
 
-from tests.support import PushedImage, TestRegistry, seed_images  # noqa: E402
-from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
+from rig import PushedImage, TestRegistry, seed_images  # noqa: E402
+from rig.crev_process import CrevProcess, crev_for  # noqa: E402
 from tests.support.crev_server import (  # noqa: E402
     CrevServer,
     forget_learned_state,

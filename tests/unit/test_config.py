@@ -439,7 +439,8 @@ def test_route_options() -> None:
         (
             "a=ghcr.io;foo=bar",
             "CREV_ROUTES entry 'a=ghcr.io;foo=bar': unknown option 'foo=bar' "
-            "(known: realm=URL, credentials=NAME, official-images, public)",
+            "(known: realm=URL, credentials=NAME, official-images, public, "
+            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME)",
         ),
         (
             "a=ghcr.io;credentials=GH",
