@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+
+SUPPORT = Path(__file__).parent / "support"
 
 # The checks shared from tests/support assert: rewritten, as pytest rewrites a test module's, a
 # failure shows the values compared. Only modules imported after this are rewritten.
@@ -34,6 +37,23 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     for server in servers:
         server.stop()
     forget_learned_state()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """A test skipped for want of a program names itself, not the helper in tests/support that
+    skipped it (`SKIPPED [3] tests/support/tools.py:43` said neither which tests nor why)."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        path, _, reason = report.longrepr
+        if Path(path).parent == SUPPORT:
+            test_path, line, _ = item.reportinfo()
+            name = getattr(item, "originalname", item.name)
+            reason = reason.removeprefix("Skipped: ")
+            report.longrepr = (str(test_path), (line or 0) + 1, f"{name}: {reason}")
+    return report
 
 
 # A real distribution registry with token auth, seeded with the standard images.
