@@ -5,4 +5,4 @@ from crev.page import serve_page
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
-    service = staticmethod(serve_page)
+    function = staticmethod(serve_page)

@@ -5,4 +5,4 @@ from crev.proxy import serve_registry
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
-    service = staticmethod(serve_registry)
+    function = staticmethod(serve_registry)

@@ -5,6 +5,7 @@
     .venv/bin/python -m bench public           # pulls through a public route
     .venv/bin/python -m bench load             # concurrent pulls for a minute
     .venv/bin/python -m bench bundle           # what a Vercel deployment holds
+    .venv/bin/python -m bench cold             # cold starts only (--tls, --root ../old)
 
 The comparison (`compare`, the default) prints one table (direct vs crev, medians over rounds,
 ratio, goal, pass/MISS) and writes the same figures as JSON. Nothing here fails on a missed
@@ -14,6 +15,7 @@ goal: it is a report; only `load` exits 1, on a wrong byte or an error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -23,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support import start_test_registry
-from tests.support.crev_process import PROJECT_ROOT, crev_for
-from tests.support.vercel_build import VERCEL_CLI
+from rig import start_test_registry
+from rig.crev_process import PROJECT_ROOT, crev_for
+from rig.vercel_build import VERCEL_CLI
 
 from . import report, scenarios
 from .cold_start import cold_start
@@ -124,6 +126,23 @@ def bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cold(args: argparse.Namespace) -> int:
+    """Cold starts alone: the function as deployed, without bytecode and after the runtime's
+    imports, `python -m crev`, and where the import time goes."""
+    plan = dataclasses.replace(FULL, cold_spawns=args.spawns, importtime_runs=args.importtime)
+    with (
+        tempfile.TemporaryDirectory(prefix="crev-bench-cold-") as tmp,
+        start_test_registry(Path(tmp) / "registry", tls=args.tls) as registry,
+    ):
+        log(f"registry at {registry.url}; measuring {args.root}")
+        results = {"cold_start": cold_start(registry, plan, Path(tmp), args.root.resolve())}
+    print(report.render_rows(report.build_rows(results)))
+    print("\n" + "\n".join(report.import_findings(results["cold_start"]["importtime"])))
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
 def write_json(path: Path, figures: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -183,6 +202,16 @@ def parser() -> argparse.ArgumentParser:
     )
     deployment.add_argument("--runs", type=int, default=15, help="cold starts timed (15)")
     deployment.set_defaults(run=bundle)
+
+    starts = commands.add_parser("cold", help=cold.__doc__, description=cold.__doc__)
+    starts.add_argument(
+        "--root", type=Path, default=PROJECT_ROOT, help="checkout to measure (this one)"
+    )
+    starts.add_argument("--spawns", type=int, default=20, help="cold starts per variant (20)")
+    starts.add_argument("--importtime", type=int, default=10, help="-X importtime runs (10)")
+    starts.add_argument("--tls", action="store_true", help="a TLS registry (plain by default)")
+    starts.add_argument("--json", type=Path, help="also write the figures to this file")
+    starts.set_defaults(run=cold)
     return top
 
 

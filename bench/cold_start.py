@@ -1,6 +1,7 @@
 """Cold start as Vercel does it: a new process loads `api/v2.py` by path and serves its first
-answer, as deployed (nothing precompiled), precompiled, and after the runtime's own imports;
-and which imports the time goes to (`python -X importtime`)."""
+answer, as deployed (every module's bytecode shipped), without bytecode, and after the runtime's
+own imports; `python -m crev` to its first answer; and which imports the time goes to
+(`python -X importtime`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import PIPE
+from subprocess import DEVNULL, PIPE
 from typing import Any
 
 import httpx
 
-from tests.support import TestRegistry
-from tests.support.crev_process import PROJECT_ROOT, crev_environment, serving_acme
+from crev.transport import CA_BUNDLES
+from rig import TestRegistry
+from rig.crev_process import PROJECT_ROOT, crev_environment, serving_acme
+from rig.tools import free_port
+from rig.vercel_runtime import run_function
 
 from .plan import Plan
 from .probes import log, median
@@ -75,12 +79,12 @@ class ColdVariant:
 
 
 COLD_VARIANTS = (
-    # Vercel installs packages with `--no-compile` and compiles nothing unless the project sets
-    # VERCEL_PYTHON_COMPILEALL=1: crev and httpx are compiled from source at every cold start.
-    ColdVariant("deployed", "as deployed (no .pyc for crev or its packages)", True, False),
-    ColdVariant("precompiled", "precompiled (VERCEL_PYTHON_COMPILEALL=1)", False, True),
+    # vercel.json sets VERCEL_PYTHON_COMPILEALL=1, so the build ships every module's .pyc.
+    ColdVariant("deployed", "as deployed (every module's .pyc shipped)", False, True),
+    # What a build without it ships: crev and httpx compiled from source at every cold start.
+    ColdVariant("no-bytecode", "without bytecode (no VERCEL_PYTHON_COMPILEALL)", True, False),
     ColdVariant(
-        "runtime", "precompiled, after the runtime's imports", False, True, RUNTIME_PRELOAD
+        "runtime", "as deployed, after the runtime's imports", False, True, RUNTIME_PRELOAD
     ),
 )
 
@@ -95,11 +99,24 @@ def driver_env(registry: TestRegistry, pycache: Path | None = None) -> dict[str,
         if not name.startswith("BENCH_")
         and name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONPATH")
     }
+    if registry.ca_file is not None:
+        env["SSL_CERT_FILE"] = str(trusting(registry.ca_file))
     if pycache is None:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     else:
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
+
+
+def trusting(ca_file: Path) -> Path:
+    """The system's CA bundle plus the test registry's CA: what crev loads for a TLS upstream
+    is then as large as a deployment's CA store, not one certificate."""
+    bundle = ca_file.with_name("system-and-test-ca.pem")
+    if not bundle.exists():
+        system = next((Path(path) for path in CA_BUNDLES if Path(path).is_file()), None)
+        system_pem = system.read_bytes() if system is not None else b""
+        bundle.write_bytes(system_pem + b"\n" + ca_file.read_bytes())
+    return bundle
 
 
 def variant_env(
@@ -128,14 +145,28 @@ def copy_without_bytecode(packages: list[str], destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
-def cold_start_once(env: dict[str, str]) -> dict[str, Any]:
+def first_answer(port: int, who: str, headers: dict[str, str] | None = None) -> float:
+    """Ask `GET /v2/` once on `port` and read the answer, a 401 from the registry through crev:
+    the moment it had all arrived (`time.perf_counter`)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/v2/", headers={"Connection": "close", **(headers or {})})
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    answered = time.perf_counter()
+    if response.status != 401:
+        raise RuntimeError(f"{who}: /v2/ answered {response.status}, expected 401")
+    return answered
+
+
+def cold_start_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Spawn the driver, ask its server for `/v2/` once: times from spawn, the packages it
     loaded."""
     driver = [sys.executable, "-c", COLD_DRIVER]
     started = time.perf_counter()
-    process = subprocess.Popen(
-        driver, cwd=PROJECT_ROOT, env=env, stdout=PIPE, stderr=PIPE, text=True
-    )
+    process = subprocess.Popen(driver, cwd=root, env=env, stdout=PIPE, stderr=PIPE, text=True)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -143,14 +174,7 @@ def cold_start_once(env: dict[str, str]) -> dict[str, Any]:
             raise RuntimeError(f"cold-start driver failed: {process.communicate()[1]}")
         listening = time.perf_counter()
         port, import_ms = line.split()
-        connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
-        connection.request("GET", "/v2/", headers={"Connection": "close"})
-        response = connection.getresponse()
-        response.read()
-        answered = time.perf_counter()
-        connection.close()
-        if response.status != 401:
-            raise RuntimeError(f"cold start: /v2/ answered {response.status}, expected 401")
+        answered = first_answer(int(port), "cold start")
         packages = process.stdout.readline().split()
         process.wait(10)
     finally:
@@ -163,6 +187,52 @@ def cold_start_once(env: dict[str, str]) -> dict[str, Any]:
         "import_ms": float(import_ms),
         "packages": packages,
     }
+
+
+def local_server_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> float:
+    """Milliseconds from spawning `python -m crev` to its first answer to `GET /v2/`, asked
+    as soon as its port takes a connection."""
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crev", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=DEVNULL,
+        stderr=PIPE,
+    )
+    try:
+        while True:
+            try:
+                answered = first_answer(port, "python -m crev")
+                break
+            except ConnectionRefusedError:
+                if process.poll() is not None:
+                    failure = process.communicate()[1]
+                    raise RuntimeError(f"python -m crev failed: {failure}") from None
+                time.sleep(0.001)
+    finally:
+        process.kill()
+        process.wait()
+    return (answered - started) * 1000
+
+
+def vercel_runtime_once(
+    registry: TestRegistry, workdir: Path, pycache: Path, root: Path = PROJECT_ROOT
+) -> float:
+    """Milliseconds from spawning Vercel's runtime on `api/v2.py` (`vercel_runtime.vc_init`,
+    as in production, the platform's side of its socket played by tests.support) to its first
+    answer to `GET /v2/`, every module's bytecode cached."""
+    environment = {"PYTHONPYCACHEPREFIX": str(pycache)}
+    if registry.ca_file is not None:
+        environment["SSL_CERT_FILE"] = str(trusting(registry.ca_file))
+    settings = serving_acme(registry.host, registry.scheme)
+    started = time.perf_counter()
+    # What the edge adds to every request it forwards (rig/vercel_runtime.py).
+    internal = {"x-vercel-internal-request-id": "1", "x-vercel-internal-invocation-id": "1"}
+    with run_function("v2", workdir, root, environment=environment, **settings) as function:
+        answered = first_answer(function.port, "vc_init", internal)
+    return (answered - started) * 1000
 
 
 def bare_python_ms(env: dict[str, str]) -> float:
@@ -195,7 +265,9 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
     return entries
 
 
-def importtime_breakdown(env: dict[str, str], runs: int) -> dict[str, Any]:
+def importtime_breakdown(
+    env: dict[str, str], runs: int, root: Path = PROJECT_ROOT
+) -> dict[str, Any]:
     """Median over runs of: total, self time by top-level package, what crev's modules import."""
     totals: list[float] = []
     by_package: dict[str, list[float]] = defaultdict(list)
@@ -205,7 +277,7 @@ def importtime_breakdown(env: dict[str, str], runs: int) -> dict[str, Any]:
     for _ in range(runs):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", IMPORTTIME_DRIVER],
-            cwd=PROJECT_ROOT,
+            cwd=root,
             env=env,
             capture_output=True,
             text=True,
@@ -240,17 +312,29 @@ def importtime_breakdown(env: dict[str, str], runs: int) -> dict[str, Any]:
     }
 
 
-def cold_start(registry: TestRegistry, plan: Plan, workdir: Path) -> dict[str, Any]:
-    """How long from spawn to the first answer, in each variant, and which imports take it?"""
+def cold_start(
+    registry: TestRegistry, plan: Plan, workdir: Path, root: Path = PROJECT_ROOT
+) -> dict[str, Any]:
+    """How long from spawn to the first answer, in each variant and for `python -m crev`, and
+    which imports take it? `root`: the checkout measured (this one unless told)."""
     # A first spawn warms the page cache and names the installed packages crev loads.
-    packages = cold_start_once(driver_env(registry))["packages"]
+    packages = cold_start_once(driver_env(registry), root)["packages"]
     envs = {v.name: variant_env(registry, v, workdir, packages) for v in COLD_VARIANTS}
+    local_env = driver_env(registry, workdir / "pycache")
     for env in envs.values():
-        cold_start_once(env)  # warm up; precompiled writes every .pyc here
+        cold_start_once(env, root)  # warm up; the precompiled ones write every .pyc here
+    local_server_once(local_env, root)
+    vercel_runtime_once(registry, workdir / "vc-init", workdir / "pycache", root)
     runs: dict[str, list[dict[str, Any]]] = {v.name: [] for v in COLD_VARIANTS}
+    local: list[float] = []
+    under_runtime: list[float] = []
     for _ in range(plan.cold_spawns):  # interleaved, so load spikes hit every variant alike
         for variant in COLD_VARIANTS:
-            runs[variant.name].append(cold_start_once(envs[variant.name]))
+            runs[variant.name].append(cold_start_once(envs[variant.name], root))
+        local.append(local_server_once(local_env, root))
+        under_runtime.append(
+            vercel_runtime_once(registry, workdir / "vc-init", workdir / "pycache", root)
+        )
     result: dict[str, Any] = {"packages": packages}
     for variant in COLD_VARIANTS:
         result[variant.name] = {
@@ -263,12 +347,16 @@ def cold_start(registry: TestRegistry, plan: Plan, workdir: Path) -> dict[str, A
                 {k: v for k, v in run.items() if k != "packages"} for run in runs[variant.name]
             ],
         }
+    result["local_server"] = {"first_answer_ms": median(local), "rounds": local}
+    result["vercel_runtime"] = {"first_answer_ms": median(under_runtime), "rounds": under_runtime}
     bare_env = driver_env(registry)
     result["bare_python_ms"] = median([bare_python_ms(bare_env) for _ in range(plan.cold_spawns)])
-    result["importtime"] = importtime_breakdown(envs["deployed"], plan.importtime_runs)
+    result["importtime"] = importtime_breakdown(envs["deployed"], plan.importtime_runs, root)
     log(
         "cold start: first answer "
         + ", ".join(f"{v.name} {result[v.name]['first_answer_ms']:.0f} ms" for v in COLD_VARIANTS)
+        + f"; under vc_init {result['vercel_runtime']['first_answer_ms']:.0f} ms"
+        + f"; python -m crev {result['local_server']['first_answer_ms']:.0f} ms"
         + f"; bare python {result['bare_python_ms']:.0f} ms"
     )
     return result

@@ -17,7 +17,7 @@ from typing import Self
 
 import httpx
 
-from tests.support import skopeo
+from rig import skopeo
 
 MiB = 1024 * 1024
 

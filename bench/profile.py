@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.crev_process import PROJECT_ROOT
+from rig.crev_process import PROJECT_ROOT
 
 from .plan import Plan
 from .probes import MiB, log, stream_blob

@@ -2,7 +2,7 @@
 in front of it, and the two ways a request can go (straight to the upstream, or through crev).
 
 The upstream is the registry itself over plain HTTP, or the same registry behind a TLS front
-(`tests/support/tls_front.py`), as every real registry speaks TLS: then "direct" asks the front
+(`rig/tls_front.py`), as every real registry speaks TLS: then "direct" asks the front
 and crev is a second `python -m crev` whose upstream is the front."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from unittest import mock
 
 import httpx
 
-from tests.support import TestRegistry, push_large_image, push_small_image
-from tests.support.crev_process import CrevProcess, run_crev, serving_acme
-from tests.support.images import (
+from rig import TestRegistry, push_large_image, push_small_image
+from rig.crev_process import CrevProcess, run_crev, serving_acme
+from rig.images import (
     MANIFEST_ACCEPT,
     layout_dir,
     make_image_config,
@@ -31,7 +31,7 @@ from tests.support.images import (
     skopeo_push,
     write_oci_layout,
 )
-from tests.support.tls_front import TlsFront, tls_front
+from rig.tls_front import TlsFront, tls_front
 
 from .probes import MiB
 

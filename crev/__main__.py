@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m crev",
         description=(
             "Serve crev locally: the registry API at /v2/, its token endpoint at /api/token "
-            "and the page for people, routed as vercel.json routes them on Vercel."
+            "and the page for people, at the paths vercel.json rewrites to them on Vercel."
         ),
         epilog=SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

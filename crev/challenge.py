@@ -7,9 +7,9 @@ them with its own), so a challenge must name crev's token endpoint and the clien
 from __future__ import annotations
 
 from .errors import InvalidScopeError, MalformedHeaderError
+from .header_scanner import Scanner, check_field_value, quote
 from .names import NameMapping
-from .params import Scanner, check_field_value, quote
-from .scope import Scope, parse_scopes, scope_to_client
+from .scope import Scope, parse_scopes, scope_to_vanity
 from .urls import URL
 
 
@@ -110,13 +110,13 @@ def format_challenges(challenges: list[Challenge]) -> str:
     return ", ".join(challenge.format() for challenge in challenges)
 
 
-def client_scope(value: str, mapping: NameMapping) -> str | None:
+def vanity_scopes(value: str, mapping: NameMapping) -> str | None:
     """A challenge's `scope` as the client names it; scopes outside the prefix are dropped."""
     try:
         scopes: list[Scope] = parse_scopes(value)
     except InvalidScopeError:
         return None
-    shown = [str(mapped) for scope in scopes if (mapped := scope_to_client(scope, mapping))]
+    shown = [str(mapped) for scope in scopes if (mapped := scope_to_vanity(scope, mapping))]
     return " ".join(shown) or None
 
 
@@ -131,6 +131,6 @@ def rewrite_challenges(
             challenge = challenge.with_param("realm", str(token_endpoint))
             scope = challenge.get("scope")
             if scope is not None:
-                challenge = challenge.with_param("scope", client_scope(scope, mapping))
+                challenge = challenge.with_param("scope", vanity_scopes(scope, mapping))
         rewritten.append(challenge)
     return format_challenges(rewritten)

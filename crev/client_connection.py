@@ -1,6 +1,6 @@
 """The client's side of one request, carried by h11 over a `BaseHTTPRequestHandler`'s streams.
 
-h11 reads the request head and body (chunked framing included) and frames crev's answer for the
+h11 reads the request head and body (chunked framing included) and frames crev's response for the
 client's HTTP version; crev only moves bytes between it and the handler's `rfile` and `wfile`.
 On top of h11's grammar crev refuses what h11 accepts but a host behind crev might read another
 way: control characters in a field (h11 takes any byte but NUL and whitespace), obsolete line
@@ -26,6 +26,8 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADER_FIELDS = 100
 # A body size no registry blob reaches (1 PiB); longer numbers are not sizes but attacks.
 MAX_CONTENT_LENGTH_DIGITS = 16
+# How much of an invalid Content-Length a refusal quotes: enough to recognise, never a flood.
+SHOWN_CONTENT_LENGTH_CHARS = 40
 READ_BYTES = 64 * 1024
 _REASONS = {status: reason for status, (reason, _) in BaseHTTPRequestHandler.responses.items()}
 
@@ -47,7 +49,8 @@ class RequestHead(NamedTuple):
 
 
 class ClientConnection:
-    """One request and its answer. A new one is made for each request a connection carries."""
+    """One request and crev's response to it; a new one is made for each request a connection
+    carries."""
 
     def __init__(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
         self._rfile = rfile
@@ -122,9 +125,9 @@ class ClientConnection:
         """Whether the whole request, body included, has been read."""
         return self._h11.their_state is h11.DONE
 
-    # ------------------------------------------------------------------ the answer
+    # ------------------------------------------------------------------ the response
 
-    def start_answer(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+    def start_response(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
         self._send(
             h11.Response(
                 status_code=status,
@@ -140,22 +143,22 @@ class ClientConnection:
         for piece in self._h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
             self._wfile.write(piece)
 
-    def end_answer(self) -> None:
+    def end_response(self) -> None:
         self._send(h11.EndOfMessage())
 
-    def answer(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        """A whole small answer (an error); no body for HEAD, 204 and 304, as h11 knows."""
-        self.start_answer(status, headers)
+    def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        """A whole small response (an error); no body for HEAD, 204 and 304, as h11 knows."""
+        self.start_response(status, headers)
         if self.carries_body(status):
             self.send_data(body)
-        self.end_answer()
+        self.end_response()
 
     def carries_body(self, status: int) -> bool:
         return self._method != "HEAD" and status not in (204, 304) and status >= 200
 
     @property
     def must_close(self) -> bool:
-        """Whether the connection cannot carry another request after this answer."""
+        """Whether the connection cannot carry another request after this response."""
         return self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE
 
     def read_past_the_request(self) -> bytes:
@@ -244,7 +247,7 @@ def _check_lines(lines: list[bytes]) -> None:
         if name == b"content-length":
             digits = value.strip()
             if not digits.isdigit() or len(digits) > MAX_CONTENT_LENGTH_DIGITS:
-                shown = digits[:40].decode("latin-1")
+                shown = digits[:SHOWN_CONTENT_LENGTH_CHARS].decode("latin-1")
                 raise RegistryError(ErrorCode.SIZE_INVALID, f"invalid Content-Length {shown!r}")
         if name in (b"content-length", b"transfer-encoding"):
             framing[name] = framing.get(name, 0) + 1

@@ -17,13 +17,17 @@ from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
+# Beyond any function's maximum duration on Vercel (800 s on Pro): a wait no request outlives.
+MAX_TIMEOUT = 900.0
+# Where crev's own token endpoint is served unless CREV_TOKEN_URL says otherwise.
+DEFAULT_TOKEN_URL = "/api/token"
 _CREDENTIALS_NAME = re.compile(r"[A-Z0-9_]+")
 
 
 class Settings(NamedTuple):
     routes: RouteTable
     # Where crev's own token endpoint is served; a path is made absolute per request.
-    token_url: str = "/api/token"
+    token_url: str = DEFAULT_TOKEN_URL
     timeout: float = DEFAULT_TIMEOUT
     # Where a browser opening the domain is sent instead of crev's own page.
     browser_redirect: str | None = None
@@ -50,7 +54,7 @@ class Settings(NamedTuple):
         tag_cache_seconds = _tag_cache_seconds(env.get("CREV_TAG_CACHE_SECONDS", ""), routes)
         return cls(
             routes=RouteTable(routes),
-            token_url=_token_url(env.get("CREV_TOKEN_URL", "/api/token")),
+            token_url=_token_url(env.get("CREV_TOKEN_URL", "")),
             timeout=_timeout(env.get("CREV_UPSTREAM_TIMEOUT", "")),
             browser_redirect=_optional_url(
                 "CREV_BROWSER_REDIRECT", env.get("CREV_BROWSER_REDIRECT", "")
@@ -439,7 +443,7 @@ def _host(variable: str | None, value: str) -> str:
 
 
 def _token_url(value: str) -> str:
-    url = value.strip() or "/api/token"
+    url = value.strip() or DEFAULT_TOKEN_URL
     if url.startswith("/") and not url.startswith("//"):
         return url
     return _optional_url("CREV_TOKEN_URL", url) or url
@@ -466,8 +470,9 @@ def _timeout(value: str) -> float:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 900:
+    if not 0 < seconds <= MAX_TIMEOUT:
         raise ConfigError(
-            f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most 900"
+            f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT:g}"
         )
     return seconds

@@ -24,6 +24,11 @@ from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is
 
 # Beyond any real name + reference; longer paths are refused before any parsing work.
 MAX_PATH_LENGTH = 2048
+# How much of an invalid reference a refusal quotes: a tag's 128 characters and a little more.
+SHOWN_REFERENCE_CHARS = 140
+# Tag lists crev reads whole (to show the client's name, to list tags on the page); one this
+# large is not a real tag list.
+MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 # Upload session ids are opaque to clients: distribution uses UUIDs, others base64-ish tokens.
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9._~=+-]{1,512}")
 
@@ -143,8 +148,8 @@ def _manifest_reference(text: str) -> Tag | Digest:
     if is_digest(text):
         return Digest(text)
     raise InvalidReferenceError(
-        f"manifest unknown: {text[:140]!r} is neither a tag nor a digest",
-        {"reference": text[:140]},
+        f"manifest unknown: {text[:SHOWN_REFERENCE_CHARS]!r} is neither a tag nor a digest",
+        {"reference": text[:SHOWN_REFERENCE_CHARS]},
     )
 
 

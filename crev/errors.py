@@ -203,3 +203,9 @@ def not_served(message: str) -> RegistryError:
 def method_not_allowed(message: str, allow: str) -> RegistryError:
     """A method the endpoint does not answer: 405, with the methods it does in `Allow`."""
     return RegistryError(ErrorCode.UNSUPPORTED, message, status=405, headers=[("Allow", allow)])
+
+
+def describe(error: BaseException) -> str:
+    """An exception as a client may read it: its type and what it says, nothing more."""
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text

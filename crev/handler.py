@@ -1,10 +1,10 @@
-"""`BaseHTTPRequestHandler` classes that run crev's services: what `api/*.py` export to Vercel
+"""`BaseHTTPRequestHandler` classes that run crev's functions: what `api/*.py` export to Vercel
 and what the local server dispatches to.
 
 `http.server` (or Vercel's runtime, which owns `handle_one_request`) reads the request line and
-calls `parse_request` and `do_*`; everything past the request line, the answer's framing
+calls `parse_request` and `do_*`; everything past the request line, the response's framing
 included, goes through h11 (see client_connection). Everything a client can get back is a
-registry JSON error or an upstream answer: configuration errors, bad requests and crashes
+registry JSON error or an upstream's answer: configuration errors, bad requests and crashes
 included, never a traceback or the standard library's HTML.
 """
 
@@ -30,22 +30,23 @@ from .errors import (
     not_served,
     registry_error,
 )
-from .log import crev_log, escaped, log_answer, log_refusal
-from .messages import Headers, Request, Response
-from .realm import request_origin
-from .upstream import CHUNK_SIZE
+from .log import crev_log, escaped, log_refusal, log_response
+from .messages import Headers, Request, Response, request_origin
 
 # What a Vercel function runs: the registry API, the token endpoint or the page.
-Service = Callable[[Request, Settings], Response]
+Function = Callable[[Request, Settings], Response]
 
 _date: tuple[int, str] = (0, "")
-# Bounds on draining a refused request's body, so an answer survives the close (see _linger).
+# Bounds on draining a refused request's body, so a response survives the close (see _linger).
 LINGER_SECONDS = 10.0
 LINGER_BYTES = 512 * 1024 * 1024
+LINGER_READ_BYTES = 64 * 1024
+# As `http.server` reads a request line: up to 64 KiB, and one byte more to see it is longer.
+MAX_REQUEST_LINE_BYTES = 65536
 
 
 class FunctionHandler(BaseHTTPRequestHandler):
-    """Runs one crev service per request, keeping connections alive between requests."""
+    """Runs one crev function per request, keeping connections alive between requests."""
 
     protocol_version = "HTTP/1.1"
     # Headers and a small body go out as separate writes; with Nagle's algorithm the second
@@ -56,7 +57,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     timeout = 120
     # Errors found while reading the request line get a status line, never an HTTP/0.9 body.
     default_request_version = "HTTP/1.0"
-    service: ClassVar[Service]
+    function: ClassVar[Function]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
 
@@ -69,7 +70,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         if self.raw_requestline in (b"\r\n", b"\n"):
             # RFC 9112 2.2: an empty line before a request line is ignored (some clients send
             # one after a body).
-            self.raw_requestline = self.rfile.readline(65537)
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE_BYTES + 1)
             if not self.raw_requestline:
                 return False
         # A TLS handshake is binary: its refusal is logged by what it is, not by its bytes.
@@ -87,14 +88,14 @@ class FunctionHandler(BaseHTTPRequestHandler):
         self.close_connection = False
         return True
 
-    def service_for(self, path: str) -> Service | None:
-        return type(self).service
+    def function_for(self, path: str) -> Function | None:
+        return type(self).function
 
     def version_string(self) -> str:
         return "crev"
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        # Every answer carries a Date; formatting it anew each time was a visible cost.
+        # Every response carries a Date; formatting it anew each time was a visible cost.
         global _date
         if timestamp is not None:
             return super().date_time_string(timestamp)
@@ -104,12 +105,12 @@ class FunctionHandler(BaseHTTPRequestHandler):
         return _date[1]
 
     def __getattr__(self, name: str) -> Any:
-        # Every method reaches the service, which answers 405 for what it does not serve.
+        # Every method reaches the function, which answers 405 for what it does not serve.
         if name.startswith("do_"):
-            return self.run_service
+            return self.run_function
         raise AttributeError(name)
 
-    def run_service(self) -> None:
+    def run_function(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
         response = self._respond(path, query)
@@ -123,7 +124,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         finally:
             response.close()
             ms = (time.monotonic() - started) * 1000
-            log_answer(
+            log_response(
                 self.command,
                 path,
                 response.status,
@@ -141,7 +142,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def _linger(self) -> None:
         """Read and drop what the client is still sending before closing.
 
-        Closing a socket with unread input sends a reset, which destroys the answer (a 413, a
+        Closing a socket with unread input sends a reset, which destroys the response (a 413, a
         401) before a client still busy writing its body can read it.
         """
         try:
@@ -151,7 +152,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             deadline = time.monotonic() + LINGER_SECONDS
             drained = 0
             while time.monotonic() < deadline and drained < LINGER_BYTES:
-                data = self.connection.recv(CHUNK_SIZE)
+                data = self.connection.recv(LINGER_READ_BYTES)
                 if not data:
                     break
                 drained += len(data)
@@ -161,8 +162,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def _respond(self, path: str, query: str) -> Response:
         try:
             settings = current_settings()
-            service = self.service_for(path)
-            if service is None:
+            function = self.function_for(path)
+            if function is None:
                 raise not_served(f"no endpoint at {path!r}")
             # Read back from `self.headers`, not from the head h11 read: Vercel's runtime
             # removes its internal headers there before the handler runs.
@@ -177,7 +178,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 content_length=self.content_length,
                 chunked=self.chunked,
             )
-            return service(request, settings)
+            return function(request, settings)
         except CrevError as error:
             # The one place an error becomes what the client is answered.
             return Response.from_error(registry_error(error))
@@ -186,15 +187,15 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return Response.from_error(RegistryError(ErrorCode.UNKNOWN, "internal error in crev"))
 
     def _write(self, response: Response) -> str:
-        """Send the answer; how it ended when it could not be sent whole, else ''."""
+        """Send the response; how it ended when it could not be sent whole, else ''."""
         headers = [("Date", self.date_time_string()), ("Server", "crev"), *response.headers]
         try:
-            self.client.start_answer(response.status, headers)
+            self.client.start_response(response.status, headers)
             if self.client.carries_body(response.status):
                 for chunk in response.body:
                     if chunk:
                         self.client.send_data(chunk)
-            self.client.end_answer()
+            self.client.end_response()
             return ""
         except UpstreamCutError as error:
             # The upstream failed mid-body. Headers are gone already: cutting the connection
@@ -203,10 +204,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return "upstream-cut"
         except h11.LocalProtocolError as error:
-            # h11 refused to frame the answer as crev gave it (a body longer or shorter than
+            # h11 refused to frame the response as crev gave it (a body longer or shorter than
             # its Content-Length): crev's own fault, cut like an upstream's.
             crev_log().error(
-                "%s %s: answer not framed: %s", self.command, self.path.partition("?")[0], error
+                "%s %s: response not framed: %s", self.command, self.path.partition("?")[0], error
             )
             self.close_connection = True
             return "unframed"
@@ -222,7 +223,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         self.send_registry_error(RegistryError(ErrorCode.UNSUPPORTED, reason, status=code))
 
     def send_registry_error(self, error: RegistryError) -> None:
-        """Answer a refusal made before any service ran, and close: the rest of the request
+        """Answer a refusal made before any function ran, and close: the rest of the request
         cannot be trusted to be framed as it claims."""
         self.close_connection = True
         log_refusal(getattr(self, "requestline", ""), error.status, error.message)
@@ -231,10 +232,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
         client = getattr(self, "client", None) or ClientConnection(self.rfile, self.wfile)
         headers = [("Date", self.date_time_string()), ("Server", "crev"), *response.headers]
         with contextlib.suppress(OSError, h11.LocalProtocolError):
-            client.answer(error.status, headers, b"".join(response.body))
+            client.respond(error.status, headers, b"".join(response.body))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Silenced: each request is logged once, with its upstream status, by `log_answer`."""
+        """Silenced: each request is logged once, with its upstream status, by `log_response`."""
 
     def log_message(self, format: str, *args: Any) -> None:
         crev_log().info("%s", escaped(format % args))

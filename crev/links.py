@@ -12,8 +12,8 @@ from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from .errors import MalformedHeaderError
+from .header_scanner import Scanner, check_field_value
 from .names import NameMapping, vanity_name_of
-from .params import Scanner, check_field_value
 from .urls import URL
 
 # Path segments that end a repository name in `/v2/<name>/<segment>/...`.

@@ -1,7 +1,7 @@
 """crev's request log: one line per request, answered or refused, with nothing a client sent
 able to forge a line or drive a terminal (control characters are shown escaped).
 
-`logging` is imported on first use, which comes after the first answer has been sent: importing
+`logging` is imported on first use, which comes after the first response has been sent: importing
 it is a visible part of a cold start.
 """
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .messages import FallbackAnswer
 
 # C0 controls, DEL and C1 controls, each shown as \xNN.
+# How much of a refused request line the log keeps: the method and path, not a flood.
+LOGGED_REQUEST_LINE_CHARS = 200
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 
@@ -29,7 +31,7 @@ def crev_log() -> logging.Logger:
     return logging.getLogger("crev")
 
 
-def log_answer(
+def log_response(
     method: str,
     path: str,
     status: int,
@@ -40,7 +42,7 @@ def log_answer(
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
     answered itself), what the route's fallback said when it was asked (`fallback=200@host`),
-    and how it ended when not whole (`client-gone`, `upstream-cut`, or `unframed` for an answer
+    and how it ended when not whole (`client-gone`, `upstream-cut`, or `unframed` for a response
     h11 would not frame)."""
     upstream = "-" if upstream_status is None else upstream_status
     asked = "" if fallback is None else f" fallback={fallback.status}@{fallback.host}"
@@ -63,7 +65,12 @@ def log_refusal(request_line: str, status: int, message: str) -> None:
     if not request_line:
         crev_log().info("refused %s %s", status, escaped(message))
         return
-    crev_log().info('refused "%s" %s %s', escaped(request_line[:200]), status, escaped(message))
+    crev_log().info(
+        'refused "%s" %s %s',
+        escaped(request_line[:LOGGED_REQUEST_LINE_CHARS]),
+        status,
+        escaped(message),
+    )
 
 
 def configure_logging() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from .errors import ErrorCode, RegistryError
-from .urls import Origin
+from .urls import Origin, is_valid_host
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
 # any byte but NUL and whitespace in a value; `bytes.translate` finds the rest fast.
@@ -171,3 +171,14 @@ class Response:
     ) -> Response:
         headers.set("Content-Length", str(len(body)))
         return cls(status, headers, [body], upstream_status)
+
+
+def request_origin(headers: Headers, default_scheme: str) -> Origin:
+    """The vanity origin the client used: forwarded headers first, as a platform sets them."""
+    scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
+    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
+    if scheme not in ("http", "https"):
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
+    if not is_valid_host(host):
+        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
+    return Origin(scheme, host)

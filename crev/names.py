@@ -20,6 +20,10 @@ _SHA512_HEX = re.compile(r"[a-f0-9]{128}")
 
 # Clients cap `host/name` at 255 characters; a name longer than that is never pullable.
 MAX_NAME_LENGTH = 255
+# How much of an over-long name a refusal quotes.
+SHOWN_NAME_CHARS = 64
+# Where Docker Hub keeps official images: `alpine` is `library/alpine` there.
+OFFICIAL_IMAGES_NAMESPACE = "library"
 
 
 @total_ordering
@@ -75,7 +79,7 @@ class RepositoryName(Word):
             raise InvalidNameError("repository name is empty")
         if len(text) > MAX_NAME_LENGTH:
             raise InvalidNameError(
-                f"repository name {text[:64]!r}... is {len(text)} characters; "
+                f"repository name {text[:SHOWN_NAME_CHARS]!r}... is {len(text)} characters; "
                 f"at most {MAX_NAME_LENGTH} are allowed"
             )
         for component in text.split("/"):
@@ -167,7 +171,7 @@ class Namespace(NamedTuple):
         if self.prefix:
             upstream_name = f"{self.prefix}/{name.value}"
         elif self.official_images and "/" not in name.value:
-            upstream_name = f"library/{name.value}"
+            upstream_name = f"{OFFICIAL_IMAGES_NAMESPACE}/{name.value}"
         else:
             return name
         if len(upstream_name) > MAX_NAME_LENGTH:
@@ -184,6 +188,7 @@ class Namespace(NamedTuple):
             if not text.startswith(self.prefix + "/"):
                 return None
             return RepositoryName(text[len(self.prefix) + 1 :])
-        if self.official_images and text.startswith("library/") and text.count("/") == 1:
-            return RepositoryName(text[len("library/") :])
+        official = f"{OFFICIAL_IMAGES_NAMESPACE}/"
+        if self.official_images and text.startswith(official) and text.count("/") == 1:
+            return RepositoryName(text[len(official) :])
         return upstream_name

@@ -12,7 +12,7 @@ from html import escape
 from typing import NamedTuple
 
 from .config import Settings
-from .endpoints import Endpoint, Kind
+from .endpoints import MAX_TAG_LIST_BYTES, Endpoint, Kind
 from .errors import (
     InvalidNameError,
     MalformedHeaderError,
@@ -31,7 +31,8 @@ from .tag_order import newest_first
 from .upstream import UpstreamRequest
 from .upstream_auth import send_authorized
 
-MAX_TAGS_BYTES = 4 * 1024 * 1024
+# Browsers may keep a page a minute: tags change, and a person reloads to see a new one.
+PAGE_CACHE_CONTROL = "public, max-age=60"
 # A page shows the newest tags first; a repository with thousands needs no more here.
 MAX_TAGS_SHOWN = 200
 # Pages of a paginated tag list the page follows before it says the list goes on.
@@ -94,7 +95,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             answer = send_authorized(
                 UpstreamRequest("GET", url, headers), route, scopes, settings.timeout
             )
-            body = answer.read(MAX_TAGS_BYTES, settings.timeout)
+            body = answer.read(MAX_TAG_LIST_BYTES, settings.timeout)
             if answer.status != 200:
                 return _refused(answer.status)
             tags += tag_names(body)
@@ -137,7 +138,7 @@ def _html(status: int, body: str) -> Response:
     headers = Headers(
         [
             ("Content-Type", "text/html; charset=utf-8"),
-            ("Cache-Control", "public, max-age=60"),
+            ("Cache-Control", PAGE_CACHE_CONTROL),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
         ]

@@ -10,7 +10,15 @@ from urllib.parse import parse_qsl, urlencode
 from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
-from .endpoints import READ_METHODS, UPLOAD_KINDS, Endpoint, Kind, check_method, parse_endpoint
+from .endpoints import (
+    MAX_TAG_LIST_BYTES,
+    READ_METHODS,
+    UPLOAD_KINDS,
+    Endpoint,
+    Kind,
+    check_method,
+    parse_endpoint,
+)
 from .errors import MalformedHeaderError, UpstreamError
 from .fallback import (
     TagListQuery,
@@ -20,19 +28,18 @@ from .fallback import (
     tag_page,
     unknown_here,
 )
-from .forwarding import client_response_headers, upstream_request_headers
+from .header_filters import client_response_headers, upstream_request_headers
 from .links import next_page, rewrite_link, rewrite_location, same_list
 from .messages import FallbackAnswer, Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
-from .realm import token_endpoint
 from .routing import Route
 from .scope import Scope
-from .upstream import UpstreamRequest, UpstreamResponse
+from .token_endpoint import token_url
+from .upstream import UpstreamRequest
 from .upstream_auth import send_authorized, send_with_client_login
+from .upstream_response import UpstreamResponse
 from .urls import URL
 
-# Tag lists are rewritten in memory; one this large is not a real tag list.
-MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
 MAX_ERROR_BYTES = 64 * 1024
 
@@ -388,7 +395,7 @@ def _shown_value(
         if route.credentials is not None:
             # The client has no token to get: crev authenticates upstream on its own.
             return None
-        return rewrite_challenges(challenges, token_endpoint(request, settings, route), route)
+        return rewrite_challenges(challenges, token_url(request, settings, route), route)
     if name == "location":
         return rewrite_location(value, asked, route)
     if name == "link":

@@ -1,26 +1,24 @@
-"""The two ends of the token flow: the upstream's token realm and crev's own token endpoint.
+"""An upstream's token realm: where it issues tokens, as configured or learned from its answers.
 
-The upstream realm is never taken from a client: it is configured, or learned from the upstream's
-own challenges and kept for the life of the process, so a token request costs no discovery round
-trip once any upstream 401 has been seen.
+The realm is never taken from a client: it is configured, or learned from the upstream's own
+challenges (on any answer crev sends on, or by a `ping` of its `/v2/`) and kept for the life of
+the process, so a token request costs no discovery round trip once any upstream 401 has been
+seen.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from typing import NamedTuple
-from urllib.parse import urljoin, urlsplit
 
 from .challenge import parse_challenges
-from .config import Settings
-from .errors import ErrorCode, MalformedHeaderError, RegistryError, UpstreamError
-from .messages import Headers, Request
+from .errors import MalformedHeaderError, UpstreamError
+from .messages import Headers
 from .routing import Route
 from .scope import Scope
 from .upstream import UpstreamRequest, send
-from .urls import URL, Origin, is_http_url, is_valid_host
+from .urls import URL, Origin, is_http_url
 
 
 class Realm(NamedTuple):
@@ -36,23 +34,6 @@ class Realm(NamedTuple):
         if account is not None:
             params.append(("account", account))
         return self.url.with_query(params)
-
-
-def token_in(body: bytes) -> tuple[str | None, int | None]:
-    """The token (`token`, or OAuth2's `access_token`) and its lifetime in seconds from a token
-    response; None for what is missing or malformed."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(document, dict):
-        return None, None
-    token = document.get("token") or document.get("access_token")
-    try:
-        expires_in: int | None = int(document.get("expires_in") or DEFAULT_EXPIRES_IN)
-    except (ValueError, TypeError):
-        expires_in = None
-    return (token if isinstance(token, str) and token else None), expires_in
 
 
 class LearnedRealms:
@@ -125,32 +106,3 @@ def announced_realm(route: Route, timeout: float) -> Realm | None:
 
 def forget_realms() -> None:
     _learned.clear()
-
-
-# The token spec's default lifetime when a response names none.
-DEFAULT_EXPIRES_IN = 60
-
-# The token endpoint learns which route a scope-less token request is for from this parameter.
-ROUTE_PARAMETER = "route"
-
-
-def token_endpoint(request: Request, settings: Settings, route: Route) -> URL:
-    """crev's token endpoint for a route as an absolute URL, which docker requires of a realm."""
-    if urlsplit(settings.token_url).scheme:
-        url = URL.parse(settings.token_url)
-    else:
-        url = URL.parse(urljoin(f"{request.origin}/", settings.token_url))
-    if settings.routes.has_several:
-        url = url.with_query([(ROUTE_PARAMETER, route.vanity_prefix)])
-    return url
-
-
-def request_origin(headers: Headers, default_scheme: str) -> Origin:
-    """The vanity origin the client used: forwarded headers first, as a platform sets them."""
-    scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
-    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
-    if scheme not in ("http", "https"):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
-    if not is_valid_host(host):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
-    return Origin(scheme, host)

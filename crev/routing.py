@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .errors import NameUnknownError
-from .names import Namespace, RepositoryName
+from .names import OFFICIAL_IMAGES_NAMESPACE, Namespace, RepositoryName
 from .urls import URL, Origin
 
 
@@ -91,8 +91,8 @@ class Route(NamedTuple):
             return f"{vanity} -> {self.upstream}/{self.namespace.prefix}/NAME{suffix}"
         if self.namespace.official_images:
             return (
-                f"{vanity} -> {self.upstream}/library/NAME for one-component names "
-                f"(official images), {self.upstream}/NAME for the rest{suffix}"
+                f"{vanity} -> {self.upstream}/{OFFICIAL_IMAGES_NAMESPACE}/NAME for one-component "
+                f"names (official images), {self.upstream}/NAME for the rest{suffix}"
             )
         return f"{vanity} -> {self.upstream}/NAME{suffix}"
 

@@ -62,7 +62,7 @@ def parse_scopes(value: str) -> list[Scope]:
     return [Scope.parse(part) for part in value.split()]
 
 
-def scope_to_client(scope: Scope, mapping: NameMapping) -> Scope | None:
+def scope_to_vanity(scope: Scope, mapping: NameMapping) -> Scope | None:
     """The scope as the client names it, or None when it lies outside the prefix."""
     if scope.type != "repository":
         return None

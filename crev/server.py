@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError
-from .handler import FunctionHandler, Service
+from .handler import Function, FunctionHandler
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,19 +24,22 @@ class Rewrite(NamedTuple):
     """A path Vercel serves a function at: its own, or a `vercel.json` rewrite's source."""
 
     pattern: re.Pattern[str]
-    service: Service
+    function: Function
     source: str
+    # The function it serves, `/api/<name>`.
+    destination: str
 
 
 def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
     """`api/<name>.py` at `/api/<name>`, then the rewrites of `vercel.json`, as on Vercel; a
     ConfigError naming the file for one the local server cannot follow."""
     functions = {
-        f"/api/{path.stem}": _load_service(path) for path in sorted((root / "api").glob("*.py"))
+        f"/api/{path.stem}": _load_function(path) for path in sorted((root / "api").glob("*.py"))
     }
     # Vercel serves a function's own path before any rewrite applies.
     rewrites = [
-        Rewrite(re.compile(re.escape(path)), service, path) for path, service in functions.items()
+        Rewrite(re.compile(re.escape(path)), function, path, path)
+        for path, function in functions.items()
     ]
     for source, destination in _vercel_rewrites(root / "vercel.json"):
         if destination not in functions:
@@ -45,7 +48,7 @@ def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
             pattern = _source_pattern(source)
         except re.error as error:
             raise ConfigError(f"vercel.json: rewrite source {source!r}: {error}") from None
-        rewrites.append(Rewrite(pattern, functions[destination], source))
+        rewrites.append(Rewrite(pattern, functions[destination], source, destination))
     return rewrites
 
 
@@ -79,7 +82,7 @@ def _source_pattern(source: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _load_service(path: Path) -> Service:
+def _load_function(path: Path) -> Function:
     spec = importlib.util.spec_from_file_location(f"crev_api_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot load {path}")
@@ -88,15 +91,15 @@ def _load_service(path: Path) -> Service:
     handler = getattr(module, "handler", None)
     if not (isinstance(handler, type) and issubclass(handler, FunctionHandler)):
         raise ConfigError(f"{path} does not define a crev handler class named 'handler'")
-    return handler.service
+    return handler.function
 
 
 def make_dispatcher(rewrites: list[Rewrite]) -> type[FunctionHandler]:
     class Dispatcher(FunctionHandler):
-        def service_for(self, path: str) -> Service | None:
+        def function_for(self, path: str) -> Function | None:
             for rewrite in rewrites:
                 if rewrite.pattern.fullmatch(path):
-                    return rewrite.service
+                    return rewrite.function
             return None
 
     return Dispatcher

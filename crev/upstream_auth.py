@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import base64
 import time
+from functools import partial
 from typing import NamedTuple
 
 from .errors import UpstreamError
 from .messages import Headers
-from .realm import Realm, announced_realm, learn_realm, realm_of, token_in
+from .realm import Realm, announced_realm, learn_realm, realm_of
 from .routing import Credentials, Route
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
-from .upstream import UpstreamRequest, UpstreamResponse, send
+from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
+from .upstream import UpstreamRequest, send
+from .upstream_response import UpstreamResponse
 
 # Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
 EXPIRY_MARGIN = 15
-MAX_TOKEN_RESPONSE = 1024 * 1024
 
 
 class TokenKey(NamedTuple):
@@ -78,15 +80,15 @@ def authorize(
     users: the request then goes without, and the upstream refuses what is private). The key of
     the cached token used, if any."""
     credentials = route.credentials
-    key = None
-    authorization = None
+    key: TokenKey | None = None
+    authorization: str | None = None
     if credentials is not None and credentials.token:
         authorization = f"Bearer {credentials.token}"
     else:
         realm = realm_of(route, timeout) if credentials else announced_realm(route, timeout)
         if realm is not None:
             key = TokenKey(realm, scopes, credentials)
-            token = _tokens.get(key, lambda: _fetch_token(key, timeout))
+            token = _tokens.get(key, partial(_fetch_token, key, timeout))
             authorization = None if token is None else f"Bearer {token.value}"
     if authorization is None:
         headers.remove("Authorization")
@@ -108,7 +110,7 @@ def _fetch_token(key: TokenKey, timeout: float) -> CachedToken | None:
     url = key.realm.url_for(key.scopes, account=credentials.username if credentials else None)
     started = time.monotonic()
     answer = send(UpstreamRequest("GET", url, headers), timeout)
-    body = answer.read(MAX_TOKEN_RESPONSE, timeout)
+    body = answer.read(MAX_TOKEN_RESPONSE_BYTES, timeout)
     if answer.status != 200:
         if credentials is None:
             return None

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-SUPPORT = Path(__file__).parent / "support"
+# The checks shared from tests/support and rig/ assert: rewritten, as pytest rewrites a test
+# module's, a failure shows the values compared. Only modules imported after this are rewritten.
+pytest.register_assert_rewrite("tests.support", "rig")
 
-# The checks shared from tests/support assert: rewritten, as pytest rewrites a test module's, a
-# failure shows the values compared. Only modules imported after this are rewritten.
-pytest.register_assert_rewrite("tests.support")
-
-from tests.support import PushedImage, TestRegistry, seed_images  # noqa: E402
-from tests.support.crev_process import CrevProcess, crev_for  # noqa: E402
+from rig import PushedImage, TestRegistry, seed_images  # noqa: E402
+from rig.crev_process import CrevProcess, crev_for  # noqa: E402
 from tests.support.crev_server import (  # noqa: E402
     CrevServer,
     forget_learned_state,
@@ -43,16 +40,16 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Iterator[pytest.TestReport]:
-    """A test skipped for want of a program names itself, not the helper in tests/support that
-    skipped it (`SKIPPED [3] tests/support/tools.py:43` said neither which tests nor why)."""
+    """A skipped test names itself and where it is, not the helper in tests/support or rig/
+    that skipped it (`SKIPPED [3] tests/support/tools.py:43` said neither which tests nor
+    why); pytest reports a skip in a fixture at the test already, but without its name."""
     report = yield
     if report.skipped and isinstance(report.longrepr, tuple):
-        path, _, reason = report.longrepr
-        if Path(path).parent == SUPPORT:
-            test_path, line, _ = item.reportinfo()
-            name = getattr(item, "originalname", item.name)
-            reason = reason.removeprefix("Skipped: ")
-            report.longrepr = (str(test_path), (line or 0) + 1, f"{name}: {reason}")
+        _, _, reason = report.longrepr
+        test_path, line, _ = item.reportinfo()
+        name = getattr(item, "originalname", item.name)
+        reason = reason.removeprefix("Skipped: ")
+        report.longrepr = (str(test_path), (line or 0) + 1, f"{name}: {reason}")
     return report
 
 

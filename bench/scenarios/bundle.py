@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.vercel_build import BuiltFunction, vercel_build
+from rig.vercel_build import BuiltFunction, vercel_build
 
 FUNCTIONS = ("v2", "token", "page")
 
@@ -23,6 +23,7 @@ class BundleSize:
     total_bytes: int
     vendor_bytes: int  # `_vendor/`: the packages the builder installed
     pip_bytes: int  # `_vendor/pip`, which the builder seeds and nothing imports
+    bytecode_bytes: int  # every `.pyc`, crev's and the packages' (VERCEL_PYTHON_COMPILEALL)
 
     @property
     def own_bytes(self) -> int:
@@ -40,8 +41,8 @@ class Deployment:
 
 def deployment(root: Path, runs: int) -> Deployment:
     """What does a deployment of the checkout at `root` hold, and how long does a fresh bare
-    Python 3.12 (`-S`, `PYTHONPATH=_vendor`, no bytecode: as deployed unless
-    `VERCEL_PYTHON_COMPILEALL=1`) take to import `api/v2.py` from its bundle?"""
+    Python 3.12 (`-S`, `PYTHONPATH=_vendor`, the bytecode the build shipped and no other)
+    take to import `api/v2.py` from its bundle?"""
     with tempfile.TemporaryDirectory(prefix="crev-bench-bundle-") as tmp:
         build = vercel_build(Path(tmp), root.resolve())
         bundles = [bundle_size(build.function(name)) for name in FUNCTIONS]
@@ -57,6 +58,7 @@ def bundle_size(function: BuiltFunction) -> BundleSize:
         function.size(),
         function.size("_vendor/"),
         function.size("_vendor/pip"),
+        sum(path.stat().st_size for name, path in function.files.items() if name.endswith(".pyc")),
     )
 
 

@@ -1,5 +1,5 @@
 """Sustained load: concurrent pulls through `python -m crev` for a while, every body checked
-against its digest, crev's memory watched throughout (the engine is `tests/support/pull_load`,
+against its digest, crev's memory watched throughout (the engine is `rig/pull_load`,
 which `tests/hardening/test_load.py` runs for a few seconds)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import PushedImage, TestRegistry, seed_images, start_test_registry
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.pull_load import LoadResult, MiB, pull_plan, run_load
+from rig import PushedImage, TestRegistry, seed_images, start_test_registry
+from rig.crev_process import CrevProcess, crev_for
+from rig.pull_load import LoadResult, MiB, pull_plan, run_load
 
 from ..probes import log, process_cpu_seconds
 from ..testbed import PREFIX, tls_upstream

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from tests.support import TestRegistry, start_test_registry
-from tests.support.caching_edge import run_caching_edge
-from tests.support.crev_process import crev_for
+from rig import TestRegistry, start_test_registry
+from rig.caching_edge import run_caching_edge
+from rig.crev_process import crev_for
 
 from ..probes import log, timed_copy
 from ..testbed import push_copy_image

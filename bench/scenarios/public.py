@@ -1,5 +1,5 @@
 """Public routes: round trips and time of a pull through `CREV_PUBLIC=1` behind the caching edge
-stand-in that follows Vercel's rules (`tests/support/caching_edge.py`), next to a direct pull."""
+stand-in that follows Vercel's rules (`rig/caching_edge.py`), next to a direct pull."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from tests.support import TestRegistry, start_test_registry
-from tests.support.caching_edge import run_caching_edge
-from tests.support.crev_process import crev_for
+from rig import TestRegistry, start_test_registry
+from rig.caching_edge import run_caching_edge
+from rig.crev_process import crev_for
 
 from ..probes import log, timed_copy
 from ..testbed import Target, push_copy_image

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from tests.support import TestRegistry
-from tests.support.crev_process import crev_for
+from rig import TestRegistry
+from rig.crev_process import crev_for
 
 from ..plan import Plan
 from ..probes import log, median, timed_copy

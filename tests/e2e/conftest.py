@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import require_binaries
+from rig import require_binaries
 from tests.support.containerd import Containerd, run_containerd
 from tests.support.docker import Docker, run_dockerd
 from tests.support.podman import Podman, fresh_podman

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, repository_names, require_binaries
+from rig import PushedImage, TestRegistry, ToolError, repository_names, require_binaries
+from rig.crev_process import CrevProcess
 from tests.support.containerd import Containerd, run_containerd
-from tests.support.crev_process import CrevProcess
 from tests.support.upstream_requests import (
     assert_asks_upstream_as_a_direct_pull,
     assert_only_pulled,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import (
+from rig import (
     PushedImage,
     TestRegistry,
     ToolError,
@@ -22,12 +22,12 @@ from tests.support import (
     fetch_manifest,
     require_binaries,
 )
-from tests.support.crev_process import CrevProcess, crev_for, serving_acme
+from rig.crev_process import CrevProcess, crev_for, serving_acme
+from rig.images import RUNNABLE_GREETING, push_runnable_image, push_small_image
+from rig.vercel_runtime import run_vercel_app
 from tests.support.docker import Docker, run_dockerd
-from tests.support.images import RUNNABLE_GREETING, push_runnable_image, push_small_image
 from tests.support.registry_fixtures import run_test_registry
 from tests.support.upstream_requests import assert_asks_upstream_as_a_direct_pull
-from tests.support.vercel_runtime import run_vercel_app
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """`python-dxf` (PyPI) through `python -m crev` from a real registry with token auth.
 
 python-dxf refuses token auth over plain http and always asks the token realm over https, so
-crev is reached through a TLS terminator (``tests.support.tls_front``) that pipes bytes to it
+crev is reached through a TLS terminator (``rig.tls_front``) that pipes bytes to it
 unchanged: crev sees the front's address as ``Host`` and builds its realm from it.
 """
 
@@ -16,9 +16,9 @@ import requests
 from dxf import DXF, DXFBase
 from dxf.exceptions import DXFUnauthorizedError
 
-from tests.support import PushedImage, TestRegistry, repository_names
-from tests.support.crev_process import CrevProcess
-from tests.support.tls_front import TlsFront, tls_front
+from rig import PushedImage, TestRegistry, repository_names
+from rig.crev_process import CrevProcess
+from rig.tls_front import TlsFront, tls_front
 
 Auth = Callable[[DXFBase, requests.Response], None]
 

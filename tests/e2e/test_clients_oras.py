@@ -13,9 +13,9 @@ from pathlib import Path
 import oras.client
 import pytest
 
-from tests.support import PushedImage, TestRegistry, repository_names
-from tests.support.crev_process import CrevProcess
-from tests.support.images import OCI_MANIFEST
+from rig import PushedImage, TestRegistry, repository_names
+from rig.crev_process import CrevProcess
+from rig.images import OCI_MANIFEST
 
 
 def sha256(data: bytes) -> str:

@@ -17,9 +17,9 @@ import pytest
 from dxf import DXF, DXFBase
 from requests import Response
 
-from tests.support.crev_process import CrevProcess, run_crev, serving_acme
+from rig.crev_process import CrevProcess, run_crev, serving_acme
+from rig.tls_front import TlsFront, tls_front
 from tests.support.paginating_upstream import PaginatingUpstream, paginating_upstream
-from tests.support.tls_front import TlsFront, tls_front
 
 TAGS = [f"tag-{i:03d}" for i in range(35)]
 PAGE_SIZE = 10

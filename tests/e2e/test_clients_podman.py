@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, config_digest, require_binaries
-from tests.support.crev_process import CrevProcess
+from rig import PushedImage, TestRegistry, ToolError, config_digest, require_binaries
+from rig.crev_process import CrevProcess
 from tests.support.podman import Podman, fresh_podman
 from tests.support.upstream_requests import (
     assert_asks_upstream_as_a_direct_pull,

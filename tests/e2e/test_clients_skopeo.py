@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, repository_names, skopeo
-from tests.support.crev_process import CrevProcess
-from tests.support.images import (
+from rig import PushedImage, TestRegistry, repository_names, skopeo
+from rig.crev_process import CrevProcess
+from rig.images import (
     DOCKER_MANIFEST,
     MANIFEST_ACCEPT,
     OCI_INDEX,

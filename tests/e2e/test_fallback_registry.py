@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.support import AccessPolicy, PushedImage, TestRegistry, ToolError, default_is_private
-from tests.support.caching_edge import CachingEdge, run_caching_edge
-from tests.support.crev_process import (
+from rig import AccessPolicy, PushedImage, TestRegistry, ToolError, default_is_private
+from rig.caching_edge import CachingEdge, run_caching_edge
+from rig.crev_process import (
     PROJECT_ROOT,
     CrevProcess,
     crev_environment,
@@ -28,13 +28,13 @@ from tests.support.crev_process import (
     run_crev,
     serving_acme,
 )
+from rig.images import push_small_image
+from rig.registry import start_test_registry
+from rig.tools import require_binaries
+from rig.vercel_runtime import run_vercel_app
 from tests.support.docker import Docker
-from tests.support.images import push_small_image
 from tests.support.layouts import check_dir_copy, copy_to_dir
-from tests.support.registry import start_test_registry
-from tests.support.tools import require_binaries
 from tests.support.upstream_requests import PROXY_ERRORS
-from tests.support.vercel_runtime import run_vercel_app
 
 TAG_SECONDS = "300"
 

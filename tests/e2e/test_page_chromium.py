@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support import PushedImage, require_binaries
-from tests.support.crev_process import CrevProcess
+from rig import PushedImage, require_binaries
+from rig.crev_process import CrevProcess
 
 CHROMIUM_FLAGS = [
     "--headless",

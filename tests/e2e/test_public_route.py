@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError
-from tests.support.caching_edge import CachingEdge, run_caching_edge
+from rig import PushedImage, TestRegistry, ToolError
+from rig.caching_edge import CachingEdge, run_caching_edge
+from rig.crev_process import CrevProcess, crev_for, serving_acme
+from rig.images import sha256_digest
+from rig.vercel_runtime import run_vercel_app
 from tests.support.containerd import Containerd
-from tests.support.crev_process import CrevProcess, crev_for, serving_acme
 from tests.support.docker import Docker
-from tests.support.images import sha256_digest
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.podman import Podman
-from tests.support.vercel_runtime import run_vercel_app
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import PushedImage, TestRegistry, repository_names, skopeo
-from tests.support.crev_process import CrevProcess
+from rig import PushedImage, TestRegistry, repository_names, skopeo
+from rig.crev_process import CrevProcess
 from tests.support.layouts import (
     check_copy_of_every_platform,
     check_private_copy_needs_credentials,

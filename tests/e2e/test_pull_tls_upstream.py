@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, repository_names, skopeo
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.images import push_small_image
+from rig import PushedImage, TestRegistry, repository_names, skopeo
+from rig.crev_process import CrevProcess, crev_for
+from rig.images import push_small_image
 from tests.support.registry_fixtures import run_test_registry
 
 

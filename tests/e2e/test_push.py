@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, ToolError, repository_names, skopeo
-from tests.support.crev_process import CrevProcess, crev_for
-from tests.support.images import build_large_image, build_small_image, write_oci_layout
+from rig import PushedImage, TestRegistry, ToolError, repository_names, skopeo
+from rig.crev_process import CrevProcess, crev_for
+from rig.images import build_large_image, build_small_image, write_oci_layout
+from rig.tools import require_binaries
 from tests.support.podman import fresh_podman
-from tests.support.tools import require_binaries
 
 
 @pytest.fixture(scope="module")

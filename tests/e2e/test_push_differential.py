@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import CrevProcess
+from rig import PushedImage, TestRegistry
+from rig.crev_process import CrevProcess
 
 Outcome = tuple[str, int, str | None, tuple[str, ...]]
 # Headers whose presence the spec requires on some answers; their values differ by name/host.

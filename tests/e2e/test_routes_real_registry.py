@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PushedImage, TestRegistry, push_small_image, repository_names, skopeo
-from tests.support.crev_process import CrevProcess, run_crev
+from rig import PushedImage, TestRegistry, push_small_image, repository_names, skopeo
+from rig.crev_process import CrevProcess, run_crev
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,10 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.support import PushedImage, TestRegistry, skopeo
-from tests.support.crev_process import serving_acme
-from tests.support.vercel_build import BuildOutput, require_vercel_cli, vercel_build
-from tests.support.vercel_runtime import run_edge, run_function
+from rig import PushedImage, TestRegistry, skopeo
+from rig.crev_process import serving_acme
+from rig.vercel_build import BuildOutput, require_vercel_cli, vercel_build
+from rig.vercel_runtime import run_edge, run_function
 
 FUNCTIONS = ("v2", "token", "page")
 # What a bundle may hold besides `api/`, `crev/` and `_vendor/`: the files the builder reads.

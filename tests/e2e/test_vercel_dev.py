@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import serving_acme
+from rig import PushedImage, TestRegistry
+from rig.crev_process import serving_acme
+from rig.vercel_build import PROJECT_ROOT, VERCEL_CLI, require_vercel_cli
 from tests.support.layouts import copy_to_oci, missing_blobs
-from tests.support.vercel_build import PROJECT_ROOT, VERCEL_CLI, require_vercel_cli
 from tests.support.vercel_dev import VercelDev, run_vercel_dev
 
 # The first request to each function builds it: uv resolves and installs its dependencies.

@@ -13,16 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry, repository_names, skopeo
-from tests.support.crev_process import serving_acme
-from tests.support.images import build_small_image, write_oci_layout
+from rig import PushedImage, TestRegistry, repository_names, skopeo
+from rig.crev_process import serving_acme
+from rig.images import build_small_image, write_oci_layout
+from rig.vercel_runtime import VercelApp, run_vercel_app
 from tests.support.layouts import (
     check_copy_of_every_platform,
     check_private_copy_needs_credentials,
     copy_to_oci,
     missing_blobs,
 )
-from tests.support.vercel_runtime import VercelApp, run_vercel_app
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 
 import crev.__main__ as crev_main
 from crev.server import PROJECT_ROOT
-from tests.support import free_port
+from rig import free_port
 
 
 def crev(*args: str, root: Path = PROJECT_ROOT, **env: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
 from crev.edge_cache import IMMUTABLE, NOT_SHARED
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 
 DIGEST = "sha256:" + "b" * 64
 MANIFEST = b'{"schemaVersion":2}'

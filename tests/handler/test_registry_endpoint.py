@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 from tests.support.keepalive_upstream import KeepAliveServer
 
 DIGEST = "sha256:" + "a" * 64

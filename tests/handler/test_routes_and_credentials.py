@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 
 TOKEN = {"token": "t0k3n", "expires_in": 300}
 

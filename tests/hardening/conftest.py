@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 from tests.support.crev_server import CrevServer, forget_learned_state, start_crev_server
 from tests.support.faulty_upstream import RawUpstream, healthy
 

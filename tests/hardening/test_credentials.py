@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import CrevProcess, serving_acme
+from rig import PushedImage, TestRegistry
+from rig.crev_process import CrevProcess, serving_acme
+from rig.images import MANIFEST_ACCEPT
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import (
     MANIFEST,
@@ -25,7 +26,6 @@ from tests.support.faulty_upstream import (
     cut_mid_body,
     respond,
 )
-from tests.support.images import MANIFEST_ACCEPT
 
 DIGEST = "sha256:" + "b" * 64
 PASSWORD = "pa55-W0RD-never-logged"

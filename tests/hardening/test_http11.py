@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import Connection, RawRequest, RawUpstream, head, respond
 from tests.support.wire import exchange, parse, port_of, raw_error

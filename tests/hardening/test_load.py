@@ -1,11 +1,27 @@
-"""A short load test: concurrent pulls through `python -m crev` from the real registry, with
-zero errors, zero wrong digests and flat memory. `python -m bench load` is the same, longer."""
+"""A short load test: concurrent pulls through `python -m crev` from a stand-in registry, with
+zero errors, zero wrong digests and flat memory.
+
+The stand-in (`tests/support/static_registry.py`) serves images built in memory, so the test
+needs no registry installed and measures crev, not the upstream; `python -m bench load` is the
+longer run, against the real registry.
+"""
 
 from __future__ import annotations
 
-from tests.support import PushedImage, TestRegistry
-from tests.support.crev_process import CrevProcess
-from tests.support.pull_load import pull_plan, run_load, scopes_for
+from collections.abc import Iterator
+
+import pytest
+
+from rig.crev_process import CrevProcess, run_crev, serving_acme
+from rig.images import (
+    DEFAULT_ARTIFACT_TYPE,
+    DEFAULT_LARGE_SIZE,
+    build_artifact,
+    build_large_image,
+    build_small_image,
+)
+from rig.pull_load import pull_plan, run_load
+from tests.support.static_registry import TOKEN, StaticRegistry, static_registry
 
 DURATION_S = 8.0
 WARMUP_S = 1.0
@@ -15,20 +31,47 @@ CONCURRENCY = 8
 RSS_GROWTH_LIMIT_KIB = 8 * 1024
 
 
+@pytest.fixture(scope="module")
+def registry() -> Iterator[StaticRegistry]:
+    """The stand-in, serving the shapes of the standard test images: small images, a two-platform
+    index, an artifact and a 32 MiB layer."""
+    content = StaticRegistry()
+    content.add_image("acme/tool", "1", build_small_image("acme/tool:1"))
+    content.add_index(
+        "acme/multi",
+        "1",
+        [build_small_image("acme/multi:1", architecture=arch) for arch in ("amd64", "arm64")],
+    )
+    for name in ("acme/docker", "acme/private/secret", "acme/many"):
+        content.add_image(name, "1", build_small_image(f"{name}:1"))
+    content.add_image(
+        "acme/artifact", "1", build_artifact("acme/artifact:1", DEFAULT_ARTIFACT_TYPE)
+    )
+    content.add_image("acme/big", "1", build_large_image("acme/big:1", DEFAULT_LARGE_SIZE))
+    with static_registry(content) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def crev(
+    registry: StaticRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CrevProcess]:
+    with run_crev(tmp_path_factory.mktemp("load"), **serving_acme(registry.host)) as crev:
+        yield crev
+
+
 def test_concurrent_pulls_are_exact_and_memory_stays_flat(
-    crev_process: CrevProcess, registry: TestRegistry, images: dict[str, PushedImage]
+    crev: CrevProcess, registry: StaticRegistry
 ) -> None:
-    pulled = [image for key, image in images.items() if key != "other"]
-    plan = pull_plan(pulled, max_blob_bytes=64 * 1024 * 1024)
+    plan = pull_plan(registry.images, max_blob_bytes=64 * 1024 * 1024)
     assert {fetch.kind for fetch in plan} == {"manifest-tag", "manifest-digest", "blob"}
-    scopes = scopes_for(pulled)
     result = run_load(
-        crev_process.url,
+        crev.url,
         plan,
-        lambda: registry.token(*scopes),
+        lambda: TOKEN,
         duration=DURATION_S,
         concurrency=CONCURRENCY,
-        pid=crev_process.process.pid,
+        pid=crev.process.pid,
         warmup=WARMUP_S,
     )
     summary = result.summary()

@@ -19,7 +19,7 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from tests.support.crev_process import serving_acme
+from rig.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import (
     MANIFEST,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.support.caching_edge import edge_lifetime, run_caching_edge
+from rig.caching_edge import edge_lifetime, run_caching_edge
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support import (
+from rig import (
     PushedImage,
     TestRegistry,
     ToolError,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from crev.server import PROJECT_ROOT
-from tests.support.tools import APT_PACKAGES, missing_programs
+from rig.tools import APT_PACKAGES, missing_programs
 
 
 def ci_apt_packages() -> set[str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tools import run_tool, stop_process
+from rig.tools import run_tool, stop_process
 
 CTR_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 20.0

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tools import ToolError, run_tool, stop_process
+from rig.tools import ToolError, run_tool, stop_process
 
 DOCKER_TIMEOUT_S = 180.0
 START_TIMEOUT_S = 60.0

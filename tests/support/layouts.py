@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from .images import PushedImage, sha256_digest
-from .registry import TestRegistry
-from .tools import SKOPEO_TIMEOUT_S, ToolError, skopeo
+from rig.images import PushedImage, sha256_digest
+from rig.registry import TestRegistry
+from rig.tools import SKOPEO_TIMEOUT_S, ToolError, skopeo
 
 # Every registry and crev here serve plain HTTP or a certificate skopeo has no CA for.
 INSECURE_SOURCE = "--src-tls-verify=false"

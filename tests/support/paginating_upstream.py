@@ -21,10 +21,10 @@ import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-HOST = "127.0.0.1"
+from rig.stand_in import AnyMethodHandler, StandInServer
+
 SERVICE = "paginating-upstream"
 TOKEN = "stand-in-token"
 
@@ -56,15 +56,11 @@ class PaginatingUpstream:
         self.token_auth = token_auth
         self._lock = threading.Lock()
         self._log: list[UpstreamRequest] = []
-        self._server = ThreadingHTTPServer((HOST, 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="paginating-upstream", daemon=True
-        )
+        self._server = StandInServer(_make_handler(self), name="paginating-upstream")
 
     @property
     def host(self) -> str:
-        return f"{HOST}:{self._server.server_address[1]}"
+        return self._server.host
 
     @property
     def realm(self) -> str:
@@ -100,12 +96,10 @@ class PaginatingUpstream:
         return page, f"/v2/{self.name}/tags/list?{query}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 @contextlib.contextmanager
@@ -120,19 +114,16 @@ def paginating_upstream(
         upstream.stop()
 
 
-def _make_handler(upstream: PaginatingUpstream) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _make_handler(upstream: PaginatingUpstream) -> type[AnyMethodHandler]:
+    class Handler(AnyMethodHandler):
         server_version = "paginating-upstream"
         _request: UpstreamRequest
 
-        def do_GET(self) -> None:
-            self._serve(head=False)
-
-        def do_HEAD(self) -> None:
-            self._serve(head=True)
-
-        def _serve(self, *, head: bool) -> None:
+        def serve(self) -> None:
+            if self.command not in ("GET", "HEAD"):
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            head = self.command == "HEAD"
             parsed = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
             authorization = self.headers.get("Authorization")
@@ -188,9 +179,6 @@ def _make_handler(upstream: PaginatingUpstream) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if not head:
                 self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     return Handler
 

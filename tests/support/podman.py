@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tools import run_tool
+from rig.tools import run_tool
 
 PODMAN_TIMEOUT_S = 120.0
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .registry import TestRegistry, start_test_registry
-from .tools import require_binaries
+from rig.registry import TestRegistry, start_test_registry
+from rig.tools import require_binaries
 
 if TYPE_CHECKING:
     import pytest

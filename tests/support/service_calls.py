@@ -51,6 +51,19 @@ def settings_for(upstream: HTTPServer, **variables: str) -> Settings:
     return Settings.from_env(env)
 
 
+def with_server_credentials(upstream: HTTPServer, **variables: str) -> Settings:
+    """Settings serving the stand-in's `acme/` namespace with crev's own credentials (`crev`,
+    `s3cret`) at its `/token` realm."""
+    return settings_for(
+        upstream,
+        repo_prefix="acme",
+        upstream_username="crev",
+        upstream_password="s3cret",
+        token_realm=upstream.url_for("/token"),
+        **variables,
+    )
+
+
 def body_of(response: Response) -> bytes:
     """The whole body of a service's answer, its upstream connection released after."""
     try:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .crev_process import CrevProcess
-from .issuer import IssuerRequest
-from .registry import AccessLogEntry, TestRegistry, repository_names
-from .tools import ToolError
+from rig.crev_process import CrevProcess
+from rig.issuer import IssuerRequest
+from rig.registry import AccessLogEntry, TestRegistry, repository_names
+from rig.tools import ToolError
 
 # What a proxy adds to a client's error when it failed instead of relaying the upstream's answer.
 PROXY_ERRORS = ("500", "502", "504", "internal server error")

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .crev_process import CrevProcess
-from .tools import free_port
-from .vercel_build import PROJECT_ROOT, VERCEL_CLI, build_tools, cli_environment
+from rig.crev_process import CrevProcess
+from rig.tools import free_port
+from rig.vercel_build import PROJECT_ROOT, VERCEL_CLI, build_tools, cli_environment
 
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0

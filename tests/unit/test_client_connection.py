@@ -96,7 +96,7 @@ def test_keep_alive_follows_the_version_and_connection_header(
 ) -> None:
     client, written = connection(b"Host: a\r\n" + connection_header + b"\r\n")
     client.read_head(b"GET / " + version + b"\r\n")
-    client.answer(200, [("Content-Length", "2")], b"{}")
+    client.respond(200, [("Content-Length", "2")], b"{}")
     assert client.must_close is not keeps_alive
     assert written.getvalue().endswith(b"\r\n\r\n{}")
 
@@ -105,9 +105,9 @@ def test_an_answer_of_unknown_length_is_chunked_for_http_1_1_and_closed_for_http
     for version, framed in [(b"HTTP/1.1", b"2\r\n{}\r\n0\r\n\r\n"), (b"HTTP/1.0", b"\r\n\r\n{}")]:
         client, written = connection(b"Host: a\r\n\r\n")
         client.read_head(b"GET / " + version + b"\r\n")
-        client.start_answer(200, [("Content-Type", "application/json")])
+        client.start_response(200, [("Content-Type", "application/json")])
         client.send_data(b"{}")
-        client.end_answer()
+        client.end_response()
         assert written.getvalue().endswith(framed), version
         assert (b"transfer-encoding: chunked" in written.getvalue().lower()) is (
             version == b"HTTP/1.1"
@@ -117,12 +117,12 @@ def test_an_answer_of_unknown_length_is_chunked_for_http_1_1_and_closed_for_http
 def test_no_body_goes_out_for_head_204_and_304() -> None:
     client, written = connection(b"Host: a\r\n\r\n")
     client.read_head(b"HEAD / HTTP/1.1\r\n")
-    client.answer(404, [("Content-Length", "2")], b"{}")
+    client.respond(404, [("Content-Length", "2")], b"{}")
     assert written.getvalue().endswith(b"Content-Length: 2\r\n\r\n")
     for status in (204, 304):
         client, written = connection(b"Host: a\r\n\r\n")
         client.read_head(b"GET / HTTP/1.1\r\n")
-        client.answer(status, [], b"ignored")
+        client.respond(status, [], b"ignored")
         assert written.getvalue().endswith(b"\r\n\r\n")
         assert not client.must_close
 

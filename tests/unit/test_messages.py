@@ -1,6 +1,6 @@
 """Requests, responses and headers as crev's services see them (crev/messages.py): a header map
 that keeps order and repeats, a request body refused past its limit before anything is read,
-and answers framed with their own length."""
+answers framed with their own length, and the vanity origin a request was addressed to."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from crev.endpoints import Endpoint, Kind, check_method
 from crev.errors import RegistryError
-from crev.messages import Headers, Request, Response, has_control_characters
+from crev.messages import Headers, Request, Response, has_control_characters, request_origin
 from crev.names import RepositoryName
 from crev.urls import Origin
 from tests.support.refusals import refused
@@ -210,3 +210,99 @@ def test_a_response_closes_what_it_was_given() -> None:
     plain.close()
     assert plain.headers.items == []
     assert list(plain.body) == []
+
+
+# --- request_origin ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "default", "origin"),
+    [
+        ([("Host", "vanity.example")], "http", "http://vanity.example"),
+        ([("Host", "vanity.example")], "https", "https://vanity.example"),
+        ([("Host", "vanity.example:8080")], "http", "http://vanity.example:8080"),
+        ([("Host", "127.0.0.1:8080")], "http", "http://127.0.0.1:8080"),
+        ([("Host", "[::1]:8080")], "http", "http://[::1]:8080"),
+        ([("Host", "Vanity.Example")], "http", "http://Vanity.Example"),
+        ([("Host", " vanity.example ")], "http", "http://vanity.example"),
+        (
+            [("Host", "internal:3000"), ("X-Forwarded-Host", "vanity.example")],
+            "http",
+            "http://vanity.example",
+        ),
+        (
+            [("Host", "internal"), ("X-Forwarded-Proto", "https")],
+            "http",
+            "https://internal",
+        ),
+        (
+            [("X-Forwarded-Proto", "HTTPS"), ("X-Forwarded-Host", "v.example"), ("Host", "i")],
+            "http",
+            "https://v.example",
+        ),
+        # Only the first of a comma-separated (multi-proxy) value counts.
+        (
+            [("X-Forwarded-Proto", "https, http"), ("X-Forwarded-Host", "a.example, b.example")],
+            "http",
+            "https://a.example",
+        ),
+        # An empty forwarded value falls back.
+        ([("X-Forwarded-Host", ""), ("Host", "h.example")], "https", "https://h.example"),
+        ([("X-Forwarded-Proto", ""), ("Host", "h.example")], "https", "https://h.example"),
+        # The first of repeated headers counts.
+        ([("Host", "a.example"), ("Host", "b.example")], "http", "http://a.example"),
+    ],
+)
+def test_request_origin(headers: list[tuple[str, str]], default: str, origin: str) -> None:
+    assert str(request_origin(Headers(headers), default)) == origin
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ([], "invalid or missing Host header ''"),
+        ([("Host", "")], "invalid or missing Host header ''"),
+        ([("Host", "evil.example/path")], "invalid or missing Host header 'evil.example/path'"),
+        ([("Host", "user@vanity.example")], "invalid or missing Host header 'user@vanity.example'"),
+        ([("Host", "a b")], "invalid or missing Host header 'a b'"),
+        ([("Host", "a:abc")], "invalid or missing Host header 'a:abc'"),
+        ([("Host", "a:99999")], "invalid or missing Host header 'a:99999'"),
+        ([("Host", "a?b")], "invalid or missing Host header 'a?b'"),
+        ([("Host", "a#b")], "invalid or missing Host header 'a#b'"),
+        ([("Host", "a\\b")], "invalid or missing Host header 'a\\\\b'"),
+        ([("Host", "a\tb")], "invalid or missing Host header 'a\\tb'"),
+        ([("Host", "[::1")], "invalid or missing Host header '[::1'"),
+        ([("Host", "::1")], "invalid or missing Host header '::1'"),
+        (
+            [("Host", "ok.example"), ("X-Forwarded-Host", "evil.example/x")],
+            "invalid or missing Host header 'evil.example/x'",
+        ),
+        ([("Host", "h"), ("X-Forwarded-Proto", "ftp")], "unsupported forwarded scheme 'ftp'"),
+        (
+            [("Host", "h"), ("X-Forwarded-Proto", "javascript")],
+            "unsupported forwarded scheme 'javascript'",
+        ),
+    ],
+)
+def test_request_origin_refuses(headers: list[tuple[str, str]], message: str) -> None:
+    with refused() as refusal:
+        request_origin(Headers(headers), "https")
+    assert refusal.status == 400
+    assert refusal.code == "UNSUPPORTED"
+    assert refusal.message == message
+
+
+def test_request_origin_refuses_a_bad_default_scheme() -> None:
+    with refused() as refusal:
+        request_origin(Headers([("Host", "h")]), "ftp")
+    assert refusal.status == 400
+
+
+@pytest.mark.parametrize("host", ["a\x00b", "vanity.example\x7f", "a\x1bb", "a\x0bb"])
+def test_request_origin_refuses_control_characters(host: str) -> None:
+    # The origin becomes the realm of every rewritten challenge: a Host (or X-Forwarded-Host)
+    # with control characters is the client's bad request, a 400, before it can make a header
+    # crev could not send (which would read as a 502 from the upstream).
+    with refused() as refusal:
+        request_origin(Headers([("Host", host)]), "https")
+    assert refusal.status == 400

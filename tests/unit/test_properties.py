@@ -16,11 +16,11 @@ from crev.errors import (
     MalformedHeaderError,
     registry_error,
 )
-from crev.forwarding import client_response_headers
+from crev.header_filters import client_response_headers
 from crev.links import parse_links, rewrite_link, rewrite_location
 from crev.messages import Headers
 from crev.names import Namespace, RepositoryName, vanity_name_of
-from crev.scope import Scope, parse_scopes, scope_to_client, scope_to_upstream
+from crev.scope import Scope, parse_scopes, scope_to_upstream, scope_to_vanity
 from crev.urls import URL, Origin
 
 ACME = Namespace("acme")
@@ -220,7 +220,7 @@ def test_scope_to_upstream_never_leaves_the_prefix(name: str, actions: list[str]
     assert mapped.name == f"acme/{name}"
     assert RepositoryName.parse(mapped.name).value == mapped.name
     assert mapped.actions == scope.actions
-    client = scope_to_client(mapped, ACME)
+    client = scope_to_vanity(mapped, ACME)
     assert client == scope
 
 
@@ -231,7 +231,7 @@ def test_scope_to_client_shows_only_valid_vanity_names(name: str, actions: list[
         scope = Scope.parse(f"repository:{name}:{','.join(actions)}")
     except InvalidScopeError:
         return
-    shown = scope_to_client(scope, ACME)
+    shown = scope_to_vanity(scope, ACME)
     if shown is None:
         return
     assert scope.name == "acme/" + shown.name

@@ -7,7 +7,7 @@ import pytest
 from crev.errors import InvalidScopeError
 from crev.names import Namespace
 from crev.routing import Route
-from crev.scope import Scope, parse_scopes, scope_to_client, scope_to_upstream
+from crev.scope import Scope, parse_scopes, scope_to_upstream, scope_to_vanity
 from crev.urls import DOCKER_HUB, Origin
 
 ACME = Namespace("acme")
@@ -117,7 +117,7 @@ def test_parse_scopes_refuses_any_invalid_member() -> None:
     assert str(caught.value) == "scope 'bogus' is not type:name:actions"
 
 
-# --- scope_to_client --------------------------------------------------------------------------
+# --- scope_to_vanity --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_parse_scopes_refuses_any_invalid_member() -> None:
     ],
 )
 def test_scope_to_client(namespace: Namespace, text: str, expected: str) -> None:
-    mapped = scope_to_client(Scope.parse(text), namespace)
+    mapped = scope_to_vanity(Scope.parse(text), namespace)
     assert mapped is not None
     assert str(mapped) == expected
 
@@ -156,7 +156,7 @@ def test_scope_to_client(namespace: Namespace, text: str, expected: str) -> None
     ],
 )
 def test_scope_to_client_drops(namespace: Namespace, text: str) -> None:
-    assert scope_to_client(Scope.parse(text), namespace) is None
+    assert scope_to_vanity(Scope.parse(text), namespace) is None
 
 
 # --- scope_to_upstream ------------------------------------------------------------------------
@@ -220,9 +220,9 @@ TOOLS = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
 )
 def test_scopes_through_routes(mapping: Route, client: str, upstream: str) -> None:
     assert str(scope_to_upstream(Scope.parse(client), mapping)) == upstream
-    assert str(scope_to_client(Scope.parse(upstream), mapping)) == client
+    assert str(scope_to_vanity(Scope.parse(upstream), mapping)) == client
 
 
 def test_route_drops_scopes_outside_it() -> None:
-    assert scope_to_client(Scope.parse("repository:acme/other:pull"), TOOLS) is None
-    assert scope_to_client(Scope.parse("registry:catalog:*"), HUB) is None
+    assert scope_to_vanity(Scope.parse("repository:acme/other:pull"), TOOLS) is None
+    assert scope_to_vanity(Scope.parse("registry:catalog:*"), HUB) is None

@@ -22,9 +22,10 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from crev import upstream
+from crev import transport, upstream
 from crev.errors import UpstreamCutError
 from crev.messages import Headers
+from crev.upstream_response import UpstreamResponse
 from crev.urls import URL
 from tests.support.keepalive_upstream import KeepAliveServer
 from tests.support.refusals import refused
@@ -62,12 +63,12 @@ def send(
     headers: Headers,
     timeout: float,
     content: bytes | Iterator[bytes] | None = None,
-) -> upstream.UpstreamResponse:
+) -> UpstreamResponse:
     request = upstream.UpstreamRequest(method, URL.parse(url), headers, content)
     return upstream.send(request, timeout)
 
 
-def get(url: str, content: bytes | Iterator[bytes] | None = None) -> upstream.UpstreamResponse:
+def get(url: str, content: bytes | Iterator[bytes] | None = None) -> UpstreamResponse:
     method = "GET" if content is None else "PUT"
     return send(method, url + "/v2/", Headers(), TIMEOUT, content)
 
@@ -178,7 +179,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
     server.start()
     yield server, tmp_path / "ca.pem"
     server.stop()
-    upstream.reset_client()
+    transport.reset_client()
 
 
 def test_an_https_upstream_is_verified_against_the_ca_store(
@@ -189,7 +190,7 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
     url = server.url_for("/v2/")
     assert url.startswith("https://")
 
-    upstream.reset_client()
+    transport.reset_client()
     with refused() as refusal:
         send("GET", url, Headers(), TIMEOUT)
     assert refusal.status == 502
@@ -197,7 +198,7 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
 
     # SSL_CERT_FILE is how a deployment trusts a private CA, as with any OpenSSL client.
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    upstream.reset_client()
+    transport.reset_client()
     response = send("GET", url, Headers(), TIMEOUT)
     assert b"".join(response.stream()) == b"over tls"
 
@@ -210,8 +211,8 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     # Where this OpenSSL looks, there is nothing; the distribution's bundle is elsewhere.
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr(upstream, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
-    upstream.reset_client()
+    monkeypatch.setattr(transport, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
+    transport.reset_client()
     response = send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
     assert b"".join(response.stream()) == b"verified"
 
@@ -227,8 +228,8 @@ def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
         loaded.append(ssl.create_default_context(cafile=str(ca_file)))
         return loaded[-1]
 
-    monkeypatch.setattr(upstream, "tls_context", counted_tls_context)
-    upstream.reset_client()
+    monkeypatch.setattr(transport, "tls_context", counted_tls_context)
+    transport.reset_client()
     plain = serve(lambda n: ok(b"plain %d" % n))
     assert [b"".join(get(plain.url).stream()) for _ in range(2)] == [b"plain 1", b"plain 2"]
     assert loaded == []
@@ -466,7 +467,7 @@ class StreamPair(NamedTuple):
 @pytest.fixture
 def plain_pair() -> Iterator[StreamPair]:
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        stream = upstream._DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1])
+        stream = transport._DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1])
         peer, _ = listener.accept()
     yield StreamPair(peer, stream, stream.get_extra_info("socket"))
     stream.close()
@@ -491,7 +492,7 @@ def tls_pair() -> Iterator[StreamPair]:
 
         handshake = threading.Thread(target=accept)
         handshake.start()
-        tcp = upstream._DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1])
+        tcp = transport._DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1])
         stream = tcp.start_tls(client_context, "127.0.0.1", TIMEOUT)
         handshake.join()
     yield StreamPair(accepted[0], stream, stream.get_extra_info("socket"))
@@ -526,7 +527,7 @@ def test_a_tls_read_returns_every_record_the_socket_holds(tls_pair: StreamPair) 
 def test_a_tls_read_takes_at_most_stream_read_bytes(
     tls_pair: StreamPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(upstream, "STREAM_READ_BYTES", 2500)
+    monkeypatch.setattr(transport, "STREAM_READ_BYTES", 2500)
     sent = send_records(tls_pair, 6)
     reads = [tls_pair.stream.read(1024, TIMEOUT) for _ in range(3)]
     assert [len(read) for read in reads] == [2500, 2500, 1000]
@@ -558,7 +559,7 @@ def test_a_plain_read_returns_what_the_socket_holds_and_keeps_its_timeout(
 
 def test_a_deadline_past_fails_a_read_before_it_waits(tls_pair: StreamPair) -> None:
     send_records(tls_pair, 1)
-    with upstream._Deadline(0.0), pytest.raises(httpcore.ReadTimeout):
+    with transport.Deadline(0.0), pytest.raises(httpcore.ReadTimeout):
         tls_pair.stream.read(65536, TIMEOUT)
     assert tls_pair.stream.read(65536, TIMEOUT) == b"A" * RECORD
 

@@ -16,11 +16,13 @@ from werkzeug import Response as WerkzeugResponse
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import RepositoryName
+from crev.realm import Realm, announced_realm
 from crev.routing import Route
 from crev.scope import Scope
 from crev.upstream import UpstreamRequest
-from crev.upstream_auth import authorize, send_authorized
-from tests.support.service_calls import settings_for
+from crev.upstream_auth import authorize, send_authorized, send_with_client_login
+from crev.urls import URL
+from tests.support.service_calls import settings_for, with_server_credentials
 
 TIMEOUT = 5.0
 PULL = (Scope.repository(RepositoryName("acme/tool"), "pull"),)
@@ -39,13 +41,7 @@ def route_of(upstream: HTTPServer, **variables: str) -> Route:
 
 
 def with_credentials(upstream: HTTPServer, **variables: str) -> Route:
-    return route_of(
-        upstream,
-        upstream_username="crev",
-        upstream_password="s3cret",
-        token_realm=upstream.url_for("/token"),
-        **variables,
-    )
+    return with_server_credentials(upstream, **variables).routes.default
 
 
 def token_requests(upstream: HTTPServer) -> list[WerkzeugRequest]:
@@ -237,3 +233,29 @@ def test_authorize_takes_out_any_authorization_where_there_is_none(
     headers = Headers([("Authorization", "Bearer stale"), ("Accept", "*/*")])
     authorize(headers, route_of(httpserver, public="1"), PULL, TIMEOUT)
     assert headers.items == [("Accept", "*/*")]
+
+
+def test_an_answer_s_challenge_teaches_the_realm_as_it_is_sent(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver)
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    send_with_client_login(request, route, TIMEOUT).release()
+    # Known from the answer itself: no ping of the upstream's /v2/ to learn it.
+    assert announced_realm(route, TIMEOUT) == Realm(URL.parse(httpserver.url_for("/token")), "reg")
+    assert [r.path for r, _ in httpserver.log] == ["/v2/acme/tool/manifests/1"]
+
+
+def test_without_an_answer_to_learn_from_the_realm_is_pinged_for_once(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver)
+    for _ in range(2):
+        assert announced_realm(route, TIMEOUT) == Realm(
+            URL.parse(httpserver.url_for("/token")), "reg"
+        )
+    assert [r.path for r, _ in httpserver.log] == ["/v2/"]

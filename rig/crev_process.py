@@ -17,7 +17,7 @@ import httpx
 from .registry import TestRegistry
 from .tools import free_port, stop_process
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -19,7 +19,7 @@ import httpx
 import trustme
 
 from .issuer import AccessPolicy, TokenIssuer
-from .tools import free_port
+from .tools import free_port, stop_process
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SERVICE = "test-registry"
@@ -221,17 +221,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, verify: ssl.SSLContext 
     raise TimeoutError(f"registry at {url} not ready after {READY_TIMEOUT_S}s")
 
 
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
-
-
 def _make_tls_material(workdir: Path) -> tuple[trustme.CA, Path, tuple[Path, Path]]:
     """A CA and a server cert for 127.0.0.1/localhost; the CA file sits alone as ``ca.crt``."""
     ca = trustme.CA()
@@ -295,7 +284,7 @@ def _launch_registry(
             return proc, port, handles
         except (RuntimeError, TimeoutError) as exc:
             last_error = exc
-            _stop_process(proc)
+            stop_process(proc, STOP_TIMEOUT_S)
             for handle in handles:
                 handle.close()
     tail = stderr_path.read_text(errors="replace")[-2000:]
@@ -345,7 +334,7 @@ def start_test_registry(
         try:
             yield registry
         finally:
-            _stop_process(proc)
+            stop_process(proc, STOP_TIMEOUT_S)
             for handle in handles:
                 handle.close()
 

@@ -25,7 +25,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from .stand_in import AnyMethodHandler, StandInServer
 
 TOKEN_TTL_S = 300
 # Every action a repository scope may ask for; "*" is what distribution uses for "all".
@@ -243,34 +244,20 @@ class TokenIssuer:
         self._lock = threading.Lock()
         self._log: list[IssuerRequest] = []
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> account
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: StandInServer | None = None
 
     # -- lifecycle
 
     def start(self) -> TokenIssuer:
-        server = ThreadingHTTPServer((self._host, 0), _make_handler(self))
-        server.daemon_threads = True
-        if self._ssl_context is not None:
-            # Handshake lazily in the handler thread so one slow client can't stall accept().
-            server.socket = self._ssl_context.wrap_socket(
-                server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="token-issuer", daemon=True
-        )
-        self._thread.start()
+        self._server = StandInServer(
+            _make_handler(self), host=self._host, ssl_context=self._ssl_context, name="token-issuer"
+        ).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> TokenIssuer:
         return self.start()
@@ -284,7 +271,7 @@ class TokenIssuer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("issuer is not running")
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def scheme(self) -> str:
@@ -435,18 +422,15 @@ def _redact(form: Mapping[str, list[str]]) -> dict[str, list[str]]:
     return {k: ([REDACTED] * len(v) if k == "password" else list(v)) for k, v in form.items()}
 
 
-def _make_handler(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _make_handler(issuer: TokenIssuer) -> type[AnyMethodHandler]:
+    class Handler(AnyMethodHandler):
         server_version = "test-token-issuer"
 
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def _serve(self, method: str) -> None:
+        def serve(self) -> None:
+            method = self.command
+            if method not in ("GET", "POST"):
+                self.send_error(501, f"Unsupported method ({method!r})")
+                return
             parsed = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
             form = self._read_form() if method == "POST" else {}
@@ -493,10 +477,6 @@ def _make_handler(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("WWW-Authenticate", f'Basic realm="{issuer.issuer_name}"')
             self.end_headers()
             self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # Requests are recorded in the issuer's own log; keep test output quiet.
-            pass
 
     return Handler
 

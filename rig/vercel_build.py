@@ -21,7 +21,7 @@ from typing import Any
 
 from .tools import skip_or_fail_under_ci
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VERCEL_CLI = PROJECT_ROOT / "tests" / "vercel-cli" / "node_modules" / ".bin" / "vercel"
 BUILD_TIMEOUT_S = 300.0
 

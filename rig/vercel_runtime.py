@@ -32,35 +32,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from crev.server import _source_pattern
+from crev.server import load_rewrites
 
+from .stand_in import HOP_BY_HOP, AnyMethodHandler, StandInServer, end_to_end
 from .tools import stop_process
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 # How long the edge waits on a silent function (connect or read) before giving up.
 FUNCTION_TIMEOUT_S = 120.0
 CHUNK_SIZE = 64 * 1024
 
-# Headers that describe one connection, not the message: never forwarded by a proxy.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 _INTERNAL_PREFIX = "x-vercel-internal-"
 
 
@@ -323,15 +309,8 @@ class EdgeRoute(NamedTuple):
 
 def load_edge_routes(root: Path = PROJECT_ROOT) -> list[EdgeRoute]:
     """Functions at ``/api/<name>`` (the filesystem comes first on Vercel), then the rewrites
-    of ``vercel.json``, with the local server's reading of their sources."""
-    functions = [f"/api/{path.stem}" for path in sorted((root / "api").glob("*.py"))]
-    routes = [EdgeRoute(re.compile(re.escape(function)), function) for function in functions]
-    config = json.loads((root / "vercel.json").read_text())
-    for rewrite in config.get("rewrites", []):
-        if rewrite["destination"] not in functions:
-            raise ValueError(f"vercel.json rewrites to unknown {rewrite['destination']!r}")
-        routes.append(EdgeRoute(_source_pattern(rewrite["source"]), rewrite["destination"]))
-    return routes
+    of ``vercel.json``, as the local server reads them."""
+    return [EdgeRoute(rewrite.pattern, rewrite.destination) for rewrite in load_rewrites(root)]
 
 
 class EdgeRecord(NamedTuple):
@@ -344,22 +323,14 @@ class EdgeRecord(NamedTuple):
     request_id: int
 
 
-class EdgeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
+class EdgeServer(StandInServer):
     def __init__(self, routes: list[EdgeRoute], ports: Mapping[str, int]) -> None:
-        super().__init__(("127.0.0.1", 0), _EdgeHandler)
+        super().__init__(_EdgeHandler, name="vercel-edge")
         self.routes = routes
         self.ports = dict(ports)  # "/api/v2" -> the function's HTTP port
         self.records: list[EdgeRecord] = []
         self._request_ids = itertools.count(1)
         self._lock = threading.Lock()
-
-    @property
-    def host(self) -> str:
-        host, port = self.server_address[:2]
-        return f"{host}:{port}"
 
     def function_for(self, path: str) -> str | None:
         for route in self.routes:
@@ -376,19 +347,12 @@ class EdgeServer(ThreadingHTTPServer):
             self.records.append(entry)
 
 
-class _EdgeHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _EdgeHandler(AnyMethodHandler):
+    """Silent: tests read `EdgeServer.records` instead."""
+
     server: EdgeServer
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("do_"):
-            return self._forward
-        raise AttributeError(name)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: tests read `EdgeServer.records` instead."""
-
-    def _forward(self) -> None:
+    def serve(self) -> None:
         path = self.path.partition("?")[0]
         function = self.server.function_for(path)
         if function is None:
@@ -417,16 +381,10 @@ class _EdgeHandler(BaseHTTPRequestHandler):
 
     def _send_request(self, connection: http.client.HTTPConnection, request_id: int) -> None:
         connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-        named_in_connection = {
-            token.strip().lower() for token in self.headers.get("Connection", "").split(",")
-        }
-        for name, value in self.headers.items():
+        for name, value in end_to_end(self.headers.items()):
             lowered = name.lower()
-            if (
-                lowered in _HOP_BY_HOP
-                or lowered in named_in_connection
-                or lowered == "content-length"
-                or lowered.startswith(("x-forwarded-", "x-vercel-", "x-real-ip"))
+            if lowered == "content-length" or lowered.startswith(
+                ("x-forwarded-", "x-vercel-", "x-real-ip")
             ):
                 continue
             connection.putheader(name, value)
@@ -484,7 +442,7 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         chunked = not no_body and length is None
         for name, value in response.getheaders():
             lowered = name.lower()
-            if lowered in _HOP_BY_HOP or lowered.startswith(_INTERNAL_PREFIX):
+            if lowered in HOP_BY_HOP or lowered.startswith(_INTERNAL_PREFIX):
                 continue
             self.send_header(name, value)
         if chunked:
@@ -524,15 +482,8 @@ def run_edge(ports: Mapping[str, int], root: Path = PROJECT_ROOT) -> Iterator[Ed
     missing = {route.function for route in routes} - set(ports)
     if missing:
         raise ValueError(f"no running function for {sorted(missing)}")
-    server = EdgeServer(routes, ports)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with EdgeServer(routes, ports) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(STOP_TIMEOUT_S)
 
 
 @dataclass

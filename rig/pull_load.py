@@ -20,8 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import PushedImage
-from tests.support.images import MANIFEST_ACCEPT
+from .images import MANIFEST_ACCEPT, PushedImage
 
 MiB = 1024 * 1024
 RSS_INTERVAL_S = 0.1

@@ -1,6 +1,7 @@
-"""crev's token endpoint (crev/tokens.py) against a stand-in upstream realm: a client's token
-request with every repository scope put under its route's namespace and nothing else passed on,
-forwarded to the route's own realm, never to one the client names."""
+"""crev's token endpoint (crev/token_endpoint.py) against a stand-in upstream realm: a client's
+token request with every repository scope put under its route's namespace and nothing else
+passed on, forwarded to the route's own realm, never to one the client names; and the URL the
+endpoint is announced at."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 
+from crev import token_endpoint
 from crev.config import Settings
-from crev.tokens import MAX_SCOPES, PLACEHOLDER_TOKEN, serve_token
+from crev.messages import Headers, Request, request_origin
+from crev.names import Namespace
+from crev.routing import Route, RouteTable
+from crev.token_endpoint import MAX_SCOPES, PLACEHOLDER_TOKEN, serve_token
+from crev.urls import URL, Origin
 from tests.support.refusals import refused
 from tests.support.service_calls import body_of, json_of, request, settings_for
 
@@ -195,3 +201,65 @@ def test_the_realms_answer_is_passed_on(httpserver: HTTPServer) -> None:
     assert json_of(response)["errors"][0]["message"] == "bad login"
     # Cookies would be set on the vanity domain.
     assert "Set-Cookie" not in response.headers
+
+
+# --- token_url: where crev's token endpoint is announced --------------------------------------
+
+GHCR_ROUTE = Route("", Origin("https", "ghcr.io"), Namespace("acme"))
+TOOLS_ROUTE = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
+
+
+def make_request(origin: str | Origin) -> Request:
+    if isinstance(origin, str):
+        origin = URL.parse(origin).origin
+    return Request("GET", "/v2/", "", Headers(), origin)
+
+
+def token_url_settings(token_url: str, *routes: Route) -> Settings:
+    return Settings(routes=RouteTable(routes or (GHCR_ROUTE,)), token_url=token_url)
+
+
+@pytest.mark.parametrize(
+    ("token_url", "origin", "endpoint"),
+    [
+        ("/api/token", "https://vanity.example", "https://vanity.example/api/token"),
+        ("/api/token", "http://127.0.0.1:8080", "http://127.0.0.1:8080/api/token"),
+        ("/token?x=1", "https://vanity.example", "https://vanity.example/token?x=1"),
+        ("https://auth.acme.dev/token", "https://vanity.example", "https://auth.acme.dev/token"),
+        ("http://auth.acme.dev:81/t", "https://vanity.example", "http://auth.acme.dev:81/t"),
+    ],
+)
+def test_token_endpoint(token_url: str, origin: str, endpoint: str) -> None:
+    settings = token_url_settings(token_url)
+    assert str(token_endpoint.token_url(make_request(origin), settings, GHCR_ROUTE)) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("token_url", "route", "endpoint"),
+    [
+        ("/api/token", TOOLS_ROUTE, "https://v.dev/api/token?route=tools%2F"),
+        ("/api/token", GHCR_ROUTE, "https://v.dev/api/token?route="),
+        ("/api/token?x=1", TOOLS_ROUTE, "https://v.dev/api/token?x=1&route=tools%2F"),
+        ("https://a.dev/t", TOOLS_ROUTE, "https://a.dev/t?route=tools%2F"),
+    ],
+)
+def test_token_endpoint_names_the_route_when_there_are_several(
+    token_url: str, route: Route, endpoint: str
+) -> None:
+    settings = token_url_settings(token_url, GHCR_ROUTE, TOOLS_ROUTE)
+    assert str(token_endpoint.token_url(make_request("https://v.dev"), settings, route)) == endpoint
+
+
+def test_token_endpoint_from_env_and_forwarded_headers() -> None:
+    settings = Settings.from_env({"CREV_TOKEN_URL": "/api/token"})
+    origin = request_origin(
+        Headers(
+            [("Host", "internal"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "v.dev")]
+        ),
+        "http",
+    )
+    route = settings.routes.default
+    assert (
+        str(token_endpoint.token_url(make_request(origin), settings, route))
+        == "https://v.dev/api/token"
+    )

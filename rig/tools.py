@@ -68,6 +68,8 @@ def skip_or_fail_under_ci(reason: str) -> None:
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
     """Terminate `process`, and kill it should it still run after `timeout` seconds."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
         process.wait(timeout)

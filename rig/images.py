@@ -271,7 +271,7 @@ class PushedImage:
         return sum(self.blob_sizes.values())
 
 
-def _pushed(
+def pushed_image(
     name: str,
     tag: str,
     manifest: Blob,
@@ -280,6 +280,8 @@ def _pushed(
     tags: Sequence[str] | None = None,
     artifact_type: str | None = None,
 ) -> PushedImage:
+    """What a pull of `manifest` (built from `parts`: itself, or an index's children) must
+    give."""
     blobs = [blob for part in parts for blob in part.blobs]
     is_index = manifest.media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST)
     return PushedImage(
@@ -393,7 +395,7 @@ def _push_built(
     layout = write_oci_layout(layout_dir(registry, name, tag), tag, built.manifest, built.blobs)
     digest = skopeo_push(registry, layout, tag, name, tag)
     _check_digest(name, tag, digest, built.manifest.digest)
-    return _pushed(name, tag, built.manifest, [built], **kwargs)
+    return pushed_image(name, tag, built.manifest, [built], **kwargs)
 
 
 def _check_digest(name: str, tag: str, pushed: str, expected: str) -> None:
@@ -446,7 +448,7 @@ def push_multi_platform_index(
     layout = write_oci_layout(layout_dir(registry, name, tag), tag, index, blobs)
     digest = skopeo_push(registry, layout, tag, name, tag, all_platforms=True)
     _check_digest(name, tag, digest, index.digest)
-    return _pushed(name, tag, index, children)
+    return pushed_image(name, tag, index, children)
 
 
 def push_docker_schema2_image(
@@ -467,7 +469,7 @@ def push_docker_schema2_image(
     pushed_blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
     if pushed_blobs != [blob.digest for blob in built.blobs]:
         raise RuntimeError(f"v2s2 conversion changed blobs of {name}:{tag}: {pushed_blobs}")
-    return _pushed(name, tag, manifest, [built])
+    return pushed_image(name, tag, manifest, [built])
 
 
 def push_artifact(
@@ -485,7 +487,7 @@ def push_artifact(
         return _push_built(registry, name, tag, built, artifact_type=artifact_type)
     upload_blobs(registry, name, built.blobs)
     put_manifest_tags(registry, name, built.manifest, [tag])
-    return _pushed(name, tag, built.manifest, [built], artifact_type=artifact_type)
+    return pushed_image(name, tag, built.manifest, [built], artifact_type=artifact_type)
 
 
 def push_many_tags(
@@ -503,7 +505,7 @@ def push_many_tags(
     digest = skopeo_push(registry, layout, tags[0], name, tags[0])
     _check_digest(name, tags[0], digest, built.manifest.digest)
     put_manifest_tags(registry, name, built.manifest, tags[1:])
-    return _pushed(name, tags[0], built.manifest, [built], tags=tags)
+    return pushed_image(name, tags[0], built.manifest, [built], tags=tags)
 
 
 def push_large_image(

@@ -9,7 +9,7 @@ client names.
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from .config import Settings
 from .errors import (
@@ -19,19 +19,25 @@ from .errors import (
     RegistryError,
     method_not_allowed,
 )
-from .forwarding import client_response_headers, upstream_request_headers
+from .header_filters import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import ROUTE_PARAMETER, realm_of
+from .realm import realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
+from .token_response import MAX_TOKEN_RESPONSE_BYTES
 from .upstream import UpstreamRequest, send
+from .urls import URL
 
 MAX_FORM_BYTES = 64 * 1024
-MAX_TOKEN_BYTES = 1024 * 1024
+# The token endpoint learns which route a scope-less token request is for from this parameter of
+# the realm crev announces.
+ROUTE_PARAMETER = "route"
 # A pull asks for a handful of scopes; hundreds is abuse, not a client.
 MAX_SCOPES = 64
 PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
+# The placeholder grants nothing, so its lifetime only spares clients asking again.
+PLACEHOLDER_EXPIRES_IN = 3600
 # What the token spec and OAuth2 define; anything else a client adds is not passed on.
 _TOKEN_PARAMETERS = frozenset(
     {
@@ -46,6 +52,17 @@ _TOKEN_PARAMETERS = frozenset(
         "access_type",
     }
 )
+
+
+def token_url(request: Request, settings: Settings, route: Route) -> URL:
+    """crev's token endpoint for a route as an absolute URL, which docker requires of a realm."""
+    if urlsplit(settings.token_url).scheme:
+        url = URL.parse(settings.token_url)
+    else:
+        url = URL.parse(urljoin(f"{request.origin}/", settings.token_url))
+    if settings.routes.has_several:
+        url = url.with_query([(ROUTE_PARAMETER, route.vanity_prefix)])
+    return url
 
 
 def serve_token(request: Request, settings: Settings) -> Response:
@@ -79,7 +96,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
             f"{request.method} is not served by the token endpoint", "GET, POST"
         )
     answer = send(forwarded, settings.timeout)
-    body = answer.read(MAX_TOKEN_BYTES, settings.timeout)
+    body = answer.read(MAX_TOKEN_RESPONSE_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
     return Response.from_bytes(answer.status, headers, body, answer.status)
@@ -90,7 +107,11 @@ def _placeholder_token() -> Response:
     clients that saw a challenge elsewhere on the domain ask anyway. It grants nothing: crev
     ignores client credentials on such routes, and no upstream token ever reaches a client."""
     body = json.dumps(
-        {"token": PLACEHOLDER_TOKEN, "access_token": PLACEHOLDER_TOKEN, "expires_in": 3600}
+        {
+            "token": PLACEHOLDER_TOKEN,
+            "access_token": PLACEHOLDER_TOKEN,
+            "expires_in": PLACEHOLDER_EXPIRES_IN,
+        }
     ).encode()
     return Response.from_bytes(200, Headers([("Content-Type", "application/json")]), body)
 

@@ -14,17 +14,14 @@ import contextlib
 import http.client
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import urlsplit
+
+from .stand_in import AnyMethodHandler, StandInServer, end_to_end
 
 CACHEABLE_STATUSES = frozenset({200, 404, 301, 308})
 MAX_CACHED_BYTES = 10 * 1024 * 1024
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
-)
 
 
 @dataclass(frozen=True)
@@ -79,12 +76,12 @@ class CachingEdge:
     requests: list[EdgeRequest] = field(default_factory=list)
     _cache: dict[tuple[str, str], _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: StandInServer | None = None
 
     @property
     def host(self) -> str:
         assert self._server is not None
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        return self._server.host
 
     @property
     def url(self) -> str:
@@ -126,14 +123,11 @@ class CachingEdge:
         class Handler(_EdgeHandler):
             owner = edge
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = StandInServer(Handler, name="caching-edge").start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
 
 @contextlib.contextmanager
@@ -146,20 +140,18 @@ def run_caching_edge(origin: str) -> Iterator[CachingEdge]:
         edge.stop()
 
 
-class _EdgeHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+def _forwarded(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What the edge passes on of a message it frames anew: its own `Content-Length` included."""
+    return [
+        (name, value) for name, value in end_to_end(headers) if name.lower() != "content-length"
+    ]
+
+
+class _EdgeHandler(AnyMethodHandler):
     disable_nagle_algorithm = True
     owner: CachingEdge
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("do_"):
-            return self._serve
-        raise AttributeError(name)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _serve(self) -> None:
+    def serve(self) -> None:
         authorized = "authorization" in {name.lower() for name in self.headers}
         cacheable_request = (
             self.command in ("GET", "HEAD") and not authorized and "Range" not in self.headers
@@ -196,19 +188,14 @@ class _EdgeHandler(BaseHTTPRequestHandler):
             connection.putrequest(
                 self.command, self.path, skip_host=True, skip_accept_encoding=True
             )
-            for name, value in self.headers.items():
-                if name.lower() not in _HOP_BY_HOP:
-                    connection.putheader(name, value)
+            for name, value in _forwarded(self.headers.items()):
+                connection.putheader(name, value)
             if body is not None:
                 connection.putheader("Content-Length", str(len(body)))
             connection.endheaders(body)
             response = connection.getresponse()
             data = response.read()
-            headers = [
-                (name, value)
-                for name, value in response.getheaders()
-                if name.lower() not in _HOP_BY_HOP
-            ]
+            headers = _forwarded(response.getheaders())
             # A HEAD answer announces the length of a body it does not carry.
             announced = int(response.getheader("Content-Length") or len(data))
             return (

@@ -1,0 +1,253 @@
+"""The transport under crev's upstream requests: one `httpx.Client` per process, over a
+connection pool whose socket reads keep one deadline.
+
+The client lives as long as the process, so a warm serverless instance reuses its keep-alive
+connections; it is made on first use, and its TLS side when an https origin is first asked.
+httpx (with httpcore and h11 beneath it) frames every request and reads every answer; what this
+module adds is one deadline over a whole answer head (a read timeout alone lets an upstream
+that drips a byte at a time hold a request forever), and larger socket reads for relaying.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import httpcore
+import httpx
+
+# The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
+# larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
+# of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
+# size bounds crev's memory (bench/README.md has the figures for both).
+STREAM_READ_BYTES = 256 * 1024
+# Idle connections older than this are closed rather than reused; registries keep theirs open
+# for a minute or more, and httpcore notices one the upstream closed meanwhile before use.
+KEEPALIVE_SECONDS = 30.0
+MAX_CONNECTIONS = 256
+MAX_IDLE_CONNECTIONS = 64
+
+
+# --------------------------------------------------------------------------- the head deadline
+
+_deadline = threading.local()
+
+
+class Deadline:
+    """Every socket read on this thread in the block ends by one deadline, counted from the
+    start of the block or from `start()`. httpx reads an answer and writes a request body on
+    the calling thread, so a deadline set here bounds exactly this request's reads."""
+
+    def __init__(self, seconds: float, *, started: bool = True) -> None:
+        self._seconds = seconds
+        self._started = started
+
+    def __enter__(self) -> None:
+        _deadline.seconds = self._seconds
+        _deadline.at = time.monotonic() + self._seconds if self._started else None
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.at = None
+        _deadline.seconds = None
+
+    @staticmethod
+    def start() -> None:
+        seconds = getattr(_deadline, "seconds", None)
+        if seconds is not None:
+            _deadline.at = time.monotonic() + seconds
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """httpcore's socket stream, each read shortened to the deadline of its thread, if any, and
+    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
+
+    A TLS socket returns at most one record (16 KiB, often less) per read, however much is
+    asked, and every read pays the whole stack above it (httpcore, h11, httpx, crev). So once a
+    read has waited for data, the stream takes what the socket already holds without waiting
+    again, and passes it up as one read. crev's client uses no proxy, so the stream's socket
+    is the connection itself (plain, or TLS over it), never a tunnel's outer layer.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+        # A failure met while taking what was held, kept for the next read: the bytes read
+        # before it go up first, as they would have one read at a time.
+        self._failure: OSError | None = None
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise httpcore.ReadError(failure)
+        at = getattr(_deadline, "at", None)
+        if at is not None:
+            remaining = at - time.monotonic()
+            if remaining <= 0:
+                raise httpcore.ReadTimeout("the upstream's answer took too long")
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        limit = max(max_bytes, STREAM_READ_BYTES)
+        first = self._stream.read(limit, timeout)
+        if not first or len(first) >= limit:
+            return first
+        return self._held(first, limit)
+
+    def _held(self, first: bytes, limit: int) -> bytes:
+        """`first` and whatever the socket holds already, up to `limit` bytes in all."""
+        sock = self._stream.get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            return first
+        chunks = [first]
+        size = len(first)
+        timeout = sock.gettimeout()
+        try:
+            sock.settimeout(0.0)
+            while size < limit:
+                chunk = sock.recv(limit - size)
+                if not chunk:
+                    break  # the end of the stream; the next read sees it again
+                chunks.append(chunk)
+                size += len(chunk)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass  # nothing more held yet
+        except OSError as error:
+            self._failure = error
+        finally:
+            sock.settimeout(timeout)
+        return first if len(chunks) == 1 else b"".join(chunks)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose streams keep the deadline. httpx 0.28
+    takes no network backend of its own, so the pool is built here rather than by
+    `HTTPTransport.__init__`, which would build one without it (and an SSL context) for
+    nothing. Without a context, the pool is for http origins only."""
+
+    def __init__(self, limits: httpx.Limits, context: ssl.SSLContext | None = None) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+
+# Where Linux distributions keep their CA bundle. A Python built on one distribution and run on
+# another (as serverless runtimes do) may find no CA where its OpenSSL was told to look.
+CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL, Amazon Linux
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # Alpine, macOS
+)
+
+
+def tls_context() -> ssl.SSLContext:
+    """The system's CA store (as `SSL_CERT_FILE` and `SSL_CERT_DIR` choose it, for any OpenSSL
+    client), or the distribution's bundle when the runtime's OpenSSL finds none."""
+    context = ssl.create_default_context()
+    if not context.cert_store_stats()["x509_ca"]:
+        bundle = next((path for path in CA_BUNDLES if os.path.isfile(path)), None)
+        if bundle is not None:
+            context.load_verify_locations(cafile=bundle)
+    return context
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class MadeOnFirstUse[Made: _Closable]:
+    """A value made by `make` when it is first asked for, once whichever threads ask; `reset`
+    closes it, and the next use makes it anew (tests do, when they change the CA store)."""
+
+    def __init__(self, make: Callable[[], Made]) -> None:
+        self._make = make
+        self._made: Made | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Made:
+        made = self._made
+        if made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = self._make()
+                made = self._made
+        return made
+
+    def reset(self) -> None:
+        with self._lock:
+            made, self._made = self._made, None
+        if made is not None:
+            made.close()
+
+
+class _TLSTransport(httpx.BaseTransport):
+    """The transport to https origins, made when one is first asked: loading the CA store is a
+    cold start's largest cost after the imports, and an http upstream never needs it."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._transport = MadeOnFirstUse(lambda: _Transport(limits, tls_context()))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.get().handle_request(request)
+
+    def close(self) -> None:
+        self._transport.reset()
+
+
+def _new_client() -> httpx.Client:
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+    )
+    return httpx.Client(
+        transport=_Transport(limits),
+        mounts={"https://": _TLSTransport(limits)},
+        follow_redirects=False,
+        # No proxy, netrc or CA settings from the environment beyond OpenSSL's own, and no
+        # cookie jar: one process serves every client, and a cookie kept from one answer
+        # would go out with another client's request.
+        trust_env=False,
+    )
+
+
+# The process's one httpx client, made on first use.
+_client = MadeOnFirstUse(_new_client)
+
+
+def reset_client() -> None:
+    """Close every pooled connection and build the client anew on next use."""
+    _client.reset()
+
+
+def client() -> httpx.Client:
+    """The process's one httpx client."""
+    return _client.get()

@@ -1,0 +1,64 @@
+"""crev's request log (crev/log.py): one line per request, answered or refused, in which nothing
+a client sent can forge a line or drive a terminal."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from crev.log import LOGGED_REQUEST_LINE_CHARS, escaped, log_refusal, log_response
+from crev.messages import FallbackAnswer
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="crev")
+    return caplog
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("/v2/tool/manifests/1", "/v2/tool/manifests/1"),
+        ("a\nb\rc", "a\\x0ab\\x0dc"),
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("tab\there", "tab\\x09here"),
+        ("del\x7f c1\x85", "del\\x7f c1\\x85"),
+        ("café ✓", "café ✓"),
+    ],
+)
+def test_control_characters_are_shown_escaped(text: str, shown: str) -> None:
+    assert escaped(text) == shown
+
+
+def test_an_answered_request_is_one_line(log: pytest.LogCaptureFixture) -> None:
+    log_response("GET", "/v2/tool/manifests/1", 200, 200, 12.345)
+    log_response("HEAD", "/v2/", 200, None, 0.44)
+    log_response("GET", "/v2/x/blobs/sha256:a", 200, 200, 3.0, "client-gone")
+    log_response("GET", "/v2/x/manifests/1", 200, 404, 7.0, fallback=FallbackAnswer("b.io", 200))
+    assert log.messages == [
+        "GET /v2/tool/manifests/1 200 upstream=200 12.3ms",
+        "HEAD /v2/ 200 upstream=- 0.4ms",
+        "GET /v2/x/blobs/sha256:a 200 upstream=200 3.0ms client-gone",
+        "GET /v2/x/manifests/1 200 upstream=404 fallback=200@b.io 7.0ms",
+    ]
+
+
+def test_what_a_client_sent_cannot_forge_a_line(log: pytest.LogCaptureFixture) -> None:
+    log_response("GET\n", "/v2/\nGET /v2/ 200 upstream=200 1.0ms", 404, None, 1.0)
+    assert log.messages == [
+        "GET\\x0a /v2/\\x0aGET /v2/ 200 upstream=200 1.0ms 404 upstream=- 1.0ms"
+    ]
+
+
+def test_a_refusal_quotes_its_request_line_up_to_a_bound(log: pytest.LogCaptureFixture) -> None:
+    log_refusal("GET /v2/\x00 HTTP/1.1", 400, "bad\nrequest")
+    log_refusal("", 408, "no request line")
+    log_refusal("GET /" + "a" * 1000 + " HTTP/1.1", 414, "too long")
+    assert log.messages[:2] == [
+        'refused "GET /v2/\\x00 HTTP/1.1" 400 bad\\x0arequest',
+        "refused 408 no request line",
+    ]
+    kept = ("GET /" + "a" * 1000)[:LOGGED_REQUEST_LINE_CHARS]
+    assert log.messages[2] == f'refused "{kept}" 414 too long'

@@ -1,0 +1,212 @@
+"""The page for people (crev/page.py) called as a function, against a stand-in upstream: only
+for browsers, a home page of the routes, and a repository's tags read as an anonymous client
+(or with crev's own credentials) would read them."""
+
+from __future__ import annotations
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request as WerkzeugRequest
+
+from crev.config import Settings
+from crev.messages import Response
+from crev.page import MAX_TAG_PAGES, MAX_TAGS_SHOWN, serve_page
+from tests.support.refusals import refused
+from tests.support.service_calls import body_of, request, settings_for
+
+BROWSER = ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+TAGS = "/v2/acme/tool/tags/list"
+
+
+def page(path: str, settings: Settings, method: str = "GET") -> tuple[Response, str]:
+    response = serve_page(request(method, path, headers=[BROWSER]), settings)
+    return response, body_of(response).decode()
+
+
+def acme(upstream: HTTPServer, **variables: str) -> Settings:
+    return settings_for(upstream, repo_prefix="acme", **variables)
+
+
+def tag_requests(upstream: HTTPServer) -> list[WerkzeugRequest]:
+    return [request for request, _ in upstream.log if request.path == TAGS]
+
+
+def test_registry_clients_get_a_registry_error(httpserver: HTTPServer) -> None:
+    with refused() as refusal:
+        serve_page(
+            request("GET", "/tool", headers=[("Accept", "application/json")]), acme(httpserver)
+        )
+    assert (refusal.status, refusal.code) == (404, "UNSUPPORTED")
+    assert refusal.message == "'/tool' is not a registry API path"
+    with refused() as refusal:
+        serve_page(request("POST", "/tool", headers=[BROWSER]), acme(httpserver))
+    assert refusal.status == 405
+    assert refusal.headers == [("Allow", "GET, HEAD")]
+    assert httpserver.log == []
+
+
+def test_the_page_is_html_that_runs_nothing(httpserver: HTTPServer) -> None:
+    response, text = page("/", acme(httpserver))
+    assert response.status == 200
+    assert text.startswith("<!doctype html>")
+    assert response.headers.get("Content-Type") == "text/html; charset=utf-8"
+    assert response.headers.get("X-Content-Type-Options") == "nosniff"
+    assert response.headers.get("Content-Security-Policy") == (
+        "default-src 'none'; style-src 'unsafe-inline'"
+    )
+    assert response.headers.get("Content-Length") == str(len(text.encode()))
+
+
+def test_the_home_page_lists_every_route(httpserver: HTTPServer) -> None:
+    upstream = f"http://127.0.0.1:{httpserver.port}"
+    settings = Settings.from_env(
+        {
+            "CREV_ROUTES": f"tools/={upstream}/acme/tools;credentials=TOOLS, ={upstream}",
+            "CREV_TOOLS_TOKEN": "ghp_secret",
+        }
+    )
+    _, text = page("/", settings)
+    served = f"127.0.0.1:{httpserver.port}"
+    assert (
+        f"<td><code>acme.dev/tools/NAME</code></td><td><code>{served}/acme/tools/NAME</code></td>"
+        "<td>crev's credentials</td>"
+    ) in text
+    assert (
+        f"<td><code>acme.dev/NAME</code></td><td><code>{served}/NAME</code></td>"
+        "<td>public, or your credentials</td>"
+    ) in text
+    assert "<pre>docker pull acme.dev/NAME:TAG</pre>" in text
+    assert "ghp_secret" not in text
+    assert httpserver.log == []
+
+
+def test_a_browser_redirect_replaces_the_page(httpserver: HTTPServer) -> None:
+    response, text = page("/tool", acme(httpserver, browser_redirect="https://acme.example/"))
+    assert response.status == 302
+    assert response.headers.get("Location") == "https://acme.example/"
+    assert text == ""
+
+
+def test_a_repository_lists_its_tags_newest_first(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(TAGS).respond_with_json(
+        {"name": "acme/tool", "tags": ["1.2", "1.10", "latest", 7, None]}
+    )
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == 200
+    assert "<h2>Tags (3)</h2>" in text
+    assert text.index("<code>1.10</code>") < text.index("<code>1.2</code>")
+    assert "<p class=lead>Served from <code>127.0.0.1:" in text
+    assert "<code>docker pull acme.dev/tool:latest</code>" in text
+    # Asked anonymously: the upstream wanted no token.
+    (asked,) = tag_requests(httpserver)
+    assert "Authorization" not in asked.headers
+
+
+def test_a_long_tag_list_shows_the_newest(httpserver: HTTPServer) -> None:
+    tags = [f"1.{n}" for n in range(MAX_TAGS_SHOWN + 5)]
+    httpserver.expect_request(TAGS).respond_with_json({"tags": tags})
+    _, text = page("/tool", acme(httpserver))
+    assert f"<h2>Tags ({len(tags)})</h2>" in text
+    assert "and 5 more, not shown." in text
+    assert f"<code>1.{MAX_TAGS_SHOWN + 4}</code>" in text
+    assert "<code>1.0</code>" not in text
+
+
+def test_a_repository_without_tags_says_so(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(TAGS).respond_with_json({"name": "acme/tool", "tags": None})
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == 200
+    assert "No tags yet." in text
+
+
+@pytest.mark.parametrize(
+    ("upstream_status", "status", "words"),
+    [
+        (401, 403, "This repository is private. Log in to pull it."),
+        (403, 403, "This repository is private. Log in to pull it."),
+        (404, 404, "There is no such repository."),
+        (500, 502, "The registry answered 500."),
+    ],
+)
+def test_a_refused_tag_list_is_a_page_that_says_why(
+    httpserver: HTTPServer, upstream_status: int, status: int, words: str
+) -> None:
+    httpserver.expect_request(TAGS).respond_with_json({"errors": []}, status=upstream_status)
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == status
+    assert f"<p class=notice>{words}</p>" in text
+    # Where there is no repository there is nothing to pull.
+    assert ("docker pull" in text) is (status != 404)
+
+
+def test_a_tag_list_that_is_no_json_is_a_502_page(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(TAGS).respond_with_data("<html>")
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == 502
+    assert "the registry could not be asked: upstream tag list is not JSON" in text
+
+
+@pytest.mark.parametrize("path", ["/Tool", "/a//b", "/other/x"])
+def test_a_path_that_names_no_repository_here_is_a_404_page(
+    httpserver: HTTPServer, path: str
+) -> None:
+    upstream = f"http://127.0.0.1:{httpserver.port}"
+    settings = Settings.from_env({"CREV_ROUTES": f"a/={upstream}/acme"})
+    response, text = page(path, settings)
+    assert response.status == 404
+    assert "<h1>Not found</h1>" in text
+    assert httpserver.log == []
+
+
+def test_an_anonymous_token_is_asked_only_when_the_upstream_wants_one(
+    httpserver: HTTPServer,
+) -> None:
+    realm = httpserver.url_for("/token")
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'}
+    httpserver.expect_request("/token").respond_with_json({"token": "anon", "expires_in": 300})
+    httpserver.expect_request(TAGS, headers={"Authorization": "Bearer anon"}).respond_with_json(
+        {"tags": ["1"]}
+    )
+    httpserver.expect_request(TAGS).respond_with_json({}, status=401, headers=challenge)
+    httpserver.expect_request("/v2/").respond_with_json({}, status=401, headers=challenge)
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == 200
+    assert "<code>1</code>" in text
+    log = [(r.path, r.headers.get("Authorization")) for r, _ in httpserver.log]
+    assert log[-1] == (TAGS, "Bearer anon")
+    # One anonymous token, and never an empty Authorization on the way to it.
+    assert [authorization for path, authorization in log if path == "/token"] == [None]
+    assert all(authorization != "" for _, authorization in log)
+
+
+def test_server_credentials_are_used_from_the_first_request(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(
+        TAGS, headers={"Authorization": "Bearer ghp_static"}
+    ).respond_with_json({"tags": ["1"]})
+    response, _ = page("/tool", acme(httpserver, upstream_token="ghp_static"))
+    assert response.status == 200
+    assert len(httpserver.log) == 1
+
+
+def test_pages_are_followed_on_the_same_list_only(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(TAGS, query_string="last=1").respond_with_json(
+        {"tags": ["2"]},
+        headers={"Link": '<http://elsewhere.example/v2/acme/tool/tags/list?last=2>; rel="next"'},
+    )
+    httpserver.expect_request(TAGS).respond_with_json(
+        {"tags": ["1"]}, headers={"Link": f'<{TAGS}?last=1>; rel="next"'}
+    )
+    _, text = page("/tool", acme(httpserver))
+    # A link elsewhere is not followed: the count says the list goes on.
+    assert "<h2>Tags (2+)</h2>" in text
+    assert len(tag_requests(httpserver)) == 2
+
+
+def test_pages_are_followed_up_to_a_bound(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(TAGS).respond_with_json(
+        {"tags": ["1"]}, headers={"Link": f'<{TAGS}?n=1>; rel="next"'}
+    )
+    _, text = page("/tool", acme(httpserver))
+    assert len(tag_requests(httpserver)) == MAX_TAG_PAGES
+    assert f"({MAX_TAG_PAGES} pages)" in text
+    assert "skopeo list-tags docker://acme.dev/tool" in text

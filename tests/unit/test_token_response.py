@@ -1,0 +1,31 @@
+"""What a token realm answers (crev/token_response.py): the token, as the token spec or OAuth2
+names it, and its lifetime."""
+
+from __future__ import annotations
+
+import pytest
+
+from crev.token_response import DEFAULT_EXPIRES_IN, token_in
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "expires_in"),
+    [
+        (b'{"token": "t", "expires_in": 300}', "t", 300),
+        (b'{"access_token": "oauth", "expires_in": 60}', "oauth", 60),
+        (b'{"token": "t", "access_token": "other"}', "t", DEFAULT_EXPIRES_IN),
+        (b'{"token": "", "access_token": "oauth"}', "oauth", DEFAULT_EXPIRES_IN),
+        (b'{"token": "t", "expires_in": 0}', "t", DEFAULT_EXPIRES_IN),
+        (b'{"token": "t", "expires_in": "120"}', "t", 120),
+        (b'{"token": "t", "expires_in": "soon"}', "t", None),
+        (b'{"token": "t", "expires_in": [1]}', "t", None),
+        (b'{"token": 5}', None, DEFAULT_EXPIRES_IN),
+        (b'{"token": ""}', None, DEFAULT_EXPIRES_IN),
+        (b"{}", None, DEFAULT_EXPIRES_IN),
+        (b'["t"]', None, None),
+        (b"not json", None, None),
+        (b"", None, None),
+    ],
+)
+def test_token_in(body: bytes, token: str | None, expires_in: int | None) -> None:
+    assert token_in(body) == (token, expires_in)
