@@ -38,14 +38,26 @@ class Realm(NamedTuple):
 
 class LearnedRealms:
     """The realm each upstream announces in its challenges, kept for the life of the process:
-    one per upstream origin, and the origins are the configured routes'."""
+    one per upstream origin, and the origins are the configured routes'. An upstream whose
+    `/v2/` let crev in without a token is kept as open, so it is not pinged again before every
+    request; a challenge it sends later teaches its realm all the same."""
 
     def __init__(self) -> None:
         self._realms: dict[Origin, Realm] = {}
+        self._open: set[Origin] = set()
         self._lock = threading.Lock()
 
     def get(self, upstream: Origin) -> Realm | None:
         return self._realms.get(upstream)
+
+    def is_open(self, upstream: Origin) -> bool:
+        """Whether the upstream's `/v2/` answered 200 without asking for a token."""
+        return upstream in self._open
+
+    def learn_open(self, upstream: Origin) -> None:
+        with self._lock:
+            if upstream not in self._realms:
+                self._open.add(upstream)
 
     def learn(self, upstream: Origin, headers: Headers) -> None:
         """Remember the Bearer realm an answer's `WWW-Authenticate` announces, if it has one
@@ -62,11 +74,13 @@ class LearnedRealms:
                     if self._realms.get(upstream) != realm:
                         with self._lock:
                             self._realms[upstream] = realm
+                            self._open.discard(upstream)
                     return
 
     def clear(self) -> None:
         with self._lock:
             self._realms.clear()
+            self._open.clear()
 
 
 _learned = LearnedRealms()
@@ -79,10 +93,12 @@ def learn_realm(upstream: Origin, headers: Headers) -> None:
 
 def ping(route: Route, timeout: float) -> None:
     """Ask the upstream's `/v2/` which realm it issues tokens from (the token spec's discovery),
-    and learn it."""
+    and learn it, or that it lets anyone in (a 200 without a challenge)."""
     answer = send(UpstreamRequest("GET", route.upstream.url("/v2/"), Headers()), timeout)
     answer.release()
     _learned.learn(route.upstream, answer.headers)
+    if answer.status == 200 and _learned.get(route.upstream) is None:
+        _learned.learn_open(route.upstream)
 
 
 def realm_of(route: Route, timeout: float) -> Realm:
@@ -94,11 +110,12 @@ def realm_of(route: Route, timeout: float) -> Realm:
 
 
 def announced_realm(route: Route, timeout: float) -> Realm | None:
-    """The route's upstream realm, or None for an upstream that asks for no token."""
+    """The route's upstream realm, or None for an upstream that asks for no token (pinged once:
+    an open upstream stays open until it sends a challenge)."""
     learned = _learned.get(route.upstream)
     if route.token_realm:
         return Realm(route.token_realm, learned.service if learned else None)
-    if learned is None:
+    if learned is None and not _learned.is_open(route.upstream):
         ping(route, timeout)
         learned = _learned.get(route.upstream)
     return learned

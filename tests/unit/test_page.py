@@ -205,10 +205,13 @@ def test_pages_are_followed_on_the_same_list_only(httpserver: HTTPServer) -> Non
 
 
 def test_pages_are_followed_up_to_a_bound(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/").respond_with_json({})
     httpserver.expect_request(TAGS).respond_with_json(
         {"tags": ["1"]}, headers={"Link": f'<{TAGS}?n=1>; rel="next"'}
     )
     _, text = page("/tool", acme(httpserver))
     assert len(tag_requests(httpserver)) == MAX_TAG_PAGES
+    # An upstream that wants no token is asked so once, not before every page.
+    assert [r.path for r, _ in httpserver.log].count("/v2/") == 1
     assert f"({MAX_TAG_PAGES} pages)" in text
     assert "skopeo list-tags docker://acme.dev/tool" in text

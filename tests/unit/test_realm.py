@@ -141,3 +141,33 @@ def test_an_upstream_that_wants_no_token_announces_no_realm(httpserver: HTTPServ
     assert caught.value.message == (
         f"upstream 127.0.0.1:{httpserver.port} announced no Bearer token realm"
     )
+
+
+def test_an_open_upstream_is_pinged_once(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}")
+    route = settings_for(httpserver).routes.default
+    for _ in range(3):
+        assert announced_realm(route, 5.0) is None
+    assert [request.path for request, _ in httpserver.log] == ["/v2/"]
+
+
+def test_an_open_upstream_that_later_challenges_teaches_its_realm(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}")
+    route = settings_for(httpserver).routes.default
+    assert announced_realm(route, 5.0) is None
+    learn_realm(route.upstream, Headers(list(challenge_for(httpserver).items())))
+    assert announced_realm(route, 5.0) == Realm(URL.parse(httpserver.url_for("/token")), "reg")
+    assert len(httpserver.log) == 1
+
+
+@pytest.mark.parametrize("status", [500, 404])
+def test_a_failed_ping_is_not_taken_for_an_open_upstream(
+    httpserver: HTTPServer, status: int
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}", status=status)
+    route = settings_for(httpserver).routes.default
+    assert announced_realm(route, 5.0) is None
+    assert announced_realm(route, 5.0) is None
+    assert len(httpserver.log) == 2
