@@ -539,7 +539,7 @@ def test_who_authenticates_to_the_upstream(
     if credentials:
         env |= {"CREV_UPSTREAM_USERNAME": "u", "CREV_UPSTREAM_PASSWORD": "p"}
     route = Settings.from_env(env).routes.default
-    decided = route.pulls_for_clients(write=write, client_authorized=client_authorized)
+    decided = route.crev_authorizes(write=write, client_authorized=client_authorized)
     assert decided is crev_authenticates
 
 
