@@ -223,7 +223,7 @@ def _with_fallback(route: Route, fallback: Route | None, shown: str) -> Route:
     tokens itself, since a client's token is for one realm and would not open the other."""
     if fallback is None:
         return route
-    if not route.holds_upstream_tokens:
+    if not route.crev_authorizes_reads:
         raise ConfigError(
             f"{shown}: a fallback needs a public route or server-side credentials "
             "(a client's token is for the primary's realm, so crev could not ask the fallback)"

@@ -25,12 +25,12 @@ FALLBACK_KINDS = frozenset({Kind.MANIFEST, Kind.BLOB, Kind.TAGS, Kind.REFERRERS}
 UNKNOWN_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
 
 
-def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, for_clients: bool) -> bool:
+def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, crev_authorizes: bool) -> bool:
     """Whether this request may reach the route's fallback at all: a read of content, made
     with crev's own tokens (a client's token is for the primary's realm alone)."""
     return (
         route.fallback is not None
-        and for_clients
+        and crev_authorizes
         and method in READ_METHODS
         and endpoint.kind in FALLBACK_KINDS
     )

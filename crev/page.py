@@ -43,7 +43,10 @@ def serve_page(request: Request, settings: Settings) -> Response:
     if request.method not in ("GET", "HEAD"):
         raise method_not_allowed(f"{request.method} is not served", "GET, HEAD")
     if not _wants_html(request.headers):
-        raise not_served(f"{request.path!r} is not a registry API path")
+        raise not_served(
+            f"{request.path!r} is a page for browsers (it answers Accept: text/html); "
+            "the registry API is at /v2/"
+        )
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])
         return Response(302, headers)
@@ -198,17 +201,26 @@ def _home(settings: Settings, host: str) -> str:
     )
 
 
-def _upstream_prefix(route: Route) -> str:
-    return f"{route.namespace.prefix}/" if route.namespace.prefix else ""
+def _served_from(route: Route) -> str:
+    """Where a route's names live upstream, as `Route.describe` says it (official images under
+    `library/`, as the repository page shows them), as HTML."""
+    host = route.upstream.host
+    if route.namespace.prefix:
+        return _code(f"{host}/{route.namespace.prefix}/NAME")
+    if route.namespace.official_images:
+        return (
+            f"{_code(f'{host}/library/NAME')} for one-component names (official images), "
+            f"{_code(f'{host}/NAME')} for the rest"
+        )
+    return _code(f"{host}/NAME")
 
 
 def _sources(route: Route) -> str:
     """Where a route's names come from, as HTML: its upstream, then its fallback if any."""
-    shown = _code(f"{route.upstream.host}/{_upstream_prefix(route)}NAME")
+    shown = _served_from(route)
     if route.fallback is None:
         return shown
-    fallback = route.fallback
-    return f"{shown}, then {_code(f'{fallback.upstream.host}/{_upstream_prefix(fallback)}NAME')}"
+    return f"{shown}, then {_served_from(route.fallback)}"
 
 
 def _repository(host: str, name: RepositoryName, route: Route, listing: TagListing) -> str:

@@ -81,9 +81,7 @@ def _route_of(endpoint: Endpoint, settings: Settings) -> Route:
 def _crev_authorizes(request: Request, endpoint: Endpoint, route: Route) -> bool:
     """Whether crev authenticates upstream itself, rather than passing on the client's login."""
     write = request.method not in READ_METHODS or endpoint.kind in UPLOAD_KINDS
-    return route.pulls_for_clients(
-        write=write, client_authorized="authorization" in request.headers
-    )
+    return route.crev_authorizes(write=write, client_authorized="authorization" in request.headers)
 
 
 def _answer_or_fallback(

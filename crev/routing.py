@@ -44,11 +44,11 @@ class Route(NamedTuple):
     fallback: Route | None = None
 
     @property
-    def holds_upstream_tokens(self) -> bool:
+    def crev_authorizes_reads(self) -> bool:
         """Whether crev, not the client, authenticates to the upstream for reads."""
         return self.public or self.credentials is not None
 
-    def pulls_for_clients(self, *, write: bool, client_authorized: bool) -> bool:
+    def crev_authorizes(self, *, write: bool, client_authorized: bool) -> bool:
         """Whether crev authenticates to the upstream itself for this request, instead of
         passing on the client's own login: always with server-side credentials; on a public
         route for reads that bring no login of their own (writes keep the client's login)."""

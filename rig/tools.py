@@ -22,15 +22,38 @@ class ToolError(RuntimeError):
         super().__init__(f"{' '.join(self.argv)} exited {returncode}: {stderr.strip()}")
 
 
+# The Debian package each program the tests drive comes in: what `.ci/run` installs.
+APT_PACKAGES = {
+    "busybox": "busybox-static",
+    "chromium": "chromium",
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "docker": "docker.io",
+    "docker-registry": "docker-registry",
+    "dockerd": "docker.io",
+    "podman": "podman",
+    "skopeo": "skopeo",
+}
+
+
 def require_binaries(*names: str) -> None:
-    """Skip the calling test when a binary is missing; fail instead under CI.
+    """Skip the calling test when a program is missing, saying what to install; fail instead
+    under CI.
 
     CI must never silently skip the integration tests because an install
     step went missing, so there a missing binary is an error.
     """
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
-        skip_or_fail_under_ci(f"required binaries not found: {', '.join(missing)}")
+        skip_or_fail_under_ci(missing_programs(missing))
+
+
+def missing_programs(names: Sequence[str]) -> str:
+    """`chromium not installed: apt-get install chromium (CI installs it)`."""
+    packages = dict.fromkeys(APT_PACKAGES[name] for name in names)
+    return (
+        f"{', '.join(names)} not installed: apt-get install {' '.join(packages)} (CI installs it)"
+    )
 
 
 def skip_or_fail_under_ci(reason: str) -> None:

@@ -36,6 +36,23 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     forget_learned_state()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """A skipped test names itself and where it is, not the helper in tests/support or rig/
+    that skipped it (`SKIPPED [3] tests/support/tools.py:43` said neither which tests nor
+    why); pytest reports a skip in a fixture at the test already, but without its name."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        _, _, reason = report.longrepr
+        test_path, line, _ = item.reportinfo()
+        name = getattr(item, "originalname", item.name)
+        reason = reason.removeprefix("Skipped: ")
+        report.longrepr = (str(test_path), (line or 0) + 1, f"{name}: {reason}")
+    return report
+
+
 # A real distribution registry with token auth, seeded with the standard images.
 registry = pytest.fixture(scope="session", name="registry")(running_registry)
 images = pytest.fixture(scope="session", name="images")(seed_images)

@@ -29,6 +29,15 @@ def test_home_page_lists_routes_and_a_pull_line(crev, httpserver: HTTPServer) ->
     assert httpserver.log == []
 
 
+def test_home_page_shows_docker_hub_s_official_images_under_library(start_crev) -> None:
+    crev = start_crev(registry_host="docker.io")
+    response = httpx.get(f"{crev.url}/", headers={**HTML, "X-Forwarded-Host": "acme.dev"})
+    assert (
+        "<td><code>registry-1.docker.io/library/NAME</code> for one-component names "
+        "(official images), <code>registry-1.docker.io/NAME</code> for the rest</td>"
+    ) in response.text
+
+
 def test_repository_page_lists_tags_fetched_anonymously(crev, httpserver: HTTPServer) -> None:
     httpserver.expect_request(
         "/v2/acme/tool/tags/list", headers={"Authorization": "Bearer anon"}
@@ -159,6 +168,16 @@ def test_registry_clients_never_get_the_page(crev, httpserver: HTTPServer) -> No
         response = httpx.get(f"{crev.url}/tool", headers={"Accept": accept})
         assert response.status_code == 404
         assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
+    # What `curl https://acme.dev/` gets: where to go instead.
+    response = httpx.get(f"{crev.url}/", headers={"Accept": "*/*"})
+    assert response.status_code == 404
+    assert response.json()["errors"] == [
+        {
+            "code": "UNSUPPORTED",
+            "message": "'/' is a page for browsers (it answers Accept: text/html); "
+            "the registry API is at /v2/",
+        }
+    ]
     response = httpx.get(f"{crev.url}/v2/_catalog", headers=HTML)
     assert response.headers["content-type"] == "application/json"
 

@@ -37,7 +37,9 @@ def test_registry_clients_get_a_registry_error(httpserver: HTTPServer) -> None:
             request("GET", "/tool", headers=[("Accept", "application/json")]), acme(httpserver)
         )
     assert (refusal.status, refusal.code) == (404, "UNSUPPORTED")
-    assert refusal.message == "'/tool' is not a registry API path"
+    assert refusal.message == (
+        "'/tool' is a page for browsers (it answers Accept: text/html); the registry API is at /v2/"
+    )
     with refused() as refusal:
         serve_page(request("POST", "/tool", headers=[BROWSER]), acme(httpserver))
     assert refusal.status == 405
