@@ -373,3 +373,21 @@ def test_a_fallback_refusal_the_tag_list_leaves_out_gives_its_connection_back(
     finally:
         fallback.clear()
         fallback.stop()
+
+
+def test_a_name_too_long_for_the_fallbacks_namespace_is_answered_by_the_primary_alone(
+    httpserver: HTTPServer,
+) -> None:
+    name = "x" * 248
+    httpserver.expect_request("/v2/").respond_with_data("{}")
+    httpserver.expect_request(f"/v2/acme/{name}/tags/list").respond_with_json(
+        {"name": f"acme/{name}", "tags": ["1"]}
+    )
+    settings = acme(
+        httpserver,
+        public="1",
+        fallback_registry_host="registry.example",
+        fallback_repo_prefix="a-much-longer-old-namespace",
+    )
+    response = serve_registry(request("GET", f"/v2/{name}/tags/list"), settings)
+    assert (response.status, json_of(response)["tags"]) == (200, ["1"])
