@@ -57,6 +57,8 @@ def serve_page(request: Request, settings: Settings) -> Response:
     try:
         name = RepositoryName.parse(path)
         route = settings.routes.for_name(name)
+        # A name the route's namespace makes too long upstream is no image here either.
+        route.to_upstream(name)
     except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
     listing = _tags(route, name, settings)
