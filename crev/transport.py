@@ -11,6 +11,7 @@ that drips a byte at a time hold a request forever), and larger socket reads for
 from __future__ import annotations
 
 import os
+import select
 import socket
 import ssl
 import threading
@@ -78,6 +79,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         # A failure met while taking what was held, kept for the next read: the bytes read
         # before it go up first, as they would have one read at a time.
         self._failure: OSError | None = None
+        self._poll: select.poll | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._failure is not None:
@@ -98,8 +100,8 @@ class _DeadlineStream(httpcore.NetworkStream):
     def _held(self, first: bytes, limit: int) -> bytes:
         """`first` and whatever the socket holds already, up to `limit` bytes in all."""
         sock = self._stream.get_extra_info("socket")
-        if not isinstance(sock, socket.socket):
-            return first
+        if not isinstance(sock, socket.socket) or not self._holds_more(sock):
+            return first  # most small answers: one poll, and the socket left as it is
         chunks = [first]
         size = len(first)
         timeout = sock.gettimeout()
@@ -119,6 +121,14 @@ class _DeadlineStream(httpcore.NetworkStream):
             sock.settimeout(timeout)
         return first if len(chunks) == 1 else b"".join(chunks)
 
+    def _holds_more(self, sock: socket.socket) -> bool:
+        """Whether the socket has bytes to read now (over TLS, perhaps only part of a record,
+        which a read without waiting then leaves)."""
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        return bool(self._poll.poll(0))
+
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, timeout)
 
@@ -134,6 +144,13 @@ class _DeadlineStream(httpcore.NetworkStream):
         return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # httpcore asks this of every idle connection in the pool before each request (an
+            # idle connection that is readable was closed by the upstream); the stream's own
+            # poll answers it as httpcore's would, without a new poll object each time.
+            sock = self._stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket) and sock.fileno() != -1:
+                return self._holds_more(sock)
         return self._stream.get_extra_info(info)
 
 

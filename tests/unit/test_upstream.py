@@ -397,40 +397,27 @@ def test_an_answer_with_a_malformed_chunk_size_is_cut_and_its_connection_dropped
     ("method", "answer"),
     [
         ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ("DELETE", b"HTTP/1.1 204 No Content\r\n\r\n"),
         ("GET", b'HTTP/1.1 304 Not Modified\r\nETag: "1"\r\n\r\n'),
         ("HEAD", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
         ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"),
     ],
-    ids=["204", "304", "head-chunked", "head-length"],
+    ids=["204", "delete-204", "304", "head-chunked", "head-length"],
 )
+@pytest.mark.parametrize("done", ["read", "released"])
 def test_answers_without_a_body_give_their_connection_back(
-    serve, method: str, answer: bytes
+    serve, method: str, answer: bytes, done: str
 ) -> None:
-    server = serve(lambda n: answer)
-    for _ in range(3):
-        response = send(method, server.url + "/v2/", Headers(), TIMEOUT)
-        assert b"".join(response.stream()) == b""
-    assert server.connections == 1
-
-
-@pytest.mark.parametrize(
-    ("method", "answer"),
-    [
-        ("GET", b'HTTP/1.1 304 Not Modified\r\nETag: "1"\r\n\r\n'),
-        ("DELETE", b"HTTP/1.1 204 No Content\r\n\r\n"),
-        ("HEAD", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    ],
-    ids=["304", "delete-204", "head-chunked"],
-)
-def test_answers_without_a_body_released_unread_keep_their_connection(
-    serve, method: str, answer: bytes
-) -> None:
-    # No Content-Length to go by: a 204 or 304 has no body by its status (RFC 9112 6.3).
+    # No Content-Length to go by: a 204 or 304 has no body by its status (RFC 9112 6.3), and
+    # released unread it is still read to its end.
     server = serve(lambda n: answer)
     for _ in range(3):
         response = send(method, server.url + "/v2/", Headers(), TIMEOUT)
         assert not response.has_body
-        response.release()
+        if done == "read":
+            assert b"".join(response.stream()) == b""
+        else:
+            response.release()
     assert [head.split(b" ", 1)[0] for head in server.requests] == [method.encode()] * 3
     assert server.connections == 1
 
@@ -578,3 +565,15 @@ def test_a_reset_met_after_held_bytes_fails_the_next_read_rather_than_ending_it(
     assert plain_pair.raw.gettimeout() == TIMEOUT
     with pytest.raises(httpcore.ReadError):
         plain_pair.stream.read(65536, TIMEOUT)
+
+
+def test_an_idle_stream_is_readable_once_the_upstream_closes_it(plain_pair: StreamPair) -> None:
+    # What httpcore asks of each idle pooled connection before reusing one.
+    assert not plain_pair.stream.get_extra_info("is_readable")
+    plain_pair.peer.close()
+    hangup = select.poll()
+    hangup.register(plain_pair.raw, select.POLLIN)
+    assert hangup.poll(TIMEOUT * 1000)
+    assert plain_pair.stream.get_extra_info("is_readable")
+    plain_pair.stream.close()
+    assert plain_pair.stream.get_extra_info("is_readable")
