@@ -109,3 +109,11 @@ def test_what_vercel_json_gives_the_build_is_neither_asked_for_nor_said_to_be_un
         assert name not in asked, f"vercel.json sets {name} already"
         (row,) = re.findall(rf"^\| `{name}` \| ([^|]*)\|", README, re.MULTILINE)
         assert f"`{value}`" in row, f"the settings table gives {name}'s default as {row!r}"
+
+
+def test_the_local_servers_help_names_every_setting_of_the_table() -> None:
+    from crev.__main__ import SETTINGS_HELP
+
+    table = re.findall(r"^\| (`CREV_[^|]*)\|", README, re.MULTILINE)
+    names = {name for cell in table for name in re.findall(r"`(CREV_[A-Z_]+)`", cell)}
+    assert sorted(name for name in names if name not in SETTINGS_HELP) == []
