@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                  # the comparison, full run; profiles crev
     .venv/bin/python -m bench --quick          # the comparison, short run, no profile
     .venv/bin/python -m bench public           # pulls through a public route
+    .venv/bin/python -m bench moving           # pulls through a route with a fallback
     .venv/bin/python -m bench load             # concurrent pulls for a minute
     .venv/bin/python -m bench bundle           # what a Vercel deployment holds
     .venv/bin/python -m bench cold             # cold starts only (--tls, --root ../old)
@@ -95,6 +96,13 @@ def public(args: argparse.Namespace) -> int:
     return 0
 
 
+def moving(args: argparse.Namespace) -> int:
+    """First and repeated pulls through a public route with a fallback and the tag TTL, behind
+    a caching edge: what reaches crev and each registry."""
+    print(scenarios.render_moving(scenarios.moving_registries(args.rounds), args.rounds))
+    return 0
+
+
 def load(args: argparse.Namespace) -> int:
     """Concurrent pulls through crev for a while; exits 1 on any error or wrong digest."""
     missing = [tool for tool in ("docker-registry", "skopeo") if shutil.which(tool) is None]
@@ -175,6 +183,10 @@ def parser() -> argparse.ArgumentParser:
     routes = commands.add_parser("public", help=public.__doc__, description=public.__doc__)
     routes.add_argument("--rounds", type=int, default=5, help="pulls of each kind (5)")
     routes.set_defaults(run=public)
+
+    fallback = commands.add_parser("moving", help=moving.__doc__, description=moving.__doc__)
+    fallback.add_argument("--rounds", type=int, default=1, help="pulls of each kind (1)")
+    fallback.set_defaults(run=moving)
 
     pulls = commands.add_parser("load", help=load.__doc__, description=load.__doc__)
     pulls.add_argument("--duration", type=float, default=60.0, help="seconds measured (60)")

@@ -24,12 +24,19 @@ settings (environment variables; README.md explains each):
   CREV_UPSTREAM_USERNAME, CREV_UPSTREAM_PASSWORD or CREV_UPSTREAM_TOKEN
                          server-side upstream credentials for a private upstream
   CREV_PUBLIC            1: public images, no login for clients, edge-cacheable answers
+  CREV_FALLBACK_REGISTRY_HOST, CREV_FALLBACK_REPO_PREFIX, CREV_FALLBACK_REGISTRY_SCHEME
+                         the registry you are moving away from: reads the upstream does not
+                         know go there (needs CREV_PUBLIC=1 or server-side credentials)
+  CREV_FALLBACK_UPSTREAM_USERNAME, CREV_FALLBACK_UPSTREAM_PASSWORD or
+  CREV_FALLBACK_UPSTREAM_TOKEN
+                         server-side credentials for the fallback (default: anonymous)
   CREV_ROUTES            several upstreams on one domain (replaces the variables above)
   CREV_TOKEN_URL         where crev's token endpoint is served (default /api/token)
   CREV_UPSTREAM_TIMEOUT  seconds to wait for the upstream (default 30)
   CREV_BROWSER_REDIRECT  send browsers to this URL instead of crev's page
   CREV_ALLOW_PUSH        1: let clients push (default 0: read-only)
   CREV_MAX_BODY_BYTES    the largest request body crev forwards (default: none locally)
+  CREV_TAG_CACHE_SECONDS public routes: seconds the edge may keep answers by tag
   PORT                   the port, when --port is not given
 """
 

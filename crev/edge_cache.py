@@ -39,10 +39,18 @@ def set_edge_caching(
     elif tag_seconds and is_by_tag(endpoint, method, status):
         headers.set("Cache-Control", by_tag(tag_seconds))
         # A manifest by tag is answered by `Accept`: an edge that keys on it never gives one
-        # client's media type to another.
-        headers.set("Vary", "Accept")
+        # client's media type to another. What the upstream varies by is kept beside it.
+        _vary_by(headers, "Accept")
     else:
         headers.set("Cache-Control", NOT_SHARED)
+
+
+def _vary_by(headers: Headers, name: str) -> None:
+    varied = {
+        field.strip().lower() for value in headers.get_all("vary") for field in value.split(",")
+    }
+    if name.lower() not in varied and "*" not in varied:
+        headers.items.append(("Vary", name))
 
 
 def by_tag(seconds: int) -> str:

@@ -16,7 +16,8 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from .endpoints import READ_METHODS, Endpoint, Kind
-from .errors import ErrorCode, RegistryError, UpstreamError
+from .errors import ErrorCode, InvalidNameError, RegistryError, UpstreamError
+from .names import RepositoryName
 from .routing import Route
 
 # What a fallback serves: reads of content and of what names it.
@@ -27,13 +28,27 @@ UNKNOWN_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
 
 def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, crev_authorizes: bool) -> bool:
     """Whether this request may reach the route's fallback at all: a read of content, made
-    with crev's own tokens (a client's token is for the primary's realm alone)."""
+    with crev's own tokens (a client's token is for the primary's realm alone), of a name the
+    fallback can hold."""
     return (
-        route.fallback is not None
-        and crev_authorizes
+        crev_authorizes
         and method in READ_METHODS
         and endpoint.kind in FALLBACK_KINDS
+        and endpoint.name is not None
+        and fallback_for(route, endpoint.name) is not None
     )
+
+
+def fallback_for(route: Route, name: RepositoryName) -> Route | None:
+    """The route's fallback where it can hold `name`: none where its namespace would make the
+    name longer than a name may be, so the primary's answer is the only one there is."""
+    if route.fallback is None:
+        return None
+    try:
+        route.fallback.to_upstream(name)
+    except InvalidNameError:
+        return None
+    return route.fallback
 
 
 def unknown_here(status: int, method: str, body: bytes | None) -> bool:

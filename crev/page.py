@@ -21,7 +21,7 @@ from .errors import (
     method_not_allowed,
     not_served,
 )
-from .fallback import tag_names
+from .fallback import fallback_for, tag_names
 from .links import next_page, same_list
 from .messages import Headers, Request, Response
 from .names import RepositoryName
@@ -57,12 +57,15 @@ def serve_page(request: Request, settings: Settings) -> Response:
     try:
         name = RepositoryName.parse(path)
         route = settings.routes.for_name(name)
+        # A name the route's namespace makes too long upstream is no image here either.
+        route.to_upstream(name)
     except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
     listing = _tags(route, name, settings)
-    if route.fallback is not None:
-        listing = _with_fallback(listing, _tags(route.fallback, name, settings))
-    return _html(listing.status, _repository(host, name, route, listing))
+    fallback = fallback_for(route, name)
+    if fallback is not None:
+        listing = _with_fallback(listing, _tags(fallback, name, settings))
+    return _html(listing.status, _repository(host, name, route, fallback, listing))
 
 
 def _wants_html(headers: Headers) -> bool:
@@ -223,7 +226,9 @@ def _sources(route: Route) -> str:
     return f"{shown}, then {_served_from(route.fallback)}"
 
 
-def _repository(host: str, name: RepositoryName, route: Route, listing: TagListing) -> str:
+def _repository(
+    host: str, name: RepositoryName, route: Route, fallback: Route | None, listing: TagListing
+) -> str:
     reference = f"{host}/{name.value}"
     ordered = newest_first(listing.tags)
     shown = ordered[:MAX_TAGS_SHOWN]
@@ -245,8 +250,7 @@ def _repository(host: str, name: RepositoryName, route: Route, listing: TagListi
                 f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
             )
     source = _code(f"{route.upstream.host}/{route.to_upstream(name).value}")
-    if route.fallback is not None:
-        fallback = route.fallback
+    if fallback is not None:
         source += ", and what is not there yet from " + _code(
             f"{fallback.upstream.host}/{fallback.to_upstream(name).value}"
         )

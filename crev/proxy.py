@@ -182,8 +182,11 @@ def _tag_list_of_both(
         answered = secondary if isinstance(secondary, Response) else secondary.refusal
         assert answered is not None
         return _from_fallback(answered, route, primary.status)
-    if isinstance(secondary, Response) and secondary.status not in _NOTHING_TO_ADD:
-        return _from_fallback(secondary, route, primary.status)
+    if isinstance(secondary, Response):
+        if secondary.status not in _NOTHING_TO_ADD:
+            return _from_fallback(secondary, route, primary.status)
+        # Left out of the union: an answer not read to its end would hold its connection.
+        secondary.close()
     tags = (primary.tags or []) + ([] if isinstance(secondary, Response) else secondary.tags or [])
     page = tag_page(tags, query)
     assert endpoint.name is not None

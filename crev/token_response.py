@@ -26,6 +26,7 @@ def token_in(body: bytes) -> tuple[str | None, int | None]:
     token = document.get("token") or document.get("access_token")
     try:
         expires_in: int | None = int(document.get("expires_in") or DEFAULT_EXPIRES_IN)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
+        # OverflowError: json reads `Infinity` and `1e400` as an infinite float.
         expires_in = None
     return (token if isinstance(token, str) and token else None), expires_in

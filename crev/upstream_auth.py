@@ -44,11 +44,16 @@ def send_authorized(
     request: UpstreamRequest, route: Route, scopes: tuple[Scope, ...], timeout: float
 ) -> UpstreamResponse:
     """Send with crev's own upstream authorization for `scopes`: authorize, send, and on a 401
-    learn the realm it announces and refresh the token once. A body can be sent only once, and
-    a static token cannot be refreshed: those 401s are the answer."""
+    learn the realm it announces and refresh the token once. A body can be sent only once, a
+    static token cannot be refreshed, and without a realm there is no token to get: those 401s
+    are the answer."""
     key = authorize(request.headers, route, scopes, timeout)
     answer = send_with_client_login(request, route, timeout)
     if answer.status != 401 or request.body is not None or _has_static_token(route):
+        return answer
+    if key is None and announced_realm(route, timeout) is None:
+        # No token went, and the 401 named no realm to get one from: asked again, the
+        # upstream would refuse the same request the same way.
         return answer
     answer.release()
     if key is not None:

@@ -4,6 +4,8 @@ from .blobs import blob_streaming
 from .bundle import Deployment, deployment
 from .load import LoadOptions, LoadRun, sustained_load
 from .manifests import concurrent_throughput, connection_reuse, warm_manifest_latency
+from .moving import moving_registries
+from .moving import render as render_moving
 from .public import Pull, public_routes
 from .pulls import copy_time, first_pull_requests, warm_pull_requests
 
@@ -18,7 +20,9 @@ __all__ = [
     "copy_time",
     "deployment",
     "first_pull_requests",
+    "moving_registries",
     "public_routes",
+    "render_moving",
     "sustained_load",
     "warm_manifest_latency",
     "warm_pull_requests",

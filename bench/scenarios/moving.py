@@ -2,15 +2,13 @@
 public route with a fallback and `CREV_TAG_CACHE_SECONDS`, behind the caching edge stand-in that
 follows Vercel's rules, for an image the new registry has and one only the old registry has.
 
-    .venv/bin/python -m bench.scenarios.moving            # one round
-    .venv/bin/python -m bench.scenarios.moving --rounds 3
+    .venv/bin/python -m bench moving            # one round
+    .venv/bin/python -m bench moving --rounds 3
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -109,15 +107,3 @@ def render(results: dict[str, list[MovingPull]], rounds: int) -> str:
             f"{median('old_registry_requests'):g} |"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scenarios.moving")
-    parser.add_argument("--rounds", type=int, default=1, help="pulls of each kind (1)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    print(render(moving_registries(args.rounds), args.rounds))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
-"""Calling one of crev's services (`serve_registry`, `serve_token`, `serve_page`) as a function,
-as the handler does, for the unit tests of the modules behind them."""
+"""Calling one of crev's functions (`serve_registry`, `serve_token`, `serve_page`) directly, as
+the handler does, for the unit tests of the modules behind them."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def request(
     headers: Sequence[tuple[str, str]] = (),
     body: bytes | None = None,
 ) -> Request:
-    """A request to `https://acme.dev` as the handler hands it to a service."""
+    """A request to `https://acme.dev` as the handler hands it to a function."""
     return Request(
         method,
         path,
@@ -65,7 +65,7 @@ def with_server_credentials(upstream: HTTPServer, **variables: str) -> Settings:
 
 
 def body_of(response: Response) -> bytes:
-    """The whole body of a service's answer, its upstream connection released after."""
+    """The whole body of a function's response, its upstream connection released after."""
     try:
         return b"".join(bytes(chunk) for chunk in response.body)
     finally:

@@ -34,3 +34,18 @@ def test_only_a_200_for_content_by_digest_is_immutable(
     set_edge_caching(headers, parse_endpoint(path), method, status)
     assert headers.get_all("cache-control") == [expected]
     assert "cdn-cache-control" not in headers
+
+
+def test_an_answer_kept_by_tag_varies_by_accept_and_by_what_the_upstream_varies_it_by() -> None:
+    endpoint = parse_endpoint("/v2/tool/manifests/latest")
+    headers = Headers([("Vary", "Accept-Encoding")])
+    set_edge_caching(headers, endpoint, "GET", 200, tag_seconds=60)
+    assert headers.get_all("cache-control") == ["public, max-age=0, s-maxage=60"]
+    # An edge that forgot the upstream's own Vary could give one client another's coding.
+    assert headers.get_all("vary") == ["Accept-Encoding", "Accept"]
+    already = Headers([("Vary", "accept")])
+    set_edge_caching(already, endpoint, "GET", 200, tag_seconds=60)
+    assert already.get_all("vary") == ["accept"]
+    bare = Headers()
+    set_edge_caching(bare, endpoint, "GET", 200, tag_seconds=60)
+    assert bare.get_all("vary") == ["Accept"]

@@ -13,6 +13,7 @@ from crev.fallback import (
     TagListQuery,
     TagPage,
     error_codes,
+    fallback_for,
     may_ask_fallback,
     next_page_link,
     tag_names,
@@ -167,3 +168,18 @@ def test_tag_names() -> None:
     for body in (b"nope", b'{"tags":"1"}'):
         with pytest.raises(UpstreamError):
             tag_names(body)
+
+
+def test_a_name_the_fallbacks_namespace_makes_too_long_is_the_primarys_alone() -> None:
+    # acme/ + 248 characters is a name; a-much-longer-old-namespace/ + 248 is not.
+    long_name = RepositoryName("x" * 248)
+    route = PRIMARY._replace(
+        fallback=Route(
+            "", Origin("https", "registry-1.docker.io"), Namespace("a-much-longer-old-namespace")
+        )
+    )
+    assert fallback_for(route, TOOL) == route.fallback
+    assert fallback_for(route, long_name) is None
+    assert fallback_for(PRIMARY, TOOL) is None
+    endpoint = Endpoint(Kind.MANIFEST, long_name, Tag("1"))
+    assert not may_ask_fallback(route, endpoint, "GET", True)

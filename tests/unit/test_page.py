@@ -148,7 +148,8 @@ def test_a_tag_list_that_is_no_json_is_a_502_page(httpserver: HTTPServer) -> Non
     assert "the registry could not be asked: upstream tag list is not JSON" in text
 
 
-@pytest.mark.parametrize("path", ["/Tool", "/a//b", "/other/x"])
+# The last is a name, but under the route's namespace upstream it is longer than a name may be.
+@pytest.mark.parametrize("path", ["/Tool", "/a//b", "/other/x", "/a/" + "x" * 252])
 def test_a_path_that_names_no_repository_here_is_a_404_page(
     httpserver: HTTPServer, path: str
 ) -> None:
@@ -215,3 +216,22 @@ def test_pages_are_followed_up_to_a_bound(httpserver: HTTPServer) -> None:
     assert [r.path for r, _ in httpserver.log].count("/v2/") == 1
     assert f"({MAX_TAG_PAGES} pages)" in text
     assert "skopeo list-tags docker://acme.dev/tool" in text
+
+
+def test_a_name_too_long_for_the_fallbacks_namespace_is_listed_from_the_primary(
+    httpserver: HTTPServer,
+) -> None:
+    name = "x" * 248
+    httpserver.expect_request(f"/v2/acme/{name}/tags/list").respond_with_json(
+        {"name": f"acme/{name}", "tags": ["1"]}
+    )
+    settings = acme(
+        httpserver,
+        public="1",
+        fallback_registry_host="registry.example",
+        fallback_repo_prefix="a-much-longer-old-namespace",
+    )
+    response, text = page(f"/{name}", settings)
+    assert response.status == 200
+    assert "<h2>Tags (1)</h2>" in text
+    assert "registry.example" not in text

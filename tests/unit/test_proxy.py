@@ -5,6 +5,7 @@ crev's own upstream authentication where the route has it."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -14,6 +15,7 @@ from werkzeug import Response as WerkzeugResponse
 from crev.config import Settings
 from crev.errors import UpstreamError
 from crev.proxy import serve_registry
+from crev.upstream_response import UpstreamResponse
 from tests.support.refusals import refused
 from tests.support.service_calls import (
     body_of,
@@ -328,3 +330,64 @@ def test_a_public_read_by_digest_may_be_kept_at_the_edge(httpserver: HTTPServer)
         settings,
     )
     assert "Cache-Control" not in logged_in.headers
+
+
+# --- a route with a fallback --------------------------------------------------------------------
+
+
+def test_a_fallback_refusal_the_tag_list_leaves_out_gives_its_connection_back(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fallback = HTTPServer(host="127.0.0.1", port=0)
+    fallback.start()
+    try:
+        httpserver.expect_request("/v2/").respond_with_data("{}")
+        fallback.expect_request("/v2/").respond_with_data("{}")
+        httpserver.expect_request("/v2/new/tool/tags/list").respond_with_json(
+            {"name": "new/tool", "tags": ["2"]}
+        )
+        # A refusal crev does not read (not a small JSON error), and leaves out of the union.
+        fallback.expect_request("/v2/old/tool/tags/list").respond_with_data(
+            "private", status=401, content_type="text/plain"
+        )
+        answers: list[UpstreamResponse] = []
+        made = UpstreamResponse.__init__
+
+        def recorded(self: UpstreamResponse, *args: Any) -> None:
+            made(self, *args)
+            answers.append(self)
+
+        monkeypatch.setattr(UpstreamResponse, "__init__", recorded)
+        settings = settings_for(
+            httpserver,
+            repo_prefix="new",
+            public="1",
+            fallback_registry_host=f"127.0.0.1:{fallback.port}",
+            fallback_registry_scheme="http",
+            fallback_repo_prefix="old",
+        )
+        response = serve_registry(request("GET", "/v2/tool/tags/list"), settings)
+        assert json_of(response)["tags"] == ["2"]
+        # An answer left open holds its pooled connection for good.
+        assert [answer.status for answer in answers if not answer._response.is_closed] == []
+    finally:
+        fallback.clear()
+        fallback.stop()
+
+
+def test_a_name_too_long_for_the_fallbacks_namespace_is_answered_by_the_primary_alone(
+    httpserver: HTTPServer,
+) -> None:
+    name = "x" * 248
+    httpserver.expect_request("/v2/").respond_with_data("{}")
+    httpserver.expect_request(f"/v2/acme/{name}/tags/list").respond_with_json(
+        {"name": f"acme/{name}", "tags": ["1"]}
+    )
+    settings = acme(
+        httpserver,
+        public="1",
+        fallback_registry_host="registry.example",
+        fallback_repo_prefix="a-much-longer-old-namespace",
+    )
+    response = serve_registry(request("GET", f"/v2/{name}/tags/list"), settings)
+    assert (response.status, json_of(response)["tags"]) == (200, ["1"])

@@ -100,3 +100,20 @@ def test_every_crev_variable_in_the_settings_table_is_one_crev_reads() -> None:
     }
     assert read_settings({**fallback, "CREV_FALLBACK_UPSTREAM_TOKEN": "t"})[1] == []
     assert read_settings({"CREV_ROUTES": "=ghcr.io/acme"})[1] == []
+
+
+def test_what_vercel_json_gives_the_build_is_neither_asked_for_nor_said_to_be_unset() -> None:
+    build_env = json.loads((PROJECT_ROOT / "vercel.json").read_text())["build"]["env"]
+    asked = deploy_button()["env"].split(",")
+    for name, value in build_env.items():
+        assert name not in asked, f"vercel.json sets {name} already"
+        (row,) = re.findall(rf"^\| `{name}` \| ([^|]*)\|", README, re.MULTILINE)
+        assert f"`{value}`" in row, f"the settings table gives {name}'s default as {row!r}"
+
+
+def test_the_local_servers_help_names_every_setting_of_the_table() -> None:
+    from crev.__main__ import SETTINGS_HELP
+
+    table = re.findall(r"^\| (`CREV_[^|]*)\|", README, re.MULTILINE)
+    names = {name for cell in table for name in re.findall(r"`(CREV_[A-Z_]+)`", cell)}
+    assert sorted(name for name in names if name not in SETTINGS_HELP) == []

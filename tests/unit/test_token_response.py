@@ -19,6 +19,10 @@ from crev.token_response import DEFAULT_EXPIRES_IN, token_in
         (b'{"token": "t", "expires_in": "120"}', "t", 120),
         (b'{"token": "t", "expires_in": "soon"}', "t", None),
         (b'{"token": "t", "expires_in": [1]}', "t", None),
+        # Python's json reads these non-standard numbers; no lifetime is infinite.
+        (b'{"token": "t", "expires_in": Infinity}', "t", None),
+        (b'{"token": "t", "expires_in": 1e400}', "t", None),
+        (b'{"token": "t", "expires_in": NaN}', "t", None),
         (b'{"token": 5}', None, DEFAULT_EXPIRES_IN),
         (b'{"token": ""}', None, DEFAULT_EXPIRES_IN),
         (b"{}", None, DEFAULT_EXPIRES_IN),

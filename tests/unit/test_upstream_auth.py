@@ -259,3 +259,35 @@ def test_without_an_answer_to_learn_from_the_realm_is_pinged_for_once(
             URL.parse(httpserver.url_for("/token")), "reg"
         )
     assert [r.path for r, _ in httpserver.log] == ["/v2/"]
+
+
+def test_a_401_that_names_no_token_realm_is_the_answer_not_asked_again(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}", status=401, headers={"WWW-Authenticate": 'Basic realm="registry"'}
+    )
+    route = route_of(httpserver, public="1")
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    assert send_authorized(request, route, PULL, TIMEOUT).status == 401
+    # No token was sent and none can be had: the same request would be refused the same way.
+    manifests = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/manifests/1"]
+    assert len(manifests) == 1
+
+
+def test_a_401_that_first_names_the_realm_is_asked_again_with_a_token(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
+    httpserver.expect_request("/token").respond_with_json({"token": "anonymous"})
+    httpserver.expect_request(
+        "/v2/acme/tool/manifests/1", headers={"Authorization": "Bearer anonymous"}
+    ).respond_with_data("manifest")
+    httpserver.expect_request("/v2/acme/tool/manifests/1").respond_with_data(
+        "{}", status=401, headers=challenge(httpserver)
+    )
+    route = route_of(httpserver, public="1")
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    answer = send_authorized(request, route, PULL, TIMEOUT)
+    assert (answer.status, answer.read(1024, TIMEOUT)) == (200, b"manifest")
