@@ -392,11 +392,17 @@ MAX_TAG_CACHE_SECONDS = 31_536_000
 
 def _tag_cache_seconds(value: str, routes: tuple[Route, ...]) -> int:
     text = value.strip()
-    if not text:
-        return 0
-    if not text.isdigit() or not 0 < int(text) <= MAX_TAG_CACHE_SECONDS:
+    if not text.isdigit() and text:
         raise ConfigError(
-            f"CREV_TAG_CACHE_SECONDS={value!r}: must be seconds between 1 and "
+            f"CREV_TAG_CACHE_SECONDS={value!r}: must be seconds between 0 (off) and "
+            f"{MAX_TAG_CACHE_SECONDS}"
+        )
+    # Unset or 0: tags are not kept, whatever the routes, as with a setting turned off.
+    if not text or int(text) == 0:
+        return 0
+    if int(text) > MAX_TAG_CACHE_SECONDS:
+        raise ConfigError(
+            f"CREV_TAG_CACHE_SECONDS={value!r}: must be seconds between 0 (off) and "
             f"{MAX_TAG_CACHE_SECONDS}"
         )
     if not any(route.public for route in routes):

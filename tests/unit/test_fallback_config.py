@@ -169,6 +169,14 @@ def test_route_fallback_refused(value: str, message: str) -> None:
 
 def test_the_tag_ttl_is_read() -> None:
     assert Settings.from_env(PUBLIC_GHCR).tag_cache_seconds == 0
+    # 0 turns it off, on any route, as unset does.
+    assert Settings.from_env({**PUBLIC_GHCR, "CREV_TAG_CACHE_SECONDS": "0"}).tag_cache_seconds == 0
+    assert (
+        Settings.from_env(
+            {"CREV_REGISTRY_HOST": "ghcr.io", "CREV_TAG_CACHE_SECONDS": "0"}
+        ).tag_cache_seconds
+        == 0
+    )
     assert (
         Settings.from_env({**PUBLIC_GHCR, "CREV_TAG_CACHE_SECONDS": "300"}).tag_cache_seconds == 300
     )
@@ -179,11 +187,15 @@ def test_the_tag_ttl_is_read() -> None:
     [
         (
             {**PUBLIC_GHCR, "CREV_TAG_CACHE_SECONDS": "5m"},
-            "CREV_TAG_CACHE_SECONDS='5m': must be seconds between 1 and 31536000",
+            "CREV_TAG_CACHE_SECONDS='5m': must be seconds between 0 (off) and 31536000",
         ),
         (
-            {**PUBLIC_GHCR, "CREV_TAG_CACHE_SECONDS": "0"},
-            "CREV_TAG_CACHE_SECONDS='0': must be seconds between 1 and 31536000",
+            {**PUBLIC_GHCR, "CREV_TAG_CACHE_SECONDS": "-1"},
+            "CREV_TAG_CACHE_SECONDS='-1': must be seconds between 0 (off) and 31536000",
+        ),
+        (
+            {**PUBLIC_GHCR, "CREV_TAG_CACHE_SECONDS": "31536001"},
+            "CREV_TAG_CACHE_SECONDS='31536001': must be seconds between 0 (off) and 31536000",
         ),
         (
             {"CREV_REGISTRY_HOST": "ghcr.io", "CREV_TAG_CACHE_SECONDS": "60"},
