@@ -392,25 +392,23 @@ MAX_TAG_CACHE_SECONDS = 31_536_000
 
 def _tag_cache_seconds(value: str, routes: tuple[Route, ...]) -> int:
     text = value.strip()
-    if not text.isdigit() and text:
-        raise ConfigError(
-            f"CREV_TAG_CACHE_SECONDS={value!r}: must be seconds between 0 (off) and "
-            f"{MAX_TAG_CACHE_SECONDS}"
-        )
-    # Unset or 0: tags are not kept, whatever the routes, as with a setting turned off.
-    if not text or int(text) == 0:
+    if not text:
         return 0
-    if int(text) > MAX_TAG_CACHE_SECONDS:
+    if not text.isdigit() or int(text) > MAX_TAG_CACHE_SECONDS:
         raise ConfigError(
             f"CREV_TAG_CACHE_SECONDS={value!r}: must be seconds between 0 (off) and "
             f"{MAX_TAG_CACHE_SECONDS}"
         )
+    seconds = int(text)
+    # 0 keeps no tags, whatever the routes, as a setting turned off does.
+    if seconds == 0:
+        return 0
     if not any(route.public for route in routes):
         raise ConfigError(
             f"CREV_TAG_CACHE_SECONDS={value!r}: tags are kept at the edge on public routes only, "
             "and no route is public (CREV_PUBLIC=1, or ;public on a route)"
         )
-    return int(text)
+    return seconds
 
 
 def _flag(variable: str, value: str) -> bool | None:
