@@ -207,15 +207,10 @@ def _home(settings: Settings, host: str) -> str:
 def _served_from(route: Route) -> str:
     """Where a route's names live upstream, as `Route.describe` says it (official images under
     `library/`, as the repository page shows them), as HTML."""
-    host = route.upstream.host
-    if route.namespace.prefix:
-        return _code(f"{host}/{route.namespace.prefix}/NAME")
-    if route.namespace.official_images:
-        return (
-            f"{_code(f'{host}/library/NAME')} for one-component names (official images), "
-            f"{_code(f'{host}/NAME')} for the rest"
-        )
-    return _code(f"{host}/NAME")
+    return ", ".join(
+        f"{_code(place)} {names}".rstrip()
+        for place, names in route.upstream_places(route.upstream.host)
+    )
 
 
 def _sources(route: Route) -> str:

@@ -86,15 +86,25 @@ class Route(NamedTuple):
         if self.fallback is not None:
             mode.append(f"falling back to {self.fallback.upstream_name_shown}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
-        vanity = f"{self.vanity_prefix}NAME"
+        places = ", ".join(
+            f"{place} {names}".rstrip() for place, names in self.upstream_places(str(self.upstream))
+        )
+        return f"{self.vanity_prefix}NAME -> {places}{suffix}"
+
+    def upstream_places(self, where: str) -> tuple[tuple[str, str], ...]:
+        """Where `NAME` lives under `where` (the upstream's URL or host), each place with the
+        names it holds, in words ('' for every name): official images under `library/`."""
         if self.namespace.prefix:
-            return f"{vanity} -> {self.upstream}/{self.namespace.prefix}/NAME{suffix}"
+            return ((f"{where}/{self.namespace.prefix}/NAME", ""),)
         if self.namespace.official_images:
             return (
-                f"{vanity} -> {self.upstream}/{OFFICIAL_IMAGES_NAMESPACE}/NAME for one-component "
-                f"names (official images), {self.upstream}/NAME for the rest{suffix}"
+                (
+                    f"{where}/{OFFICIAL_IMAGES_NAMESPACE}/NAME",
+                    "for one-component names (official images)",
+                ),
+                (f"{where}/NAME", "for the rest"),
             )
-        return f"{vanity} -> {self.upstream}/NAME{suffix}"
+        return ((f"{where}/NAME", ""),)
 
 
 class RouteTable:
