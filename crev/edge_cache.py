@@ -50,7 +50,7 @@ def _vary_by(headers: Headers, name: str) -> None:
         field.strip().lower() for value in headers.get_all("vary") for field in value.split(",")
     }
     if name.lower() not in varied and "*" not in varied:
-        headers.items.append(("Vary", name))
+        headers.add("Vary", name)
 
 
 def by_tag(seconds: int) -> str:

@@ -44,6 +44,13 @@ class Headers:
         self.remove(name)
         self.items.append((name, value))
 
+    def add(self, name: str, value: str) -> None:
+        """One more `name` header, after any there are already."""
+        self.items.append((name, value))
+
+    def copy(self) -> Headers:
+        return Headers(self.items)
+
     def remove(self, name: str) -> None:
         lowered = name.lower()
         self.items = [(key, value) for key, value in self.items if key.lower() != lowered]
@@ -162,7 +169,7 @@ class Response:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         for name, value in error.headers:
-            headers.items.append((name, value))
+            headers.add(name, value)
         return cls(error.status, headers, [body])
 
     @classmethod

@@ -12,6 +12,7 @@ from html import escape
 from typing import NamedTuple
 
 from .config import Settings
+from .connections import UpstreamRequest
 from .endpoints import MAX_TAG_LIST_BYTES, Endpoint, Kind
 from .errors import (
     InvalidNameError,
@@ -28,8 +29,6 @@ from .names import RepositoryName
 from .routing import Route
 from .scope import Scope
 from .tag_order import newest_first
-from .upstream import UpstreamRequest
-from .upstream_auth import send_authorized
 
 # Browsers may keep a page a minute: tags change, and a person reloads to see a new one.
 PAGE_CACHE_CONTROL = "public, max-age=60"
@@ -95,8 +94,8 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
         for _ in range(MAX_TAG_PAGES):
             # Authorized as a public route's clients are: with crev's credentials, or with an
             # anonymous token from the same cache the registry endpoint uses.
-            answer = send_authorized(
-                UpstreamRequest("GET", url, headers), route, scopes, settings.timeout
+            answer = route.upstream.send(
+                UpstreamRequest("GET", url, headers), scopes, auth=route.upstream.anonymous_or_own
             )
             body = answer.read(MAX_TAG_LIST_BYTES, settings.timeout)
             if answer.status != 200:
@@ -189,7 +188,7 @@ def _home(settings: Settings, host: str) -> str:
         [
             _code(f"{host}/{route.vanity_prefix}NAME"),
             _sources(route),
-            "crev's credentials" if route.credentials else "public, or your credentials",
+            "crev's credentials" if route.server_side else "public, or your credentials",
         ]
         for route in settings.routes.routes
     ]

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
+from .connections import UpstreamRequest
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
 from .endpoints import (
     MAX_TAG_LIST_BYTES,
@@ -35,8 +36,6 @@ from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
 from .token_endpoint import token_url
-from .upstream import UpstreamRequest
-from .upstream_auth import send_authorized, send_with_client_login
 from .upstream_response import UpstreamResponse
 from .urls import URL
 
@@ -60,9 +59,9 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     forwarded, mount_from = _upstream_request(request, endpoint, settings, route, crev_authorizes)
     if crev_authorizes:
         scopes = _server_scopes(route, endpoint, request.method, mount_from)
-        answer = send_authorized(forwarded, route, scopes, settings.timeout)
+        answer = route.upstream.send(forwarded, scopes)
     else:
-        answer = send_with_client_login(forwarded, route, settings.timeout)
+        answer = route.upstream.relay(forwarded)
     if fallback:
         return _answer_or_fallback(
             request, settings, route, endpoint, forwarded, answer, tag_seconds
@@ -105,7 +104,7 @@ def _answer_or_fallback(
     assert fallback is not None
     asked, _ = _upstream_request(request, endpoint, settings, fallback, True)
     scopes = _server_scopes(fallback, endpoint, request.method, None)
-    answered = send_authorized(asked, fallback, scopes, settings.timeout)
+    answered = fallback.upstream.send(asked, scopes)
     response = _client_response(
         request, settings, fallback, endpoint, asked, answered, True, tag_seconds
     )
@@ -118,7 +117,7 @@ def _from_fallback(response: Response, route: Route, primary_status: int) -> Res
     assert route.fallback is not None
     response.fallback = FallbackAnswer(route.fallback.upstream.host, response.upstream_status or 0)
     response.upstream_status = primary_status
-    if route.credentials is not None:
+    if route.server_side:
         response.headers.remove("WWW-Authenticate")
     return response
 
@@ -231,7 +230,7 @@ def _all_tags(
     for _ in range(MAX_TAG_LIST_PAGES):
         headers = Headers([("Accept", "application/json"), ("Accept-Encoding", "identity")])
         forwarded = UpstreamRequest("GET", url, headers)
-        answer = send_authorized(forwarded, route, scopes, settings.timeout)
+        answer = route.upstream.send(forwarded, scopes)
         if answer.status != 200:
             read = _read_refusal(answer, settings.timeout)
             refusal = _client_response(request, settings, route, endpoint, forwarded, read, True)
@@ -393,7 +392,7 @@ def _shown_value(
     """A header's value as the client gets it; None for one it does not get."""
     if name == "www-authenticate":
         challenges = parse_challenges(value)
-        if route.credentials is not None:
+        if route.server_side:
             # The client has no token to get: crev authenticates upstream on its own.
             return None
         return rewrite_challenges(challenges, token_url(request, settings, route), route)
