@@ -48,6 +48,12 @@ class Headers:
         """One more `name` header, after any there are already."""
         self.items.append((name, value))
 
+    def filtered(self, shown: Callable[[str, str], str | None]) -> Headers:
+        """These headers, each value as `shown` gives it, and those it gives None for left out."""
+        return Headers(
+            (name, value) for name, old in self.items if (value := shown(name, old)) is not None
+        )
+
     def copy(self) -> Headers:
         return Headers(self.items)
 

@@ -130,6 +130,10 @@ class RouteTable:
     def has_several(self) -> bool:
         return len(self.routes) > 1
 
+    def serving(self, name: RepositoryName | None) -> Route:
+        """The route serving a request for `name`; for none (`/v2/`), the default."""
+        return self.default if name is None else self.for_name(name)
+
     def for_name(self, name: RepositoryName) -> Route:
         for route in self.routes:
             if route.owns(name):

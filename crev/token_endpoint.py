@@ -151,7 +151,7 @@ def _map_params(
             hint = value
         elif key in _TOKEN_PARAMETERS:
             mapped.append((key, value))
-    route = _route_of(scopes, hint, settings)
+    route = _route_asked(scopes, hint, settings)
     # Scopes that cannot be under the route are dropped, never passed on unmapped.
     upstream_scopes = list(
         dict.fromkeys(str(up) for scope in scopes if (up := scope_to_upstream(scope, route)))
@@ -163,7 +163,7 @@ def _map_params(
     return route, mapped
 
 
-def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
+def _route_asked(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
     """The one route a token request is for: by its repository scopes, else by the realm's hint."""
     routes = {
         settings.routes.for_name(RepositoryName(scope.name))

@@ -16,11 +16,11 @@ from crev.fallback import (
     fallback_for,
     may_ask_fallback,
     next_page_link,
-    tag_names,
     tag_page,
     unknown_here,
 )
 from crev.names import Digest, Namespace, RepositoryName, Tag
+from crev.tag_list import tag_names
 from crev.upstream import Upstream
 from crev.upstream_auth import AnonymousToken
 from crev.urls import Origin
