@@ -24,10 +24,9 @@ from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings
 from .errors import (
     CrevError,
-    ErrorCode,
+    Refusal,
     RegistryError,
     UpstreamCutError,
-    not_served,
     registry_error,
 )
 from .log import crev_log, escaped, log_refusal, log_response
@@ -162,7 +161,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             settings = self.process.settings()
             function = self.function_for(path)
             if function is None:
-                raise not_served(f"no endpoint at {path!r}")
+                raise RegistryError(Refusal.NOT_SERVED, f"no endpoint at {path!r}")
             # Read back from `self.headers`, not from the head h11 read: Vercel's runtime
             # removes its internal headers there before the handler runs.
             headers = Headers(self.headers.items())
@@ -182,7 +181,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return Response.from_error(registry_error(error))
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
-            return Response.from_error(RegistryError(ErrorCode.UNKNOWN, "internal error in crev"))
+            return Response.from_error(RegistryError(Refusal.INTERNAL, "internal error in crev"))
 
     def _write(self, response: Response) -> str:
         """Send the response; how it ended when it could not be sent whole, else ''."""
@@ -218,7 +217,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Protocol-level refusals `http.server` makes itself (an over-long request line) as
         registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
-        self.send_registry_error(RegistryError(ErrorCode.UNSUPPORTED, reason, status=code))
+        self.send_registry_error(RegistryError(Refusal.unsupported_at(code), reason))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any function ran, and close: the rest of the request
