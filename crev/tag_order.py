@@ -14,8 +14,8 @@ _NUMBERS = re.compile(r"(\d+)")
 def newest_first(tags: Iterable[str]) -> list[str]:
     unique = sorted(set(tags))
     latest = [tag for tag in unique if tag == "latest"]
-    versions = []
-    others = []
+    versions: list[str] = []
+    others: list[str] = []
     for tag in unique:
         if tag == "latest":
             continue
