@@ -213,7 +213,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return "upstream-cut"
         except h11.LocalProtocolError as error:
-            # h11 refused to frame the response as crev gave it (a body longer or shorter than
+            # h11 would not frame the response as crev gave it (a body longer or shorter than
             # its Content-Length): crev's own fault, cut like an upstream's.
             crev_log().error(
                 "%s %s: response not framed: %s", self.command, self.path.partition("?")[0], error
