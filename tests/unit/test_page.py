@@ -4,6 +4,10 @@ for browsers, a home page of the routes, and a repository's tags read as an anon
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
@@ -16,6 +20,7 @@ from tests.support.service_calls import body_of, request, settings_for
 
 BROWSER = ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
 TAGS = "/v2/acme/tool/tags/list"
+MANIFESTS = "/v2/acme/tool/manifests"
 
 
 def page(path: str, settings: Settings, method: str = "GET") -> tuple[Response, str]:
@@ -47,15 +52,19 @@ def test_registry_clients_get_a_registry_error(httpserver: HTTPServer) -> None:
     assert httpserver.log == []
 
 
-def test_the_page_is_html_that_runs_nothing(httpserver: HTTPServer) -> None:
+def test_the_page_is_html_that_runs_its_own_script_alone(httpserver: HTTPServer) -> None:
     response, text = page("/", acme(httpserver))
     assert response.status == 200
     assert text.startswith("<!doctype html>")
     assert response.headers.get("Content-Type") == "text/html; charset=utf-8"
     assert response.headers.get("X-Content-Type-Options") == "nosniff"
+    # One inline script, allowed by its hash, and nothing fetched.
+    (script,) = re.findall(r"<script>(.*?)</script>", text, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     assert response.headers.get("Content-Security-Policy") == (
-        "default-src 'none'; style-src 'unsafe-inline'"
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
     )
+    assert "<script src" not in text
     assert response.headers.get("Content-Length") == str(len(text.encode()))
 
 
@@ -176,7 +185,9 @@ def test_an_anonymous_token_is_asked_only_when_the_upstream_wants_one(
     assert response.status == 200
     assert "<code>1</code>" in text
     log = [(r.path, r.headers.get("Authorization")) for r, _ in httpserver.log]
-    assert log[-1] == (TAGS, "Bearer anon")
+    assert [entry for entry in log if entry[0] == TAGS][-1] == (TAGS, "Bearer anon")
+    # The tag's details are asked with the same token.
+    assert (f"{MANIFESTS}/1", "Bearer anon") in log
     # One anonymous token, and never an empty Authorization on the way to it.
     assert [authorization for path, authorization in log if path == "/token"] == [None]
     assert all(authorization != "" for _, authorization in log)
@@ -188,7 +199,11 @@ def test_server_credentials_are_used_from_the_first_request(httpserver: HTTPServ
     ).respond_with_json({"tags": ["1"]})
     response, _ = page("/tool", acme(httpserver, upstream_token="ghp_static"))
     assert response.status == 200
-    assert len(httpserver.log) == 1
+    # No discovery and no token request: the tag list first, then the tag's details.
+    asked = [(r.path, r.headers.get("Authorization")) for r, _ in httpserver.log]
+    assert asked[0] == (TAGS, "Bearer ghp_static")
+    assert {path for path, _ in asked} == {TAGS, f"{MANIFESTS}/1"}
+    assert all(authorization == "Bearer ghp_static" for _, authorization in asked)
 
 
 def test_pages_are_followed_on_the_same_list_only(httpserver: HTTPServer) -> None:
