@@ -36,6 +36,7 @@ from .tag_details import (
     Fetched,
     TagDetails,
     fetch_details,
+    is_cosign_tag,
     tags_to_detail,
 )
 from .tag_order import newest_first
@@ -228,7 +229,7 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
 div.pull { display: flex; gap: .5rem; align-items: center; margin: .6rem 0 }
 table { border-collapse: collapse; width: 100% }
 td, th { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #d0d7de }
-td code { user-select: all }
+td code { user-select: all; overflow-wrap: anywhere } time { white-space: nowrap }
 a { color: #0969da }
 p.notice { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .6rem 1rem }
 button.copy { font: 13px system-ui, sans-serif; padding: .15rem .5rem; cursor: pointer;
@@ -374,7 +375,9 @@ def _repository(
     details: list[TagDetails],
 ) -> str:
     reference = f"{host}/{name.value}"
-    ordered = newest_first(listing.tags)
+    # cosign's own tags name a digest, not an image people pull: counted, not listed.
+    cosign_tags = sum(1 for tag in set(listing.tags) if is_cosign_tag(tag))
+    ordered = [tag for tag in newest_first(listing.tags) if not is_cosign_tag(tag)]
     shown = ordered[:MAX_TAGS_SHOWN]
     first = details[0].tag if details else shown[0] if shown else "TAG"
     if listing.problem is not None:
@@ -388,6 +391,11 @@ def _repository(
         body += f"<h2>Tags ({count})</h2>" + _table(["Tag", "Pull"], rows)
         if len(ordered) > len(shown):
             body += f"<p class=muted>and {len(ordered) - len(shown)} more, not shown.</p>"
+        if cosign_tags:
+            body += (
+                f"<p class=muted>and {cosign_tags} of cosign's signature, attestation and SBOM "
+                f"tags ({_code('sha256-HEX.sig')}), not listed.</p>"
+            )
         if listing.truncated:
             body += (
                 f"<p class=muted>The registry has more tags than this page reads "

@@ -13,6 +13,7 @@ Usable from pytest fixtures and from plain scripts (benchmarks)::
 
 from .images import (
     PushedImage,
+    SignedImage,
     config_digest,
     fetch_manifest,
     push_artifact,
@@ -21,6 +22,7 @@ from .images import (
     push_many_tags,
     push_multi_platform_index,
     push_private_image,
+    push_signed_image,
     push_small_image,
     put_manifest_tags,
     seed_images,
@@ -42,6 +44,7 @@ __all__ = [
     "AccessPolicy",
     "IssuerRequest",
     "PushedImage",
+    "SignedImage",
     "TestRegistry",
     "TokenIssuer",
     "ToolError",
@@ -55,6 +58,7 @@ __all__ = [
     "push_many_tags",
     "push_multi_platform_index",
     "push_private_image",
+    "push_signed_image",
     "push_small_image",
     "put_manifest_tags",
     "repository_names",

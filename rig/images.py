@@ -7,6 +7,7 @@ stable from run to run and tests can compare what they pull against
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -488,6 +489,115 @@ def push_artifact(
     upload_blobs(registry, name, built.blobs)
     put_manifest_tags(registry, name, built.manifest, [tag])
     return pushed_image(name, tag, built.manifest, [built], artifact_type=artifact_type)
+
+
+# What cosign writes (github.com/sigstore/cosign: the simple-signing payload, signed, in a layer
+# whose annotation holds the signature), as a `sha256-<hex>.sig` tag and as an OCI 1.1 referrer.
+COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+COSIGN_SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+COSIGN_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class SignedImage:
+    """An image with a cosign signature of it, pushed both ways cosign stores one."""
+
+    image: PushedImage
+    # The public key (PEM) the signature verifies with.
+    public_key: bytes = field(repr=False)
+    payload: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    # The manifest under the `sha256-<hex>.sig` tag, and the referrer's (pushed by digest).
+    tagged_signature: Blob = field(repr=False)
+    referrer: Blob = field(repr=False)
+
+    @property
+    def signature_tag(self) -> str:
+        return self.image.digest.replace(":", "-") + ".sig"
+
+
+def build_cosign_signature(
+    image: Blob, docker_reference: str
+) -> tuple[bytes, bytes, bytes, BuiltManifest, BuiltManifest]:
+    """A cosign signature of `image` with a fresh ECDSA P-256 key, as cosign signs with a key
+    pair: the public key, the simple-signing payload, the signature (DER, SHA-256), and the two
+    manifests that carry them (the `.sig` tag's and the referrer's)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_key = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": docker_reference},
+                "image": {"docker-manifest-digest": image.digest},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        },
+        separators=(",", ":"),
+    ).encode()
+    signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    layer = Blob(COSIGN_SIMPLE_SIGNING, payload)
+    annotated = layer.descriptor(
+        annotations={COSIGN_SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()}
+    )
+    config = Blob(
+        OCI_CONFIG,
+        canonical_json(
+            {
+                "architecture": "",
+                "config": {},
+                "created": COSIGN_ZERO_TIME,
+                "history": [{"created": COSIGN_ZERO_TIME}],
+                "os": "",
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            }
+        ),
+    )
+    tagged = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [annotated],
+    }
+    empty = Blob(OCI_EMPTY, b"{}")
+    referrer = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": COSIGN_SIGNATURE_ARTIFACT,
+        "config": empty.descriptor(),
+        "layers": [annotated],
+        "subject": image.descriptor(),
+    }
+    return (
+        public_key,
+        payload,
+        signature,
+        BuiltManifest(Blob(OCI_MANIFEST, canonical_json(tagged)), (config, layer)),
+        BuiltManifest(Blob(OCI_MANIFEST, canonical_json(referrer)), (empty, layer)),
+    )
+
+
+def push_signed_image(
+    registry: TestRegistry, name: str = "acme/signed", tag: str = "1"
+) -> SignedImage:
+    """A small image and a cosign signature of it, pushed over the registry API as cosign
+    pushes one: under the `sha256-<hex>.sig` tag (what a registry without a referrers API
+    gets) and as a referrer of the image, by digest."""
+    image = push_small_image(registry, name, tag)
+    manifest = Blob(image.media_type, image.manifest)
+    public_key, payload, signature, tagged, referrer = build_cosign_signature(
+        manifest, f"{registry.host}/{name}"
+    )
+    upload_blobs(registry, name, [*tagged.blobs, *referrer.blobs])
+    put_manifest_tags(registry, name, tagged.manifest, [image.digest.replace(":", "-") + ".sig"])
+    put_manifest_tags(registry, name, referrer.manifest, [referrer.manifest.digest])
+    return SignedImage(image, public_key, payload, signature, tagged.manifest, referrer.manifest)
 
 
 def push_many_tags(
