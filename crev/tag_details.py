@@ -294,28 +294,21 @@ def _signatures(
     asking = [digest for digest in digests if digest not in signed]
     if not asking:
         return signed
-    first = runner.map(lambda digest: _referrers(fetch, digest, runner.deadline), asking[:1])
-    answers = dict(first)
-    if first.get(asking[0]) != 404:
-        answers.update(
-            runner.map(lambda digest: _referrers(fetch, digest, runner.deadline), asking[1:])
-        )
-    for digest in asking:
-        answer = answers.get(digest)
-        if isinstance(answer, bool):
-            signed[digest] = answer
-        elif answer == 404:
-            signed[digest] = False if tag_list_complete else None
-    unknown = [
-        digest for digest in asking if signed.get(digest) is None and answers.get(digest) == 404
-    ]
-    if unknown:
-        tagged = runner.map(
-            lambda digest: _has_signature_tag(fetch, digest, runner.deadline), unknown
-        )
-        signed.update(
-            {digest: result for digest, result in tagged.items() if isinstance(result, bool)}
-        )
+
+    def referrers(digest: Digest) -> bool | int:
+        return _referrers(fetch, digest, runner.deadline)
+
+    answers = runner.map(referrers, asking[:1])
+    if answers.get(asking[0]) != 404:
+        answers.update(runner.map(referrers, asking[1:]))
+        signed.update({d: a for d, a in answers.items() if isinstance(a, bool)})
+        return signed
+    # No referrers API: the tag scheme is all there is, and the list read says it all.
+    if tag_list_complete:
+        signed.update(dict.fromkeys(asking, False))
+        return signed
+    tagged = runner.map(lambda digest: _has_signature_tag(fetch, digest, runner.deadline), asking)
+    signed.update({d: a for d, a in tagged.items() if isinstance(a, bool)})
     return signed
 
 
