@@ -24,7 +24,7 @@ from .errors import (
     method_not_allowed,
     not_served,
 )
-from .fallback import fallback_for, tag_names
+from .fallback import fallback_for, tag_names, unknown_here
 from .links import next_page, same_list
 from .messages import Headers, Request, Response
 from .names import RepositoryName
@@ -42,6 +42,7 @@ from .tag_details import (
 from .tag_order import newest_first
 from .upstream import UpstreamRequest, send
 from .upstream_auth import send_authorized
+from .upstream_response import MAX_DRAINED_BYTES
 from .urls import URL, Origin, is_http_url
 
 # Browsers may keep a page a minute: tags change, and a person reloads to see a new one.
@@ -145,12 +146,12 @@ def _upstream_get(name: RepositoryName, routes: list[Route], settings: Settings)
     storage) is followed once, without crev's credentials where it leaves the upstream."""
 
     def fetch(path: str, accept: str, limit: int, timeout: float) -> Fetched:
-        answer = None
-        for route in routes:
-            answer = _get(route, name, path, accept, limit, timeout)
-            if answer.status != 404:
+        primary, *fallbacks = routes
+        answer = _get(primary, name, path, accept, limit, timeout)
+        for fallback in fallbacks:
+            if not unknown_here(answer.status, "GET", answer.body):
                 break
-        assert answer is not None
+            answer = _get(fallback, name, path, accept, limit, timeout)
         return answer
 
     return fetch
@@ -180,6 +181,9 @@ def _get(
             answer = send_authorized(request, route, scopes, timeout)
         else:
             answer = send(request, timeout)
+    if answer.status == 404:
+        # Its error code says whether a fallback may know the name.
+        return Fetched(404, answer.headers, answer.read(MAX_DRAINED_BYTES, timeout))
     if answer.status != 200:
         answer.release()
         return Fetched(answer.status, answer.headers, b"")

@@ -53,7 +53,8 @@ NOT_IN_TIME = "not read in time"
 
 
 class Fetched(NamedTuple):
-    """An upstream's answer to a GET, its body read (empty unless the status is 200)."""
+    """An upstream's answer to a GET, its body read (where the status is 200, or a 404's
+    registry error)."""
 
     status: int
     headers: Headers

@@ -15,6 +15,7 @@ from werkzeug import Request as WerkzeugRequest
 from crev.config import Settings
 from crev.messages import Response
 from crev.page import MAX_TAG_PAGES, MAX_TAGS_SHOWN, serve_page
+from rig.images import BuiltManifest, build_small_image
 from tests.support.refusals import refused
 from tests.support.service_calls import body_of, request, settings_for
 
@@ -250,3 +251,88 @@ def test_a_name_too_long_for_the_fallbacks_namespace_is_listed_from_the_primary(
     assert response.status == 200
     assert "<h2>Tags (1)</h2>" in text
     assert "registry.example" not in text
+
+
+def serve_image(upstream: HTTPServer, tag: str, built: BuiltManifest, prefix: str = "acme") -> None:
+    """An image's manifest (by tag) and its blobs on the stand-in, under `prefix/tool`."""
+    manifest = built.manifest
+    upstream.expect_request(f"/v2/{prefix}/tool/manifests/{tag}").respond_with_data(
+        manifest.data, content_type=manifest.media_type
+    )
+    for blob in built.blobs:
+        upstream.expect_request(f"/v2/{prefix}/tool/blobs/{blob.digest}").respond_with_data(
+            blob.data, content_type=blob.media_type
+        )
+
+
+def test_the_first_tags_show_digest_platform_size_date_and_signature(
+    httpserver: HTTPServer,
+) -> None:
+    built = build_small_image("acme/tool:1")
+    signature = "sha256-" + built.manifest.digest.removeprefix("sha256:") + ".sig"
+    httpserver.expect_request(TAGS).respond_with_json({"tags": ["1", signature]})
+    serve_image(httpserver, "1", built)
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == 200
+    digest = built.manifest.digest
+    size = sum(blob.size for blob in built.blobs[1:])
+    assert (
+        f'<tr><td><code>1</code></td><td><code title="{digest}">{digest[:19]}…</code></td>'
+        f"<td>linux/amd64</td><td>{size / 1000:.3g} kB</td>"
+        '<td><time datetime="2024-01-01T00:00:00+00:00">2024-01-01</time></td>'
+        "<td><span class=signed>signed</span></td></tr>"
+    ) in text
+    assert "<pre>cosign verify --key cosign.pub acme.dev/tool:1</pre>" in text
+    # Each pull line has its copy button, shown by the script; the text stays selectable.
+    assert (
+        "<code>docker pull acme.dev/tool:1</code> <button type=button class=copy hidden>"
+        "Copy</button>"
+    ) in text
+    assert "user-select: all" in text
+    assert "<h2>Tags (1)</h2>" in text
+
+
+def test_a_blob_redirected_to_storage_is_fetched_without_crev_s_credentials(
+    httpserver: HTTPServer,
+) -> None:
+    built = build_small_image("acme/tool:1")
+    config = built.blobs[0]
+    httpserver.expect_request(TAGS).respond_with_json({"tags": ["1"]})
+    httpserver.expect_request(f"{MANIFESTS}/1").respond_with_data(
+        built.manifest.data, content_type=built.manifest.media_type
+    )
+    # Another origin (`localhost`, where crev asks `127.0.0.1`), as signed storage is.
+    storage = f"http://localhost:{httpserver.port}/storage/config?signature=s"
+    httpserver.expect_request(f"/v2/acme/tool/blobs/{config.digest}").respond_with_data(
+        "", status=307, headers={"Location": storage}
+    )
+    httpserver.expect_request("/storage/config").respond_with_data(config.data)
+    _, text = page("/tool", acme(httpserver, upstream_token="ghp_static"))
+    assert '<time datetime="2024-01-01T00:00:00+00:00">2024-01-01</time>' in text
+    asked = {r.path: r.headers.get("Authorization") for r, _ in httpserver.log}
+    assert asked[f"/v2/acme/tool/blobs/{config.digest}"] == "Bearer ghp_static"
+    assert asked["/storage/config"] is None
+
+
+def test_a_tag_only_the_fallback_has_is_detailed_from_the_fallback(
+    httpserver: HTTPServer,
+) -> None:
+    built = build_small_image("acme/tool:old")
+    httpserver.expect_request(TAGS).respond_with_json({"tags": ["1"]})
+    httpserver.expect_request("/v2/old/tool/tags/list").respond_with_json({"tags": ["0.9"]})
+    serve_image(httpserver, "0.9", built, prefix="old")
+    httpserver.expect_request(f"{MANIFESTS}/0.9").respond_with_json(
+        {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}, status=404
+    )
+    settings = acme(
+        httpserver,
+        public="1",
+        fallback_registry_host=f"127.0.0.1:{httpserver.port}",
+        fallback_registry_scheme="http",
+        fallback_repo_prefix="old",
+    )
+    _, text = page("/tool", settings)
+    digest = built.manifest.digest
+    assert f'<code title="{digest}">' in text
+    # The primary's 404 for 0.9 sent the request on; its own tag 1 it answered itself (500).
+    assert "details unavailable: the registry answered 500" in text
