@@ -233,7 +233,8 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
 div.pull { display: flex; gap: .5rem; align-items: center; margin: .6rem 0 }
 table { border-collapse: collapse; width: 100% }
 td, th { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #d0d7de }
-td code { user-select: all; overflow-wrap: anywhere } time { white-space: nowrap }
+td code { user-select: all; overflow-wrap: anywhere }
+time, code.digest { white-space: nowrap }
 a { color: #0969da }
 p.notice { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .6rem 1rem }
 button.copy { font: 13px system-ui, sans-serif; padding: .15rem .5rem; cursor: pointer;
@@ -328,6 +329,8 @@ def _home(settings: Settings, origin: Origin) -> str:
 def _how_to_pull(origin: Origin, reference: str) -> str:
     """How each client people use names an image here."""
     host = origin.host
+    # ctr assumes https unless told; the hosts.toml's scheme tells CRI and nerdctl.
+    plain_http = " --plain-http" if origin.scheme == "http" else ""
     hosts_toml = f'server = "{origin}"\n\n[host."{origin}"]\n  capabilities = ["pull", "resolve"]'
     return "".join(
         [
@@ -338,7 +341,7 @@ def _how_to_pull(origin: Origin, reference: str) -> str:
             _copyable(f"podman pull {reference}:TAG"),
             "<p>containerd: <code>ctr</code> asks the domain itself; CRI and nerdctl read ",
             f"{_code(f'/etc/containerd/certs.d/{host}/hosts.toml')}</p>",
-            _copyable(f"ctr image pull {reference}:TAG"),
+            _copyable(f"ctr image pull{plain_http} {reference}:TAG"),
             _copyable(hosts_toml),
             "<p>Helm charts (OCI)</p>",
             _copyable(f"helm install RELEASE oci://{reference} --version VERSION"),
@@ -447,7 +450,7 @@ def _details(reference: str, details: list[TagDetails]) -> str:
         rows.append(
             [
                 _code(tag.tag),
-                f'<code title="{escape(digest)}">{escape(digest[:19])}…</code>',
+                f'<code class=digest title="{escape(digest)}">{escape(digest[:19])}…</code>',
                 escape(", ".join(image.platforms)),
                 size,
                 built,

@@ -98,6 +98,17 @@ def test_home_page_renders_in_a_browser(crev_process: CrevProcess, tmp_path: Pat
     dom = chromium(tmp_path, "--dump-dom", f"{crev_process.url}/").stdout
     assert f"docker pull {crev_process.host}/NAME:TAG" in dom
     assert "/acme/NAME</code>" in dom
+    host = crev_process.host
+    for line in (
+        f"podman pull {host}/NAME:TAG",
+        f"ctr image pull --plain-http {host}/NAME:TAG",
+        f'server = "http://{host}"',
+        f"helm install RELEASE oci://{host}/NAME --version VERSION",
+        f"cosign verify --key cosign.pub {host}/NAME:TAG",
+    ):
+        assert line in dom
+    # Each has its copy button, shown by the page's script.
+    assert dom.count('<button type="button" class="copy">Copy</button>') == 6
 
 
 def test_private_and_missing_repositories_say_so_in_a_browser(
@@ -136,7 +147,7 @@ def test_a_signed_image_shows_its_details_and_how_to_verify_it(
     with screenshot_on_failure(request, tmp_path, url):
         dom = chromium(tmp_path, "--dump-dom", url).stdout
         digest = signed.image.digest
-        assert f'<code title="{digest}">{digest[:19]}…</code>' in dom
+        assert f'<code class="digest" title="{digest}">{digest[:19]}…</code>' in dom
         row = dom[dom.index("<h2>Latest tags</h2>") : dom.index("<h2>Tags (1)</h2>")]
         size = sum(signed.image.blob_sizes[blob] for blob in signed.image.blobs[1:])
         assert f"<td>linux/amd64</td><td>{size / 1000:.3g} kB</td>" in row
@@ -162,7 +173,7 @@ def test_a_multi_platform_index_shows_its_platforms(
     with screenshot_on_failure(request, tmp_path, url):
         dom = chromium(tmp_path, "--dump-dom", url).stdout
         multi = images["multi"]
-        assert f'<code title="{multi.digest}">' in dom
+        assert f'<code class="digest" title="{multi.digest}">' in dom
         assert "<td>linux/amd64, linux/arm64</td>" in dom
         assert '<span class="muted">(linux/amd64)</span>' in dom
         # Nothing signed it, and the registry has no referrers API to say otherwise.

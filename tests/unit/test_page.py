@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 
 import pytest
@@ -89,6 +90,24 @@ def test_the_home_page_lists_every_route(httpserver: HTTPServer) -> None:
     ) in text
     assert "<pre>docker pull acme.dev/NAME:TAG</pre>" in text
     assert "ghp_secret" not in text
+    assert httpserver.log == []
+
+
+def test_the_home_page_says_how_to_pull_with_each_client(httpserver: HTTPServer) -> None:
+    upstream = f"http://127.0.0.1:{httpserver.port}"
+    settings = Settings.from_env({"CREV_ROUTES": f"tools/={upstream}/acme/tools"})
+    _, text = page("/", settings)
+    for line in [
+        "docker pull acme.dev/tools/NAME:TAG",
+        "podman pull acme.dev/tools/NAME:TAG",
+        "ctr image pull acme.dev/tools/NAME:TAG",
+        'server = "https://acme.dev"\n\n[host."https://acme.dev"]\n'
+        '  capabilities = ["pull", "resolve"]',
+        "helm install RELEASE oci://acme.dev/tools/NAME --version VERSION",
+        "cosign verify --key cosign.pub acme.dev/tools/NAME:TAG",
+    ]:
+        assert f"<div class=pull><pre>{html.escape(line)}</pre><button" in text
+    assert "<code>/etc/containerd/certs.d/acme.dev/hosts.toml</code>" in text
     assert httpserver.log == []
 
 
@@ -277,7 +296,8 @@ def test_the_first_tags_show_digest_platform_size_date_and_signature(
     digest = built.manifest.digest
     size = sum(blob.size for blob in built.blobs[1:])
     assert (
-        f'<tr><td><code>1</code></td><td><code title="{digest}">{digest[:19]}…</code></td>'
+        "<tr><td><code>1</code></td>"
+        f'<td><code class=digest title="{digest}">{digest[:19]}…</code></td>'
         f"<td>linux/amd64</td><td>{size / 1000:.3g} kB</td>"
         '<td><time datetime="2024-01-01T00:00:00+00:00">2024-01-01</time></td>'
         "<td><span class=signed>signed</span></td></tr>"
@@ -333,6 +353,6 @@ def test_a_tag_only_the_fallback_has_is_detailed_from_the_fallback(
     )
     _, text = page("/tool", settings)
     digest = built.manifest.digest
-    assert f'<code title="{digest}">' in text
+    assert f'<code class=digest title="{digest}">' in text
     # The primary's 404 for 0.9 sent the request on; its own tag 1 it answered itself (500).
     assert "details unavailable: the registry answered 500" in text
