@@ -276,3 +276,22 @@ def test_a_zero_date_says_nothing() -> None:
     (tag,) = details(upstream, ["1"])
     assert tag.details is not None
     assert (tag.details.created, tag.details.size) == (None, 0)
+
+
+def test_the_worst_case_is_the_readme_s_count() -> None:
+    """Ten distinct indexes, a registry without a referrers API and a tag list cut short: 10
+    manifests, then per image a child manifest, a config and a `.sig` tag, and one referrers
+    request (README: 10 + 10 x 4 + 1 with a request to storage per config, none here)."""
+    upstream = Upstream()
+    tags = [f"1.{n}" for n in range(12)]
+    for tag in tags:
+        upstream.add_index(tag, [build_small_image(f"acme/tool:{tag}", architecture="amd64")])
+    results = details(upstream, tags_to_detail(tags), tag_list_complete=False)
+    assert len(results) == MAX_DETAILED_TAGS
+    assert all(tag.details is not None and tag.signed is False for tag in results)
+    kinds = [
+        path.split("/")[0] + (".sig" if path.endswith(".sig") else "") for path in upstream.asked
+    ]
+    assert len(upstream.asked) == MAX_DETAILED_TAGS + MAX_DETAILED_TAGS * 3 + 1
+    assert kinds.count("referrers") == 1
+    assert kinds.count("manifests.sig") == MAX_DETAILED_TAGS
