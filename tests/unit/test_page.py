@@ -8,10 +8,12 @@ import base64
 import hashlib
 import html
 import re
+import time
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
+from werkzeug import Response as WerkzeugResponse
 
 from crev.config import Settings
 from crev.messages import Response
@@ -356,3 +358,21 @@ def test_a_tag_only_the_fallback_has_is_detailed_from_the_fallback(
     assert f'<code class=digest title="{digest}">' in text
     # The primary's 404 for 0.9 sent the request on; its own tag 1 it answered itself (500).
     assert "details unavailable: the registry answered 500" in text
+
+
+def test_a_stalling_upstream_costs_the_page_its_details_not_its_answer(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request(TAGS).respond_with_json({"tags": ["1"]})
+
+    def stall(_: WerkzeugRequest) -> WerkzeugResponse:
+        time.sleep(2)
+        return WerkzeugResponse("{}", status=404)
+
+    httpserver.expect_request(f"{MANIFESTS}/1").respond_with_handler(stall)
+    started = time.monotonic()
+    response, text = page("/tool", acme(httpserver, upstream_timeout="1"))
+    assert time.monotonic() - started < 1.8
+    assert response.status == 200
+    assert "details unavailable: " in text
+    assert "<code>docker pull acme.dev/tool:1</code>" in text
