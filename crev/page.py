@@ -142,8 +142,9 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
 
 def _upstream_get(name: RepositoryName, routes: list[Route], settings: Settings) -> Fetch:
     """The page's `Fetch`: a GET under the repository upstream, authorized as the tag list is,
-    asked of a route's fallback where the primary answers 404. A redirect (a blob's, to
-    storage) is followed once, without crev's credentials where it leaves the upstream."""
+    asked of a route's fallback where the primary says it does not know it. A redirect (a
+    blob's, to storage) is followed once, without crev's credentials where it leaves the
+    upstream."""
 
     def fetch(path: str, accept: str, limit: int, timeout: float) -> Fetched:
         primary, *fallbacks = routes
@@ -319,7 +320,7 @@ def _home(settings: Settings, origin: Origin) -> str:
         host,
         f"<h1>{escape(host)}</h1>",
         "<p class=lead>A container registry: its images are served from the registries below.</p>",
-        f"<pre>docker pull {escape(example)}</pre>",
+        _copyable(f"docker pull {example}"),
         _table(["Name on this domain", "Served from", "Access"], rows),
         f"<p class=muted>Open {_code(f'{host}/NAME')} in a browser to see a repository's tags.</p>",
         _how_to_pull(origin, f"{host}/{prefix}NAME"),

@@ -108,7 +108,7 @@ def test_home_page_renders_in_a_browser(crev_process: CrevProcess, tmp_path: Pat
     ):
         assert line in dom
     # Each has its copy button, shown by the page's script.
-    assert dom.count('<button type="button" class="copy">Copy</button>') == 6
+    assert dom.count('<button type="button" class="copy">Copy</button>') == 7
 
 
 def test_private_and_missing_repositories_say_so_in_a_browser(
