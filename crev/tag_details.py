@@ -260,12 +260,13 @@ def _single(
     fetch: Fetch, manifest: _Manifest, deadline: _Deadline
 ) -> tuple[int | None, str | None, datetime | None]:
     """An image manifest's compressed size, and its config's platform and date."""
-    sizes = [layer.get("size") for layer in _list(manifest.document.get("layers"))]
-    size = (
-        sum(s for s in sizes if isinstance(s, int))
-        if all(isinstance(s, int) for s in sizes)
-        else None
-    )
+    layers = manifest.document.get("layers")
+    sizes = [layer.get("size") for layer in _list(layers)]
+    # No size where a layer does not say its own, or where there are no layers to add up (an
+    # index inside an index).
+    size = None
+    if isinstance(layers, list) and all(isinstance(s, int) for s in sizes):
+        size = sum(s for s in sizes if isinstance(s, int))
     config = manifest.document.get("config")
     digest = config.get("digest") if isinstance(config, dict) else None
     if not isinstance(digest, str) or not is_digest(digest):
