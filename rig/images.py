@@ -511,22 +511,29 @@ class SignedImage:
     # The manifest under the `sha256-<hex>.sig` tag, and the referrer's (pushed by digest).
     tagged_signature: Blob = field(repr=False)
     referrer: Blob = field(repr=False)
+    # What `cosign attest` writes under the `sha256-<hex>.att` tag.
+    attestation: Blob = field(repr=False)
 
     @property
     def signature_tag(self) -> str:
         return self.image.digest.replace(":", "-") + ".sig"
 
+    @property
+    def attestation_tag(self) -> str:
+        return self.image.digest.replace(":", "-") + ".att"
+
 
 def build_cosign_signature(
-    image: Blob, docker_reference: str
+    image: Blob, docker_reference: str, key: Any = None
 ) -> tuple[bytes, bytes, bytes, BuiltManifest, BuiltManifest]:
-    """A cosign signature of `image` with a fresh ECDSA P-256 key, as cosign signs with a key
-    pair: the public key, the simple-signing payload, the signature (DER, SHA-256), and the two
-    manifests that carry them (the `.sig` tag's and the referrer's)."""
+    """A cosign signature of `image` with an ECDSA P-256 key (a fresh one by default), as
+    cosign signs with a key pair: the public key, the simple-signing payload, the signature
+    (DER, SHA-256), and the two manifests that carry them (the `.sig` tag's and the
+    referrer's)."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     public_key = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -583,21 +590,100 @@ def build_cosign_signature(
     )
 
 
+def build_cosign_attestation(image: Blob, key: Any) -> BuiltManifest:
+    """What `cosign attest` writes for `image`: an in-toto statement about it in a DSSE
+    envelope signed with `key`, the one layer of a manifest whose config is cosign's."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    statement = canonical_json(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://cosign.sigstore.dev/attestation/v1",
+            "subject": [
+                {"name": "image", "digest": {"sha256": image.digest.removeprefix("sha256:")}}
+            ],
+            "predicate": {"Data": "built by crev's tests", "Timestamp": CREATED},
+        }
+    )
+    payload_type = "application/vnd.in-toto+json"
+    # DSSE signs its pre-authentication encoding, not the payload alone.
+    signed = b"DSSEv1 %d %s %d %s" % (
+        len(payload_type),
+        payload_type.encode(),
+        len(statement),
+        statement,
+    )
+    envelope = canonical_json(
+        {
+            "payloadType": payload_type,
+            "payload": base64.b64encode(statement).decode(),
+            "signatures": [
+                {
+                    "keyid": "",
+                    "sig": base64.b64encode(key.sign(signed, ec.ECDSA(hashes.SHA256()))).decode(),
+                }
+            ],
+        }
+    )
+    layer = Blob("application/vnd.dsse.envelope.v1+json", envelope)
+    config = Blob(
+        OCI_CONFIG,
+        canonical_json(
+            {
+                "architecture": "",
+                "config": {},
+                "created": COSIGN_ZERO_TIME,
+                "history": [{"created": COSIGN_ZERO_TIME}],
+                "os": "",
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            }
+        ),
+    )
+    annotated = layer.descriptor(
+        annotations={
+            "dev.cosignproject.cosign/signature": "",
+            "predicateType": "https://cosign.sigstore.dev/attestation/v1",
+        }
+    )
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [annotated],
+    }
+    return BuiltManifest(Blob(OCI_MANIFEST, canonical_json(manifest)), (config, layer))
+
+
 def push_signed_image(
     registry: TestRegistry, name: str = "acme/signed", tag: str = "1"
 ) -> SignedImage:
-    """A small image and a cosign signature of it, pushed over the registry API as cosign
-    pushes one: under the `sha256-<hex>.sig` tag (what a registry without a referrers API
-    gets) and as a referrer of the image, by digest."""
+    """A small image, a cosign signature and an attestation of it, pushed over the registry
+    API as cosign pushes them: under the `sha256-<hex>.sig` and `.att` tags (what a registry
+    without a referrers API gets), and the signature as a referrer of the image, by digest."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     image = push_small_image(registry, name, tag)
     manifest = Blob(image.media_type, image.manifest)
+    key = ec.generate_private_key(ec.SECP256R1())
     public_key, payload, signature, tagged, referrer = build_cosign_signature(
-        manifest, f"{registry.host}/{name}"
+        manifest, f"{registry.host}/{name}", key
     )
-    upload_blobs(registry, name, [*tagged.blobs, *referrer.blobs])
-    put_manifest_tags(registry, name, tagged.manifest, [image.digest.replace(":", "-") + ".sig"])
+    attestation = build_cosign_attestation(manifest, key)
+    upload_blobs(registry, name, [*tagged.blobs, *referrer.blobs, *attestation.blobs])
+    signed = SignedImage(
+        image,
+        public_key,
+        payload,
+        signature,
+        tagged.manifest,
+        referrer.manifest,
+        attestation.manifest,
+    )
+    put_manifest_tags(registry, name, tagged.manifest, [signed.signature_tag])
+    put_manifest_tags(registry, name, attestation.manifest, [signed.attestation_tag])
     put_manifest_tags(registry, name, referrer.manifest, [referrer.manifest.digest])
-    return SignedImage(image, public_key, payload, signature, tagged.manifest, referrer.manifest)
+    return signed
 
 
 def push_many_tags(

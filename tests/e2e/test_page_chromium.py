@@ -155,7 +155,7 @@ def test_a_signed_image_shows_its_details_and_how_to_verify_it(
         assert '<span class="signed">signed</span>' in row
         assert f"<pre>cosign verify --key cosign.pub {crev_process.host}/signed:1</pre>" in dom
         # cosign's `.sig` tag is counted, not listed as an image to pull.
-        assert "and 1 of cosign's signature, attestation and SBOM tags" in dom
+        assert "and 2 of cosign's signature, attestation and SBOM tags" in dom
         assert f":{signed.signature_tag}" not in dom
         # The copy buttons show: the page's script ran under its Content-Security-Policy.
         assert dom.count('<button type="button" class="copy">Copy</button>') >= 3
@@ -245,9 +245,9 @@ def test_a_page_costs_the_registry_a_bounded_number_of_requests(
 def test_cosign_s_signature_passes_through_untouched(
     crev_process: CrevProcess, signed: SignedImage
 ) -> None:
-    """What `cosign verify` reads through crev: the `.sig` tag's manifest and its payload, byte
-    for byte as pushed, and a signature over that payload that the key verifies; the referrers
-    API of a registry without one answers 404, so cosign falls back to the tag."""
+    """What `cosign verify` (and `verify-attestation`) read through crev: the `.sig` and `.att`
+    tags' manifests and layers, byte for byte as pushed, with signatures the key verifies; the
+    referrers API of a registry without one answers 404, so cosign falls back to the tags."""
     base = f"{crev_process.url}/v2/signed"
     token = anonymous_token(f"{base}/tags/list")
     accept = {
@@ -267,6 +267,19 @@ def test_cosign_s_signature_passes_through_untouched(
     signature = base64.b64decode(layer["annotations"][COSIGN_SIGNATURE_ANNOTATION])
     key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
     assert json.loads(payload)["critical"]["image"]["docker-manifest-digest"] == signed.image.digest
+    attestation = httpx.get(f"{base}/manifests/{signed.attestation_tag}", headers=accept)
+    assert attestation.content == signed.attestation.data
+    (envelope_layer,) = attestation.json()["layers"]
+    envelope = httpx.get(
+        f"{base}/blobs/{envelope_layer['digest']}", headers=accept, follow_redirects=True
+    ).json()
+    statement = base64.b64decode(envelope["payload"])
+    kind = envelope["payloadType"].encode()
+    encoded = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(statement), statement)
+    (dsse,) = envelope["signatures"]
+    key.verify(base64.b64decode(dsse["sig"]), encoded, ec.ECDSA(hashes.SHA256()))
+    subject = json.loads(statement)["subject"][0]["digest"]["sha256"]
+    assert f"sha256:{subject}" == signed.image.digest
     by_digest = httpx.get(f"{base}/manifests/{signed.referrer.digest}", headers=accept)
     assert by_digest.content == signed.referrer.data
     assert by_digest.json()["artifactType"] == COSIGN_SIGNATURE_ARTIFACT
