@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from crev.challenge import parse_challenges
 from rig import PushedImage, SignedImage, TestRegistry, push_signed_image, require_binaries
 from rig.crev_process import CrevProcess, crev_for
-from rig.images import COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT
+from rig.images import COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, push_small_image
+from tests.support.registry_fixtures import run_test_registry
 
 ARTIFACTS = Path(
     os.environ.get("CREV_TEST_ARTIFACTS") or Path(__file__).parents[2] / "test-artifacts"
@@ -305,3 +306,27 @@ def anonymous_token(url: str) -> str:
     token = body.get("token") or body["access_token"]
     assert isinstance(token, str)
     return token
+
+
+def test_a_registry_that_redirects_blobs_to_storage_shows_the_build_date(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on ghcr.io and Docker Hub, the config is answered with a 307 to signed storage (the
+    registry on S3, served by moto over TLS): the page follows it, once, for the date."""
+    require_binaries("chromium")
+    with run_test_registry(tmp_path / "registry", redirecting=True) as registry:
+        assert registry.storage is not None
+        image = push_small_image(registry, "acme/tool", "1")
+        # crev trusts the storage's CA, as the system's store would a real one's.
+        monkeypatch.setenv("SSL_CERT_FILE", str(registry.storage.ca_file))
+        with crev_for(registry, tmp_path / "crev") as crev:
+            url = f"{crev.url}/tool"
+            registry.storage.clear_log()
+            with screenshot_on_failure(request, tmp_path, url):
+                dom = chromium(tmp_path, "--dump-dom", url).stdout
+                assert '<time datetime="2024-01-01T00:00:00+00:00">2024-01-01</time>' in dom
+                config = image.blobs[0]
+                reads = registry.storage.signed_reads()
+                assert [r.status for r in reads.get(config, [])] == [200]
+                # The config alone: no layer is read for a page.
+                assert set(reads) == {config}
