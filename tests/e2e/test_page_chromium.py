@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from crev.challenge import parse_challenges
 from rig import PushedImage, SignedImage, TestRegistry, push_signed_image, require_binaries
-from rig.crev_process import CrevProcess, crev_for
+from rig.crev_process import CrevProcess, crev_for, serving_acme
 from rig.images import COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, push_small_image
+from rig.vercel_runtime import run_vercel_app
 from tests.support.registry_fixtures import run_test_registry
 
 ARTIFACTS = Path(
@@ -330,3 +331,21 @@ def test_a_registry_that_redirects_blobs_to_storage_shows_the_build_date(
                 assert [r.status for r in reads.get(config, [])] == [200]
                 # The config alone: no layer is read for a page.
                 assert set(reads) == {config}
+
+
+def test_the_page_s_details_under_vercel_s_runtime(
+    registry: TestRegistry,
+    images: dict[str, PushedImage],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """`api/page.py` under vc_init, behind the edge stand-in: its requests run a few at a time
+    in threads of the function's process, as they do in the local server."""
+    require_binaries("chromium")
+    with run_vercel_app(tmp_path / "vercel", **serving_acme(registry.host)) as app:
+        url = f"{app.url}/multi"
+        with screenshot_on_failure(request, tmp_path, url):
+            dom = chromium(tmp_path, "--dump-dom", url).stdout
+            assert f'<code class="digest" title="{images["multi"].digest}">' in dom
+            assert "<td>linux/amd64, linux/arm64</td>" in dom
+            assert '<time datetime="2024-01-01T00:00:00+00:00">2024-01-01</time>' in dom
