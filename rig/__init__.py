@@ -11,9 +11,9 @@ Usable from pytest fixtures and from plain scripts (benchmarks)::
         ...
 """
 
+from .cosign import SignedImage, push_signed_image
 from .images import (
     PushedImage,
-    SignedImage,
     config_digest,
     fetch_manifest,
     push_artifact,
@@ -22,7 +22,6 @@ from .images import (
     push_many_tags,
     push_multi_platform_index,
     push_private_image,
-    push_signed_image,
     push_small_image,
     put_manifest_tags,
     seed_images,

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from crev.challenge import parse_challenges
 from rig import PushedImage, SignedImage, TestRegistry, push_signed_image, require_binaries
+from rig.cosign import COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT
 from rig.crev_process import CrevProcess, crev_for, serving_acme
-from rig.images import COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, push_small_image
+from rig.images import push_small_image
 from rig.vercel_runtime import run_vercel_app
 from tests.support.registry_fixtures import run_test_registry
 

@@ -25,11 +25,11 @@ from crev.tag_details import (
     signature_tag,
     tags_to_detail,
 )
+from rig.cosign import build_cosign_signature
 from rig.images import (
     Blob,
     BuiltManifest,
     build_artifact,
-    build_cosign_signature,
     build_small_image,
     canonical_json,
     make_index,
