@@ -80,9 +80,12 @@ def serve_page(request: Request, settings: Settings) -> Response:
     if fallback is not None:
         listing = _with_fallback(listing, _tags(fallback, name, settings))
     details: list[TagDetails] = []
-    if listing.status == 200 and listing.tags:
+    # Docker Hub counts every manifest GET against the pull limit of crev's address, which its
+    # clients share: a page view must not cost them pulls.
+    detailed = [r for r in (route, fallback) if r is not None and not r.upstream.is_docker_hub]
+    if listing.status == 200 and listing.tags and detailed[:1] == [route]:
         details = fetch_details(
-            _upstream_get(name, [route] if fallback is None else [route, fallback], settings),
+            _upstream_get(name, detailed, settings),
             tags_to_detail(newest_first(listing.tags)),
             listing.tags,
             tag_list_complete=not listing.truncated,
@@ -395,6 +398,12 @@ def _repository(
         body = "<p class=muted>No tags yet.</p>"
     else:
         body = _details(reference, details)
+        if route.upstream.is_docker_hub:
+            body += (
+                "<p class=muted>Docker Hub counts each manifest read against a pull limit, so "
+                "this page shows no digests, sizes or signatures: Docker Hub's own page has "
+                "them.</p>"
+            )
         rows = [[_code(tag), _copyable_code(f"docker pull {reference}:{tag}")] for tag in shown]
         count = f"{len(ordered)}+" if listing.truncated else str(len(ordered))
         body += f"<h2>Tags ({count})</h2>" + _table(["Tag", "Pull"], rows)

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import html
 import re
+import threading
 import time
 
 import pytest
@@ -365,8 +366,11 @@ def test_a_stalling_upstream_costs_the_page_its_details_not_its_answer(
 ) -> None:
     httpserver.expect_request(TAGS).respond_with_json({"tags": ["1"]})
 
+    answered = threading.Event()
+
     def stall(_: WerkzeugRequest) -> WerkzeugResponse:
         time.sleep(2)
+        answered.set()
         return WerkzeugResponse("{}", status=404)
 
     httpserver.expect_request(f"{MANIFESTS}/1").respond_with_handler(stall)
@@ -376,3 +380,22 @@ def test_a_stalling_upstream_costs_the_page_its_details_not_its_answer(
     assert response.status == 200
     assert "details unavailable: " in text
     assert "<code>docker pull acme.dev/tool:1</code>" in text
+    # The stand-in is the next test's too: its late answer must not land in that test's log.
+    assert answered.wait(5)
+    logged = time.monotonic() + 5
+    while f"{MANIFESTS}/1" not in [r.path for r, _ in httpserver.log]:
+        assert time.monotonic() < logged
+        time.sleep(0.01)
+
+
+def test_docker_hub_is_asked_for_tags_alone(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker Hub counts manifest GETs against the pull limit crev's clients share."""
+    monkeypatch.setattr("crev.urls.DOCKER_HUB", f"127.0.0.1:{httpserver.port}")
+    httpserver.expect_request(TAGS).respond_with_json({"tags": ["1"]})
+    response, text = page("/tool", acme(httpserver))
+    assert response.status == 200
+    assert "<code>docker pull acme.dev/tool:1</code>" in text
+    assert "Docker Hub counts each manifest read against a pull limit" in text
+    assert [r.path for r, _ in httpserver.log if r.path != "/v2/"] == [TAGS]
