@@ -8,7 +8,8 @@ import errno
 import os
 import sys
 
-from .config import ConfigError, Settings
+from .config import Settings
+from .errors import ConfigError
 from .log import configure_logging, crev_log
 from .process import Process
 from .server import LocalServer, create_server
