@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import inspect
 import json
-import time
 from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
@@ -103,13 +102,16 @@ def test_a_token_is_kept_for_its_scopes_and_shared(httpserver: HTTPServer) -> No
 
 
 def test_a_token_is_fetched_again_before_it_expires(httpserver: HTTPServer) -> None:
-    # A one-second token is kept for half its life, never past it.
+    # A one-second token is kept for half its life, never past it: on crev's clock, which the
+    # test holds.
+    now = [1000.0]
     httpserver.expect_request("/token").respond_with_json({"token": "short", "expires_in": 1})
-    route = with_credentials(httpserver)
+    route = with_server_credentials(httpserver, clock=lambda: now[0]).routes.default
     server_authorization(route, PULL)
+    now[0] += 0.4
     server_authorization(route, PULL)
     assert len(token_requests(httpserver)) == 1
-    time.sleep(0.6)
+    now[0] += 0.2
     server_authorization(route, PULL)
     assert len(token_requests(httpserver)) == 2
 
