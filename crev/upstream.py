@@ -24,7 +24,7 @@ from .names import Namespace, RepositoryName
 from .realm import Discovery, Realm, RealmKnowledge
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
-from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
+from .token_response import MAX_TOKEN_RESPONSE_BYTES, kept_for, token_in
 from .upstream_auth import (
     AnonymousToken,
     ClientLogin,
@@ -39,8 +39,6 @@ from .urls import URL, Origin
 
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
-# Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
-EXPIRY_MARGIN = 15
 
 
 class Upstream(TokenSource):
@@ -229,8 +227,7 @@ class Upstream(TokenSource):
         token, expires_in = token_in(body)
         if token is None or expires_in is None:
             raise UpstreamError("the upstream token realm answered without a token")
-        lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
-        return CachedToken(token, started + lifetime)
+        return CachedToken(token, started + kept_for(expires_in))
 
     # ------------------------------------------------------------------ names
 
