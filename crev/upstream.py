@@ -85,6 +85,12 @@ class Upstream(TokenSource):
         return self.origin.host
 
     @property
+    def connections(self) -> Connections:
+        """The process's connections, for a request to another host (storage a redirect
+        names), which carries none of this upstream's credentials."""
+        return self._connections
+
+    @property
     def configured_realm(self) -> URL | None:
         return self._realm.configured
 
