@@ -147,7 +147,7 @@ class Upstream(TokenSource):
             return answer
         if grant.token is None and self._realm.known() is None:
             # No token went, and the 401 named no realm to get one from: asked again, the
-            # upstream would refuse the same request the same way.
+            # upstream would answer the same request the same way.
             return answer
         answer.release()
         if grant.token is not None:
@@ -222,7 +222,8 @@ class Upstream(TokenSource):
             if login is None:
                 return None
             raise UpstreamError(
-                f"the upstream token realm refused crev's credentials (status {answer.status})"
+                "the upstream token realm did not accept crev's credentials"
+                f" (status {answer.status})"
             )
         token, expires_in = token_in(body)
         if token is None or expires_in is None:
