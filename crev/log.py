@@ -28,7 +28,13 @@ def escaped(text: str) -> str:
 def crev_log() -> logging.Logger:
     import logging
 
-    return logging.getLogger("crev")
+    log = logging.getLogger("crev")
+    if not log.hasHandlers():
+        # Nothing in this process says where logs go: Vercel's runtime configures the root
+        # logger in production, but `vercel dev` runs functions in an emulation that does not,
+        # and its terminal would show no request line at all. To stderr, as the local server.
+        configure_logging()
+    return log
 
 
 def log_response(
@@ -76,7 +82,7 @@ def log_refusal(request_line: str, status: int, message: str) -> None:
 def configure_logging() -> None:
     import logging
 
-    log = crev_log()
+    log = logging.getLogger("crev")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
