@@ -8,6 +8,7 @@ import errno
 import os
 import sys
 
+from . import __version__
 from .config import ConfigError, Settings, read_settings
 from .log import configure_logging, crev_log
 from .server import LocalServer, create_server
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"port to listen on (default: $PORT, else {DEFAULT_PORT})",
     )
+    parser.add_argument("--version", action="version", version=f"crev {__version__}")
     return parser
 
 
@@ -135,13 +137,31 @@ def _banner(server: LocalServer, host: str, settings: Settings) -> str:
         " (every interface)" if reachable != host else ""
     )
     routes = "\n".join(f"  {route.describe()}" for route in settings.routes.routes)
-    push = "push: enabled (CREV_ALLOW_PUSH=1)" if settings.allow_push else "push: disabled"
     pull_from = _address(reachable, port)
+    image = f"{pull_from}/{_name_shown(settings)}:TAG"
+    if ":" in reachable:
+        # containers/image (skopeo, podman) reads no bracketed IPv6 address in an image name.
+        skopeo = "skopeo and podman take no IPv6 address in an image name: --host 127.0.0.1"
+    else:
+        skopeo = f"skopeo inspect --tls-verify=false docker://{image}"
     return (
-        f"crev serving on {listening}\n{routes}\n  {push}\n"
-        f"  pull: skopeo inspect --tls-verify=false docker://{pull_from}/NAME:TAG\n"
-        f"        docker pull {pull_from}/NAME:TAG   (local registries need no TLS)"
+        f"crev serving on {listening}\n{routes}\n  {_push_shown(settings)}\n"
+        f"  pull: {skopeo}\n"
+        f"        docker pull {image}   (local registries need no TLS)"
     )
+
+
+def _name_shown(settings: Settings) -> str:
+    """A name crev serves: any name on a catch-all route, else one under the shortest vanity
+    prefix (a bare NAME would be refused)."""
+    return f"{settings.routes.routes[-1].vanity_prefix}NAME"
+
+
+def _push_shown(settings: Settings) -> str:
+    if not settings.allow_push:
+        return "push: disabled"
+    # Echoed as set: `yes` is as good as `1`, and the line should not claim what was not typed.
+    return f"push: enabled (CREV_ALLOW_PUSH={os.environ.get('CREV_ALLOW_PUSH', '').strip()})"
 
 
 if __name__ == "__main__":
