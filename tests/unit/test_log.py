@@ -97,3 +97,12 @@ def test_a_process_that_configured_logging_gets_each_line_once() -> None:
         "logging.basicConfig(stream=sys.stderr, format='root %(message)s', level=logging.INFO)"
     )
     assert logged_by_a_fresh_process(setup).splitlines() == ["root GET /v2/ 200 upstream=- 1.0ms"]
+
+
+def test_why_crev_failed_a_request_ends_its_line(log: pytest.LogCaptureFixture) -> None:
+    log_response("GET", "/v2/", 502, None, 27.9, failure="upstream a.io is unreachable")
+    log_response("GET", "/v2/", 504, None, 1.0, "client-gone", failure='said "x"\nGET / 200')
+    assert log.messages == [
+        'GET /v2/ 502 upstream=- 27.9ms error="upstream a.io is unreachable"',
+        'GET /v2/ 504 upstream=- 1.0ms client-gone error="said \\"x\\"\\x0aGET / 200"',
+    ]
