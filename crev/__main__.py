@@ -9,7 +9,8 @@ import os
 import sys
 
 from . import __version__
-from .config import ConfigError, Settings, read_settings
+from .config import Settings, read_settings
+from .errors import ConfigError
 from .log import configure_logging, crev_log
 from .server import LocalServer, create_server
 
