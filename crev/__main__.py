@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 
 from . import __version__
@@ -15,6 +16,9 @@ from .log import configure_logging, crev_log
 from .server import LocalServer, create_server
 
 DEFAULT_PORT = 8080
+# How long stopping waits for the requests in flight: within the shortest grace period the usual
+# supervisors give between SIGTERM and SIGKILL (docker stop's 10 s; Kubernetes 30 s, systemd 90 s).
+DRAIN_SECONDS = 8.0
 
 SETTINGS_HELP = """\
 settings (environment variables; README.md explains each):
@@ -62,13 +66,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crev: warning: {warning}", file=sys.stderr)
     configure_logging()
     print(_banner(server, args.host, settings), flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        crev_log().info("stopping")
+    except (KeyboardInterrupt, _Terminated) as stop:
+        _drain(server, "SIGTERM" if isinstance(stop, _Terminated) else "Ctrl-C")
     finally:
         server.server_close()
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (systemd, a container runtime, Kubernetes): stop as on Ctrl-C."""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _drain(server: LocalServer, why: str) -> None:
+    """Stop taking connections, let the requests in flight be answered for a bounded time, and
+    say so: a stop is never silent, and never cuts a pull that could have finished."""
+    server.socket.close()
+    in_flight = server.in_flight.count
+    if not in_flight:
+        crev_log().info("stopping (%s)", why)
+        return
+    crev_log().info(
+        "stopping (%s): waiting up to %g s for %d request%s in flight",
+        why,
+        DRAIN_SECONDS,
+        in_flight,
+        "" if in_flight == 1 else "s",
+    )
+    cut = server.in_flight.drain(DRAIN_SECONDS)
+    if cut:
+        crev_log().info(
+            "stopped: %d request%s cut after %g s", cut, "" if cut == 1 else "s", DRAIN_SECONDS
+        )
+    else:
+        crev_log().info("stopped: every request answered")
 
 
 def _parser() -> argparse.ArgumentParser:
