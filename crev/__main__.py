@@ -192,7 +192,7 @@ def _banner(server: LocalServer, host: str, settings: Settings) -> str:
 def _name_shown(settings: Settings) -> str:
     """A name crev serves: any name on a catch-all route, else one under the shortest vanity
     prefix (a bare NAME would be refused)."""
-    return f"{settings.routes.routes[-1].vanity_prefix}NAME"
+    return f"{settings.routes.default.vanity_prefix}NAME"
 
 
 def _push_shown(settings: Settings) -> str:
