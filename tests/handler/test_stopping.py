@@ -30,14 +30,17 @@ MANIFEST = b'{"schemaVersion":2}'
 
 @dataclass
 class SlowUpstream:
-    """An upstream that holds each manifest request `seconds` before answering."""
+    """An upstream that holds each manifest request `seconds` before answering, or until
+    released: pytest-httpserver answers one request at a time, and the tests after this one
+    share it."""
 
     seconds: float
     reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
 
     def answer(self, request: WerkzeugRequest) -> WerkzeugResponse:
         self.reached.set()
-        time.sleep(self.seconds)
+        self.released.wait(self.seconds)
         return WerkzeugResponse(
             MANIFEST, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
         )
@@ -83,6 +86,7 @@ def crev_before(httpserver: HTTPServer, upstream: SlowUpstream) -> Iterator[Runn
                 time.sleep(0.05)
         yield running
     finally:
+        upstream.released.set()
         if process.poll() is None:
             process.kill()
         process.wait(10)
