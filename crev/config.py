@@ -75,6 +75,7 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
     "CREV_PUBLIC",
+    "CREV_FOLLOW_REDIRECTS",
     "CREV_FALLBACK_REGISTRY_HOST",
     "CREV_FALLBACK_REPO_PREFIX",
     "CREV_FALLBACK_REGISTRY_SCHEME",
@@ -184,6 +185,7 @@ def _single_route(env: Mapping[str, str]) -> Route:
         credentials=_credentials(env, "CREV_UPSTREAM"),
         token_realm=_realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
         public=bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", ""))),
+        follow_redirects=bool(_flag("CREV_FOLLOW_REDIRECTS", env.get("CREV_FOLLOW_REDIRECTS", ""))),
     )
     return _with_fallback(route, _single_fallback(env), "CREV_FALLBACK_REGISTRY_HOST")
 
@@ -230,7 +232,11 @@ def _with_fallback(route: Route, fallback: Route | None, shown: str) -> Route:
         )
     if (fallback.upstream, fallback.namespace) == (route.upstream, route.namespace):
         raise ConfigError(f"{shown}: the fallback is the route's own upstream and namespace")
-    return route._replace(fallback=fallback._replace(vanity_prefix=route.vanity_prefix))
+    return route._replace(
+        fallback=fallback._replace(
+            vanity_prefix=route.vanity_prefix, follow_redirects=route.follow_redirects
+        )
+    )
 
 
 def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
@@ -241,6 +247,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
     `official-images` (one-component names live under `library/`, as on Docker Hub, where it
     is the default), `public` (the route's images are public: clients pull without a login),
+    `follow-redirects` (crev reads blobs from the storage the upstream redirects to itself),
     `fallback=[scheme://]host[:port][/namespace]` (where reads go that the upstream answers
     with an unknown name, tag or blob), `fallback-credentials=NAME` (server-side credentials
     for the fallback, as `credentials=NAME`).
@@ -283,6 +290,7 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
     credentials = None
     official = upstream.is_docker_hub
     public = False
+    follow_redirects = False
     fallback_target = None
     fallback_credentials = None
     for option in options:
@@ -291,6 +299,8 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
             official = True
         elif option == "public":
             public = True
+        elif option == "follow-redirects":
+            follow_redirects = True
         elif key == "realm":
             realm = _realm("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
@@ -302,10 +312,17 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         else:
             raise fail(
                 f"unknown option {option!r} (known: realm=URL, credentials=NAME, "
-                "official-images, public, fallback=HOST[/NAMESPACE], fallback-credentials=NAME)"
+                "official-images, public, follow-redirects, fallback=HOST[/NAMESPACE], "
+                "fallback-credentials=NAME)"
             )
     route = Route(
-        vanity, upstream, namespace._replace(official_images=official), credentials, realm, public
+        vanity,
+        upstream,
+        namespace._replace(official_images=official),
+        credentials,
+        realm,
+        public,
+        follow_redirects=follow_redirects,
     )
     if fallback_target is None:
         if fallback_credentials is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
@@ -34,6 +35,7 @@ from .messages import FallbackAnswer, Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
+from .storage_redirect import REDIRECT_STATUSES, follow, keep_at_edge
 from .token_endpoint import token_url
 from .upstream import UpstreamRequest
 from .upstream_auth import send_authorized, send_with_client_login
@@ -292,6 +294,11 @@ def _client_response(
 ) -> Response:
     """The upstream's answer as the client gets it: headers rewritten to vanity names and
     crev's token endpoint, and the bodies that name repositories rewritten too."""
+    is_blob_redirect = endpoint.kind is Kind.BLOB and answer.status in REDIRECT_STATUSES
+    if is_blob_redirect and route.follow_redirects:
+        followed = _from_storage(request, settings, endpoint, forwarded, answer, crev_authorizes)
+        if followed is not None:
+            return followed
     try:
         headers = _client_headers(request, settings, route, forwarded.url, answer.headers)
     except MalformedHeaderError as error:
@@ -301,6 +308,14 @@ def _client_response(
         ) from None
     if crev_authorizes:
         set_edge_caching(headers, endpoint, request.method, answer.status, tag_seconds)
+        if is_blob_redirect:
+            client_authorized = "authorization" in request.headers
+            status = keep_at_edge(
+                answer.status, request.method, client_authorized, headers, time.time()
+            )
+            if status != answer.status:
+                answer.release()
+                return Response.from_bytes(status, headers, b"", answer.status)
     if _is_tag_list(endpoint, request, answer.status):
         body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
         headers.remove("Content-Encoding")
@@ -316,6 +331,23 @@ def _client_response(
             answer.status, headers, _vanity_error(body, route), answer.status
         )
     return Response(answer.status, headers, answer.stream(), answer.status, answer.close)
+
+
+def _from_storage(
+    request: Request,
+    settings: Settings,
+    endpoint: Endpoint,
+    forwarded: UpstreamRequest,
+    answer: UpstreamResponse | _ReadAnswer,
+    crev_authorizes: bool,
+) -> Response | None:
+    """A blob the upstream redirected to storage, read from there by crev (a route that follows
+    redirects); None when the redirect is not to storage."""
+    assert endpoint.reference is not None
+    response = follow(request, answer, forwarded.url, str(endpoint.reference), settings.timeout)
+    if response is not None and crev_authorizes:
+        set_edge_caching(response.headers, endpoint, request.method, response.status)
+    return response
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -42,6 +42,9 @@ class Route(NamedTuple):
     # registry a vanity domain is moving away from. Its own route, under the same vanity
     # prefix, read with crev's own (anonymous or server-side) upstream tokens.
     fallback: Route | None = None
+    # crev follows the upstream's redirects of blob reads to storage itself and streams the
+    # blob, for clients on networks that reach only the vanity domain.
+    follow_redirects: bool = False
 
     @property
     def crev_authorizes_reads(self) -> bool:
