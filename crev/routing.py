@@ -73,12 +73,6 @@ class Route(NamedTuple):
         # The prefix plus a name can outgrow the length a name may have.
         return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
 
-    @property
-    def upstream_name_shown(self) -> str:
-        """Where `NAME` lives upstream, for a person: `https://ghcr.io/acme/NAME`."""
-        prefix = f"{self.namespace.prefix}/" if self.namespace.prefix else ""
-        return f"{self.upstream}/{prefix}NAME"
-
     def describe(self) -> str:
         """How names map, in words for a person: `NAME -> https://ghcr.io/acme/NAME`."""
         mode = []
@@ -87,12 +81,14 @@ class Route(NamedTuple):
         if self.credentials is not None:
             mode.append("server-side credentials")
         if self.fallback is not None:
-            mode.append(f"falling back to {self.fallback.upstream_name_shown}")
+            mode.append(f"falling back to {self.fallback._places_in_words()}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
-        places = ", ".join(
+        return f"{self.vanity_prefix}NAME -> {self._places_in_words()}{suffix}"
+
+    def _places_in_words(self) -> str:
+        return ", ".join(
             f"{place} {names}".rstrip() for place, names in self.upstream_places(str(self.upstream))
         )
-        return f"{self.vanity_prefix}NAME -> {places}{suffix}"
 
     def upstream_places(self, where: str) -> tuple[tuple[str, str], ...]:
         """Where `NAME` lives under `where` (the upstream's URL or host), each place with the
@@ -129,7 +125,7 @@ class RouteTable:
 
     @property
     def default(self) -> Route:
-        """The route that answers `/v2/` itself: the catch-all, else the first configured."""
+        """The route that answers `/v2/` itself: the catch-all, else the shortest prefix's."""
         return self.routes[-1]
 
     @property
