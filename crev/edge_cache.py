@@ -8,7 +8,8 @@ may change or must not be shared: a tag moves and answers by `Accept`, tag lists
 referrers are added, a redirect to storage carries a signed, short-lived URL, a 401 or 404 may
 turn into content. Those are marked `no-store`, whatever the upstream said; but a public route's
 owner may let the edge keep a 200 to a manifest by tag and a tag list for a while
-(`CREV_TAG_CACHE_SECONDS`), trading a pushed tag's delay for pulls that never reach crev.
+(`CREV_TAG_CACHE_SECONDS`), trading a pushed tag's delay for pulls that never reach crev, and
+crev/storage_redirect.py keeps a blob's redirect while its signed URL lives.
 """
 
 from __future__ import annotations
