@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -294,3 +295,33 @@ def test_a_redirect_back_to_the_registry_api_is_handed_on_not_followed(
     assert answer.status_code == 307
     assert answer.headers["location"] == f"/v2/other/blobs/{DIGEST}"
     assert upstream.storage.seen() == []
+
+
+def test_storage_redirecting_in_circles_is_a_502(
+    start_crev: StartCrev, upstream: RedirectingUpstream, httpserver: HTTPServer
+) -> None:
+    upstream.location = "/elsewhere/blob"
+    httpserver.expect_request("/elsewhere/blob").respond_with_data(
+        "", 302, {"Location": "/elsewhere/blob"}
+    )
+    crev = crev_for(start_crev, upstream, public="1", follow_redirects="1")
+    answer = httpx.get(blob_url(crev))
+    assert answer.status_code == 502
+    (error,) = answer.json()["errors"]
+    assert "redirected the blob read more than 3 times" in error["message"]
+
+
+def test_storage_that_never_answers_is_a_504_within_the_upstream_timeout(
+    start_crev: StartCrev, upstream: RedirectingUpstream
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        upstream.location = f"http://127.0.0.1:{silent.getsockname()[1]}/blob?X-Amz-Expires=1"
+        crev = crev_for(
+            start_crev, upstream, public="1", follow_redirects="1", upstream_timeout="1"
+        )
+        started = time.monotonic()
+        answer = httpx.get(blob_url(crev), timeout=30)
+        took = time.monotonic() - started
+    assert answer.status_code == 504
+    assert "did not answer within 1 s" in answer.json()["errors"][0]["message"]
+    assert took < 10
