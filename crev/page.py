@@ -12,31 +12,26 @@ from html import escape
 from typing import NamedTuple
 
 from .config import Settings
-from .endpoints import MAX_TAG_LIST_BYTES, Endpoint, Kind
+from .endpoints import Endpoint, Kind
 from .errors import (
     InvalidNameError,
-    MalformedHeaderError,
     NameUnknownError,
     UpstreamError,
     method_not_allowed,
     not_served,
 )
-from .fallback import fallback_for, tag_names
-from .links import next_page, same_list
+from .fallback import fallback_for
 from .messages import Headers, Request, Response
 from .names import RepositoryName
 from .routing import Route
 from .scope import Scope
+from .tag_list import MAX_TAG_LIST_PAGES, NotATagList, read_tag_list
 from .tag_order import newest_first
-from .upstream import UpstreamRequest
-from .upstream_auth import send_authorized
 
 # Browsers may keep a page a minute: tags change, and a person reloads to see a new one.
 PAGE_CACHE_CONTROL = "public, max-age=60"
 # A page shows the newest tags first; a repository with thousands needs no more here.
 MAX_TAGS_SHOWN = 200
-# Pages of a paginated tag list the page follows before it says the list goes on.
-MAX_TAG_PAGES = 20
 
 
 def serve_page(request: Request, settings: Settings) -> Response:
@@ -61,10 +56,10 @@ def serve_page(request: Request, settings: Settings) -> Response:
         route.to_upstream(name)
     except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
-    listing = _tags(route, name, settings)
+    listing = _tags(route, name)
     fallback = fallback_for(route, name)
     if fallback is not None:
-        listing = _with_fallback(listing, _tags(fallback, name, settings))
+        listing = _with_fallback(listing, _tags(fallback, name))
     return _html(listing.status, _repository(host, name, route, fallback, listing))
 
 
@@ -83,38 +78,21 @@ class TagListing(NamedTuple):
     truncated: bool = False
 
 
-def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
+def _tags(route: Route, name: RepositoryName) -> TagListing:
     """The repository's tags as an anonymous client (or crev's own credentials) sees them,
-    following the tag list's pages (`Link: rel="next"`) on the same upstream, up to a bound."""
-    upstream_name = route.to_upstream(name)
+    as far as crev follows the list's pages."""
     url = route.upstream.url(Endpoint(Kind.TAGS, name).upstream_path(route))
-    headers = Headers([("Accept", "application/json")])
-    scopes = (Scope.repository(upstream_name, "pull"),)
-    tags: list[str] = []
+    scopes = (Scope.repository(route.to_upstream(name), "pull"),)
     try:
-        for _ in range(MAX_TAG_PAGES):
-            # Authorized as a public route's clients are: with crev's credentials, or with an
-            # anonymous token from the same cache the registry endpoint uses.
-            answer = send_authorized(
-                UpstreamRequest("GET", url, headers), route, scopes, settings.timeout
-            )
-            body = answer.read(MAX_TAG_LIST_BYTES, settings.timeout)
-            if answer.status != 200:
-                return _unlisted(answer.status)
-            tags += tag_names(body)
-            link = answer.headers.get("link")
-            following = next_page(link, url) if link else None
-            if following is None:
-                return TagListing(200, tags)
-            next_url = same_list(following, url)
-            if next_url is None:
-                return TagListing(200, tags, truncated=True)
-            url = next_url
+        # Authorized as a public route's clients are: with crev's credentials, or with an
+        # anonymous token from the same cache the registry endpoint uses.
+        listed = read_tag_list(route.upstream, url, scopes, route.upstream.anonymous_or_own)
     except UpstreamError as error:
         return TagListing(502, [], f"the registry could not be asked: {error.message}")
-    except MalformedHeaderError:
-        return TagListing(200, tags, truncated=True)
-    return TagListing(200, tags, truncated=True)
+    if isinstance(listed, NotATagList):
+        listed.answer.release()
+        return _not_listed(listed.answer.status)
+    return TagListing(200, listed.tags, truncated=listed.cut is not None)
 
 
 def _with_fallback(primary: TagListing, fallback: TagListing) -> TagListing:
@@ -129,7 +107,7 @@ def _with_fallback(primary: TagListing, fallback: TagListing) -> TagListing:
     )
 
 
-def _unlisted(status: int) -> TagListing:
+def _not_listed(status: int) -> TagListing:
     """What the page says for an upstream answer that is not a tag list."""
     if status in (401, 403):
         return TagListing(403, [], "This repository is private. Log in to pull it.")
@@ -190,7 +168,7 @@ def _home(settings: Settings, host: str) -> str:
         [
             _code(f"{host}/{route.vanity_prefix}NAME"),
             _sources(route),
-            "crev's credentials" if route.credentials else "public, or your credentials",
+            "crev's credentials" if route.server_side else "public, or your credentials",
         ]
         for route in settings.routes.routes
     ]
@@ -242,7 +220,7 @@ def _repository(
         if listing.truncated:
             body += (
                 f"<p class=muted>The registry has more tags than this page reads "
-                f"({MAX_TAG_PAGES} pages); list them all with "
+                f"({MAX_TAG_LIST_PAGES} pages); list them all with "
                 f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
             )
     source = _code(f"{route.upstream.host}/{route.to_upstream(name).value}")

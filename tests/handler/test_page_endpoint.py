@@ -138,14 +138,14 @@ def test_the_page_follows_tag_pagination_and_sorts_versions_newest_first(
 
 
 def test_the_page_stops_after_its_bound_and_says_so(crev, httpserver: HTTPServer) -> None:
-    from crev.page import MAX_TAG_PAGES
+    from crev.tag_list import MAX_TAG_LIST_PAGES
 
-    paginated(httpserver, pages=MAX_TAG_PAGES + 3, per_page=1)
+    paginated(httpserver, pages=MAX_TAG_LIST_PAGES + 3, per_page=1)
     response = httpx.get(f"{crev.url}/tool", headers=HTML)
-    assert f"Tags ({MAX_TAG_PAGES}+)" in response.text
+    assert f"Tags ({MAX_TAG_LIST_PAGES}+)" in response.text
     assert "more tags than this page reads" in response.text
     asked = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/tags/list"]
-    assert len(asked) == MAX_TAG_PAGES
+    assert len(asked) == MAX_TAG_LIST_PAGES
 
 
 def test_a_next_page_on_another_host_is_not_followed(crev, httpserver: HTTPServer) -> None:

@@ -10,7 +10,8 @@ from werkzeug import Request as WerkzeugRequest
 
 from crev.config import Settings
 from crev.messages import Response
-from crev.page import MAX_TAG_PAGES, MAX_TAGS_SHOWN, serve_page
+from crev.page import MAX_TAGS_SHOWN, serve_page
+from crev.tag_list import MAX_TAG_LIST_PAGES
 from tests.support.refusals import refused
 from tests.support.service_calls import body_of, request, settings_for
 
@@ -211,10 +212,10 @@ def test_pages_are_followed_up_to_a_bound(httpserver: HTTPServer) -> None:
         {"tags": ["1"]}, headers={"Link": f'<{TAGS}?n=1>; rel="next"'}
     )
     _, text = page("/tool", acme(httpserver))
-    assert len(tag_requests(httpserver)) == MAX_TAG_PAGES
+    assert len(tag_requests(httpserver)) == MAX_TAG_LIST_PAGES
     # An upstream that wants no token is asked so once, not before every page.
     assert [r.path for r, _ in httpserver.log].count("/v2/") == 1
-    assert f"({MAX_TAG_PAGES} pages)" in text
+    assert f"({MAX_TAG_LIST_PAGES} pages)" in text
     assert "skopeo list-tags docker://acme.dev/tool" in text
 
 
