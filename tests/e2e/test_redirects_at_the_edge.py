@@ -1,5 +1,6 @@
 """A public route in front of a registry that redirects blob reads to signed storage, behind the
-stand-in for Vercel's edge cache (`CREV_PUBLIC=1`, `CREV_TAG_CACHE_SECONDS=300`): crev answers
+stand-in for Vercel's edge cache (`CREV_PUBLIC=1`, `CREV_TAG_CACHE_SECONDS=300`; as
+`python -m crev` and under Vercel's runtime): crev answers
 each blob's redirect as a 308 the edge keeps while the signed URL lives, so a second pull by
 another client reaches neither crev nor the upstream; and the same registry behind a route that
 follows redirects, where crev streams each blob from storage itself with bounded memory.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,10 @@ import pytest
 
 from rig import PushedImage, TestRegistry
 from rig.caching_edge import CachingEdge, run_caching_edge
-from rig.crev_process import CrevProcess, crev_for
+from rig.crev_process import CrevProcess, crev_for, run_crev, serving_acme
 from rig.images import push_large_image, push_small_image
 from rig.registry import client_verify
+from rig.vercel_runtime import run_vercel_app
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.memory import peak_rss
 from tests.support.podman import Podman
@@ -56,15 +58,32 @@ def pulled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulled]:
         yield Pulled(registry, images, workdir)
 
 
-@pytest.fixture(scope="module")
-def public_crev(pulled: Pulled) -> Iterator[CrevProcess]:
-    workdir = pulled.workdir / "public-crev"
-    with crev_for(pulled.registry, workdir, public="1", tag_cache_seconds="300") as crev:
-        yield crev
+@dataclass
+class PublicCrev:
+    """crev on a public route keeping tags 300 s: `python -m crev`, or under Vercel's runtime."""
+
+    url: str
+    log: Callable[[], str]
+
+
+@pytest.fixture(scope="module", params=["crev", "vercel"])
+def public_crev(request: pytest.FixtureRequest, pulled: Pulled) -> Iterator[PublicCrev]:
+    workdir = pulled.workdir / f"public-{request.param}"
+    settings = {
+        **serving_acme(pulled.registry.host, pulled.registry.scheme),
+        "public": "1",
+        "tag_cache_seconds": "300",
+    }
+    if request.param == "vercel":
+        with run_vercel_app(workdir, **settings) as app:
+            yield PublicCrev(app.url, app.functions["v2"].log_text)
+    else:
+        with run_crev(workdir, **settings) as crev:
+            yield PublicCrev(crev.url, crev.log)
 
 
 @pytest.fixture
-def edge(public_crev: CrevProcess) -> Iterator[CachingEdge]:
+def edge(public_crev: PublicCrev) -> Iterator[CachingEdge]:
     """A fresh (empty) edge cache in front of the module's public crev."""
     with run_caching_edge(public_crev.url) as running:
         yield running
@@ -73,7 +92,7 @@ def edge(public_crev: CrevProcess) -> Iterator[CachingEdge]:
 @pytest.mark.parametrize("name", ["big", "layered"])
 def test_a_second_pull_by_another_client_reaches_neither_crev_nor_the_upstream(
     pulled: Pulled,
-    public_crev: CrevProcess,
+    public_crev: PublicCrev,
     edge: CachingEdge,
     podman: Podman,
     tmp_path: Path,
