@@ -330,9 +330,7 @@ def _from_storage(
     request, endpoint = exchange.request, exchange.endpoint
     assert endpoint.reference is not None
     upstream = exchange.route.upstream
-    response = follow(
-        request, answer, forwarded.url, str(endpoint.reference), upstream.read_storage
-    )
+    response = follow(request, answer, forwarded.url, str(endpoint.reference), upstream)
     if response is not None and exchange.crev_authorizes:
         set_edge_caching(response.headers, endpoint, request.method, response.status)
     return response

@@ -17,16 +17,16 @@ and no blob byte passes through crev. Two choices change that:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
-from .connections import UpstreamRequest
+from .connections import Connections, UpstreamRequest
 from .edge_cache import by_tag
 from .errors import UpstreamError
 from .header_filters import client_response_headers
 from .messages import Headers, Request, Response
 from .signed_url import signed_until
+from .upstream import Upstream
 from .upstream_response import UpstreamResponse
 from .urls import URL, is_http_url
 
@@ -112,13 +112,8 @@ def storage_url(location: str, asked: URL) -> URL | None:
     return URL.parse(resolved)
 
 
-# Sends a request to storage as it stands, with no authorization of crev's:
-# `Upstream.read_storage` of the upstream that redirected there.
-StorageSend = Callable[[UpstreamRequest], UpstreamResponse]
-
-
 def fetch_from_storage(
-    send: StorageSend, url: URL, method: str, client_headers: Headers
+    connections: Connections, url: URL, method: str, client_headers: Headers, timeout: float
 ) -> UpstreamResponse:
     """Read a blob from storage at the signed `url` with `method`, carrying only the client's
     range and conditions, following storage's own redirects (`MAX_STORAGE_HOPS` at most).
@@ -127,7 +122,7 @@ def fetch_from_storage(
         (name, value) for name, value in client_headers if name.lower() in _STORAGE_REQUEST_HEADERS
     )
     for _ in range(MAX_STORAGE_HOPS):
-        answer = send(UpstreamRequest(method, url, headers))
+        answer = connections.send(UpstreamRequest(method, url, headers), timeout)
         if answer.status in _STORAGE_ANSWERS:
             return answer
         location = answer.headers.get("location")
@@ -174,17 +169,20 @@ class Redirect(Protocol):
 
 
 def follow(
-    request: Request, redirect: Redirect, asked: URL, digest: str, send: StorageSend
+    request: Request, redirect: Redirect, asked: URL, digest: str, upstream: Upstream
 ) -> Response | None:
-    """The blob `digest` read (by `send`) from the storage the upstream's `redirect` (its answer
-    to `asked`) points to, streamed as storage sends it: a route that follows redirects. None
-    for a redirect that is not to storage, which the client gets as it came."""
+    """The blob `digest` read from the storage the `upstream`'s `redirect` (its answer to
+    `asked`) points to, through the process's connections with no credential of the
+    upstream's, streamed as storage sends it: a route that follows redirects. None for a
+    redirect that is not to storage, which the client gets as it came."""
     location = redirect.headers.get("location")
     url = storage_url(location, asked) if location is not None else None
     if url is None:
         return None
     redirect.release()
-    stored = fetch_from_storage(send, url, request.method, request.headers)
+    stored = fetch_from_storage(
+        upstream.connections, url, request.method, request.headers, upstream.timeout
+    )
     headers = storage_answer_headers(stored.headers, redirect.headers, digest)
     if not stored.has_body:
         stored.release()

@@ -85,6 +85,12 @@ class Upstream(TokenSource):
         return self.origin.host
 
     @property
+    def connections(self) -> Connections:
+        """The process's connections, for a request to another host (storage a redirect
+        names), which carries none of this upstream's credentials."""
+        return self._connections
+
+    @property
     def configured_realm(self) -> URL | None:
         return self._realm.configured
 
@@ -157,12 +163,6 @@ class Upstream(TokenSource):
         answer = self._connections.send(request, self.timeout)
         self._realm.learn(answer.headers)
         return answer
-
-    def read_storage(self, request: UpstreamRequest) -> UpstreamResponse:
-        """Send a read of the storage this upstream redirected a blob to, as the request stands:
-        no authorization of crev's (the URL's signature is storage's), and nothing learned from
-        the answer, which is not the registry's."""
-        return self._connections.send(request, self.timeout)
 
     def ask_realm(self, request: UpstreamRequest, *, credentials: bool) -> UpstreamResponse:
         """Send a client's token request (with the client's `credentials`, if it carries any)
