@@ -38,7 +38,7 @@ def set_edge_caching(
     if is_immutable(endpoint, method, status):
         headers.set("Cache-Control", IMMUTABLE)
     elif tag_seconds and is_by_tag(endpoint, method, status):
-        headers.set("Cache-Control", by_tag(tag_seconds))
+        headers.set("Cache-Control", kept_at_edge_for(tag_seconds))
         # A manifest by tag is answered by `Accept`: an edge that keys on it never gives one
         # client's media type to another. What the upstream varies by is kept beside it.
         _vary_by(headers, "Accept")
@@ -54,7 +54,7 @@ def _vary_by(headers: Headers, name: str) -> None:
         headers.add("Vary", name)
 
 
-def by_tag(seconds: int) -> str:
+def kept_at_edge_for(seconds: int) -> str:
     """Kept at the edge for `seconds`; a browser keeps nothing."""
     return f"public, max-age=0, s-maxage={seconds}"
 

@@ -21,7 +21,7 @@ from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 from .connections import Connections, UpstreamRequest
-from .edge_cache import by_tag
+from .edge_cache import kept_at_edge_for
 from .errors import UpstreamError
 from .header_filters import client_response_headers
 from .messages import Headers, Request, Response
@@ -91,7 +91,7 @@ def keep_at_edge(
     seconds = edge_seconds(location, now)
     if seconds is None:
         return status
-    headers.set("Cache-Control", by_tag(seconds))
+    headers.set("Cache-Control", kept_at_edge_for(seconds))
     return PERMANENT_REDIRECT
 
 
