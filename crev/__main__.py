@@ -31,6 +31,7 @@ settings (environment variables; README.md explains each):
   CREV_UPSTREAM_USERNAME, CREV_UPSTREAM_PASSWORD or CREV_UPSTREAM_TOKEN
                          server-side upstream credentials for a private upstream
   CREV_PUBLIC            1: public images, no login for clients, edge-cacheable answers
+  CREV_FOLLOW_REDIRECTS  1: crev reads blobs from the storage the upstream redirects to
   CREV_FALLBACK_REGISTRY_HOST, CREV_FALLBACK_REPO_PREFIX, CREV_FALLBACK_REGISTRY_SCHEME
                          the registry you are moving away from: reads the upstream does not
                          know go there (needs CREV_PUBLIC=1 or server-side credentials)

@@ -93,6 +93,7 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
     "CREV_PUBLIC",
+    "CREV_FOLLOW_REDIRECTS",
     "CREV_FALLBACK_REGISTRY_HOST",
     "CREV_FALLBACK_REPO_PREFIX",
     "CREV_FALLBACK_REGISTRY_SCHEME",
@@ -213,7 +214,8 @@ def _single_route(env: Mapping[str, str], make: _UpstreamMaker) -> Route:
         _auth(_credentials(env, "CREV_UPSTREAM"), public=public),
         _realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
     )
-    route = Route("", (upstream,), public)
+    follow_redirects = bool(_flag("CREV_FOLLOW_REDIRECTS", env.get("CREV_FOLLOW_REDIRECTS", "")))
+    route = Route("", (upstream,), public, follow_redirects)
     return _with_fallback(route, _single_fallback(env, make), "CREV_FALLBACK_REGISTRY_HOST")
 
 
@@ -270,6 +272,7 @@ def parse_routes(value: str, env: Mapping[str, str], make: _UpstreamMaker) -> tu
     credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
     `official-images` (one-component names live under `library/`, as on Docker Hub, where it
     is the default), `public` (the route's images are public: clients pull without a login),
+    `follow-redirects` (crev reads blobs from the storage the upstream redirects to itself),
     `fallback=[scheme://]host[:port][/namespace]` (where reads go that the upstream answers
     with an unknown name, tag or blob), `fallback-credentials=NAME` (server-side credentials
     for the fallback, as `credentials=NAME`).
@@ -312,6 +315,7 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
     credentials = None
     official = origin.is_docker_hub
     public = False
+    follow_redirects = False
     fallback_target = None
     fallback_credentials = None
     for option in options:
@@ -320,6 +324,8 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
             official = True
         elif option == "public":
             public = True
+        elif option == "follow-redirects":
+            follow_redirects = True
         elif key == "realm":
             realm = _realm("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
@@ -331,7 +337,8 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
         else:
             raise fail(
                 f"unknown option {option!r} (known: realm=URL, credentials=NAME, "
-                "official-images, public, fallback=HOST[/NAMESPACE], fallback-credentials=NAME)"
+                "official-images, public, follow-redirects, fallback=HOST[/NAMESPACE], "
+                "fallback-credentials=NAME)"
             )
     route = Route(
         vanity,
@@ -344,6 +351,7 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
             ),
         ),
         public,
+        follow_redirects,
     )
     if fallback_target is None:
         if fallback_credentials is not None:

@@ -24,6 +24,9 @@ class Route(NamedTuple):
     # upstream tokens of its own, unless it has server-side credentials), and answers can be
     # cached at the edge.
     public: bool = False
+    # crev follows the upstreams' redirects of blob reads to storage itself and streams the
+    # blob, for clients on networks that reach only the vanity domain.
+    follow_redirects: bool = False
 
     @property
     def upstream(self) -> Upstream:
@@ -40,7 +43,7 @@ class Route(NamedTuple):
         vanity prefix, read with crev's own (anonymous or server-side) upstream tokens."""
         if len(self.upstreams) < 2:
             return None
-        return Route(self.vanity_prefix, self.upstreams[1:], self.public)
+        return Route(self.vanity_prefix, self.upstreams[1:], self.public, self.follow_redirects)
 
     @property
     def server_side(self) -> bool:
