@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import h11
 
+from .allocator import settle_thresholds
 from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings, current_settings
 from .errors import (
@@ -133,6 +134,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 outcome,
                 response.fallback,
             )
+            settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close
         if unread_body and not outcome:
             self._linger()
