@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
 
 import h11
 import httpx
@@ -28,15 +27,35 @@ CONNECT_SECONDS = 10.0
 _RETRYABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
-@dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     """A request as crev sends it upstream: every header is crev's choice (httpx adds only
-    `Host` and the body's framing), and a body is bytes or a stream read from the client."""
+    `Host` and the body's framing), and a body is bytes or a stream read from the client. A
+    value: what would change it (an `Authorization`) makes another. (Written out rather than a
+    frozen dataclass: building one at import is a cold start's cost.)"""
 
+    __slots__ = ("body", "headers", "method", "url")
     method: str
     url: URL
     headers: Headers
-    body: bytes | Iterable[bytes] | None = None
+    body: bytes | Iterable[bytes] | None
+
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        headers: Headers,
+        body: bytes | Iterable[bytes] | None = None,
+    ) -> None:
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "body", body)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an UpstreamRequest is a value: its {name} does not change")
+
+    def __repr__(self) -> str:
+        return f"UpstreamRequest({self.method!r}, {str(self.url)!r})"
 
     @property
     def streams_body(self) -> bool:
@@ -49,7 +68,7 @@ class UpstreamRequest:
             headers.remove("Authorization")
         else:
             headers.set("Authorization", authorization)
-        return replace(self, headers=headers)
+        return UpstreamRequest(self.method, self.url, headers, self.body)
 
 
 class Connections:
