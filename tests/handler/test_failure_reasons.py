@@ -141,7 +141,7 @@ def test_the_connect_bound_is_10_s_below_the_default_timeout(
     assert "30 s" not in line and line.endswith('within 10 s"')
 
 
-def test_a_refusal_of_crev_s_credentials_is_logged_without_them(
+def test_a_realm_not_accepting_crev_s_credentials_is_logged_without_them(
     start_crev: Callable[..., CrevServer], httpserver: HTTPServer, log: pytest.LogCaptureFixture
 ) -> None:
     realm = httpserver.url_for("/token")
@@ -160,5 +160,6 @@ def test_a_refusal_of_crev_s_credentials_is_logged_without_them(
     response = httpx.get(f"{crev.url}/v2/tool/manifests/1", timeout=30)
     assert response.status_code == 502
     line = logged_line(log, "GET /v2/tool/manifests/1 502 upstream=- ")
-    assert 'error="the upstream token realm did not accept crev\'s credentials (status 401)"' in line
+    message = "the upstream token realm did not accept crev's credentials (status 401)"
+    assert f'error="{message}"' in line
     assert "s3cret" not in line and "czNjcmV0" not in line
