@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from .connections import Connections
 from .errors import ConfigError, InvalidNameError
 from .names import Namespace, RepositoryName
-from .routing import Credentials, Route, RouteTable
+from .routing import Route, RouteTable
+from .upstream import DEFAULT_TIMEOUT, Upstream
+from .upstream_auth import (
+    AnonymousToken,
+    ClientLogin,
+    RealmCredentials,
+    StaticToken,
+    UpstreamAuth,
+)
 from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 
 # `docker.io` is the name people know; its registry API lives on another host.
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
-# Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
-DEFAULT_TIMEOUT = 30.0
 # Beyond any function's maximum duration on Vercel (800 s on Pro): a wait no request outlives.
 MAX_TIMEOUT = 900.0
 # Where crev's own token endpoint is served unless CREV_TOKEN_URL says otherwise.
@@ -33,29 +41,39 @@ class Settings(NamedTuple):
     browser_redirect: str | None = None
     # Pushing is opt-in: a vanity domain is read-only unless its owner says otherwise.
     allow_push: bool = False
-    # The largest request body forwarded; Vercel refuses more than 4.5 MB anyway.
+    # The largest request body forwarded; Vercel takes no more than 4.5 MB anyway.
     max_body_bytes: int | None = None
     # How long the edge may keep a public route's answers by tag (manifests, tag lists); 0
     # keeps none, so a pushed tag is seen at once.
     tag_cache_seconds: int = 0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        connections: Connections | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Settings:
+        """Settings from `CREV_*` variables, their upstreams sending through `connections` (new
+        ones of their own unless given) and keeping tokens on `clock`."""
         env = os.environ if environ is None else environ
+        timeout = _timeout(env.get("CREV_UPSTREAM_TIMEOUT", ""))
+        make = _UpstreamMaker(timeout, Connections() if connections is None else connections, clock)
         if env.get("CREV_ROUTES", "").strip():
             single = [name for name in _SINGLE_ROUTE_VARIABLES if env.get(name, "").strip()]
             if single:
                 raise ConfigError(
                     f"CREV_ROUTES is set, and so is {', '.join(single)}: use one or the other"
                 )
-            routes = parse_routes(env["CREV_ROUTES"], env)
+            routes = parse_routes(env["CREV_ROUTES"], env, make)
         else:
-            routes = (_single_route(env),)
+            routes = (_single_route(env, make),)
         tag_cache_seconds = _tag_cache_seconds(env.get("CREV_TAG_CACHE_SECONDS", ""), routes)
         return cls(
             routes=RouteTable(routes),
             token_url=_token_url(env.get("CREV_TOKEN_URL", "")),
-            timeout=_timeout(env.get("CREV_UPSTREAM_TIMEOUT", "")),
+            timeout=timeout,
             browser_redirect=_optional_url(
                 "CREV_BROWSER_REDIRECT", env.get("CREV_BROWSER_REDIRECT", "")
             ),
@@ -75,6 +93,7 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
     "CREV_PUBLIC",
+    "CREV_FOLLOW_REDIRECTS",
     "CREV_FALLBACK_REGISTRY_HOST",
     "CREV_FALLBACK_REPO_PREFIX",
     "CREV_FALLBACK_REGISTRY_SCHEME",
@@ -102,47 +121,28 @@ class _RecordingEnvironment(Mapping[str, str]):
         return len(self._env)
 
 
-# Settings by the values of the variables they were read from: checking a dozen variables per
-# request is cheap, while reading the whole environment cost tens of microseconds.
-_cache: dict[tuple[tuple[str, str | None], ...], Settings] = {}
-_variable_sets: set[tuple[str, ...]] = set()
-# Warnings given already (the local server's at its start), so that each is given once.
-_warned: set[str] = set()
-
-
-def current_settings() -> Settings:
-    """Settings for the current environment, parsed once per distinct set of values."""
-    for names in tuple(_variable_sets):
-        settings = _cache.get(tuple((name, os.environ.get(name)) for name in names))
-        if settings is not None:
-            return settings
-    settings, names = _read_settings(os.environ)
-    # Said in the function's log, where there is no terminal to warn in; once per process.
-    for warning in unknown_variables(os.environ, names):
-        if warning not in _warned:
-            from .log import crev_log
-
-            crev_log().warning("configuration: %s", warning)
-            _warned.add(warning)
-    _variable_sets.add(names)
-    _cache[tuple((name, os.environ.get(name)) for name in names)] = settings
-    return settings
-
-
-def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+def read_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    connections: Connections | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Settings, list[str]]:
     """Settings, and a warning for each `CREV_*` variable that was set but not read, for the
     caller to give."""
     env = os.environ if env is None else env
-    settings, names = _read_settings(env)
-    warnings = unknown_variables(env, names)
-    _warned.update(warnings)
-    return settings, warnings
+    settings, names = settings_and_variables(env, connections=connections, clock=clock)
+    return settings, unknown_variables(env, names)
 
 
-def _read_settings(env: Mapping[str, str]) -> tuple[Settings, tuple[str, ...]]:
+def settings_and_variables(
+    env: Mapping[str, str],
+    *,
+    connections: Connections | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Settings, tuple[str, ...]]:
     """Settings, and the names of the variables they were read from."""
     recorded = _RecordingEnvironment(env)
-    settings = Settings.from_env(recorded)
+    settings = Settings.from_env(recorded, connections=connections, clock=clock)
     return settings, tuple(sorted(recorded.names))
 
 
@@ -167,28 +167,59 @@ def unknown_variables(env: Mapping[str, str], read: Iterable[str]) -> list[str]:
     return warnings
 
 
-def _single_route(env: Mapping[str, str]) -> Route:
-    upstream = Origin(
+class _UpstreamMaker(NamedTuple):
+    """What the upstreams of one `Settings` share: the timeout, the connections, the clock."""
+
+    timeout: float
+    connections: Connections
+    clock: Callable[[], float]
+
+    def __call__(
+        self, origin: Origin, namespace: Namespace, auth: UpstreamAuth, realm: URL | None = None
+    ) -> Upstream:
+        return Upstream(
+            origin,
+            namespace,
+            auth,
+            realm=realm,
+            timeout=self.timeout,
+            connections=self.connections,
+            clock=self.clock,
+        )
+
+
+def _auth(credentials: UpstreamAuth | None, *, public: bool) -> UpstreamAuth:
+    """How crev authenticates to an upstream: with its server-side credentials, else
+    anonymously for a public route's reads, else with each client's own login."""
+    if credentials is not None:
+        return credentials
+    return AnonymousToken() if public else ClientLogin()
+
+
+def _single_route(env: Mapping[str, str], make: _UpstreamMaker) -> Route:
+    origin = Origin(
         _scheme("CREV_REGISTRY_SCHEME", env.get("CREV_REGISTRY_SCHEME", "https")),
         _host("CREV_REGISTRY_HOST", env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
     )
     official = _flag("CREV_OFFICIAL_IMAGES", env.get("CREV_OFFICIAL_IMAGES", ""))
-    route = Route(
-        vanity_prefix="",
-        upstream=upstream,
-        namespace=_namespace(
-            env.get("CREV_REPO_PREFIX", ""),
-            "CREV_REPO_PREFIX",
-            official_images=upstream.is_docker_hub if official is None else official,
-        ),
-        credentials=_credentials(env, "CREV_UPSTREAM"),
-        token_realm=_realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
-        public=bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", ""))),
+    namespace = _namespace(
+        env.get("CREV_REPO_PREFIX", ""),
+        "CREV_REPO_PREFIX",
+        official_images=origin.is_docker_hub if official is None else official,
     )
-    return _with_fallback(route, _single_fallback(env), "CREV_FALLBACK_REGISTRY_HOST")
+    public = bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", "")))
+    upstream = make(
+        origin,
+        namespace,
+        _auth(_credentials(env, "CREV_UPSTREAM"), public=public),
+        _realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
+    )
+    follow_redirects = bool(_flag("CREV_FOLLOW_REDIRECTS", env.get("CREV_FOLLOW_REDIRECTS", "")))
+    route = Route("", (upstream,), public, follow_redirects)
+    return _with_fallback(route, _single_fallback(env, make), "CREV_FALLBACK_REGISTRY_HOST")
 
 
-def _single_fallback(env: Mapping[str, str]) -> Route | None:
+def _single_fallback(env: Mapping[str, str], make: _UpstreamMaker) -> Upstream | None:
     host = env.get("CREV_FALLBACK_REGISTRY_HOST", "").strip()
     if not host:
         others = [
@@ -199,41 +230,41 @@ def _single_fallback(env: Mapping[str, str]) -> Route | None:
         if others:
             raise ConfigError(f"{others[0]} is set, but CREV_FALLBACK_REGISTRY_HOST is not")
         return None
-    upstream = Origin(
+    origin = Origin(
         _scheme("CREV_FALLBACK_REGISTRY_SCHEME", env.get("CREV_FALLBACK_REGISTRY_SCHEME", "")),
         _host("CREV_FALLBACK_REGISTRY_HOST", host),
     )
     namespace = _namespace(
         env.get("CREV_FALLBACK_REPO_PREFIX", ""),
         "CREV_FALLBACK_REPO_PREFIX",
-        official_images=upstream.is_docker_hub,
+        official_images=origin.is_docker_hub,
     )
-    return _fallback_route(upstream, namespace, _credentials(env, "CREV_FALLBACK_UPSTREAM"))
+    return _fallback(make, origin, namespace, _credentials(env, "CREV_FALLBACK_UPSTREAM"))
 
 
-def _fallback_route(
-    upstream: Origin, namespace: Namespace, credentials: Credentials | None
-) -> Route:
+def _fallback(
+    make: _UpstreamMaker, origin: Origin, namespace: Namespace, credentials: UpstreamAuth | None
+) -> Upstream:
     # Read with crev's own tokens, like a public route's: a client's token is for the primary.
-    return Route("", upstream, namespace, credentials, public=credentials is None)
+    return make(origin, namespace, _auth(credentials, public=True))
 
 
-def _with_fallback(route: Route, fallback: Route | None, shown: str) -> Route:
+def _with_fallback(route: Route, fallback: Upstream | None, shown: str) -> Route:
     """The route with its fallback, where crev can ask one: only where crev holds the upstream
     tokens itself, since a client's token is for one realm and would not open the other."""
     if fallback is None:
         return route
-    if not route.crev_authorizes_reads:
+    if not route.crev_authorizes(write=False, client_authorized=False):
         raise ConfigError(
             f"{shown}: a fallback needs a public route or server-side credentials "
             "(a client's token is for the primary's realm, so crev could not ask the fallback)"
         )
-    if (fallback.upstream, fallback.namespace) == (route.upstream, route.namespace):
+    if (fallback.origin, fallback.namespace) == (route.upstream.origin, route.namespace):
         raise ConfigError(f"{shown}: the fallback is the route's own upstream and namespace")
-    return route._replace(fallback=fallback._replace(vanity_prefix=route.vanity_prefix))
+    return route._replace(upstreams=(*route.upstreams, fallback))
 
 
-def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
+def parse_routes(value: str, env: Mapping[str, str], make: _UpstreamMaker) -> tuple[Route, ...]:
     """`CREV_ROUTES`: entries `vanity-prefix=[scheme://]host[:port][/namespace][;option=value]`,
     separated by commas or newlines, e.g. `tools/=ghcr.io/acme/tools, =ghcr.io/acme`.
 
@@ -241,6 +272,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
     `official-images` (one-component names live under `library/`, as on Docker Hub, where it
     is the default), `public` (the route's images are public: clients pull without a login),
+    `follow-redirects` (crev reads blobs from the storage the upstream redirects to itself),
     `fallback=[scheme://]host[:port][/namespace]` (where reads go that the upstream answers
     with an unknown name, tag or blob), `fallback-credentials=NAME` (server-side credentials
     for the fallback, as `credentials=NAME`).
@@ -250,7 +282,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     for entry in (part.strip() for part in re.split(r"[,\n]", value)):
         if not entry:
             continue
-        route = _route(entry, env)
+        route = _route(entry, env, make)
         if route.vanity_prefix in seen:
             raise ConfigError(
                 f"CREV_ROUTES entry {entry!r}: prefix {route.vanity_prefix!r} repeats"
@@ -262,7 +294,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-def _route(entry: str, env: Mapping[str, str]) -> Route:
+def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
     def fail(reason: str) -> ConfigError:
         return ConfigError(f"CREV_ROUTES entry {entry!r}: {reason}")
 
@@ -276,13 +308,14 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         vanity += "/"
     target, *options = (part.strip() for part in target.split(";"))
     try:
-        upstream, namespace = _upstream_target(target)
+        origin, namespace = _upstream_target(target)
     except ConfigError as error:
         raise fail(error.message) from None
     realm = None
     credentials = None
-    official = upstream.is_docker_hub
+    official = origin.is_docker_hub
     public = False
+    follow_redirects = False
     fallback_target = None
     fallback_credentials = None
     for option in options:
@@ -291,6 +324,8 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
             official = True
         elif option == "public":
             public = True
+        elif option == "follow-redirects":
+            follow_redirects = True
         elif key == "realm":
             realm = _realm("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
@@ -302,22 +337,34 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         else:
             raise fail(
                 f"unknown option {option!r} (known: realm=URL, credentials=NAME, "
-                "official-images, public, fallback=HOST[/NAMESPACE], fallback-credentials=NAME)"
+                "official-images, public, follow-redirects, fallback=HOST[/NAMESPACE], "
+                "fallback-credentials=NAME)"
             )
     route = Route(
-        vanity, upstream, namespace._replace(official_images=official), credentials, realm, public
+        vanity,
+        (
+            make(
+                origin,
+                namespace._replace(official_images=official),
+                _auth(credentials, public=public),
+                realm,
+            ),
+        ),
+        public,
+        follow_redirects,
     )
     if fallback_target is None:
         if fallback_credentials is not None:
             raise fail("fallback-credentials is set, but fallback is not")
         return route
     try:
-        fallback_upstream, fallback_namespace = _upstream_target(fallback_target)
+        fallback_origin, fallback_namespace = _upstream_target(fallback_target)
     except ConfigError as error:
         raise fail(f"fallback: {error.message}") from None
-    fallback = _fallback_route(
-        fallback_upstream,
-        fallback_namespace._replace(official_images=fallback_upstream.is_docker_hub),
+    fallback = _fallback(
+        make,
+        fallback_origin,
+        fallback_namespace._replace(official_images=fallback_origin.is_docker_hub),
         fallback_credentials,
     )
     try:
@@ -356,7 +403,8 @@ def _as_setting(shown: str) -> Iterator[None]:
 
 def _credentials(
     env: Mapping[str, str], stem: str, *, required: bool = False
-) -> Credentials | None:
+) -> UpstreamAuth | None:
+    """Server-side credentials: a static token, or a username and password for the realm."""
     username = env.get(f"{stem}_USERNAME", "")
     password = env.get(f"{stem}_PASSWORD", "")
     token = env.get(f"{stem}_TOKEN", "")
@@ -369,7 +417,7 @@ def _credentials(
         if required:
             raise ConfigError(f"{stem}_USERNAME/{stem}_PASSWORD or {stem}_TOKEN must be set")
         return None
-    return Credentials(username, password, token)
+    return StaticToken(token) if token else RealmCredentials(username, password)
 
 
 # Vercel's limit on a function's request body.

@@ -13,12 +13,11 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import (
-    ErrorCode,
     InvalidNameError,
     InvalidReferenceError,
+    Refusal,
     RegistryError,
     method_not_allowed,
-    not_served,
 )
 from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is_tag
 
@@ -26,11 +25,35 @@ from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is
 MAX_PATH_LENGTH = 2048
 # How much of an invalid reference a refusal quotes: a tag's 128 characters and a little more.
 SHOWN_REFERENCE_CHARS = 140
-# Tag lists crev reads whole (to show the client's name, to list tags on the page); one this
-# large is not a real tag list.
-MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 # Upload session ids are opaque to clients: distribution uses UUIDs, others base64-ish tokens.
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9._~=+-]{1,512}")
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
+
+
+class KindFacts(NamedTuple):
+    """What crev knows of one kind of endpoint, in one place (as distribution's route
+    descriptors hold theirs): its upstream path, the methods it answers, and how its answers
+    are passed on, cached and completed."""
+
+    # The upstream path, from the upstream name and the reference.
+    path: str
+    # GET and HEAD read it; an upload's GET is its status, part of writing.
+    reads: bool = True
+    # What it answers beyond reading where pushing is allowed.
+    write_methods: frozenset[str] = frozenset()
+    # Its query goes upstream as it came (a tag list's `n` and `last`, a referrers filter,
+    # an upload session's opaque state).
+    passes_query: bool = False
+    # A route's fallback may answer a read of it: content, and what names it.
+    falls_back: bool = False
+    # A 200 to a read of it by digest never changes: kept at the edge for a year.
+    immutable_by_digest: bool = False
+    # A 200 to a read of it by tag changes when the tag moves: kept at the edge as long as a
+    # public route lets tags be (CREV_TAG_CACHE_SECONDS).
+    kept_by_tag: bool = False
 
 
 class Kind(Enum):
@@ -42,19 +65,42 @@ class Kind(Enum):
     UPLOAD_START = "uploads"
     UPLOAD = "upload"
 
+    @property
+    def facts(self) -> KindFacts:
+        return _FACTS[self]
 
-READ_METHODS = frozenset({"GET", "HEAD"})
-# Endpoints that are part of writing whatever the method (GET on a session is its status).
-UPLOAD_KINDS = frozenset({Kind.UPLOAD_START, Kind.UPLOAD})
-# What each endpoint answers when pushing is allowed, beyond reading.
-_WRITE_METHODS: dict[Kind, frozenset[str]] = {
-    Kind.MANIFEST: frozenset({"PUT", "DELETE"}),
-    Kind.BLOB: frozenset({"DELETE"}),
-    Kind.UPLOAD_START: frozenset({"POST"}),
-    # GET on an upload session is its status, part of writing.
-    Kind.UPLOAD: frozenset({"GET", "PATCH", "PUT", "DELETE"}),
+
+_FACTS: dict[Kind, KindFacts] = {
+    Kind.BASE: KindFacts("/v2/"),
+    Kind.MANIFEST: KindFacts(
+        "/v2/{name}/manifests/{reference}",
+        write_methods=frozenset({"PUT", "DELETE"}),
+        falls_back=True,
+        immutable_by_digest=True,
+        kept_by_tag=True,
+    ),
+    Kind.BLOB: KindFacts(
+        "/v2/{name}/blobs/{reference}",
+        write_methods=frozenset({"DELETE"}),
+        falls_back=True,
+        immutable_by_digest=True,
+    ),
+    Kind.TAGS: KindFacts(
+        "/v2/{name}/tags/list", passes_query=True, falls_back=True, kept_by_tag=True
+    ),
+    Kind.REFERRERS: KindFacts(
+        "/v2/{name}/referrers/{reference}", passes_query=True, falls_back=True
+    ),
+    Kind.UPLOAD_START: KindFacts(
+        "/v2/{name}/blobs/uploads/", reads=False, write_methods=frozenset({"POST"})
+    ),
+    Kind.UPLOAD: KindFacts(
+        "/v2/{name}/blobs/uploads/{reference}",
+        reads=False,
+        write_methods=frozenset({"GET", "PATCH", "PUT", "DELETE"}),
+        passes_query=True,
+    ),
 }
-_METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
 class UploadSession(Word):
@@ -72,23 +118,21 @@ class Endpoint(NamedTuple):
     reference: Tag | Digest | UploadSession | None = None
 
     def upstream_path(self, mapping: NameMapping) -> str:
-        if self.kind is Kind.BASE or self.name is None:
-            return "/v2/"
+        if self.name is None:
+            return Kind.BASE.facts.path
         name = mapping.to_upstream(self.name).value
-        if self.kind is Kind.TAGS:
-            return f"/v2/{name}/tags/list"
-        if self.kind is Kind.UPLOAD_START:
-            return f"/v2/{name}/blobs/uploads/"
-        if self.kind is Kind.UPLOAD:
-            return f"/v2/{name}/blobs/uploads/{self.reference}"
-        return f"/v2/{name}/{self.kind.value}/{self.reference}"
+        return self.kind.facts.path.format(name=name, reference=self.reference)
 
     def allowed_methods(self, *, push: bool) -> list[str]:
-        uploads = self.kind in UPLOAD_KINDS
-        allowed = set() if uploads else set(READ_METHODS)
+        facts = self.kind.facts
+        allowed = set(READ_METHODS) if facts.reads else set()
         if push:
-            allowed |= _WRITE_METHODS.get(self.kind, frozenset())
+            allowed |= facts.write_methods
         return [method for method in _METHOD_ORDER if method in allowed]
+
+    def writes(self, method: str) -> bool:
+        """Whether `method` on this endpoint is part of writing (an upload's GET is)."""
+        return method not in READ_METHODS or not self.kind.facts.reads
 
 
 def check_method(endpoint: Endpoint, method: str, *, push: bool) -> None:
@@ -106,26 +150,23 @@ def parse_endpoint(path: str) -> Endpoint:
     """The endpoint of a raw request path (no query), or the error that says why not."""
     if len(path) > MAX_PATH_LENGTH:
         raise RegistryError(
-            ErrorCode.NAME_INVALID,
+            Refusal.PATH_TOO_LONG,
             f"request path is over {MAX_PATH_LENGTH} characters",
-            status=414,
         )
     if path in ("/v2", "/v2/"):
         return Endpoint(Kind.BASE)
     if not path.startswith("/v2/"):
-        raise not_served(f"{path!r} is not a registry API path")
+        raise RegistryError(Refusal.NOT_SERVED, f"{path!r} is not a registry API path")
     segments = path[len("/v2/") :].split("/")
     if segments == ["_catalog"]:
-        raise not_served("the catalog is not served by this registry")
+        raise RegistryError(Refusal.NOT_SERVED, "the catalog is not served by this registry")
     if len(segments) >= 3 and segments[-2:] == ["tags", "list"]:
         return Endpoint(Kind.TAGS, _name(segments[:-2], path))
     if len(segments) >= 4 and segments[-3:] == ["blobs", "uploads", ""]:
         return Endpoint(Kind.UPLOAD_START, _name(segments[:-3], path))
     if len(segments) >= 4 and segments[-3:-1] == ["blobs", "uploads"]:
         if not _UPLOAD_ID.fullmatch(segments[-1]) or not segments[-1].strip("."):
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}"
-            )
+            raise RegistryError(Refusal.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}")
         return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), UploadSession(segments[-1]))
     if len(segments) >= 3:
         kind = {"manifests": Kind.MANIFEST, "blobs": Kind.BLOB, "referrers": Kind.REFERRERS}.get(
@@ -137,7 +178,9 @@ def parse_endpoint(path: str) -> Endpoint:
             raw = unquote(segments[-1])
             reference = _manifest_reference(raw) if kind is Kind.MANIFEST else Digest.parse(raw)
             return Endpoint(kind, name, reference)
-    raise not_served(f"{path!r} is not a registry API endpoint this proxy serves")
+    raise RegistryError(
+        Refusal.NOT_SERVED, f"{path!r} is not a registry API endpoint this proxy serves"
+    )
 
 
 def _manifest_reference(text: str) -> Tag | Digest:

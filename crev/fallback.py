@@ -15,15 +15,15 @@ from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from .endpoints import READ_METHODS, Endpoint, Kind
-from .errors import ErrorCode, InvalidNameError, RegistryError, UpstreamError
+from .endpoints import READ_METHODS, Endpoint
+from .errors import ErrorCode, InvalidNameError, Refusal, RegistryError
 from .names import RepositoryName
 from .routing import Route
 
-# What a fallback serves: reads of content and of what names it.
-FALLBACK_KINDS = frozenset({Kind.MANIFEST, Kind.BLOB, Kind.TAGS, Kind.REFERRERS})
 # The registry's words for "not here"; a 404 with any other code (or none) stands.
-UNKNOWN_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
+UNKNOWN_CODES = frozenset(
+    {ErrorCode.NAME_UNKNOWN, ErrorCode.MANIFEST_UNKNOWN, ErrorCode.BLOB_UNKNOWN}
+)
 
 
 def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, crev_authorizes: bool) -> bool:
@@ -33,7 +33,7 @@ def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, crev_authori
     return (
         crev_authorizes
         and method in READ_METHODS
-        and endpoint.kind in FALLBACK_KINDS
+        and endpoint.kind.facts.falls_back
         and endpoint.name is not None
         and fallback_for(route, endpoint.name) is not None
     )
@@ -78,21 +78,6 @@ def error_codes(body: bytes) -> frozenset[str]:
     )
 
 
-def tag_names(body: bytes) -> list[str]:
-    """The tags of a tag list body; UpstreamError when it is not one."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise UpstreamError("upstream tag list is not JSON") from None
-    tags = document.get("tags") if isinstance(document, dict) else None
-    if tags is None:
-        # distribution answers `"tags": null` for a repository whose tags were all deleted.
-        return []
-    if not isinstance(tags, list):
-        raise UpstreamError("upstream tag list has no list of tags")
-    return [tag for tag in tags if isinstance(tag, str)]
-
-
 class TagListQuery(NamedTuple):
     """A client's `n` (page size) and `last` (the tag the page starts after)."""
 
@@ -105,7 +90,7 @@ class TagListQuery(NamedTuple):
         n = params.get("n")
         if n is not None and not (n.isdigit() and len(n) <= 9):
             raise RegistryError(
-                ErrorCode.PAGINATION_NUMBER_INVALID,
+                Refusal.PAGINATION_NUMBER_INVALID,
                 f"n={n[:20]!r}: the page size must be a number",
             )
         return cls(None if n is None else int(n), params.get("last") or None)

@@ -14,30 +14,35 @@ import contextlib
 import io
 import socket
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import h11
 
 from .allocator import settle_thresholds
 from .client_connection import ClientConnection, is_tls_handshake
-from .config import Settings, current_settings
+from .config import Settings
 from .errors import (
     CrevError,
-    ErrorCode,
+    Refusal,
     RegistryError,
     UpstreamCutError,
-    not_served,
     registry_error,
 )
 from .log import crev_log, escaped, log_refusal, log_response
 from .messages import Headers, Request, Response, request_origin
+from .process import Process
 
-# What a Vercel function runs: the registry API, the token endpoint or the page.
-Function = Callable[[Request, Settings], Response]
 
-_date: tuple[int, str] = (0, "")
+class Function(Protocol):
+    """What a Vercel function runs: the registry API, the token endpoint or the page.
+
+    A protocol rather than a `Callable` alias: a handler class holds its function as a
+    `staticmethod`, which a class attribute typed `Callable` would have mypy read as a method."""
+
+    def __call__(self, request: Request, settings: Settings, /) -> Response: ...
+
+
 # Bounds on draining a refused request's body, so a response survives the close (see _linger).
 LINGER_SECONDS = 10.0
 LINGER_BYTES = 512 * 1024 * 1024
@@ -58,13 +63,21 @@ class FunctionHandler(BaseHTTPRequestHandler):
     timeout = 120
     # Errors found while reading the request line get a status line, never an HTTP/0.9 body.
     default_request_version = "HTTP/1.0"
+    # Set by `handle_one_request` before `parse_request`; typeshed does not declare it.
+    raw_requestline: bytes
     function: ClassVar[Function]
+    # The process the function runs in: what it keeps between requests. Each `api/*.py`
+    # function builds its own; the local server one for all three.
+    process: ClassVar[Process]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
+    # Why crev itself failed the request being answered (a 5xx of its own), for its log line.
+    failure = ""
 
     def parse_request(self) -> bool:
         """The request head, read by h11 and checked for framing a host behind crev could read
         another way; a refusal is answered here, and the connection closed."""
+        # As `http.server` does: no command until one is read (typeshed types it `str` only).
         self.command = None  # type: ignore[assignment]
         self.request_version = self.default_request_version
         self.close_connection = True
@@ -96,14 +109,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
         return "crev"
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        # Every response carries a Date; formatting it anew each time was a visible cost.
-        global _date
         if timestamp is not None:
             return super().date_time_string(timestamp)
-        second = int(time.time())
-        if _date[0] != second:
-            _date = (second, super().date_time_string(second))
-        return _date[1]
+        return self.process.http_date()
 
     def __getattr__(self, name: str) -> Any:
         # Every method reaches the function, which answers 405 for what it does not serve.
@@ -114,6 +122,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def run_function(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
+        self.failure = ""
         response = self._respond(path, query)
         unread_body = not self.client.request_complete
         if unread_body:
@@ -133,6 +142,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 ms,
                 outcome,
                 response.fallback,
+                self.failure,
             )
             settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close
@@ -163,10 +173,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
 
     def _respond(self, path: str, query: str) -> Response:
         try:
-            settings = current_settings()
+            settings = self.process.settings()
             function = self.function_for(path)
             if function is None:
-                raise not_served(f"no endpoint at {path!r}")
+                raise RegistryError(Refusal.NOT_SERVED, f"no endpoint at {path!r}")
             # Read back from `self.headers`, not from the head h11 read: Vercel's runtime
             # removes its internal headers there before the handler runs.
             headers = Headers(self.headers.items())
@@ -183,10 +193,14 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return function(request, settings)
         except CrevError as error:
             # The one place an error becomes what the client is answered.
-            return Response.from_error(registry_error(error))
+            answer = registry_error(error)
+            if answer.status >= 500:
+                # Clients show only "502 Bad Gateway": the reason goes on the log line too.
+                self.failure = answer.message
+            return Response.from_error(answer)
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
-            return Response.from_error(RegistryError(ErrorCode.UNKNOWN, "internal error in crev"))
+            return Response.from_error(RegistryError(Refusal.INTERNAL, "internal error in crev"))
 
     def _write(self, response: Response) -> str:
         """Send the response; how it ended when it could not be sent whole, else ''."""
@@ -206,7 +220,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return "upstream-cut"
         except h11.LocalProtocolError as error:
-            # h11 refused to frame the response as crev gave it (a body longer or shorter than
+            # h11 would not frame the response as crev gave it (a body longer or shorter than
             # its Content-Length): crev's own fault, cut like an upstream's.
             crev_log().error(
                 "%s %s: response not framed: %s", self.command, self.path.partition("?")[0], error
@@ -222,7 +236,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Protocol-level refusals `http.server` makes itself (an over-long request line) as
         registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
-        self.send_registry_error(RegistryError(ErrorCode.UNSUPPORTED, reason, status=code))
+        self.send_registry_error(RegistryError(Refusal.unsupported_at(code), reason))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any function ran, and close: the rest of the request
@@ -246,7 +260,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
 class _Replayed(io.RawIOBase):
     """A client stream with bytes already read from it put back in front."""
 
-    def __init__(self, replayed: bytes, rest: BinaryIO) -> None:
+    def __init__(self, replayed: bytes, rest: io.BufferedIOBase) -> None:
         self._replayed = replayed
         self._rest = rest
 
@@ -259,4 +273,4 @@ class _Replayed(io.RawIOBase):
             buffer[:count] = self._replayed[:count]
             self._replayed = self._replayed[count:]
             return count
-        return self._rest.readinto1(buffer)  # type: ignore[attr-defined]
+        return self._rest.readinto1(buffer)

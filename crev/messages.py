@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-from .errors import ErrorCode, RegistryError
+from .errors import Refusal, RegistryError
 from .urls import Origin, is_valid_host
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
@@ -43,6 +43,19 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         self.remove(name)
         self.items.append((name, value))
+
+    def add(self, name: str, value: str) -> None:
+        """One more `name` header, after any there are already."""
+        self.items.append((name, value))
+
+    def filtered(self, shown: Callable[[str, str], str | None]) -> Headers:
+        """These headers, each value as `shown` gives it, and those it gives None for left out."""
+        return Headers(
+            (name, value) for name, old in self.items if (value := shown(name, old)) is not None
+        )
+
+    def copy(self) -> Headers:
+        return Headers(self.items)
 
     def remove(self, name: str) -> None:
         lowered = name.lower()
@@ -117,10 +130,9 @@ def _within(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
 
 def body_too_large(limit: int) -> RegistryError:
     return RegistryError(
-        ErrorCode.SIZE_INVALID,
+        Refusal.BODY_TOO_LARGE,
         f"request body is over {limit} bytes, the most this deployment accepts in one request; "
         "upload blobs in chunks (PATCH with Content-Range) smaller than that",
-        status=413,
     )
 
 
@@ -142,7 +154,7 @@ class Response:
         self,
         status: int,
         headers: Headers | None = None,
-        body: Iterable[bytes | memoryview] = (),
+        body: Iterable[bytes] = (),
         upstream_status: int | None = None,
         close: Callable[[], None] = _nothing_to_close,
     ) -> None:
@@ -162,7 +174,7 @@ class Response:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         for name, value in error.headers:
-            headers.items.append((name, value))
+            headers.add(name, value)
         return cls(error.status, headers, [body])
 
     @classmethod
@@ -178,7 +190,7 @@ def request_origin(headers: Headers, default_scheme: str) -> Origin:
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
+        raise RegistryError(Refusal.BAD_REQUEST, f"unsupported forwarded scheme {scheme!r}")
     if not is_valid_host(host):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
+        raise RegistryError(Refusal.BAD_REQUEST, f"invalid or missing Host header {host!r}")
     return Origin(scheme, host)

@@ -11,50 +11,49 @@ from typing import NamedTuple
 
 from .errors import NameUnknownError
 from .names import OFFICIAL_IMAGES_NAMESPACE, Namespace, RepositoryName
-from .urls import URL, Origin
-
-
-class Credentials(NamedTuple):
-    """Server-side upstream credentials: a username and password, or a ready bearer token."""
-
-    username: str = ""
-    password: str = ""
-    token: str = ""
-
-    def __repr__(self) -> str:
-        # Never print a secret, even in a traceback or a debugger.
-        return f"Credentials(username={self.username!r}, secret=***)"
+from .upstream import Upstream
 
 
 class Route(NamedTuple):
-    """Vanity names under `vanity_prefix` served from `namespace` on `upstream`."""
+    """Vanity names under `vanity_prefix` served from its upstreams: the first, then (for reads
+    it does not know the name, tag or blob of) the next, its fallback."""
 
     vanity_prefix: str
-    upstream: Origin
-    namespace: Namespace
-    credentials: Credentials | None = None
-    # The upstream's token realm when configured; otherwise learned from its challenges.
-    token_realm: URL | None = None
-    # The route's images are public: crev reads them with anonymous upstream tokens of its
-    # own, so clients pull without a login and answers can be cached at the edge.
+    upstreams: tuple[Upstream, ...]
+    # The route's images are public: clients pull without a login (crev reads with anonymous
+    # upstream tokens of its own, unless it has server-side credentials), and answers can be
+    # cached at the edge.
     public: bool = False
-    # Where reads go when this route's upstream does not know a name, tag or blob: the
-    # registry a vanity domain is moving away from. Its own route, under the same vanity
-    # prefix, read with crev's own (anonymous or server-side) upstream tokens.
-    fallback: Route | None = None
+    # crev follows the upstreams' redirects of blob reads to storage itself and streams the
+    # blob, for clients on networks that reach only the vanity domain.
+    follow_redirects: bool = False
 
     @property
-    def crev_authorizes_reads(self) -> bool:
-        """Whether crev, not the client, authenticates to the upstream for reads."""
-        return self.public or self.credentials is not None
+    def upstream(self) -> Upstream:
+        return self.upstreams[0]
+
+    @property
+    def namespace(self) -> Namespace:
+        return self.upstream.namespace
+
+    @property
+    def fallback(self) -> Route | None:
+        """Where reads go when this route's upstream does not know a name, tag or blob (the
+        registry a vanity domain is moving away from): a route of its own under the same
+        vanity prefix, read with crev's own (anonymous or server-side) upstream tokens."""
+        if len(self.upstreams) < 2:
+            return None
+        return Route(self.vanity_prefix, self.upstreams[1:], self.public, self.follow_redirects)
+
+    @property
+    def server_side(self) -> bool:
+        """Whether crev holds credentials of its own for the upstream, so clients never log in."""
+        return self.upstream.auth.server_side
 
     def crev_authorizes(self, *, write: bool, client_authorized: bool) -> bool:
         """Whether crev authenticates to the upstream itself for this request, instead of
-        passing on the client's own login: always with server-side credentials; on a public
-        route for reads that bring no login of their own (writes keep the client's login)."""
-        if self.credentials is not None:
-            return True
-        return self.public and not write and not client_authorized
+        passing on the client's own login."""
+        return self.upstream.crev_authorizes(write=write, client_authorized=client_authorized)
 
     def owns(self, name: RepositoryName) -> bool:
         return not self.vanity_prefix or (
@@ -63,33 +62,30 @@ class Route(NamedTuple):
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName:
         rest = RepositoryName(name.value[len(self.vanity_prefix) :])
-        return self.namespace.to_upstream(rest)
+        return self.upstream.to_upstream(rest)
 
     def to_vanity(self, upstream_name: RepositoryName) -> RepositoryName | None:
-        rest = self.namespace.to_vanity(upstream_name)
+        rest = self.upstream.to_vanity(upstream_name)
         # The prefix plus a name can outgrow the length a name may have.
         return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
-
-    @property
-    def upstream_name_shown(self) -> str:
-        """Where `NAME` lives upstream, for a person: `https://ghcr.io/acme/NAME`."""
-        prefix = f"{self.namespace.prefix}/" if self.namespace.prefix else ""
-        return f"{self.upstream}/{prefix}NAME"
 
     def describe(self) -> str:
         """How names map, in words for a person: `NAME -> https://ghcr.io/acme/NAME`."""
         mode = []
         if self.public:
             mode.append("public")
-        if self.credentials is not None:
-            mode.append("server-side credentials")
+        if self.server_side:
+            mode.append(self.upstream.auth.describe())
         if self.fallback is not None:
-            mode.append(f"falling back to {self.fallback.upstream_name_shown}")
+            mode.append(f"falling back to {self.fallback._places_in_words()}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
-        places = ", ".join(
-            f"{place} {names}".rstrip() for place, names in self.upstream_places(str(self.upstream))
+        return f"{self.vanity_prefix}NAME -> {self._places_in_words()}{suffix}"
+
+    def _places_in_words(self) -> str:
+        return ", ".join(
+            f"{place} {names}".rstrip()
+            for place, names in self.upstream_places(str(self.upstream.origin))
         )
-        return f"{self.vanity_prefix}NAME -> {places}{suffix}"
 
     def upstream_places(self, where: str) -> tuple[tuple[str, str], ...]:
         """Where `NAME` lives under `where` (the upstream's URL or host), each place with the
@@ -126,12 +122,16 @@ class RouteTable:
 
     @property
     def default(self) -> Route:
-        """The route that answers `/v2/` itself: the catch-all, else the first configured."""
+        """The route that answers `/v2/` itself: the catch-all, else the shortest prefix's."""
         return self.routes[-1]
 
     @property
     def has_several(self) -> bool:
         return len(self.routes) > 1
+
+    def serving(self, name: RepositoryName | None) -> Route:
+        """The route serving a request for `name`; for none (`/v2/`), the default."""
+        return self.default if name is None else self.for_name(name)
 
     def for_name(self, name: RepositoryName) -> Route:
         for route in self.routes:

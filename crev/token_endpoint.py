@@ -12,21 +12,20 @@ import json
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from .config import Settings
+from .connections import UpstreamRequest
 from .errors import (
-    ErrorCode,
     InvalidNameError,
     InvalidScopeError,
+    Refusal,
     RegistryError,
     method_not_allowed,
 )
 from .header_filters import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
 from .token_response import MAX_TOKEN_RESPONSE_BYTES
-from .upstream import UpstreamRequest, send
 from .urls import URL
 
 MAX_FORM_BYTES = 64 * 1024
@@ -38,6 +37,8 @@ MAX_SCOPES = 64
 PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
 # The placeholder grants nothing, so its lifetime only spares clients asking again.
 PLACEHOLDER_EXPIRES_IN = 3600
+# Token parameters that are credentials, as an `Authorization` is.
+_SECRET_PARAMETERS = frozenset({"password", "refresh_token"})
 # What the token spec and OAuth2 define; anything else a client adds is not passed on.
 _TOKEN_PARAMETERS = frozenset(
     {
@@ -69,37 +70,45 @@ def serve_token(request: Request, settings: Settings) -> Response:
     if request.method == "GET":
         params = parse_qsl(request.query, keep_blank_values=True)
         route, mapped = _map_params(params, settings, one_scope_per_param=True)
-        if route.credentials is not None:
+        if route.server_side:
             return _placeholder_token()
-        realm = realm_of(route, settings.timeout).url
+        realm = route.upstream.realm().url
         forwarded = UpstreamRequest("GET", realm.with_query(mapped), _token_headers(request))
+        secrets = _carries_secrets(mapped)
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             raise RegistryError(
-                ErrorCode.UNSUPPORTED, f"token POST must be a form, not {content_type or 'empty'!r}"
+                Refusal.BAD_REQUEST, f"token POST must be a form, not {content_type or 'empty'!r}"
             )
-        body = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
+        form_text = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
         # The route hint travels in the realm's query string, the rest in the form.
         hint = [(k, v) for k, v in parse_qsl(request.query) if k == ROUTE_PARAMETER]
         route, form = _map_params(
-            hint + parse_qsl(body, keep_blank_values=True), settings, one_scope_per_param=False
+            hint + parse_qsl(form_text, keep_blank_values=True), settings, one_scope_per_param=False
         )
-        if route.credentials is not None:
+        if route.server_side:
             return _placeholder_token()
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
-        realm = realm_of(route, settings.timeout).url
+        realm = route.upstream.realm().url
         forwarded = UpstreamRequest("POST", realm, headers, urlencode(form).encode())
+        secrets = _carries_secrets(form)
     else:
         raise method_not_allowed(
             f"{request.method} is not served by the token endpoint", "GET, POST"
         )
-    answer = send(forwarded, settings.timeout)
+    credentials = secrets or "authorization" in forwarded.headers
+    answer = route.upstream.ask_realm(forwarded, credentials=credentials)
     body = answer.read(MAX_TOKEN_RESPONSE_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
     return Response.from_bytes(answer.status, headers, body, answer.status)
+
+
+def _carries_secrets(params: list[tuple[str, str]]) -> bool:
+    """Whether token parameters hold a credential (OAuth2's password or refresh token)."""
+    return any(key in _SECRET_PARAMETERS and value for key, value in params)
 
 
 def _placeholder_token() -> Response:
@@ -127,7 +136,7 @@ def _map_params(
 ) -> tuple[Route, list[tuple[str, str]]]:
     """The route asked for, and the token parameters with every scope put under it."""
     if sum(1 for key, _ in params if key == "service") > 1:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "token request names more than one service")
+        raise RegistryError(Refusal.BAD_REQUEST, "token request names more than one service")
     scopes: list[Scope] = []
     hint: str | None = None
     mapped: list[tuple[str, str]] = []
@@ -135,14 +144,12 @@ def _map_params(
         if key == "scope":
             scopes.extend(_parse_client_scopes(value))
             if len(scopes) > MAX_SCOPES:
-                raise RegistryError(
-                    ErrorCode.UNSUPPORTED, f"more than {MAX_SCOPES} scopes requested"
-                )
+                raise RegistryError(Refusal.BAD_REQUEST, f"more than {MAX_SCOPES} scopes requested")
         elif key == ROUTE_PARAMETER:
             hint = value
         elif key in _TOKEN_PARAMETERS:
             mapped.append((key, value))
-    route = _route_of(scopes, hint, settings)
+    route = _route_asked(scopes, hint, settings)
     # Scopes that cannot be under the route are dropped, never passed on unmapped.
     upstream_scopes = list(
         dict.fromkeys(str(up) for scope in scopes if (up := scope_to_upstream(scope, route)))
@@ -154,27 +161,26 @@ def _map_params(
     return route, mapped
 
 
-def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
+def _route_asked(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
     """The one route a token request is for: by its repository scopes, else by the realm's hint."""
     routes = {
         settings.routes.for_name(RepositoryName(scope.name))
         for scope in scopes
         if scope.type == "repository"
     }
-    upstreams = {(route.upstream, route.token_realm, route.credentials) for route in routes}
-    if len(upstreams) > 1:
+    first = next(iter(routes), None)
+    if first is not None and any(not first.upstream.is_registry_of(r.upstream) for r in routes):
         names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
         raise RegistryError(
-            ErrorCode.DENIED,
+            Refusal.SPANS_REGISTRIES,
             f"token request spans routes {names} on different registries: ask for one at a time",
-            status=400,
         )
     if routes:
         return max(routes, key=lambda route: len(route.vanity_prefix))
     if hint is not None:
         route = settings.routes.by_prefix(hint)
         if route is None:
-            raise RegistryError(ErrorCode.UNSUPPORTED, f"no route {hint!r}")
+            raise RegistryError(Refusal.BAD_REQUEST, f"no route {hint!r}")
         return route
     return settings.routes.default
 
@@ -183,7 +189,7 @@ def _parse_client_scopes(value: str) -> list[Scope]:
     try:
         scopes = parse_scopes(value)
     except InvalidScopeError as error:
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid scope: {error}") from None
+        raise RegistryError(Refusal.BAD_REQUEST, f"invalid scope: {error}") from None
     for scope in scopes:
         if scope.type == "repository":
             try:

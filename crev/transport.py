@@ -229,8 +229,8 @@ class _TLSTransport(httpx.BaseTransport):
     """The transport to https origins, made when one is first asked: loading the CA store is a
     cold start's largest cost after the imports, and an http upstream never needs it."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._transport = MadeOnFirstUse(lambda: _Transport(limits, tls_context()))
+    def __init__(self, limits: httpx.Limits, context: Callable[[], ssl.SSLContext]) -> None:
+        self._transport = MadeOnFirstUse(lambda: _Transport(limits, context()))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return self._transport.get().handle_request(request)
@@ -249,9 +249,9 @@ class _UpstreamClient(httpx.Client):
     upstream set in the client's jar for as long as the process lives (though never sent them
     on), and cost about a tenth of a millisecond of CPU per request (bench/README.md)."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, context: Callable[[], ssl.SSLContext]) -> None:
         self._plain = _Transport(limits)
-        self._tls = _TLSTransport(limits)
+        self._tls = _TLSTransport(limits, context)
         super().__init__(
             transport=self._plain,
             mounts={"https://": self._tls},
@@ -284,24 +284,13 @@ class _UpstreamClient(httpx.Client):
         return response
 
 
-def _new_client() -> httpx.Client:
+def new_client(context: Callable[[], ssl.SSLContext] = tls_context) -> httpx.Client:
+    """An httpx client as crev sends upstream with: a pool of kept-alive connections under one
+    deadline, the TLS side made when an https origin is first asked, and nothing from the
+    environment. `context` makes the TLS side's trust (the system's CA store unless given)."""
     limits = httpx.Limits(
         max_connections=MAX_CONNECTIONS,
         max_keepalive_connections=MAX_IDLE_CONNECTIONS,
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
-    return _UpstreamClient(limits)
-
-
-# The process's one httpx client, made on first use.
-_client = MadeOnFirstUse(_new_client)
-
-
-def reset_client() -> None:
-    """Close every pooled connection and build the client anew on next use."""
-    _client.reset()
-
-
-def client() -> httpx.Client:
-    """The process's one httpx client."""
-    return _client.get()
+    return _UpstreamClient(limits, context)

@@ -7,7 +7,7 @@ from .manifests import concurrent_throughput, connection_reuse, warm_manifest_la
 from .moving import moving_registries
 from .moving import render as render_moving
 from .parts import request_cpu
-from .public import Pull, public_routes
+from .public import Pull, public_routes, public_routes_redirecting
 from .pulls import copy_cpu, copy_time, first_pull_requests, warm_pull_requests
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "first_pull_requests",
     "moving_registries",
     "public_routes",
+    "public_routes_redirecting",
     "render_moving",
     "request_cpu",
     "sustained_load",

@@ -32,12 +32,18 @@ CONFIG_FILES = {".python-version", "pyproject.toml", "requirements.txt", "uv.loc
 # The builder seeds pip into the virtual environment it vendors from (`uv venv --seed`) and
 # bundles every installed distribution; `excludeFiles` filters project files only.
 BUILDER_SEEDED = {"pip"}
+DEVELOPER_FILES = {
+    ".env": "CREV_UPSTREAM_PASSWORD=not-for-a-bundle\n",
+    ".env.local": "CREV_UPSTREAM_PASSWORD=not-for-a-bundle\n",
+}
 
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> BuildOutput:
     require_vercel_cli("vercel build")
-    return vercel_build(tmp_path_factory.mktemp("vercel-build"))
+    # The settings a developer keeps for `vercel dev`: a `vercel build` then `vercel deploy
+    # --prebuilt` must not ship them (the file sets below are asserted exactly).
+    return vercel_build(tmp_path_factory.mktemp("vercel-build"), untracked=DEVELOPER_FILES)
 
 
 def test_the_static_output_publishes_no_project_file(build: BuildOutput) -> None:
@@ -82,7 +88,8 @@ def test_each_bundle_carries_only_what_it_runs(build: BuildOutput, name: str) ->
     top = {path.split("/")[0] for path in files}
     assert top - {"api", "crev", "_vendor"} == CONFIG_FILES, sorted(top)
     assert {path for path in files if path.startswith("api/")} == {f"api/{f}.py" for f in FUNCTIONS}
-    project_crev = {p.name for p in (build.project / "crev").glob("*.py")}
+    crev = build.project / "crev"
+    project_crev = {path.relative_to(crev).as_posix() for path in crev.rglob("*.py")}
     assert {
         path.removeprefix("crev/") for path in files if path.startswith("crev/")
     } == project_crev
@@ -92,7 +99,10 @@ def test_each_bundle_carries_only_what_it_runs(build: BuildOutput, name: str) ->
     # The platform's default (300 s with fluid compute, on Hobby and Pro alike; see README);
     # `vercel dev` of the pinned CLI refuses a `maxDuration` in vercel.json.
     assert "maxDuration" not in function.config
-    assert function.size() - function.size("_vendor/") < 512 * 1024
+    # The file set is asserted exactly above; this bound catches a large file among them (a data
+    # file or a stray artifact). crev's sources with their bytecode passed 512 KiB once signed
+    # URLs, mirrors and the page's details came in, so the bound is twice that.
+    assert function.size() - function.size("_vendor/") < 1024 * 1024
 
 
 def bytecode_path(source: str) -> str:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from crev.endpoints import Endpoint, Kind
-from crev.errors import RegistryError, UpstreamError
+from crev.errors import RegistryError
 from crev.fallback import (
     TagListQuery,
     TagPage,
@@ -16,19 +16,25 @@ from crev.fallback import (
     fallback_for,
     may_ask_fallback,
     next_page_link,
-    tag_names,
     tag_page,
     unknown_here,
 )
 from crev.names import Digest, Namespace, RepositoryName, Tag
-from crev.routing import Route
+from crev.upstream import Upstream
+from crev.upstream_auth import AnonymousToken
 from crev.urls import Origin
+from tests.support.routes import route_to
 
 TOOL = RepositoryName("tool")
 DIGEST = Digest("sha256:" + "c" * 64)
-PRIMARY = Route("", Origin("https", "ghcr.io"), Namespace("acme"), public=True)
-WITH_FALLBACK = PRIMARY._replace(
-    fallback=Route("", Origin("https", "registry-1.docker.io"), Namespace("acme"), public=True)
+PRIMARY = route_to("", Origin("https", "ghcr.io"), Namespace("acme"), AnonymousToken(), public=True)
+WITH_FALLBACK = route_to(
+    "",
+    Origin("https", "ghcr.io"),
+    Namespace("acme"),
+    AnonymousToken(),
+    public=True,
+    fallback=Upstream(Origin("https", "registry-1.docker.io"), Namespace("acme"), AnonymousToken()),
 )
 
 
@@ -162,20 +168,17 @@ def test_the_next_page_link() -> None:
     )
 
 
-def test_tag_names() -> None:
-    assert tag_names(b'{"name":"x","tags":["1",2,"b"]}') == ["1", "b"]
-    assert tag_names(b'{"name":"x","tags":null}') == []
-    for body in (b"nope", b'{"tags":"1"}'):
-        with pytest.raises(UpstreamError):
-            tag_names(body)
-
-
 def test_a_name_the_fallbacks_namespace_makes_too_long_is_the_primarys_alone() -> None:
     # acme/ + 248 characters is a name; a-much-longer-old-namespace/ + 248 is not.
     long_name = RepositoryName("x" * 248)
     route = PRIMARY._replace(
-        fallback=Route(
-            "", Origin("https", "registry-1.docker.io"), Namespace("a-much-longer-old-namespace")
+        upstreams=(
+            PRIMARY.upstream,
+            Upstream(
+                Origin("https", "registry-1.docker.io"),
+                Namespace("a-much-longer-old-namespace"),
+                AnonymousToken(),
+            ),
         )
     )
     assert fallback_for(route, TOOL) == route.fallback

@@ -22,7 +22,8 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from crev import transport, upstream
+from crev import transport
+from crev.connections import Connections, UpstreamRequest
 from crev.errors import UpstreamCutError
 from crev.messages import Headers
 from crev.upstream_response import UpstreamResponse
@@ -57,15 +58,20 @@ def serve() -> Iterator[Callable[..., KeepAliveServer]]:
         server.close()
 
 
+# The tests' connections: each stand-in server is a pool of its own in it.
+CONNECTIONS = Connections()
+
+
 def send(
     method: str,
     url: str,
     headers: Headers,
     timeout: float,
     content: bytes | Iterator[bytes] | None = None,
+    connections: Connections = CONNECTIONS,
 ) -> UpstreamResponse:
-    request = upstream.UpstreamRequest(method, URL.parse(url), headers, content)
-    return upstream.send(request, timeout)
+    request = UpstreamRequest(method, URL.parse(url), headers, content)
+    return connections.send(request, timeout)
 
 
 def get(url: str, content: bytes | Iterator[bytes] | None = None) -> UpstreamResponse:
@@ -179,7 +185,6 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
     server.start()
     yield server, tmp_path / "ca.pem"
     server.stop()
-    transport.reset_client()
 
 
 def test_an_https_upstream_is_verified_against_the_ca_store(
@@ -190,16 +195,14 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
     url = server.url_for("/v2/")
     assert url.startswith("https://")
 
-    transport.reset_client()
     with refused() as refusal:
-        send("GET", url, Headers(), TIMEOUT)
+        send("GET", url, Headers(), TIMEOUT, connections=Connections())
     assert refusal.status == 502
     assert "CERTIFICATE_VERIFY_FAILED" in refusal.message
 
     # SSL_CERT_FILE is how a deployment trusts a private CA, as with any OpenSSL client.
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    transport.reset_client()
-    response = send("GET", url, Headers(), TIMEOUT)
+    response = send("GET", url, Headers(), TIMEOUT, connections=Connections())
     assert b"".join(response.stream()) == b"over tls"
 
 
@@ -212,13 +215,12 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(transport, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
-    transport.reset_client()
-    response = send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
+    response = send("GET", server.url_for("/v2/"), Headers(), TIMEOUT, connections=Connections())
     assert b"".join(response.stream()) == b"verified"
 
 
 def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
-    serve, tls_server: tuple[HTTPServer, Path], monkeypatch: pytest.MonkeyPatch
+    serve, tls_server: tuple[HTTPServer, Path]
 ) -> None:
     tls, ca_file = tls_server
     tls.expect_request("/v2/").respond_with_data("over tls")
@@ -228,17 +230,19 @@ def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
         loaded.append(ssl.create_default_context(cafile=str(ca_file)))
         return loaded[-1]
 
-    monkeypatch.setattr(transport, "tls_context", counted_tls_context)
-    transport.reset_client()
+    connections = Connections(lambda: transport.new_client(counted_tls_context))
     plain = serve(lambda n: ok(b"plain %d" % n))
-    assert [b"".join(get(plain.url).stream()) for _ in range(2)] == [b"plain 1", b"plain 2"]
+    assert [
+        b"".join(send("GET", plain.url + "/v2/", Headers(), TIMEOUT, None, connections).stream())
+        for _ in range(2)
+    ] == [b"plain 1", b"plain 2"]
     assert loaded == []
     for _ in range(2):
-        assert b"".join(send("GET", tls.url_for("/v2/"), Headers(), TIMEOUT).stream()) == (
-            b"over tls"
-        )
+        answer = send("GET", tls.url_for("/v2/"), Headers(), TIMEOUT, None, connections)
+        assert b"".join(answer.stream()) == b"over tls"
     assert len(loaded) == 1
-    assert b"".join(get(plain.url).stream()) == b"plain 3"
+    answer = send("GET", plain.url + "/v2/", Headers(), TIMEOUT, None, connections)
+    assert b"".join(answer.stream()) == b"plain 3"
     assert plain.connections == 1
 
 
@@ -302,9 +306,13 @@ def test_cookies_an_upstream_sets_are_not_kept(serve) -> None:
     server = serve(
         lambda n: b"HTTP/1.1 200 OK\r\nSet-Cookie: s%d=abc\r\nContent-Length: 0\r\n\r\n" % n
     )
+    client = transport.new_client()
+    connections = Connections(lambda: client)
     for _ in range(3):
-        get(server.url).release()
-    assert len(transport.client().cookies.jar) == 0
+        send("GET", server.url + "/v2/", Headers(), TIMEOUT, connections=connections).release()
+    assert len(server.requests) == 3
+    assert len(client.cookies.jar) == 0
+    connections.close()
 
 
 def test_a_redirect_is_handed_back_as_it_came(serve) -> None:
