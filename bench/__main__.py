@@ -73,6 +73,7 @@ def compare(args: argparse.Namespace) -> int:
                 results["copy_single"] = scenarios.copy_time(bed, plan, images.single_image)
                 results["copy_eight"] = scenarios.copy_time(bed, plan, images.eight_layer_image)
                 results["copy_cpu"] = scenarios.copy_cpu(bed, plan, images.eight_layer_image)
+                results["request_cpu"] = scenarios.request_cpu(bed, plan)
                 warm = scenarios.warm_pull_requests(bed)
                 results["upstream_requests"] = {"first": first, "warm": warm}
                 if profile:
@@ -86,6 +87,7 @@ def compare(args: argparse.Namespace) -> int:
                         "copy_single": scenarios.copy_time(tls, plan, images.single_image),
                         "copy_eight": scenarios.copy_time(tls, plan, images.eight_layer_image),
                         "copy_cpu": scenarios.copy_cpu(tls, plan, images.eight_layer_image),
+                        "request_cpu": scenarios.request_cpu(tls, plan),
                     }
             results["cold_start"] = cold_start(registry, plan, workdir)
     rows = report.build_rows(results)

@@ -6,6 +6,7 @@ from .load import LoadOptions, LoadRun, sustained_load
 from .manifests import concurrent_throughput, connection_reuse, warm_manifest_latency
 from .moving import moving_registries
 from .moving import render as render_moving
+from .parts import request_cpu
 from .public import Pull, public_routes, public_routes_redirecting
 from .pulls import copy_cpu, copy_time, first_pull_requests, warm_pull_requests
 
@@ -25,6 +26,7 @@ __all__ = [
     "public_routes",
     "public_routes_redirecting",
     "render_moving",
+    "request_cpu",
     "sustained_load",
     "warm_manifest_latency",
     "warm_pull_requests",
