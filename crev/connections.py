@@ -9,6 +9,7 @@ way, and one vocabulary of failures (502/504 registry errors naming the upstream
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -170,8 +171,21 @@ def _checked(
 def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamError:
     """The error for an upstream that could not answer, in words that name it."""
     host = sent.url.netloc.decode("ascii", "replace")
+    if isinstance(error, httpx.ConnectTimeout):
+        # Connecting has a bound of its own, below the timeout: say the one that fired.
+        bound = _timeouts(timeout)["connect"]
+        return UpstreamTimeoutError(
+            f"upstream {host} did not complete a connection (TCP and TLS handshakes) "
+            f"within {bound:g} s"
+        )
     if isinstance(error, httpx.TimeoutException):
         return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
+    if isinstance(error, httpx.ConnectError) and _ssl_reason(error) == "WRONG_VERSION_NUMBER":
+        # What OpenSSL makes of a plain-HTTP answer to its ClientHello.
+        return UpstreamError(
+            f"upstream {host} did not answer https in TLS ({describe(error)}): is the upstream "
+            "plain HTTP? set CREV_REGISTRY_SCHEME=http (http:// in a CREV_ROUTES entry)"
+        )
     if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
@@ -181,3 +195,13 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
     if isinstance(error, httpx.ConnectError):
         return UpstreamError(f"upstream {host} is unreachable: {describe(error)}")
     return UpstreamError(f"upstream {host} failed: {describe(error)}")
+
+
+def _ssl_reason(error: BaseException) -> str | None:
+    """OpenSSL's reason for the TLS failure behind `error` (`WRONG_VERSION_NUMBER`), if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen.reason
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -332,7 +332,9 @@ def _from_storage(
     from .storage_redirect import follow  # as keep_at_edge, on a blob's redirect only
 
     request, endpoint = exchange.request, exchange.endpoint
-    assert endpoint.reference is not None
+    if endpoint.reference is None:
+        # Only a blob read (which names its digest) is followed to storage.
+        return None
     upstream = exchange.route.upstream
     response = follow(request, answer, forwarded.url, str(endpoint.reference), upstream)
     if response is not None and exchange.crev_authorizes:

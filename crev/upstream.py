@@ -24,7 +24,7 @@ from .names import Namespace, RepositoryName
 from .realm import Discovery, Realm, RealmKnowledge
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
-from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
+from .token_response import MAX_TOKEN_RESPONSE_BYTES, kept_for, token_in
 from .upstream_auth import (
     AnonymousToken,
     ClientLogin,
@@ -39,8 +39,6 @@ from .urls import URL, Origin
 
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
-# Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
-EXPIRY_MARGIN = 15
 
 
 class Upstream(TokenSource):
@@ -149,7 +147,7 @@ class Upstream(TokenSource):
             return answer
         if grant.token is None and self._realm.known() is None:
             # No token went, and the 401 named no realm to get one from: asked again, the
-            # upstream would refuse the same request the same way.
+            # upstream would answer the same request the same way.
             return answer
         answer.release()
         if grant.token is not None:
@@ -224,13 +222,13 @@ class Upstream(TokenSource):
             if login is None:
                 return None
             raise UpstreamError(
-                f"the upstream token realm refused crev's credentials (status {answer.status})"
+                "the upstream token realm did not accept crev's credentials"
+                f" (status {answer.status})"
             )
         token, expires_in = token_in(body)
         if token is None or expires_in is None:
             raise UpstreamError("the upstream token realm answered without a token")
-        lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
-        return CachedToken(token, started + lifetime)
+        return CachedToken(token, started + kept_for(expires_in))
 
     # ------------------------------------------------------------------ names
 

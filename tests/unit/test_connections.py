@@ -220,7 +220,7 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
 
 
 def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
-    serve, tls_server: tuple[HTTPServer, Path], monkeypatch: pytest.MonkeyPatch
+    serve, tls_server: tuple[HTTPServer, Path]
 ) -> None:
     tls, ca_file = tls_server
     tls.expect_request("/v2/").respond_with_data("over tls")
@@ -230,8 +230,7 @@ def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
         loaded.append(ssl.create_default_context(cafile=str(ca_file)))
         return loaded[-1]
 
-    monkeypatch.setattr(transport, "tls_context", counted_tls_context)
-    connections = Connections()
+    connections = Connections(lambda: transport.new_client(counted_tls_context))
     plain = serve(lambda n: ok(b"plain %d" % n))
     assert [
         b"".join(send("GET", plain.url + "/v2/", Headers(), TIMEOUT, None, connections).stream())
@@ -300,6 +299,33 @@ def test_cookies_an_upstream_sets_are_never_sent_back(serve) -> None:
     get(server.url).release()
     assert len(server.requests) == 2
     assert all(b"cookie" not in head.lower() for head in server.requests)
+
+
+def test_cookies_an_upstream_sets_are_not_kept(serve) -> None:
+    # Kept, though never sent, they would pile up for as long as the process lives.
+    server = serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nSet-Cookie: s%d=abc\r\nContent-Length: 0\r\n\r\n" % n
+    )
+    client = transport.new_client()
+    connections = Connections(lambda: client)
+    for _ in range(3):
+        send("GET", server.url + "/v2/", Headers(), TIMEOUT, connections=connections).release()
+    assert len(server.requests) == 3
+    assert len(client.cookies.jar) == 0
+    connections.close()
+
+
+def test_a_redirect_is_handed_back_as_it_came(serve) -> None:
+    location = b"https://storage.example/blob?signature=x"
+    server = serve(
+        lambda n: b"HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\n"
+        b"Content-Length: 0\r\n\r\n" % location
+    )
+    response = get(server.url)
+    assert response.status == 307
+    assert response.headers.get("location") == location.decode()
+    response.release()
+    assert len(server.requests) == 1
 
 
 def test_interim_answers_are_skipped_and_an_http_1_0_answer_closes(serve) -> None:
