@@ -23,12 +23,11 @@ from .fallback import (
     unknown_here,
 )
 from .header_filters import client_response_headers, upstream_request_headers
-from .links import rewrite_link, rewrite_location
+from .links import REDIRECT_STATUSES, rewrite_link, rewrite_location
 from .messages import FallbackAnswer, Headers, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
-from .storage_redirect import REDIRECT_STATUSES, follow, keep_at_edge
 from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
 from .upstream_response import UpstreamResponse
@@ -298,6 +297,9 @@ def _client_response(
     if exchange.crev_authorizes:
         set_edge_caching(headers, endpoint, request.method, answer.status, exchange.tag_seconds)
         if is_blob_redirect:
+            # Imported on a blob's redirect: a cold start that serves none never pays for it.
+            from .storage_redirect import keep_at_edge
+
             client_authorized = "authorization" in request.headers
             status = keep_at_edge(
                 answer.status, request.method, client_authorized, headers, time.time()
@@ -327,6 +329,8 @@ def _from_storage(
 ) -> Response | None:
     """A blob the upstream redirected to storage, read from there by crev (a route that follows
     redirects); None when the redirect is not to storage."""
+    from .storage_redirect import follow  # as keep_at_edge, on a blob's redirect only
+
     request, endpoint = exchange.request, exchange.endpoint
     if not isinstance(endpoint.reference, Digest):
         # Only a blob read is followed, and a blob is named by its digest.
