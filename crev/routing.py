@@ -42,6 +42,10 @@ class Route(NamedTuple):
     # registry a vanity domain is moving away from. Its own route, under the same vanity
     # prefix, read with crev's own (anonymous or server-side) upstream tokens.
     fallback: Route | None = None
+    # Registries holding the same images, asked in order for a read the upstream fails
+    # (unreachable, too slow, a 5xx or a 429): each its own route under the same vanity
+    # prefix, read with crev's own tokens, as a fallback is.
+    mirrors: tuple[Route, ...] = ()
 
     @property
     def crev_authorizes_reads(self) -> bool:
@@ -83,6 +87,9 @@ class Route(NamedTuple):
             mode.append("public")
         if self.credentials is not None:
             mode.append("server-side credentials")
+        if self.mirrors:
+            shown = ", ".join(mirror.upstream_name_shown for mirror in self.mirrors)
+            mode.append(f"failing over to {shown}")
         if self.fallback is not None:
             mode.append(f"falling back to {self.fallback.upstream_name_shown}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
