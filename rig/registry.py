@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import ssl
 import subprocess
 import time
@@ -297,13 +298,18 @@ def start_test_registry(
     tls: bool = False,
     *,
     policy: AccessPolicy | None = None,
+    content_of: TestRegistry | None = None,
 ) -> Iterator[TestRegistry]:
     """Run a token issuer and a registry under ``workdir``; both stop on exit.
 
     With ``tls=True`` the registry and the issuer both serve HTTPS with certs
-    from one fresh CA whose PEM is ``TestRegistry.ca_file``.
+    from one fresh CA whose PEM is ``TestRegistry.ca_file``. With ``content_of``, it starts
+    with a copy of that registry's storage: the same names, tags and digests (a mirror), and
+    a token issuer (a realm) of its own.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    if content_of is not None:
+        shutil.copytree(content_of.workdir / "storage", workdir / "storage")
     policy = policy or AccessPolicy()
     ca_file: Path | None = None
     server_files: tuple[Path, Path] | None = None
