@@ -273,7 +273,7 @@ def _with_mirrors(route: Route, mirrors: tuple[Route, ...], shown: str) -> Route
         place = (mirror.upstream, mirror.namespace.prefix)
         if place in seen:
             raise ConfigError(
-                f"{shown}: {mirror.upstream_name_shown} is named twice "
+                f"{shown}: {mirror.upstream}/{mirror.namespace.prefix} is named twice "
                 "(as the route's own upstream or another mirror)"
             )
         seen.add(place)

@@ -88,15 +88,17 @@ class Route(NamedTuple):
         if self.credentials is not None:
             mode.append("server-side credentials")
         if self.mirrors:
-            shown = ", ".join(mirror.upstream_name_shown for mirror in self.mirrors)
+            shown = "; ".join(mirror._places_in_words() for mirror in self.mirrors)
             mode.append(f"failing over to {shown}")
         if self.fallback is not None:
             mode.append(f"falling back to {self.fallback.upstream_name_shown}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
-        places = ", ".join(
+        return f"{self.vanity_prefix}NAME -> {self._places_in_words()}{suffix}"
+
+    def _places_in_words(self) -> str:
+        return ", ".join(
             f"{place} {names}".rstrip() for place, names in self.upstream_places(str(self.upstream))
         )
-        return f"{self.vanity_prefix}NAME -> {places}{suffix}"
 
     def upstream_places(self, where: str) -> tuple[tuple[str, str], ...]:
         """Where `NAME` lives under `where` (the upstream's URL or host), each place with the

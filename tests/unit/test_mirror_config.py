@@ -116,7 +116,7 @@ def test_a_route_has_both_mirrors_and_a_fallback() -> None:
                 "CREV_MIRROR_REGISTRY_HOST": "ghcr.io",
                 "CREV_MIRROR_REPO_PREFIX": "acme",
             },
-            "CREV_MIRROR_REGISTRY_HOST: https://ghcr.io/acme/NAME is named twice (as the route's "
+            "CREV_MIRROR_REGISTRY_HOST: https://ghcr.io/acme is named twice (as the route's "
             "own upstream or another mirror)",
         ),
         (
@@ -208,7 +208,7 @@ def test_a_route_takes_mirrors_in_order_each_with_its_credentials() -> None:
         (
             "=ghcr.io/acme;public;mirror=quay.io/a;mirror=quay.io/a/",
             "CREV_ROUTES entry '=ghcr.io/acme;public;mirror=quay.io/a;mirror=quay.io/a/': "
-            "mirror: https://quay.io/a/NAME is named twice (as the route's own upstream or "
+            "mirror: https://quay.io/a is named twice (as the route's own upstream or "
             "another mirror)",
         ),
         (
