@@ -9,13 +9,24 @@ way, and one vocabulary of failures (502/504 registry errors naming the upstream
 
 from __future__ import annotations
 
+import contextlib
+import ssl
+import threading
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import h11
 import httpx
 
-from .errors import IncompleteBodyError, UpstreamError, UpstreamTimeoutError, describe
+from .errors import (
+    IncompleteBodyError,
+    UpstreamClosedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamTLSError,
+    UpstreamUnreachableError,
+    describe,
+)
 from .messages import Headers, has_control_characters
 from .transport import Deadline, client
 from .upstream_response import UpstreamResponse
@@ -41,12 +52,31 @@ class UpstreamRequest(NamedTuple):
         return self.body is not None and not isinstance(self.body, bytes)
 
 
+_head = threading.local()
+
+
+@contextlib.contextmanager
+def head_within(seconds: float) -> Iterator[None]:
+    """Every request sent on this thread in the block (to an upstream or its realm) waits at
+    most `seconds` to connect and for its answer's head; its body's reads keep the timeout
+    they are sent with. A route with mirrors gives up on its upstream this way, without every
+    function between the route and the socket passing the wait along."""
+    outer = getattr(_head, "seconds", None)
+    _head.seconds = seconds if outer is None else min(seconds, outer)
+    try:
+        yield
+    finally:
+        _head.seconds = outer
+
+
 def send(request: UpstreamRequest, timeout: float) -> UpstreamResponse:
     """Send a request upstream and return the answer with its body still unread.
 
     `timeout` bounds connecting (at most 10 s), waiting for a pooled connection, each write and
-    each body read, and the wait for the answer's head as a whole.
+    each body read, and the wait for the answer's head as a whole (shorter within `head_within`).
     """
+    limit = getattr(_head, "seconds", None)
+    head = timeout if limit is None else min(limit, timeout)
     url = str(request.url)
     try:
         sent = httpx.Request(
@@ -59,7 +89,7 @@ def send(request: UpstreamRequest, timeout: float) -> UpstreamResponse:
                 if name.lower() not in _OWN
             ],
             content=_streamed_body(request.body) if request.streams_body else request.body,
-            extensions={"timeout": _timeouts(timeout)},
+            extensions={"timeout": _timeouts(timeout, head)},
         )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:
         raise UpstreamError(f"cannot ask the upstream {url!r}: {error}") from None
@@ -72,15 +102,15 @@ def send(request: UpstreamRequest, timeout: float) -> UpstreamResponse:
     retry = request.method in _RETRYABLE_METHODS and request.body is None
     while True:
         try:
-            with Deadline(timeout, started=not request.streams_body):
+            with Deadline(head, started=not request.streams_body):
                 response = client().send(sent, stream=True)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
             if retry and _closed_before_answering(error):
                 retry = False
                 continue
-            raise _failure(error, sent, timeout) from None
+            raise _failure(error, sent, head) from None
         except (httpx.HTTPError, httpx.StreamError) as error:
-            raise _failure(error, sent, timeout) from None
+            raise _failure(error, sent, head) from None
         return _checked(UpstreamResponse(response, request.method), response, sent)
 
 
@@ -99,9 +129,9 @@ def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
 _OWN = frozenset({"host", "user-agent", "transfer-encoding", "connection"})
 
 
-def _timeouts(seconds: float) -> dict[str, float]:
+def _timeouts(seconds: float, head: float) -> dict[str, float]:
     return {
-        "connect": min(CONNECT_SECONDS, seconds),
+        "connect": min(CONNECT_SECONDS, head),
         "read": seconds,
         "write": seconds,
         "pool": seconds,
@@ -122,6 +152,16 @@ def _is_malformed(error: httpx.TransportError) -> bool:
     return isinstance(error, httpx.RemoteProtocolError) and isinstance(
         getattr(error.__cause__, "__context__", None), h11.RemoteProtocolError
     )
+
+
+def _is_tls_failure(error: httpx.ConnectError) -> bool:
+    """Whether connecting failed in the TLS handshake (httpcore's error stands over ssl's)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _checked(
@@ -150,9 +190,11 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
     if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return UpstreamError(
+        return UpstreamClosedError(
             f"upstream {host} closed the connection without answering ({describe(error)})"
         )
+    if isinstance(error, httpx.ConnectError) and _is_tls_failure(error):
+        return UpstreamTLSError(f"upstream {host} is unreachable: {describe(error)}")
     if isinstance(error, httpx.ConnectError):
-        return UpstreamError(f"upstream {host} is unreachable: {describe(error)}")
+        return UpstreamUnreachableError(f"upstream {host} is unreachable: {describe(error)}")
     return UpstreamError(f"upstream {host} failed: {describe(error)}")

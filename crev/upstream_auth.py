@@ -16,7 +16,8 @@ import time
 from functools import partial
 from typing import NamedTuple
 
-from .errors import UpstreamError
+from .errors import UpstreamError, UpstreamRealmError
+from .failover import FAILING_STATUSES
 from .messages import Headers
 from .realm import Realm, announced_realm, learn_realm, realm_of
 from .routing import Credentials, Route
@@ -116,6 +117,13 @@ def _fetch_token(key: TokenKey, timeout: float) -> CachedToken | None:
     started = time.monotonic()
     answer = send(UpstreamRequest("GET", url, headers), timeout)
     body = answer.read(MAX_TOKEN_RESPONSE_BYTES, timeout)
+    if answer.status in FAILING_STATUSES:
+        # Not a refusal: the realm is down or limits crev, and so the upstream is (a route's
+        # mirrors answer for it).
+        raise UpstreamRealmError(
+            f"the upstream token realm {url.origin.host} failed (status {answer.status})",
+            answer.status,
+        )
     if answer.status != 200:
         if credentials is None:
             return None
