@@ -8,7 +8,8 @@ import errno
 import os
 import sys
 
-from .config import ConfigError, Settings, read_settings
+from .config import Settings, read_settings
+from .errors import ConfigError
 from .log import configure_logging, crev_log
 from .server import LocalServer, create_server
 

@@ -33,6 +33,8 @@ class Challenge:
             (self.scheme, self.params, self.token68) == (other.scheme, other.params, other.token68)
         )
 
+    # mypy reads an unhashable class's `None` as a method overridden by a value; typeshed
+    # marks its own unhashable classes the same way.
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
-from typing import BinaryIO, NamedTuple
+from io import BufferedIOBase
+from typing import NamedTuple
 
 import h11
 
@@ -52,7 +53,7 @@ class ClientConnection:
     """One request and crev's response to it; a new one is made for each request a connection
     carries."""
 
-    def __init__(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+    def __init__(self, rfile: BufferedIOBase, wfile: BufferedIOBase) -> None:
         self._rfile = rfile
         self._wfile = wfile
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES + 1024)
@@ -100,7 +101,7 @@ class ClientConnection:
             try:
                 event = self._h11.next_event()
                 if event is h11.NEED_DATA:
-                    self._h11.receive_data(self._rfile.read1(self._read_size()))  # type: ignore[attr-defined]
+                    self._h11.receive_data(self._rfile.read1(self._read_size()))
                     continue
             except h11.RemoteProtocolError as error:
                 raise RegistryError(
@@ -138,7 +139,7 @@ class ClientConnection:
             )
         )
 
-    def send_data(self, chunk: bytes | memoryview) -> None:
+    def send_data(self, chunk: bytes) -> None:
         # Data passes through as given: no copy of a relayed blob into a joined buffer.
         for piece in self._h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
             self._wfile.write(piece)
@@ -189,7 +190,7 @@ def _looks_like_a_request_line(line: bytes) -> bool:
     return line.endswith(b"\n") and len(words) == 3 and words[2].startswith(b"HTTP/")
 
 
-def _read_header_lines(stream: BinaryIO, size: int) -> list[bytes]:
+def _read_header_lines(stream: BufferedIOBase, size: int) -> list[bytes]:
     """The header lines up to and with the blank line (or what came before the client hung
     up), within the size and count limits (431 past them)."""
     lines: list[bytes] = []

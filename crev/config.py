@@ -36,7 +36,7 @@ class Settings(NamedTuple):
     browser_redirect: str | None = None
     # Pushing is opt-in: a vanity domain is read-only unless its owner says otherwise.
     allow_push: bool = False
-    # The largest request body forwarded; Vercel refuses more than 4.5 MB anyway.
+    # The largest request body forwarded; Vercel takes no more than 4.5 MB anyway.
     max_body_bytes: int | None = None
     # How long the edge may keep a public route's answers by tag (manifests, tag lists); 0
     # keeps none, so a pushed tag is seen at once.

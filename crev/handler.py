@@ -14,9 +14,8 @@ import contextlib
 import io
 import socket
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import h11
 
@@ -33,8 +32,15 @@ from .errors import (
 from .log import crev_log, escaped, log_refusal, log_response
 from .messages import Headers, Request, Response, request_origin
 
-# What a Vercel function runs: the registry API, the token endpoint or the page.
-Function = Callable[[Request, Settings], Response]
+
+class Function(Protocol):
+    """What a Vercel function runs: the registry API, the token endpoint or the page.
+
+    A protocol rather than a `Callable` alias: a handler class holds its function as a
+    `staticmethod`, which a class attribute typed `Callable` would have mypy read as a method."""
+
+    def __call__(self, request: Request, settings: Settings, /) -> Response: ...
+
 
 _date: tuple[int, str] = (0, "")
 # Bounds on draining a refused request's body, so a response survives the close (see _linger).
@@ -57,6 +63,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
     timeout = 120
     # Errors found while reading the request line get a status line, never an HTTP/0.9 body.
     default_request_version = "HTTP/1.0"
+    # Set by `handle_one_request` before `parse_request`; typeshed does not declare it.
+    raw_requestline: bytes
     function: ClassVar[Function]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
@@ -64,6 +72,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         """The request head, read by h11 and checked for framing a host behind crev could read
         another way; a refusal is answered here, and the connection closed."""
+        # As `http.server` does: no command until one is read (typeshed types it `str` only).
         self.command = None  # type: ignore[assignment]
         self.request_version = self.default_request_version
         self.close_connection = True
@@ -204,7 +213,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return "upstream-cut"
         except h11.LocalProtocolError as error:
-            # h11 refused to frame the response as crev gave it (a body longer or shorter than
+            # h11 would not frame the response as crev gave it (a body longer or shorter than
             # its Content-Length): crev's own fault, cut like an upstream's.
             crev_log().error(
                 "%s %s: response not framed: %s", self.command, self.path.partition("?")[0], error
@@ -244,7 +253,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
 class _Replayed(io.RawIOBase):
     """A client stream with bytes already read from it put back in front."""
 
-    def __init__(self, replayed: bytes, rest: BinaryIO) -> None:
+    def __init__(self, replayed: bytes, rest: io.BufferedIOBase) -> None:
         self._replayed = replayed
         self._rest = rest
 
@@ -257,4 +266,4 @@ class _Replayed(io.RawIOBase):
             buffer[:count] = self._replayed[:count]
             self._replayed = self._replayed[count:]
             return count
-        return self._rest.readinto1(buffer)  # type: ignore[attr-defined]
+        return self._rest.readinto1(buffer)

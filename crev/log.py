@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
     from .messages import FallbackAnswer
 
-# C0 controls, DEL and C1 controls, each shown as \xNN.
 # How much of a refused request line the log keeps: the method and path, not a flood.
 LOGGED_REQUEST_LINE_CHARS = 200
+# C0 controls, DEL and C1 controls, each shown as \xNN.
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 

@@ -142,7 +142,7 @@ class Response:
         self,
         status: int,
         headers: Headers | None = None,
-        body: Iterable[bytes | memoryview] = (),
+        body: Iterable[bytes] = (),
         upstream_status: int | None = None,
         close: Callable[[], None] = _nothing_to_close,
     ) -> None:

@@ -100,7 +100,7 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             )
             body = answer.read(MAX_TAG_LIST_BYTES, settings.timeout)
             if answer.status != 200:
-                return _refused(answer.status)
+                return _unlisted(answer.status)
             tags += tag_names(body)
             link = answer.headers.get("link")
             following = next_page(link, url) if link else None
@@ -129,7 +129,8 @@ def _with_fallback(primary: TagListing, fallback: TagListing) -> TagListing:
     )
 
 
-def _refused(status: int) -> TagListing:
+def _unlisted(status: int) -> TagListing:
+    """What the page says for an upstream answer that is not a tag list."""
     if status in (401, 403):
         return TagListing(403, [], "This repository is private. Log in to pull it.")
     if status == 404:

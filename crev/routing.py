@@ -74,12 +74,6 @@ class Route(NamedTuple):
         # The prefix plus a name can outgrow the length a name may have.
         return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
 
-    @property
-    def upstream_name_shown(self) -> str:
-        """Where `NAME` lives upstream, for a person: `https://ghcr.io/acme/NAME`."""
-        prefix = f"{self.namespace.prefix}/" if self.namespace.prefix else ""
-        return f"{self.upstream}/{prefix}NAME"
-
     def describe(self) -> str:
         """How names map, in words for a person: `NAME -> https://ghcr.io/acme/NAME`."""
         mode = []
@@ -91,7 +85,7 @@ class Route(NamedTuple):
             shown = "; ".join(mirror._places_in_words() for mirror in self.mirrors)
             mode.append(f"failing over to {shown}")
         if self.fallback is not None:
-            mode.append(f"falling back to {self.fallback.upstream_name_shown}")
+            mode.append(f"falling back to {self.fallback._places_in_words()}")
         suffix = f"  ({', '.join(mode)})" if mode else ""
         return f"{self.vanity_prefix}NAME -> {self._places_in_words()}{suffix}"
 
@@ -135,7 +129,7 @@ class RouteTable:
 
     @property
     def default(self) -> Route:
-        """The route that answers `/v2/` itself: the catch-all, else the first configured."""
+        """The route that answers `/v2/` itself: the catch-all, else the shortest prefix's."""
         return self.routes[-1]
 
     @property

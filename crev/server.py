@@ -20,8 +20,9 @@ from .handler import Function, FunctionHandler
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Rewrite(NamedTuple):
-    """A path Vercel serves a function at: its own, or a `vercel.json` rewrite's source."""
+class FunctionPath(NamedTuple):
+    """A path Vercel serves a function at: its own, or a source of `vercel.json`'s rewrites
+    (Vercel's word for its rules)."""
 
     pattern: re.Pattern[str]
     function: Function
@@ -30,15 +31,15 @@ class Rewrite(NamedTuple):
     destination: str
 
 
-def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
+def load_function_paths(root: Path = PROJECT_ROOT) -> list[FunctionPath]:
     """`api/<name>.py` at `/api/<name>`, then the rewrites of `vercel.json`, as on Vercel; a
     ConfigError naming the file for one the local server cannot follow."""
     functions = {
         f"/api/{path.stem}": _load_function(path) for path in sorted((root / "api").glob("*.py"))
     }
     # Vercel serves a function's own path before any rewrite applies.
-    rewrites = [
-        Rewrite(re.compile(re.escape(path)), function, path, path)
+    paths = [
+        FunctionPath(re.compile(re.escape(path)), function, path, path)
         for path, function in functions.items()
     ]
     for source, destination in _vercel_rewrites(root / "vercel.json"):
@@ -48,8 +49,8 @@ def load_rewrites(root: Path = PROJECT_ROOT) -> list[Rewrite]:
             pattern = _source_pattern(source)
         except re.error as error:
             raise ConfigError(f"vercel.json: rewrite source {source!r}: {error}") from None
-        rewrites.append(Rewrite(pattern, functions[destination], source, destination))
-    return rewrites
+        paths.append(FunctionPath(pattern, functions[destination], source, destination))
+    return paths
 
 
 def _vercel_rewrites(path: Path) -> list[tuple[str, str]]:
@@ -94,12 +95,12 @@ def _load_function(path: Path) -> Function:
     return handler.function
 
 
-def make_dispatcher(rewrites: list[Rewrite]) -> type[FunctionHandler]:
+def make_dispatcher(paths: list[FunctionPath]) -> type[FunctionHandler]:
     class Dispatcher(FunctionHandler):
         def function_for(self, path: str) -> Function | None:
-            for rewrite in rewrites:
-                if rewrite.pattern.fullmatch(path):
-                    return rewrite.function
+            for served in paths:
+                if served.pattern.fullmatch(path):
+                    return served.function
             return None
 
     return Dispatcher
@@ -118,4 +119,4 @@ class IPv6LocalServer(LocalServer):
 def create_server(host: str, port: int, root: Path = PROJECT_ROOT) -> LocalServer:
     """A server listening on `host` (an IPv4 address or name, or an IPv6 address) and `port`."""
     server = IPv6LocalServer if ":" in host else LocalServer
-    return server((host, port), make_dispatcher(load_rewrites(root)))
+    return server((host, port), make_dispatcher(load_function_paths(root)))

@@ -14,21 +14,21 @@ _NUMBERS = re.compile(r"(\d+)")
 def newest_first(tags: Iterable[str]) -> list[str]:
     unique = sorted(set(tags))
     latest = [tag for tag in unique if tag == "latest"]
-    versions = []
-    others = []
+    versions: list[tuple[str, re.Match[str]]] = []
+    others: list[str] = []
     for tag in unique:
         if tag == "latest":
             continue
-        matched = _VERSION.fullmatch(tag)
-        (versions if matched else others).append(tag)
-    versions.sort(key=_version_key, reverse=True)
+        if matched := _VERSION.fullmatch(tag):
+            versions.append((tag, matched))
+        else:
+            others.append(tag)
+    versions.sort(key=lambda version: _version_key(version[1]), reverse=True)
     others.sort(key=_natural_key)
-    return latest + versions + others
+    return latest + [tag for tag, _ in versions] + others
 
 
-def _version_key(tag: str) -> tuple[tuple[int, ...], int, tuple[object, ...]]:
-    matched = _VERSION.fullmatch(tag)
-    assert matched is not None
+def _version_key(matched: re.Match[str]) -> tuple[tuple[int, ...], int, tuple[object, ...]]:
     numbers = tuple(int(part) for part in matched[1].split("."))
     suffix = matched[2] or ""
     # A release sorts after (newer than) its pre-releases: 2.0 > 2.0-rc2 > 2.0-rc1.

@@ -82,7 +82,7 @@ class TokenCache:
         return pending.token
 
     def forget(self, key: Hashable) -> None:
-        """Drop the token for `key`, after the upstream refused it."""
+        """Drop the token for `key`, after the upstream answered 401 to it."""
         with self._lock:
             self._tokens.pop(key, None)
 

@@ -79,11 +79,11 @@ def serve_token(request: Request, settings: Settings) -> Response:
             raise RegistryError(
                 ErrorCode.UNSUPPORTED, f"token POST must be a form, not {content_type or 'empty'!r}"
             )
-        body = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
+        form_text = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
         # The route hint travels in the realm's query string, the rest in the form.
         hint = [(k, v) for k, v in parse_qsl(request.query) if k == ROUTE_PARAMETER]
         route, form = _map_params(
-            hint + parse_qsl(body, keep_blank_values=True), settings, one_scope_per_param=False
+            hint + parse_qsl(form_text, keep_blank_values=True), settings, one_scope_per_param=False
         )
         if route.credentials is not None:
             return _placeholder_token()

@@ -88,7 +88,11 @@ def send(request: UpstreamRequest, timeout: float) -> UpstreamResponse:
                 for name, value in request.headers
                 if name.lower() not in _OWN
             ],
-            content=_streamed_body(request.body) if request.streams_body else request.body,
+            content=(
+                request.body
+                if request.body is None or isinstance(request.body, bytes)
+                else _streamed_body(request.body)
+            ),
             extensions={"timeout": _timeouts(timeout, head)},
         )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:

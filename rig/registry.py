@@ -20,7 +20,8 @@ import httpx
 import trustme
 
 from .issuer import AccessPolicy, TokenIssuer
-from .tools import free_port, stop_process
+from .s3_storage import S3Storage, run_s3_storage
+from .tools import free_port, read_settled, settled_size, stop_process
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SERVICE = "test-registry"
@@ -66,6 +67,8 @@ class TestRegistry:
     workdir: Path
     stdout_path: Path
     stderr_path: Path
+    # Where a redirecting registry keeps its blobs: its blob GETs answer 307 to signed URLs there.
+    storage: S3Storage | None = None
     _access_offset: int = field(default=0, repr=False)
     _stderr_offset: int = field(default=0, repr=False)
 
@@ -112,7 +115,7 @@ class TestRegistry:
     # -- logs
 
     def access_log_records(self) -> list[AccessLogRecord]:
-        text = _read_settled(self.stdout_path, self._access_offset)
+        text = read_settled(self.stdout_path, self._access_offset)
         return [
             AccessLogRecord(m["method"], m["uri"], int(m["status"]))
             for m in map(_ACCESS_LINE.search, text.splitlines())
@@ -125,38 +128,20 @@ class TestRegistry:
 
     def server_log(self) -> str:
         """The registry's own (logrus) log since the last ``clear_logs()``; for diagnostics."""
-        return _read_settled(self.stderr_path, self._stderr_offset)
+        return read_settled(self.stderr_path, self._stderr_offset)
 
     def clear_logs(self) -> None:
-        """Forget registry and issuer history so a test sees only its own requests."""
-        self._access_offset = _settled_size(self.stdout_path)
-        self._stderr_offset = _settled_size(self.stderr_path)
+        """Forget registry, issuer and storage history so a test sees only its own requests."""
+        self._access_offset = settled_size(self.stdout_path)
+        self._stderr_offset = settled_size(self.stderr_path)
         self.issuer.clear_log()
+        if self.storage is not None:
+            self.storage.clear_log()
 
 
 def client_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
     """httpx ``verify=`` value trusting ``ca_file`` (httpx deprecates passing a path)."""
     return ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
-
-
-def _settled_size(path: Path) -> int:
-    """File size once it stops growing: the access line lands just after the response."""
-    size = path.stat().st_size
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        newer = path.stat().st_size
-        if newer == size:
-            break
-        size = newer
-    return size
-
-
-def _read_settled(path: Path, offset: int) -> str:
-    size = _settled_size(path)
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(size - offset).decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------- lifecycle
@@ -165,10 +150,11 @@ def _read_settled(path: Path, offset: int) -> str:
 def _registry_config(
     *,
     port: int,
-    storage: Path,
+    root: Path,
     realm: str,
     rootcertbundle: Path,
     tls: tuple[Path, Path] | None,
+    storage: S3Storage | None,
 ) -> dict[str, Any]:
     http: dict[str, Any] = {
         "addr": f"{HOST}:{port}",
@@ -182,7 +168,7 @@ def _registry_config(
         "version": "0.1",
         "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
         "storage": {
-            "filesystem": {"rootdirectory": str(storage)},
+            **_driver(root, storage),
             "delete": {"enabled": True},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
@@ -198,9 +184,23 @@ def _registry_config(
     }
 
 
-def _registry_env() -> dict[str, str]:
+def _driver(root: Path, storage: S3Storage | None) -> dict[str, Any]:
+    """The storage driver: files under `root`, or the S3 server (which the registry then
+    redirects blob reads to: distribution's default for a driver that signs URLs)."""
+    if storage is None:
+        return {"filesystem": {"rootdirectory": str(root)}}
+    return {"s3": storage.registry_driver(), "redirect": {"disable": False}}
+
+
+def _registry_env(storage: S3Storage | None) -> dict[str, str]:
     # REGISTRY_* variables override the config file; don't let the caller's leak in.
-    return {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    if storage is not None:
+        # The s3 driver panics at start when AWS_CA_BUNDLE is set; Go's own TLS reads the CA
+        # from SSL_CERT_FILE instead.
+        env.pop("AWS_CA_BUNDLE", None)
+        env["SSL_CERT_FILE"] = str(storage.ca_file)
+    return env
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, verify: ssl.SSLContext | bool) -> None:
@@ -254,6 +254,7 @@ def _launch_registry(
     rootcertbundle: Path,
     tls: tuple[Path, Path] | None,
     verify: ssl.SSLContext | bool,
+    storage: S3Storage | None,
 ) -> tuple[subprocess.Popen[bytes], int, list[IO[bytes]]]:
     """Start the registry on a free port, retrying if another process grabbed the port."""
     stdout_path, stderr_path = workdir / "registry-access.log", workdir / "registry.log"
@@ -262,10 +263,11 @@ def _launch_registry(
         port = free_port(HOST)
         config = _registry_config(
             port=port,
-            storage=workdir / "storage",
+            root=workdir / "storage",
             realm=issuer.realm,
             rootcertbundle=rootcertbundle,
             tls=tls,
+            storage=storage,
         )
         config_path = workdir / "config.yml"
         # JSON is valid YAML, and spares us quoting rules.
@@ -277,7 +279,7 @@ def _launch_registry(
             stdin=subprocess.DEVNULL,
             stdout=handles[0],
             stderr=handles[1],
-            env=_registry_env(),
+            env=_registry_env(storage),
         )
         scheme = "https" if tls else "http"
         try:
@@ -298,14 +300,20 @@ def start_test_registry(
     tls: bool = False,
     *,
     policy: AccessPolicy | None = None,
+    redirecting: bool = False,
     content_of: TestRegistry | None = None,
 ) -> Iterator[TestRegistry]:
     """Run a token issuer and a registry under ``workdir``; both stop on exit.
 
     With ``tls=True`` the registry and the issuer both serve HTTPS with certs
-    from one fresh CA whose PEM is ``TestRegistry.ca_file``. With ``content_of``, it starts
-    with a copy of that registry's storage: the same names, tags and digests (a mirror), and
-    a token issuer (a realm) of its own.
+    from one fresh CA whose PEM is ``TestRegistry.ca_file``.
+
+    With ``redirecting=True`` the registry keeps its blobs on a local S3 server over TLS
+    (``TestRegistry.storage``, with a CA of its own, the registry's when it has one), and
+    answers a blob GET or HEAD with a 307 to a presigned URL there.
+
+    With ``content_of``, it starts with a copy of that registry's storage (a filesystem one):
+    the same names, tags and digests (a mirror), and a token issuer (a realm) of its own.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     if content_of is not None:
@@ -314,16 +322,28 @@ def start_test_registry(
     ca_file: Path | None = None
     server_files: tuple[Path, Path] | None = None
     issuer_ssl: ssl.SSLContext | None = None
-    if tls:
-        ca, ca_file, server_files = _make_tls_material(workdir)
-        issuer_ssl = _server_ssl_context(ca)
-    verify = client_verify(ca_file)
-
-    with TokenIssuer(
-        service=SERVICE, issuer_name=ISSUER_NAME, policy=policy, ssl_context=issuer_ssl
-    ) as issuer:
+    with contextlib.ExitStack() as stack:
+        storage: S3Storage | None = None
+        if tls:
+            ca, ca_file, server_files = _make_tls_material(workdir)
+            issuer_ssl = _server_ssl_context(ca)
+        if redirecting:
+            storage_ca, storage_ca_file = (
+                (ca, ca_file) if tls and ca_file else _storage_ca(workdir / "storage-ca")
+            )
+            storage = stack.enter_context(
+                run_s3_storage(workdir / "s3", storage_ca, storage_ca_file)
+            )
+        verify = client_verify(ca_file)
+        issuer = stack.enter_context(
+            TokenIssuer(
+                service=SERVICE, issuer_name=ISSUER_NAME, policy=policy, ssl_context=issuer_ssl
+            )
+        )
         bundle = issuer.write_cert_bundle(workdir / "token-issuer.crt")
-        proc, port, handles = _launch_registry(workdir, issuer, bundle, server_files, verify)
+        proc, port, handles = _launch_registry(
+            workdir, issuer, bundle, server_files, verify, storage
+        )
         registry = TestRegistry(
             host=f"{HOST}:{port}",
             scheme="https" if tls else "http",
@@ -335,6 +355,7 @@ def start_test_registry(
             workdir=workdir,
             stdout_path=workdir / "registry-access.log",
             stderr_path=workdir / "registry.log",
+            storage=storage,
         )
         registry.clear_logs()  # hide the readiness probes
         try:
@@ -343,6 +364,15 @@ def start_test_registry(
             stop_process(proc, STOP_TIMEOUT_S)
             for handle in handles:
                 handle.close()
+
+
+def _storage_ca(directory: Path) -> tuple[trustme.CA, Path]:
+    """A CA for the storage of a registry that serves plain HTTP, its PEM alone as ``ca.crt``."""
+    ca = trustme.CA()
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_file = directory / "ca.crt"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return ca, ca_file
 
 
 def repository_names(entries: Iterable[AccessLogEntry]) -> set[str]:

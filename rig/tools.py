@@ -6,7 +6,9 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 SKOPEO_TIMEOUT_S = 120.0
 
@@ -108,6 +110,26 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def settled_size(path: Path) -> int:
+    """File size once it stops growing: a server writes its access line just after the response."""
+    size = path.stat().st_size
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        newer = path.stat().st_size
+        if newer == size:
+            break
+        size = newer
+    return size
+
+
+def read_settled(path: Path, offset: int) -> str:
+    size = settled_size(path)
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(size - offset).decode("utf-8", errors="replace")
 
 
 def _text(value: bytes | str | None) -> str:

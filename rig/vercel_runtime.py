@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from crev.server import load_rewrites
+from crev.server import load_function_paths
 
 from .stand_in import HOP_BY_HOP, AnyMethodHandler, StandInServer, end_to_end
 from .tools import stop_process
@@ -310,7 +310,7 @@ class EdgeRoute(NamedTuple):
 def load_edge_routes(root: Path = PROJECT_ROOT) -> list[EdgeRoute]:
     """Functions at ``/api/<name>`` (the filesystem comes first on Vercel), then the rewrites
     of ``vercel.json``, as the local server reads them."""
-    return [EdgeRoute(rewrite.pattern, rewrite.destination) for rewrite in load_rewrites(root)]
+    return [EdgeRoute(path.pattern, path.destination) for path in load_function_paths(root)]
 
 
 class EdgeRecord(NamedTuple):

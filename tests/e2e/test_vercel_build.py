@@ -82,7 +82,8 @@ def test_each_bundle_carries_only_what_it_runs(build: BuildOutput, name: str) ->
     top = {path.split("/")[0] for path in files}
     assert top - {"api", "crev", "_vendor"} == CONFIG_FILES, sorted(top)
     assert {path for path in files if path.startswith("api/")} == {f"api/{f}.py" for f in FUNCTIONS}
-    project_crev = {p.name for p in (build.project / "crev").glob("*.py")}
+    crev = build.project / "crev"
+    project_crev = {path.relative_to(crev).as_posix() for path in crev.rglob("*.py")}
     assert {
         path.removeprefix("crev/") for path in files if path.startswith("crev/")
     } == project_crev

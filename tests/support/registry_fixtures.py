@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def run_test_registry(workdir: Path, *, tls: bool = False) -> Iterator[TestRegistry]:
+def run_test_registry(
+    workdir: Path, *, tls: bool = False, redirecting: bool = False
+) -> Iterator[TestRegistry]:
     """`start_test_registry`, once the calling test is sure to have what it runs."""
     require_binaries("docker-registry", "skopeo")
-    with start_test_registry(workdir, tls=tls) as running:
+    with start_test_registry(workdir, tls=tls, redirecting=redirecting) as running:
         yield running
 
 

@@ -28,6 +28,7 @@ _NOT_DEPLOYED = shutil.ignore_patterns(
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",
+    ".mypy_cache",
     ".hypothesis",
     "tests",
     "bench",

@@ -35,6 +35,16 @@ def test_the_single_route_takes_a_fallback() -> None:
     )
 
 
+def test_a_docker_hub_fallback_is_described_with_its_official_images() -> None:
+    # As the page's 'Served from' shows it: one-component names under library/.
+    settings = Settings.from_env({**PUBLIC_GHCR, "CREV_FALLBACK_REGISTRY_HOST": "docker.io"})
+    assert settings.routes.default.describe() == (
+        "NAME -> https://ghcr.io/acme/NAME  (public, falling back to "
+        "https://registry-1.docker.io/library/NAME for one-component names (official images), "
+        "https://registry-1.docker.io/NAME for the rest)"
+    )
+
+
 def test_a_fallback_has_a_scheme_and_credentials_of_its_own() -> None:
     settings = Settings.from_env(
         {

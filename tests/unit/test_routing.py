@@ -92,9 +92,10 @@ def test_route_table_orders_longest_prefix_first() -> None:
     assert single.has_several is False
 
 
-def test_route_table_default_without_catch_all_is_the_first_configured() -> None:
-    table = RouteTable((TOOLS, HUB_ROUTE))
-    assert table.default is HUB_ROUTE
+def test_route_table_default_without_catch_all_is_the_shortest_prefix() -> None:
+    # In either configured order: the shortest prefix, not the first or last configured.
+    assert RouteTable((TOOLS, HUB_ROUTE)).default is HUB_ROUTE
+    assert RouteTable((HUB_ROUTE, TOOLS)).default is HUB_ROUTE
 
 
 @pytest.mark.parametrize(

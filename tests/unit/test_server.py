@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crev.server import PROJECT_ROOT, load_rewrites
+from crev.server import PROJECT_ROOT, load_function_paths
 
 
 def test_routes_follow_vercel_json(tmp_path: Path) -> None:
@@ -19,22 +19,22 @@ def test_routes_follow_vercel_json(tmp_path: Path) -> None:
     (tmp_path / "vercel.json").write_text(
         json.dumps({"rewrites": [{"source": "/registry/:path*", "destination": "/api/v2"}]})
     )
-    rewrites = load_rewrites(tmp_path)
-    sources = [rewrite.source for rewrite in rewrites]
+    paths = load_function_paths(tmp_path)
+    sources = [served.source for served in paths]
     # As on Vercel, functions answer at their own paths before any rewrite applies.
     assert sources == ["/api/token", "/api/v2", "/registry/:path*"]
-    assert [rewrite.destination for rewrite in rewrites] == ["/api/token", "/api/v2", "/api/v2"]
-    assert rewrites[2].pattern.fullmatch("/registry/v2/x")
-    assert not rewrites[2].pattern.fullmatch("/v2/x")
+    assert [served.destination for served in paths] == ["/api/token", "/api/v2", "/api/v2"]
+    assert paths[2].pattern.fullmatch("/registry/v2/x")
+    assert not paths[2].pattern.fullmatch("/v2/x")
 
 
 def test_project_rewrites_send_each_path_to_its_function() -> None:
-    rewrites = load_rewrites()
+    paths = load_function_paths()
 
     def function_for(path: str) -> str:
-        for rewrite in rewrites:
-            if rewrite.pattern.fullmatch(path):
-                return rewrite.function.__name__
+        for served in paths:
+            if served.pattern.fullmatch(path):
+                return served.function.__name__
         return "none"
 
     for path in ("/v2", "/v2/", "/v2/tool/manifests/1", "/v2/_catalog"):

@@ -1,0 +1,138 @@
+"""Every client pulls through crev from a registry that redirects blob reads to signed storage, as
+ghcr.io, Docker Hub and the other big registries do: Debian's `docker-registry` on its `s3` driver,
+with `moto_server` over TLS as the storage, answers each blob GET with a 307 to a presigned URL.
+
+Each client pulls through crev in front of a plain registry, of one behind TLS, and under Vercel's
+runtime; every blob it asked crev for was answered with the registry's redirect (crev's log shows
+the 307s), and the storage served each blob to the client by its signed URL: crev relayed no blob
+byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import oras.client
+import pytest
+from dxf import DXF, DXFBase
+from requests import Response
+
+from rig import require_binaries
+from rig.crev_process import run_crev, serving_acme
+from rig.images import push_small_image
+from rig.tls_front import tls_front
+from rig.vercel_runtime import run_vercel_app
+from tests.support.containerd import Containerd
+from tests.support.docker import run_dockerd
+from tests.support.layouts import check_dir_copy, copy_to_dir
+from tests.support.podman import Podman
+from tests.support.redirects import Redirected, assert_fetched_from_storage, trust_bundle
+from tests.support.registry_fixtures import run_test_registry
+
+# crev in front of the registry serving plain HTTP, in front of the registry behind TLS, and
+# under Vercel's runtime (behind its edge) in front of the plain registry.
+SETUPS = ("plain", "tls", "vercel")
+
+
+@pytest.fixture(scope="module", params=SETUPS)
+def redirected(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Redirected]:
+    setup: str = request.param
+    workdir = tmp_path_factory.mktemp(f"redirecting-{setup}")
+    with contextlib.ExitStack() as stack:
+        registry = stack.enter_context(
+            run_test_registry(workdir / "registry", tls=setup == "tls", redirecting=True)
+        )
+        assert registry.storage is not None
+        image = push_small_image(registry, "acme/tool", "1")
+        # Go's TLS reads its roots from SSL_CERT_FILE: every Go client here (skopeo, podman,
+        # ctr, dockerd) trusts the storage, and crev the registry behind TLS (the same CA).
+        environment = stack.enter_context(pytest.MonkeyPatch.context())
+        environment.setenv("SSL_CERT_FILE", str(registry.storage.ca_file))
+        settings = serving_acme(registry.host, registry.scheme)
+        if setup == "vercel":
+            app = stack.enter_context(run_vercel_app(workdir / "app", **settings))
+            yield Redirected(registry, image, app.host, app.functions["v2"].log_text)
+        else:
+            crev = stack.enter_context(run_crev(workdir / "crev", **settings))
+            yield Redirected(registry, image, crev.host, crev.log)
+
+
+def test_skopeo(redirected: Redirected, tmp_path: Path) -> None:
+    redirected.clear_logs()
+    check_dir_copy(copy_to_dir(f"{redirected.host}/tool:1", tmp_path / "tool"), redirected.image)
+    assert_fetched_from_storage(redirected, redirected.image.blobs)
+
+
+def test_podman(redirected: Redirected, podman: Podman) -> None:
+    image, reference = redirected.image, f"{redirected.host}/tool:1"
+    redirected.clear_logs()
+    podman.pull(reference)
+    inspected = podman.inspect(reference)
+    assert inspected["Digest"] == image.digest
+    # podman checks the config and every layer against its digest as it reads them.
+    assert "sha256:" + inspected["Id"] == image.blobs[0]
+    assert_fetched_from_storage(redirected, image.blobs)
+
+
+def test_ctr(redirected: Redirected, containerd: Containerd) -> None:
+    image, reference = redirected.image, f"{redirected.host}/tool:1"
+    redirected.clear_logs()
+    containerd.pull(reference)
+    assert containerd.images() == {reference: image.digest}
+    assert containerd.content() == {image.digest, *image.blobs}
+    assert_fetched_from_storage(redirected, image.blobs)
+
+
+def test_docker(redirected: Redirected, tmp_path: Path) -> None:
+    require_binaries("dockerd", "docker")
+    image, reference = redirected.image, f"{redirected.host}/tool:1"
+    # A daemon of its own, started with the storage's CA in SSL_CERT_FILE.
+    with run_dockerd(tmp_path / "dockerd") as docker:
+        redirected.clear_logs()
+        docker.pull(reference)
+        inspected = docker.inspect(reference)
+    assert inspected["Id"] == image.blobs[0]
+    assert f"{redirected.host}/tool@{image.digest}" in inspected["RepoDigests"]
+    assert_fetched_from_storage(redirected, image.blobs)
+
+
+def test_oras(redirected: Redirected) -> None:
+    image = redirected.image
+    client = oras.client.OrasClient(
+        hostname=redirected.host, insecure=True, tls_verify=str(redirected.storage.ca_file)
+    )
+    redirected.clear_logs()
+    manifest = client.get_manifest(f"{redirected.host}/tool:1")
+    assert [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])] == (
+        list(image.blobs)
+    )
+    for digest in image.blobs:
+        blob = client.get_blob(f"{redirected.host}/tool", digest)
+        assert blob.status_code == 200
+        assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == digest
+    assert_fetched_from_storage(redirected, image.blobs)
+
+
+def test_dxf(redirected: Redirected, tmp_path: Path) -> None:
+    # python-dxf speaks token auth over https only: crev behind a TLS terminator, and one CA
+    # bundle for the terminator and the storage.
+    image = redirected.image
+
+    def anonymous(dxf: DXFBase, response: Response) -> None:
+        dxf.authenticate(response=response)
+
+    with tls_front(redirected.host, tmp_path / "front") as front:
+        trusted = trust_bundle(tmp_path / "trusted.pem", front.ca_file, redirected.storage.ca_file)
+        dxf = DXF(front.host, "tool", auth=anonymous, tlsverify=str(trusted))
+        redirected.clear_logs()
+        assert dxf.get_digest("1") == image.blobs[0]
+        for digest in image.blobs:
+            # pull_blob checks the bytes against the digest as they arrive.
+            data = b"".join(dxf.pull_blob(digest))
+            assert len(data) == image.blob_sizes[digest]
+    assert_fetched_from_storage(redirected, image.blobs)
