@@ -112,7 +112,10 @@ def send_with_failover[A: Answer](
     """`send` a read to the route's upstream, waiting at most `failover_seconds` for its answer
     head; when it fails, to each mirror in turn, until one answers with something other than a
     failure. When no mirror does, the primary's own failure stands (its answer, or its error);
-    a primary skipped by its open circuit is then asked after all."""
+    a primary skipped by its open circuit is then asked after all. Without mirrors that can
+    hold the name, the primary is asked as on any route."""
+    if not mirrors:
+        return Served(send(route), route)
     circuit = circuits.of(route.upstream)
     failed: A | None = None
     error: UpstreamError | None = None

@@ -141,6 +141,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 ms,
                 outcome,
                 response.fallback,
+                response.mirror,
             )
         self.close_connection = self.close_connection or self.client.must_close
         if unread_body and not outcome:

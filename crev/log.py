@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import logging
 
-    from .messages import FallbackAnswer
+    from .messages import FallbackAnswer, MirrorAnswer
 
 # How much of a refused request line the log keeps: the method and path, not a flood.
 LOGGED_REQUEST_LINE_CHARS = 200
@@ -39,13 +39,20 @@ def log_response(
     ms: float,
     outcome: str = "",
     fallback: FallbackAnswer | None = None,
+    mirror: MirrorAnswer | None = None,
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
-    answered itself), what the route's fallback said when it was asked (`fallback=200@host`),
-    and how it ended when not whole (`client-gone`, `upstream-cut`, or `unframed` for a response
-    h11 would not frame)."""
-    upstream = "-" if upstream_status is None else upstream_status
-    asked = "" if fallback is None else f" fallback={fallback.status}@{fallback.host}"
+    answered itself; how it failed when a mirror answered for it, and the mirror's status,
+    `upstream=unreachable mirror=200@host`), what the route's fallback said when it was asked
+    (`fallback=200@host`), and how it ended when not whole (`client-gone`, `upstream-cut`, or
+    `unframed` for a response h11 would not frame)."""
+    upstream: object = "-" if upstream_status is None else upstream_status
+    asked = ""
+    if mirror is not None:
+        upstream = escaped(mirror.failure)
+        asked = f" mirror={mirror.status}@{mirror.host}"
+    if fallback is not None:
+        asked += f" fallback={fallback.status}@{fallback.host}"
     suffix = f" {outcome}" if outcome else ""
     crev_log().info(
         "%s %s %s upstream=%s%s %.1fms%s",

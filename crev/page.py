@@ -21,6 +21,7 @@ from .errors import (
     method_not_allowed,
     not_served,
 )
+from .failover import circuits, mirrors_for, send_with_failover
 from .fallback import fallback_for, tag_names
 from .links import next_page, same_list
 from .messages import Headers, Request, Response
@@ -84,8 +85,34 @@ class TagListing(NamedTuple):
 
 
 def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
-    """The repository's tags as an anonymous client (or crev's own credentials) sees them,
-    following the tag list's pages (`Link: rel="next"`) on the same upstream, up to a bound."""
+    """The repository's tags as an anonymous client (or crev's own credentials) sees them: the
+    route's upstream's, or where it fails, a mirror's."""
+    try:
+        served = send_with_failover(
+            route,
+            mirrors_for(route, Endpoint(Kind.TAGS, name)),
+            lambda upstream: _tag_pages(upstream, name, settings),
+            circuits(),
+            settings.failover_seconds,
+        )
+    except UpstreamError as error:
+        return TagListing(502, [], f"the registry could not be asked: {error.message}")
+    return served.answer.listing
+
+
+class _Listed(NamedTuple):
+    """One upstream's tags for the page, and the status its tag list was answered with."""
+
+    listing: TagListing
+    status: int
+
+    def release(self) -> None:
+        pass
+
+
+def _tag_pages(route: Route, name: RepositoryName, settings: Settings) -> _Listed:
+    """The tags of one upstream, following the tag list's pages (`Link: rel="next"`) on the same
+    upstream, up to a bound; UpstreamError where it could not be asked."""
     upstream_name = route.to_upstream(name)
     url = route.upstream.url(Endpoint(Kind.TAGS, name).upstream_path(route))
     headers = Headers([("Accept", "application/json")])
@@ -100,21 +127,19 @@ def _tags(route: Route, name: RepositoryName, settings: Settings) -> TagListing:
             )
             body = answer.read(MAX_TAG_LIST_BYTES, settings.timeout)
             if answer.status != 200:
-                return _unlisted(answer.status)
+                return _Listed(_unlisted(answer.status), answer.status)
             tags += tag_names(body)
             link = answer.headers.get("link")
             following = next_page(link, url) if link else None
             if following is None:
-                return TagListing(200, tags)
+                return _Listed(TagListing(200, tags), 200)
             next_url = same_list(following, url)
             if next_url is None:
-                return TagListing(200, tags, truncated=True)
+                return _Listed(TagListing(200, tags, truncated=True), 200)
             url = next_url
-    except UpstreamError as error:
-        return TagListing(502, [], f"the registry could not be asked: {error.message}")
     except MalformedHeaderError:
-        return TagListing(200, tags, truncated=True)
-    return TagListing(200, tags, truncated=True)
+        pass
+    return _Listed(TagListing(200, tags, truncated=True), 200)
 
 
 def _with_fallback(primary: TagListing, fallback: TagListing) -> TagListing:
@@ -215,8 +240,12 @@ def _served_from(route: Route) -> str:
 
 
 def _sources(route: Route) -> str:
-    """Where a route's names come from, as HTML: its upstream, then its fallback if any."""
+    """Where a route's names come from, as HTML: its upstream (and its mirrors, when it fails),
+    then its fallback if any."""
     shown = _served_from(route)
+    if route.mirrors:
+        mirrors = "; ".join(_served_from(mirror) for mirror in route.mirrors)
+        shown += f" (when it fails: {mirrors})"
     if route.fallback is None:
         return shown
     return f"{shown}, then {_served_from(route.fallback)}"
@@ -246,6 +275,16 @@ def _repository(
                 f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
             )
     source = _code(f"{route.upstream.host}/{route.to_upstream(name).value}")
+    mirrors = mirrors_for(route, Endpoint(Kind.TAGS, name))
+    if mirrors:
+        source += (
+            " (when it fails, from "
+            + ", then ".join(
+                _code(f"{mirror.upstream.host}/{mirror.to_upstream(name).value}")
+                for mirror in mirrors
+            )
+            + ")"
+        )
     if fallback is not None:
         source += ", and what is not there yet from " + _code(
             f"{fallback.upstream.host}/{fallback.to_upstream(name).value}"

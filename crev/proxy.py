@@ -20,6 +20,13 @@ from .endpoints import (
     parse_endpoint,
 )
 from .errors import MalformedHeaderError, UpstreamError
+from .failover import (
+    Served,
+    circuits,
+    may_fail_over,
+    mirrors_for,
+    send_with_failover,
+)
 from .fallback import (
     TagListQuery,
     may_ask_fallback,
@@ -30,7 +37,7 @@ from .fallback import (
 )
 from .header_filters import client_response_headers, upstream_request_headers
 from .links import next_page, rewrite_link, rewrite_location, same_list
-from .messages import FallbackAnswer, Headers, Request, Response
+from .messages import FallbackAnswer, Headers, MirrorAnswer, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
@@ -57,6 +64,8 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     tag_seconds = settings.tag_cache_seconds if route.public and crev_authorizes else 0
     if fallback and endpoint.kind is Kind.TAGS:
         return _tag_list_of_both(request, settings, route, endpoint, tag_seconds)
+    if may_fail_over(route, endpoint, request.method, crev_authorizes):
+        return _read_failing_over(request, settings, route, endpoint, fallback, tag_seconds)
     forwarded, mount_from = _upstream_request(request, endpoint, settings, route, crev_authorizes)
     if crev_authorizes:
         scopes = _server_scopes(route, endpoint, request.method, mount_from)
@@ -70,6 +79,72 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     return _client_response(
         request, settings, route, endpoint, forwarded, answer, crev_authorizes, tag_seconds
     )
+
+
+class _Sent(NamedTuple):
+    """A read as one upstream was asked it, and its answer."""
+
+    forwarded: UpstreamRequest
+    answer: UpstreamResponse
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+    def release(self) -> None:
+        self.answer.release()
+
+
+def _read_failing_over(
+    request: Request,
+    settings: Settings,
+    route: Route,
+    endpoint: Endpoint,
+    fallback: bool,
+    tag_seconds: int,
+) -> Response:
+    """A read on a route with mirrors: the primary's answer, or when it fails, a mirror's,
+    answered as the route's own (and, when it does not know the name, the fallback's)."""
+
+    def send(upstream: Route) -> _Sent:
+        forwarded, _ = _upstream_request(request, endpoint, settings, upstream, True)
+        scopes = _server_scopes(upstream, endpoint, request.method, None)
+        return _Sent(forwarded, send_authorized(forwarded, upstream, scopes, settings.timeout))
+
+    served = send_with_failover(
+        route, mirrors_for(route, endpoint), send, circuits(), settings.failover_seconds
+    )
+    sent = served.answer
+    if fallback:
+        response = _answer_or_fallback(
+            request, settings, route, endpoint, sent.forwarded, sent.answer, tag_seconds, served
+        )
+    else:
+        response = _client_response(
+            request,
+            settings,
+            served.route,
+            endpoint,
+            sent.forwarded,
+            sent.answer,
+            True,
+            tag_seconds,
+        )
+    return _from_mirror(response, route, served, sent.status)
+
+
+def _from_mirror(
+    response: Response, route: Route, served: Served[_Sent] | Served[_TagsAnswer], status: int
+) -> Response:
+    """A mirror's answer as the route's own: the log line names the primary's failure and the
+    mirror, and a route whose clients never log in (crev's server-side credentials) shows no
+    challenge."""
+    if served.primary_failure is None:
+        return response
+    response.mirror = MirrorAnswer(served.primary_failure, served.route.upstream.host, status)
+    if route.credentials is not None:
+        response.headers.remove("WWW-Authenticate")
+    return response
 
 
 def _route_of(endpoint: Endpoint, settings: Settings) -> Route:
@@ -92,13 +167,15 @@ def _answer_or_fallback(
     forwarded: UpstreamRequest,
     answer: UpstreamResponse,
     tag_seconds: int,
+    served: Served[_Sent] | None = None,
 ) -> Response:
-    """The primary's answer, unless it does not know the name, tag or blob: then the
-    fallback's, which the log line names."""
+    """The primary's answer (or, where it failed, its mirror's: `served`), unless it does not
+    know the name, tag or blob: then the fallback's, which the log line names."""
+    answered_by = route if served is None else served.route
     read = _read_refusal(answer, settings.timeout)
     if not unknown_here(answer.status, request.method, read.body):
         return _client_response(
-            request, settings, route, endpoint, forwarded, read, True, tag_seconds
+            request, settings, answered_by, endpoint, forwarded, read, True, tag_seconds
         )
     read.release()
     fallback = route.fallback
@@ -171,9 +248,34 @@ def _tag_list_of_both(
     """The tag list of a route with a fallback: the union of both upstreams' tags, paginated
     by crev. An answer of either that is neither a list nor "not here" stands as it is."""
     query = TagListQuery.parse(request.query)
-    primary = _all_tags(request, settings, route, endpoint)
+    served = send_with_failover(
+        route,
+        mirrors_for(route, endpoint),
+        lambda upstream: _TagsAnswer(_all_tags(request, settings, upstream, endpoint)),
+        circuits(),
+        settings.failover_seconds,
+    )
+    primary = served.answer.tags
     if isinstance(primary, Response):
-        return primary
+        return _from_mirror(primary, route, served, primary.status)
+    return _from_mirror(
+        _union_of_tags(request, route, endpoint, tag_seconds, query, primary, settings),
+        route,
+        served,
+        primary.status,
+    )
+
+
+def _union_of_tags(
+    request: Request,
+    route: Route,
+    endpoint: Endpoint,
+    tag_seconds: int,
+    query: TagListQuery,
+    primary: _Tags,
+    settings: Settings,
+) -> Response:
+    """The tag list of the primary (or its mirror) and the fallback together."""
     fallback = route.fallback
     assert fallback is not None
     secondary = _all_tags(request, settings, fallback, endpoint)
@@ -218,6 +320,22 @@ class _Tags(NamedTuple):
     tags: list[str] | None
     # What it said instead of a list, answered when the other has none either.
     refusal: Response | None = None
+
+
+class _TagsAnswer(NamedTuple):
+    """One upstream's whole tag list (or its answer instead), as failover weighs an answer."""
+
+    tags: _Tags | Response
+
+    @property
+    def status(self) -> int:
+        return self.tags.status
+
+    def release(self) -> None:
+        if isinstance(self.tags, Response):
+            self.tags.close()
+        elif self.tags.refusal is not None:
+            self.tags.refusal.close()
 
 
 def _all_tags(

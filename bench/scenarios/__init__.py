@@ -2,6 +2,8 @@
 
 from .blobs import blob_streaming
 from .bundle import Deployment, deployment
+from .failover import FailoverRun, failover_pulls
+from .failover import render as render_failover
 from .load import LoadOptions, LoadRun, sustained_load
 from .manifests import concurrent_throughput, connection_reuse, warm_manifest_latency
 from .moving import moving_registries
@@ -11,6 +13,7 @@ from .pulls import copy_time, first_pull_requests, warm_pull_requests
 
 __all__ = [
     "Deployment",
+    "FailoverRun",
     "LoadOptions",
     "LoadRun",
     "Pull",
@@ -19,9 +22,11 @@ __all__ = [
     "connection_reuse",
     "copy_time",
     "deployment",
+    "failover_pulls",
     "first_pull_requests",
     "moving_registries",
     "public_routes",
+    "render_failover",
     "render_moving",
     "sustained_load",
     "warm_manifest_latency",

@@ -6,6 +6,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from crev.failover import forget_circuits
 from crev.realm import forget_realms
 from crev.server import LocalServer, create_server
 from crev.upstream_auth import forget_tokens
@@ -31,10 +32,11 @@ class CrevServer:
 
 
 def forget_learned_state() -> None:
-    """Forget the token realms and upstream tokens crev has learned: they belong to the process,
-    not to one server, and would carry over from one test to the next."""
+    """Forget the token realms, upstream tokens and open circuits crev has learned: they belong
+    to the process, not to one server, and would carry over from one test to the next."""
     forget_realms()
     forget_tokens()
+    forget_circuits()
 
 
 def start_crev_server(patch: pytest.MonkeyPatch, **settings: str) -> CrevServer:
