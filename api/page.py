@@ -2,7 +2,10 @@
 
 from crev.handler import FunctionHandler
 from crev.page import serve_page
+from crev.process import Process
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name
     function = staticmethod(serve_page)
+    # This function's composition root: what its process keeps between requests.
+    process = Process()

@@ -8,9 +8,10 @@ import errno
 import os
 import sys
 
-from .config import Settings, read_settings
+from .config import Settings
 from .errors import ConfigError
 from .log import configure_logging, crev_log
+from .process import Process
 from .server import LocalServer, create_server
 
 DEFAULT_PORT = 8080
@@ -57,8 +58,12 @@ class CommandLineError(Exception):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        settings, warnings = read_settings()
-        server = _listen(args.host, args.port if args.port is not None else _port_from_env())
+        # The local server's composition root: one process for every function it serves.
+        process = Process()
+        settings, warnings = process.read_settings()
+        server = _listen(
+            args.host, args.port if args.port is not None else _port_from_env(), process
+        )
     except ConfigError as error:
         print(f"crev: configuration error: {error}", file=sys.stderr)
         return 2
@@ -118,9 +123,9 @@ def _port_from_env() -> int:
         raise CommandLineError(f"PORT={value!r} is not a port number (0-65535)") from None
 
 
-def _listen(host: str, port: int) -> LocalServer:
+def _listen(host: str, port: int, process: Process) -> LocalServer:
     try:
-        return create_server(host, port)
+        return create_server(host, port, process=process)
     except OSError as error:
         reason = {
             errno.EADDRINUSE: "the address is already in use (is another crev running?)",

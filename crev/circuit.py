@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from enum import Enum
 
 # How long an upstream that failed is skipped. Short enough that a recovered upstream serves
@@ -78,24 +78,3 @@ class Circuit:
         with self._lock:
             self._state = State.OPEN
             self._until = self._clock() + self._cool_down
-
-
-class Circuits:
-    """The circuit of each upstream this process asks, made on first use."""
-
-    def __init__(self, cool_down: float = COOL_DOWN_SECONDS, clock: Clock = time.monotonic) -> None:
-        self._cool_down = cool_down
-        self._clock = clock
-        self._circuits: dict[Hashable, Circuit] = {}
-        self._lock = threading.Lock()
-
-    def of(self, upstream: Hashable) -> Circuit:
-        circuit = self._circuits.get(upstream)
-        if circuit is None:
-            with self._lock:
-                circuit = self._circuits.setdefault(upstream, Circuit(self._cool_down, self._clock))
-        return circuit
-
-    def clear(self) -> None:
-        with self._lock:
-            self._circuits.clear()

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from .connections import Connections
 from .errors import ConfigError, InvalidNameError
 from .names import Namespace, RepositoryName
-from .routing import Credentials, Route, RouteTable
+from .routing import Route, RouteTable
+from .upstream import DEFAULT_TIMEOUT, Upstream
+from .upstream_auth import (
+    AnonymousToken,
+    ClientLogin,
+    RealmCredentials,
+    StaticToken,
+    UpstreamAuth,
+)
 from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 
 # `docker.io` is the name people know; its registry API lives on another host.
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
-# Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
-DEFAULT_TIMEOUT = 30.0
+# Beyond any function's maximum duration on Vercel (800 s on Pro): a wait no request outlives.
+MAX_TIMEOUT = 900.0
 # How long a route with mirrors waits for its upstream's answer head before asking a mirror: a
 # pull that fails over stays well inside the client's own patience.
 DEFAULT_FAILOVER_SECONDS = 5.0
-# Beyond any function's maximum duration on Vercel (800 s on Pro): a wait no request outlives.
-MAX_TIMEOUT = 900.0
 # Where crev's own token endpoint is served unless CREV_TOKEN_URL says otherwise.
 DEFAULT_TOKEN_URL = "/api/token"
 _CREDENTIALS_NAME = re.compile(r"[A-Z0-9_]+")
@@ -45,24 +53,34 @@ class Settings(NamedTuple):
     failover_seconds: float = DEFAULT_FAILOVER_SECONDS
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        connections: Connections | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Settings:
+        """Settings from `CREV_*` variables, their upstreams sending through `connections` (new
+        ones of their own unless given) and keeping tokens on `clock`."""
         env = os.environ if environ is None else environ
+        timeout = _seconds(
+            "CREV_UPSTREAM_TIMEOUT", env.get("CREV_UPSTREAM_TIMEOUT", ""), DEFAULT_TIMEOUT
+        )
+        make = _UpstreamMaker(timeout, Connections() if connections is None else connections, clock)
         if env.get("CREV_ROUTES", "").strip():
             single = [name for name in _SINGLE_ROUTE_VARIABLES if env.get(name, "").strip()]
             if single:
                 raise ConfigError(
                     f"CREV_ROUTES is set, and so is {', '.join(single)}: use one or the other"
                 )
-            routes = parse_routes(env["CREV_ROUTES"], env)
+            routes = parse_routes(env["CREV_ROUTES"], env, make)
         else:
-            routes = (_single_route(env),)
+            routes = (_single_route(env, make),)
         tag_cache_seconds = _tag_cache_seconds(env.get("CREV_TAG_CACHE_SECONDS", ""), routes)
         return cls(
             routes=RouteTable(routes),
             token_url=_token_url(env.get("CREV_TOKEN_URL", "")),
-            timeout=_seconds(
-                "CREV_UPSTREAM_TIMEOUT", env.get("CREV_UPSTREAM_TIMEOUT", ""), DEFAULT_TIMEOUT
-            ),
+            timeout=timeout,
             browser_redirect=_optional_url(
                 "CREV_BROWSER_REDIRECT", env.get("CREV_BROWSER_REDIRECT", "")
             ),
@@ -120,47 +138,28 @@ class _RecordingEnvironment(Mapping[str, str]):
         return len(self._env)
 
 
-# Settings by the values of the variables they were read from: checking a dozen variables per
-# request is cheap, while reading the whole environment cost tens of microseconds.
-_cache: dict[tuple[tuple[str, str | None], ...], Settings] = {}
-_variable_sets: set[tuple[str, ...]] = set()
-# Warnings given already (the local server's at its start), so that each is given once.
-_warned: set[str] = set()
-
-
-def current_settings() -> Settings:
-    """Settings for the current environment, parsed once per distinct set of values."""
-    for names in tuple(_variable_sets):
-        settings = _cache.get(tuple((name, os.environ.get(name)) for name in names))
-        if settings is not None:
-            return settings
-    settings, names = _read_settings(os.environ)
-    # Said in the function's log, where there is no terminal to warn in; once per process.
-    for warning in unknown_variables(os.environ, names):
-        if warning not in _warned:
-            from .log import crev_log
-
-            crev_log().warning("configuration: %s", warning)
-            _warned.add(warning)
-    _variable_sets.add(names)
-    _cache[tuple((name, os.environ.get(name)) for name in names)] = settings
-    return settings
-
-
-def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+def read_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    connections: Connections | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Settings, list[str]]:
     """Settings, and a warning for each `CREV_*` variable that was set but not read, for the
     caller to give."""
     env = os.environ if env is None else env
-    settings, names = _read_settings(env)
-    warnings = unknown_variables(env, names)
-    _warned.update(warnings)
-    return settings, warnings
+    settings, names = settings_and_variables(env, connections=connections, clock=clock)
+    return settings, unknown_variables(env, names)
 
 
-def _read_settings(env: Mapping[str, str]) -> tuple[Settings, tuple[str, ...]]:
+def settings_and_variables(
+    env: Mapping[str, str],
+    *,
+    connections: Connections | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Settings, tuple[str, ...]]:
     """Settings, and the names of the variables they were read from."""
     recorded = _RecordingEnvironment(env)
-    settings = Settings.from_env(recorded)
+    settings = Settings.from_env(recorded, connections=connections, clock=clock)
     return settings, tuple(sorted(recorded.names))
 
 
@@ -185,32 +184,62 @@ def unknown_variables(env: Mapping[str, str], read: Iterable[str]) -> list[str]:
     return warnings
 
 
-def _single_route(env: Mapping[str, str]) -> Route:
-    upstream = Origin(
+class _UpstreamMaker(NamedTuple):
+    """What the upstreams of one `Settings` share: the timeout, the connections, the clock."""
+
+    timeout: float
+    connections: Connections
+    clock: Callable[[], float]
+
+    def __call__(
+        self, origin: Origin, namespace: Namespace, auth: UpstreamAuth, realm: URL | None = None
+    ) -> Upstream:
+        return Upstream(
+            origin,
+            namespace,
+            auth,
+            realm=realm,
+            timeout=self.timeout,
+            connections=self.connections,
+            clock=self.clock,
+        )
+
+
+def _auth(credentials: UpstreamAuth | None, *, public: bool) -> UpstreamAuth:
+    """How crev authenticates to an upstream: with its server-side credentials, else
+    anonymously for a public route's reads, else with each client's own login."""
+    if credentials is not None:
+        return credentials
+    return AnonymousToken() if public else ClientLogin()
+
+
+def _single_route(env: Mapping[str, str], make: _UpstreamMaker) -> Route:
+    origin = Origin(
         _scheme("CREV_REGISTRY_SCHEME", env.get("CREV_REGISTRY_SCHEME", "https")),
         _host("CREV_REGISTRY_HOST", env.get("CREV_REGISTRY_HOST", DOCKER_HUB)),
     )
     official = _flag("CREV_OFFICIAL_IMAGES", env.get("CREV_OFFICIAL_IMAGES", ""))
-    route = Route(
-        vanity_prefix="",
-        upstream=upstream,
-        namespace=_namespace(
-            env.get("CREV_REPO_PREFIX", ""),
-            "CREV_REPO_PREFIX",
-            official_images=upstream.is_docker_hub if official is None else official,
-        ),
-        credentials=_credentials(env, "CREV_UPSTREAM"),
-        token_realm=_realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
-        public=bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", ""))),
+    namespace = _namespace(
+        env.get("CREV_REPO_PREFIX", ""),
+        "CREV_REPO_PREFIX",
+        official_images=origin.is_docker_hub if official is None else official,
     )
-    mirror = _single_secondary(env, "CREV_MIRROR")
+    public = bool(_flag("CREV_PUBLIC", env.get("CREV_PUBLIC", "")))
+    upstream = make(
+        origin,
+        namespace,
+        _auth(_credentials(env, "CREV_UPSTREAM"), public=public),
+        _realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
+    )
+    route = Route("", (upstream,), public)
+    mirror = _single_secondary(env, make, "CREV_MIRROR")
     route = _with_mirrors(route, () if mirror is None else (mirror,), "CREV_MIRROR_REGISTRY_HOST")
     return _with_fallback(
-        route, _single_secondary(env, "CREV_FALLBACK"), "CREV_FALLBACK_REGISTRY_HOST"
+        route, _single_secondary(env, make, "CREV_FALLBACK"), "CREV_FALLBACK_REGISTRY_HOST"
     )
 
 
-def _single_secondary(env: Mapping[str, str], stem: str) -> Route | None:
+def _single_secondary(env: Mapping[str, str], make: _UpstreamMaker, stem: str) -> Upstream | None:
     """The single route's fallback (`stem` CREV_FALLBACK) or mirror (CREV_MIRROR), from
     `STEM_REGISTRY_HOST` and the variables beside it, each checked like the primary's."""
     host = env.get(f"{stem}_REGISTRY_HOST", "").strip()
@@ -223,66 +252,64 @@ def _single_secondary(env: Mapping[str, str], stem: str) -> Route | None:
         if others:
             raise ConfigError(f"{others[0]} is set, but {stem}_REGISTRY_HOST is not")
         return None
-    upstream = Origin(
+    origin = Origin(
         _scheme(f"{stem}_REGISTRY_SCHEME", env.get(f"{stem}_REGISTRY_SCHEME", "")),
         _host(f"{stem}_REGISTRY_HOST", host),
     )
     namespace = _namespace(
         env.get(f"{stem}_REPO_PREFIX", ""),
         f"{stem}_REPO_PREFIX",
-        official_images=upstream.is_docker_hub,
+        official_images=origin.is_docker_hub,
     )
-    return _fallback_route(upstream, namespace, _credentials(env, f"{stem}_UPSTREAM"))
+    return _fallback(make, origin, namespace, _credentials(env, f"{stem}_UPSTREAM"))
 
 
-def _fallback_route(
-    upstream: Origin, namespace: Namespace, credentials: Credentials | None
-) -> Route:
-    """A fallback's or a mirror's route. Read with crev's own tokens, like a public route's:
-    a client's token is for the primary."""
-    return Route("", upstream, namespace, credentials, public=credentials is None)
+def _fallback(
+    make: _UpstreamMaker, origin: Origin, namespace: Namespace, credentials: UpstreamAuth | None
+) -> Upstream:
+    """A fallback or a mirror. Read with crev's own tokens, like a public route's: a client's
+    token is for the primary."""
+    return make(origin, namespace, _auth(credentials, public=True))
 
 
-def _with_fallback(route: Route, fallback: Route | None, shown: str) -> Route:
+def _with_fallback(route: Route, fallback: Upstream | None, shown: str) -> Route:
     """The route with its fallback, where crev can ask one: only where crev holds the upstream
     tokens itself, since a client's token is for one realm and would not open the other."""
     if fallback is None:
         return route
-    if not route.crev_authorizes_reads:
+    if not route.crev_authorizes(write=False, client_authorized=False):
         raise ConfigError(
             f"{shown}: a fallback needs a public route or server-side credentials "
             "(a client's token is for the primary's realm, so crev could not ask the fallback)"
         )
-    if (fallback.upstream, fallback.namespace) == (route.upstream, route.namespace):
+    if (fallback.origin, fallback.namespace) == (route.upstream.origin, route.namespace):
         raise ConfigError(f"{shown}: the fallback is the route's own upstream and namespace")
-    return route._replace(fallback=fallback._replace(vanity_prefix=route.vanity_prefix))
+    return route._replace(upstreams=(*route.upstreams, fallback))
 
 
-def _with_mirrors(route: Route, mirrors: tuple[Route, ...], shown: str) -> Route:
+def _with_mirrors(route: Route, mirrors: tuple[Upstream, ...], shown: str) -> Route:
     """The route with its mirrors, in the order they are asked, where crev can ask them: as a
     fallback, only where crev holds the upstream tokens itself."""
     if not mirrors:
         return route
-    if not route.crev_authorizes_reads:
+    if not route.crev_authorizes(write=False, client_authorized=False):
         raise ConfigError(
             f"{shown}: a mirror needs a public route or server-side credentials "
             "(a client's token is for the primary's realm, so crev could not ask a mirror)"
         )
-    seen = {(route.upstream, route.namespace.prefix)}
+    seen = {(route.upstream.origin, route.namespace.prefix)}
     for mirror in mirrors:
-        place = (mirror.upstream, mirror.namespace.prefix)
+        place = (mirror.origin, mirror.namespace.prefix)
         if place in seen:
             raise ConfigError(
-                f"{shown}: {mirror.upstream}/{mirror.namespace.prefix} is named twice "
+                f"{shown}: {mirror.origin}/{mirror.namespace.prefix} is named twice "
                 "(as the route's own upstream or another mirror)"
             )
         seen.add(place)
-    return route._replace(
-        mirrors=tuple(mirror._replace(vanity_prefix=route.vanity_prefix) for mirror in mirrors)
-    )
+    return route._replace(mirrors=mirrors)
 
 
-def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
+def parse_routes(value: str, env: Mapping[str, str], make: _UpstreamMaker) -> tuple[Route, ...]:
     """`CREV_ROUTES`: entries `vanity-prefix=[scheme://]host[:port][/namespace][;option=value]`,
     separated by commas or newlines, e.g. `tools/=ghcr.io/acme/tools, =ghcr.io/acme`.
 
@@ -301,7 +328,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     for entry in (part.strip() for part in re.split(r"[,\n]", value)):
         if not entry:
             continue
-        route = _route(entry, env)
+        route = _route(entry, env, make)
         if route.vanity_prefix in seen:
             raise ConfigError(
                 f"CREV_ROUTES entry {entry!r}: prefix {route.vanity_prefix!r} repeats"
@@ -313,7 +340,7 @@ def parse_routes(value: str, env: Mapping[str, str]) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-def _route(entry: str, env: Mapping[str, str]) -> Route:
+def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
     def fail(reason: str) -> ConfigError:
         return ConfigError(f"CREV_ROUTES entry {entry!r}: {reason}")
 
@@ -327,12 +354,12 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         vanity += "/"
     target, *options = (part.strip() for part in target.split(";"))
     try:
-        upstream, namespace = _upstream_target(target)
+        origin, namespace = _upstream_target(target)
     except ConfigError as error:
         raise fail(error.message) from None
     realm = None
     credentials = None
-    official = upstream.is_docker_hub
+    official = origin.is_docker_hub
     public = False
     fallback_target = None
     fallback_credentials = None
@@ -365,10 +392,19 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
                 "mirror=HOST[/NAMESPACE], mirror-credentials=NAME)"
             )
     route = Route(
-        vanity, upstream, namespace._replace(official_images=official), credentials, realm, public
+        vanity,
+        (
+            make(
+                origin,
+                namespace._replace(official_images=official),
+                _auth(credentials, public=public),
+                realm,
+            ),
+        ),
+        public,
     )
     try:
-        mirrors = tuple(_mirror(target, env, name) for target, name in mirror_targets)
+        mirrors = tuple(_mirror(make, target, env, name) for target, name in mirror_targets)
         route = _with_mirrors(route, mirrors, "mirror")
     except ConfigError as error:
         raise fail(error.message) from None
@@ -377,12 +413,13 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
             raise fail("fallback-credentials is set, but fallback is not")
         return route
     try:
-        fallback_upstream, fallback_namespace = _upstream_target(fallback_target)
+        fallback_origin, fallback_namespace = _upstream_target(fallback_target)
     except ConfigError as error:
         raise fail(f"fallback: {error.message}") from None
-    fallback = _fallback_route(
-        fallback_upstream,
-        fallback_namespace._replace(official_images=fallback_upstream.is_docker_hub),
+    fallback = _fallback(
+        make,
+        fallback_origin,
+        fallback_namespace._replace(official_images=fallback_origin.is_docker_hub),
         fallback_credentials,
     )
     try:
@@ -391,10 +428,12 @@ def _route(entry: str, env: Mapping[str, str]) -> Route:
         raise fail(error.message) from None
 
 
-def _mirror(target: str, env: Mapping[str, str], credentials_name: str | None) -> Route:
+def _mirror(
+    make: _UpstreamMaker, target: str, env: Mapping[str, str], credentials_name: str | None
+) -> Upstream:
     """A route entry's mirror: its target, with the credentials `mirror-credentials` names."""
     try:
-        upstream, namespace = _upstream_target(target)
+        origin, namespace = _upstream_target(target)
     except ConfigError as error:
         raise ConfigError(f"mirror {target!r}: {error.message}") from None
     credentials = (
@@ -402,8 +441,8 @@ def _mirror(target: str, env: Mapping[str, str], credentials_name: str | None) -
         if credentials_name is None
         else _credentials(env, f"CREV_{credentials_name}", required=True)
     )
-    return _fallback_route(
-        upstream, namespace._replace(official_images=upstream.is_docker_hub), credentials
+    return _fallback(
+        make, origin, namespace._replace(official_images=origin.is_docker_hub), credentials
     )
 
 
@@ -437,7 +476,8 @@ def _as_setting(shown: str) -> Iterator[None]:
 
 def _credentials(
     env: Mapping[str, str], stem: str, *, required: bool = False
-) -> Credentials | None:
+) -> UpstreamAuth | None:
+    """Server-side credentials: a static token, or a username and password for the realm."""
     username = env.get(f"{stem}_USERNAME", "")
     password = env.get(f"{stem}_PASSWORD", "")
     token = env.get(f"{stem}_TOKEN", "")
@@ -450,7 +490,7 @@ def _credentials(
         if required:
             raise ConfigError(f"{stem}_USERNAME/{stem}_PASSWORD or {stem}_TOKEN must be set")
         return None
-    return Credentials(username, password, token)
+    return StaticToken(token) if token else RealmCredentials(username, password)
 
 
 # Vercel's limit on a function's request body.

@@ -13,9 +13,9 @@ owner may let the edge keep a 200 to a manifest by tag and a tag list for a whil
 
 from __future__ import annotations
 
-from .endpoints import READ_METHODS, Endpoint, Kind
+from .endpoints import READ_METHODS, Endpoint
 from .messages import Headers
-from .names import Digest, Tag
+from .names import Digest
 
 IMMUTABLE = "public, max-age=31536000, s-maxage=31536000, immutable"
 NOT_SHARED = "no-store"
@@ -50,7 +50,7 @@ def _vary_by(headers: Headers, name: str) -> None:
         field.strip().lower() for value in headers.get_all("vary") for field in value.split(",")
     }
     if name.lower() not in varied and "*" not in varied:
-        headers.items.append(("Vary", name))
+        headers.add("Vary", name)
 
 
 def by_tag(seconds: int) -> str:
@@ -62,10 +62,8 @@ def is_by_tag(endpoint: Endpoint, method: str, status: int) -> bool:
     return (
         status == 200
         and method in READ_METHODS
-        and (
-            endpoint.kind is Kind.TAGS
-            or (endpoint.kind is Kind.MANIFEST and isinstance(endpoint.reference, Tag))
-        )
+        and endpoint.kind.facts.kept_by_tag
+        and not isinstance(endpoint.reference, Digest)
     )
 
 
@@ -73,6 +71,6 @@ def is_immutable(endpoint: Endpoint, method: str, status: int) -> bool:
     return (
         status == 200
         and method in READ_METHODS
-        and endpoint.kind in (Kind.MANIFEST, Kind.BLOB)
+        and endpoint.kind.facts.immutable_by_digest
         and isinstance(endpoint.reference, Digest)
     )

@@ -26,11 +26,35 @@ from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is
 MAX_PATH_LENGTH = 2048
 # How much of an invalid reference a refusal quotes: a tag's 128 characters and a little more.
 SHOWN_REFERENCE_CHARS = 140
-# Tag lists crev reads whole (to show the client's name, to list tags on the page); one this
-# large is not a real tag list.
-MAX_TAG_LIST_BYTES = 16 * 1024 * 1024
 # Upload session ids are opaque to clients: distribution uses UUIDs, others base64-ish tokens.
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9._~=+-]{1,512}")
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
+
+
+class KindFacts(NamedTuple):
+    """What crev knows of one kind of endpoint, in one place (as distribution's route
+    descriptors hold theirs): its upstream path, the methods it answers, and how its answers
+    are passed on, cached and completed."""
+
+    # The upstream path, from the upstream name and the reference.
+    path: str
+    # GET and HEAD read it; an upload's GET is its status, part of writing.
+    reads: bool = True
+    # What it answers beyond reading where pushing is allowed.
+    write_methods: frozenset[str] = frozenset()
+    # Its query goes upstream as it came (a tag list's `n` and `last`, a referrers filter,
+    # an upload session's opaque state).
+    passes_query: bool = False
+    # A route's fallback may answer a read of it: content, and what names it.
+    falls_back: bool = False
+    # A 200 to a read of it by digest never changes: kept at the edge for a year.
+    immutable_by_digest: bool = False
+    # A 200 to a read of it by tag changes when the tag moves: kept at the edge as long as a
+    # public route lets tags be (CREV_TAG_CACHE_SECONDS).
+    kept_by_tag: bool = False
 
 
 class Kind(Enum):
@@ -42,19 +66,42 @@ class Kind(Enum):
     UPLOAD_START = "uploads"
     UPLOAD = "upload"
 
+    @property
+    def facts(self) -> KindFacts:
+        return _FACTS[self]
 
-READ_METHODS = frozenset({"GET", "HEAD"})
-# Endpoints that are part of writing whatever the method (GET on a session is its status).
-UPLOAD_KINDS = frozenset({Kind.UPLOAD_START, Kind.UPLOAD})
-# What each endpoint answers when pushing is allowed, beyond reading.
-_WRITE_METHODS: dict[Kind, frozenset[str]] = {
-    Kind.MANIFEST: frozenset({"PUT", "DELETE"}),
-    Kind.BLOB: frozenset({"DELETE"}),
-    Kind.UPLOAD_START: frozenset({"POST"}),
-    # GET on an upload session is its status, part of writing.
-    Kind.UPLOAD: frozenset({"GET", "PATCH", "PUT", "DELETE"}),
+
+_FACTS: dict[Kind, KindFacts] = {
+    Kind.BASE: KindFacts("/v2/"),
+    Kind.MANIFEST: KindFacts(
+        "/v2/{name}/manifests/{reference}",
+        write_methods=frozenset({"PUT", "DELETE"}),
+        falls_back=True,
+        immutable_by_digest=True,
+        kept_by_tag=True,
+    ),
+    Kind.BLOB: KindFacts(
+        "/v2/{name}/blobs/{reference}",
+        write_methods=frozenset({"DELETE"}),
+        falls_back=True,
+        immutable_by_digest=True,
+    ),
+    Kind.TAGS: KindFacts(
+        "/v2/{name}/tags/list", passes_query=True, falls_back=True, kept_by_tag=True
+    ),
+    Kind.REFERRERS: KindFacts(
+        "/v2/{name}/referrers/{reference}", passes_query=True, falls_back=True
+    ),
+    Kind.UPLOAD_START: KindFacts(
+        "/v2/{name}/blobs/uploads/", reads=False, write_methods=frozenset({"POST"})
+    ),
+    Kind.UPLOAD: KindFacts(
+        "/v2/{name}/blobs/uploads/{reference}",
+        reads=False,
+        write_methods=frozenset({"GET", "PATCH", "PUT", "DELETE"}),
+        passes_query=True,
+    ),
 }
-_METHOD_ORDER = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 
 
 class UploadSession(Word):
@@ -72,23 +119,21 @@ class Endpoint(NamedTuple):
     reference: Tag | Digest | UploadSession | None = None
 
     def upstream_path(self, mapping: NameMapping) -> str:
-        if self.kind is Kind.BASE or self.name is None:
-            return "/v2/"
+        if self.name is None:
+            return Kind.BASE.facts.path
         name = mapping.to_upstream(self.name).value
-        if self.kind is Kind.TAGS:
-            return f"/v2/{name}/tags/list"
-        if self.kind is Kind.UPLOAD_START:
-            return f"/v2/{name}/blobs/uploads/"
-        if self.kind is Kind.UPLOAD:
-            return f"/v2/{name}/blobs/uploads/{self.reference}"
-        return f"/v2/{name}/{self.kind.value}/{self.reference}"
+        return self.kind.facts.path.format(name=name, reference=self.reference)
 
     def allowed_methods(self, *, push: bool) -> list[str]:
-        uploads = self.kind in UPLOAD_KINDS
-        allowed = set() if uploads else set(READ_METHODS)
+        facts = self.kind.facts
+        allowed = set(READ_METHODS) if facts.reads else set()
         if push:
-            allowed |= _WRITE_METHODS.get(self.kind, frozenset())
+            allowed |= facts.write_methods
         return [method for method in _METHOD_ORDER if method in allowed]
+
+    def writes(self, method: str) -> bool:
+        """Whether `method` on this endpoint is part of writing (an upload's GET is)."""
+        return method not in READ_METHODS or not self.kind.facts.reads
 
 
 def check_method(endpoint: Endpoint, method: str, *, push: bool) -> None:

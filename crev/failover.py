@@ -9,8 +9,9 @@ Every other answer stands: a 401 or 403 is a denial a mirror must not hide, a 40
 name that is the fallback's business. The realm crev fetches the primary's tokens from is part
 of the primary: its failure is the primary's, and the mirror is asked with its own realm.
 
-After a failure the primary's circuit opens (crev/circuit.py): for a cool-down, reads go to the
-mirrors without waiting on the primary again. A body cut mid-stream is not failed over: its head
+After a failure the primary's circuit opens (crev/circuit.py; the upstream keeps it, as it keeps
+its tokens, per warm instance): for a cool-down, reads go to the mirrors without waiting on the
+primary again. A body cut mid-stream is not failed over: its head
 went to the client already, which sees the cut and retries, as without mirrors.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from .circuit import Circuits
+from .connections import head_within
 from .endpoints import READ_METHODS, Endpoint, Kind
 from .errors import (
     InvalidNameError,
@@ -31,12 +32,10 @@ from .errors import (
     UpstreamUnreachableError,
 )
 from .routing import Route
-from .upstream import head_within
+from .upstream import FAILING_STATUSES
 
 # What a mirror serves: reads of content and of what names it.
 FAILOVER_KINDS = frozenset({Kind.MANIFEST, Kind.BLOB, Kind.TAGS, Kind.REFERRERS})
-# An upstream's answers that say it cannot serve now, rather than what it holds.
-FAILING_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How the log names a primary that was not asked: its circuit was open.
 SKIPPED = "skipped"
 
@@ -72,12 +71,12 @@ def may_fail_over(route: Route, endpoint: Endpoint, method: str, crev_authorizes
 
 
 def mirrors_for(route: Route, endpoint: Endpoint) -> tuple[Route, ...]:
-    """The route's mirrors that can hold the endpoint's name: not one whose namespace would make
-    it longer than a name may be."""
+    """The route's mirrors (each a route of its own) that can hold the endpoint's name: not one
+    whose namespace would make it longer than a name may be."""
     if endpoint.name is None:
         return ()
     held = []
-    for mirror in route.mirrors:
+    for mirror in route.mirror_routes:
         try:
             mirror.to_upstream(endpoint.name)
         except InvalidNameError:
@@ -106,7 +105,6 @@ def send_with_failover[A: Answer](
     route: Route,
     mirrors: tuple[Route, ...],
     send: Callable[[Route], A],
-    circuits: Circuits,
     failover_seconds: float,
 ) -> Served[A]:
     """`send` a read to the route's upstream, waiting at most `failover_seconds` for its answer
@@ -116,7 +114,7 @@ def send_with_failover[A: Answer](
     hold the name, the primary is asked as on any route."""
     if not mirrors:
         return Served(send(route), route)
-    circuit = circuits.of(route.upstream)
+    circuit = route.upstream.circuit
     failed: A | None = None
     error: UpstreamError | None = None
     if circuit.should_try():
@@ -163,15 +161,3 @@ def send_with_failover[A: Answer](
         raise
     (circuit.failed if answer.status in FAILING_STATUSES else circuit.succeeded)()
     return Served(answer, route)
-
-
-_circuits = Circuits()
-
-
-def circuits() -> Circuits:
-    """The process's circuits, one per upstream: a warm instance remembers an outage."""
-    return _circuits
-
-
-def forget_circuits() -> None:
-    _circuits.clear()

@@ -15,13 +15,11 @@ from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from .endpoints import READ_METHODS, Endpoint, Kind
-from .errors import ErrorCode, InvalidNameError, RegistryError, UpstreamError
+from .endpoints import READ_METHODS, Endpoint
+from .errors import ErrorCode, InvalidNameError, RegistryError
 from .names import RepositoryName
 from .routing import Route
 
-# What a fallback serves: reads of content and of what names it.
-FALLBACK_KINDS = frozenset({Kind.MANIFEST, Kind.BLOB, Kind.TAGS, Kind.REFERRERS})
 # The registry's words for "not here"; a 404 with any other code (or none) stands.
 UNKNOWN_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
 
@@ -33,7 +31,7 @@ def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, crev_authori
     return (
         crev_authorizes
         and method in READ_METHODS
-        and endpoint.kind in FALLBACK_KINDS
+        and endpoint.kind.facts.falls_back
         and endpoint.name is not None
         and fallback_for(route, endpoint.name) is not None
     )
@@ -76,21 +74,6 @@ def error_codes(body: bytes) -> frozenset[str]:
         for error in errors
         if isinstance(error, dict) and isinstance(error.get("code"), str)
     )
-
-
-def tag_names(body: bytes) -> list[str]:
-    """The tags of a tag list body; UpstreamError when it is not one."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise UpstreamError("upstream tag list is not JSON") from None
-    tags = document.get("tags") if isinstance(document, dict) else None
-    if tags is None:
-        # distribution answers `"tags": null` for a repository whose tags were all deleted.
-        return []
-    if not isinstance(tags, list):
-        raise UpstreamError("upstream tag list has no list of tags")
-    return [tag for tag in tags if isinstance(tag, str)]
 
 
 class TagListQuery(NamedTuple):

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol
 import h11
 
 from .client_connection import ClientConnection, is_tls_handshake
-from .config import Settings, current_settings
+from .config import Settings
 from .errors import (
     CrevError,
     ErrorCode,
@@ -31,6 +31,7 @@ from .errors import (
 )
 from .log import crev_log, escaped, log_refusal, log_response
 from .messages import Headers, Request, Response, request_origin
+from .process import Process
 
 
 class Function(Protocol):
@@ -42,7 +43,6 @@ class Function(Protocol):
     def __call__(self, request: Request, settings: Settings, /) -> Response: ...
 
 
-_date: tuple[int, str] = (0, "")
 # Bounds on draining a refused request's body, so a response survives the close (see _linger).
 LINGER_SECONDS = 10.0
 LINGER_BYTES = 512 * 1024 * 1024
@@ -66,6 +66,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
     # Set by `handle_one_request` before `parse_request`; typeshed does not declare it.
     raw_requestline: bytes
     function: ClassVar[Function]
+    # The process the function runs in: what it keeps between requests. Each `api/*.py`
+    # function builds its own; the local server one for all three.
+    process: ClassVar[Process]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
 
@@ -104,14 +107,9 @@ class FunctionHandler(BaseHTTPRequestHandler):
         return "crev"
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        # Every response carries a Date; formatting it anew each time was a visible cost.
-        global _date
         if timestamp is not None:
             return super().date_time_string(timestamp)
-        second = int(time.time())
-        if _date[0] != second:
-            _date = (second, super().date_time_string(second))
-        return _date[1]
+        return self.process.http_date()
 
     def __getattr__(self, name: str) -> Any:
         # Every method reaches the function, which answers 405 for what it does not serve.
@@ -171,7 +169,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
 
     def _respond(self, path: str, query: str) -> Response:
         try:
-            settings = current_settings()
+            settings = self.process.settings()
             function = self.function_for(path)
             if function is None:
                 raise not_served(f"no endpoint at {path!r}")

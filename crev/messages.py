@@ -44,6 +44,19 @@ class Headers:
         self.remove(name)
         self.items.append((name, value))
 
+    def add(self, name: str, value: str) -> None:
+        """One more `name` header, after any there are already."""
+        self.items.append((name, value))
+
+    def filtered(self, shown: Callable[[str, str], str | None]) -> Headers:
+        """These headers, each value as `shown` gives it, and those it gives None for left out."""
+        return Headers(
+            (name, value) for name, old in self.items if (value := shown(name, old)) is not None
+        )
+
+    def copy(self) -> Headers:
+        return Headers(self.items)
+
     def remove(self, name: str) -> None:
         lowered = name.lower()
         self.items = [(key, value) for key, value in self.items if key.lower() != lowered]
@@ -173,7 +186,7 @@ class Response:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         for name, value in error.headers:
-            headers.items.append((name, value))
+            headers.add(name, value)
         return cls(error.status, headers, [body])
 
     @classmethod

@@ -9,81 +9,110 @@ from urllib.parse import parse_qsl, urlencode
 
 from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
+from .connections import UpstreamRequest
 from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
-from .endpoints import (
-    MAX_TAG_LIST_BYTES,
-    READ_METHODS,
-    UPLOAD_KINDS,
-    Endpoint,
-    Kind,
-    check_method,
-    parse_endpoint,
-)
+from .endpoints import Endpoint, Kind, check_method, parse_endpoint
 from .errors import MalformedHeaderError, UpstreamError
-from .failover import (
-    Served,
-    circuits,
-    may_fail_over,
-    mirrors_for,
-    send_with_failover,
-)
+from .failover import Served, may_fail_over, mirrors_for, send_with_failover
 from .fallback import (
     TagListQuery,
+    fallback_for,
     may_ask_fallback,
     next_page_link,
-    tag_names,
     tag_page,
     unknown_here,
 )
 from .header_filters import client_response_headers, upstream_request_headers
-from .links import next_page, rewrite_link, rewrite_location, same_list
+from .links import rewrite_link, rewrite_location
 from .messages import FallbackAnswer, Headers, MirrorAnswer, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
+from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
-from .upstream import UpstreamRequest
-from .upstream_auth import send_authorized, send_with_client_login
 from .upstream_response import UpstreamResponse
 from .urls import URL
 
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
 MAX_ERROR_BYTES = 64 * 1024
+# Methods whose request body goes upstream; one sent with a read is left unread (and the
+# connection closed after the answer).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# What a token for each method is asked for; every other method writes.
+_ACTIONS = {"GET": ("pull",), "HEAD": ("pull",), "DELETE": ("delete",)}
+
+
+class Exchange(NamedTuple):
+    """One registry API request on its way through crev: what the client asked, the settings,
+    the route serving it and the endpoint it addresses, and whether crev authorizes it
+    upstream itself. A fallback's part is the same exchange on the fallback's route."""
+
+    request: Request
+    settings: Settings
+    route: Route
+    endpoint: Endpoint
+    # crev authenticates upstream itself, rather than passing on the client's login.
+    crev_authorizes: bool
+
+    @property
+    def tag_seconds(self) -> int:
+        """How long the edge may keep an answer by tag: a public route's choice, for answers
+        crev got with its own authorization."""
+        return self.settings.tag_cache_seconds if self.route.public and self.crev_authorizes else 0
+
+    def on(self, route: Route) -> Exchange:
+        return self._replace(route=route, crev_authorizes=True)
+
+    def scopes(self, mount_from: RepositoryName | None = None) -> tuple[Scope, ...]:
+        """What crev's own token for this request is asked for on the route's upstream."""
+        name = self.endpoint.name
+        if name is None:
+            return ()
+        actions = _ACTIONS.get(self.request.method, ("pull", "push"))
+        scopes = [Scope.repository(self.route.to_upstream(name), *actions)]
+        if mount_from is not None:
+            scopes.append(Scope.repository(mount_from, "pull"))
+        return tuple(scopes)
 
 
 def serve_registry(request: Request, settings: Settings) -> Response:
     """A registry API request: parsed, routed, sent upstream as the route's name, and its
-    answer rewritten back into the client's names."""
+    answer shown back in the client's names."""
     endpoint = parse_endpoint(request.path)
     check_method(endpoint, request.method, push=settings.allow_push)
-    route = _route_of(endpoint, settings)
+    route = settings.routes.serving(endpoint.name)
     if endpoint.kind is Kind.BASE and route.public:
         return _public_base()
-    crev_authorizes = _crev_authorizes(request, endpoint, route)
-    fallback = may_ask_fallback(route, endpoint, request.method, crev_authorizes)
-    tag_seconds = settings.tag_cache_seconds if route.public and crev_authorizes else 0
-    if fallback and endpoint.kind is Kind.TAGS:
-        return _tag_list_of_both(request, settings, route, endpoint, tag_seconds)
-    if may_fail_over(route, endpoint, request.method, crev_authorizes):
-        return _read_failing_over(request, settings, route, endpoint, fallback, tag_seconds)
-    forwarded, mount_from = _upstream_request(request, endpoint, settings, route, crev_authorizes)
-    if crev_authorizes:
-        scopes = _server_scopes(route, endpoint, request.method, mount_from)
-        answer = send_authorized(forwarded, route, scopes, settings.timeout)
-    else:
-        answer = send_with_client_login(forwarded, route, settings.timeout)
-    if fallback:
-        return _answer_or_fallback(
-            request, settings, route, endpoint, forwarded, answer, tag_seconds
-        )
-    return _client_response(
-        request, settings, route, endpoint, forwarded, answer, crev_authorizes, tag_seconds
+    crev_authorizes = route.crev_authorizes(
+        write=endpoint.writes(request.method),
+        client_authorized="authorization" in request.headers,
     )
+    exchange = Exchange(request, settings, route, endpoint, crev_authorizes)
+    fallback = (
+        fallback_for(route, endpoint.name)
+        if endpoint.name is not None
+        and may_ask_fallback(route, endpoint, request.method, crev_authorizes)
+        else None
+    )
+    if fallback is not None and endpoint.kind is Kind.TAGS:
+        return _tag_list_of_both(exchange, fallback)
+    if may_fail_over(route, endpoint, request.method, crev_authorizes):
+        return _read_failing_over(exchange, fallback)
+    forwarded, mount_from = _forwarded(exchange)
+    if crev_authorizes:
+        answer = route.upstream.send(forwarded, exchange.scopes(mount_from))
+    else:
+        answer = route.upstream.relay(forwarded)
+    if fallback is not None:
+        return _answer_or_fallback(exchange, fallback, forwarded, answer)
+    return _client_response(exchange, forwarded, answer)
 
 
 class _Sent(NamedTuple):
-    """A read as one upstream was asked it, and its answer."""
+    """A read as one upstream was asked it (the exchange on its route, the request), and its
+    answer."""
 
+    exchange: Exchange
     forwarded: UpstreamRequest
     answer: UpstreamResponse
 
@@ -95,41 +124,27 @@ class _Sent(NamedTuple):
         self.answer.release()
 
 
-def _read_failing_over(
-    request: Request,
-    settings: Settings,
-    route: Route,
-    endpoint: Endpoint,
-    fallback: bool,
-    tag_seconds: int,
-) -> Response:
+def _read_failing_over(exchange: Exchange, fallback: Route | None) -> Response:
     """A read on a route with mirrors: the primary's answer, or when it fails, a mirror's,
     answered as the route's own (and, when it does not know the name, the fallback's)."""
 
-    def send(upstream: Route) -> _Sent:
-        forwarded, _ = _upstream_request(request, endpoint, settings, upstream, True)
-        scopes = _server_scopes(upstream, endpoint, request.method, None)
-        return _Sent(forwarded, send_authorized(forwarded, upstream, scopes, settings.timeout))
+    def send(route: Route) -> _Sent:
+        asked = exchange.on(route)
+        forwarded, _ = _forwarded(asked)
+        return _Sent(asked, forwarded, route.upstream.send(forwarded, asked.scopes()))
 
+    route = exchange.route
     served = send_with_failover(
-        route, mirrors_for(route, endpoint), send, circuits(), settings.failover_seconds
+        route,
+        mirrors_for(route, exchange.endpoint),
+        send,
+        exchange.settings.failover_seconds,
     )
     sent = served.answer
-    if fallback:
-        response = _answer_or_fallback(
-            request, settings, route, endpoint, sent.forwarded, sent.answer, tag_seconds, served
-        )
+    if fallback is not None:
+        response = _answer_or_fallback(sent.exchange, fallback, sent.forwarded, sent.answer)
     else:
-        response = _client_response(
-            request,
-            settings,
-            served.route,
-            endpoint,
-            sent.forwarded,
-            sent.answer,
-            True,
-            tag_seconds,
-        )
+        response = _client_response(sent.exchange, sent.forwarded, sent.answer)
     return _from_mirror(response, route, served, sent.status)
 
 
@@ -142,60 +157,35 @@ def _from_mirror(
     if served.primary_failure is None:
         return response
     response.mirror = MirrorAnswer(served.primary_failure, served.route.upstream.host, status)
-    if route.credentials is not None:
+    if route.server_side:
         response.headers.remove("WWW-Authenticate")
     return response
 
 
-def _route_of(endpoint: Endpoint, settings: Settings) -> Route:
-    if endpoint.name is None:
-        return settings.routes.default
-    return settings.routes.for_name(endpoint.name)
-
-
-def _crev_authorizes(request: Request, endpoint: Endpoint, route: Route) -> bool:
-    """Whether crev authenticates upstream itself, rather than passing on the client's login."""
-    write = request.method not in READ_METHODS or endpoint.kind in UPLOAD_KINDS
-    return route.crev_authorizes(write=write, client_authorized="authorization" in request.headers)
-
-
 def _answer_or_fallback(
-    request: Request,
-    settings: Settings,
-    route: Route,
-    endpoint: Endpoint,
-    forwarded: UpstreamRequest,
-    answer: UpstreamResponse,
-    tag_seconds: int,
-    served: Served[_Sent] | None = None,
+    exchange: Exchange, fallback: Route, forwarded: UpstreamRequest, answer: UpstreamResponse
 ) -> Response:
-    """The primary's answer (or, where it failed, its mirror's: `served`), unless it does not
-    know the name, tag or blob: then the fallback's, which the log line names."""
-    answered_by = route if served is None else served.route
-    read = _read_refusal(answer, settings.timeout)
-    if not unknown_here(answer.status, request.method, read.body):
-        return _client_response(
-            request, settings, answered_by, endpoint, forwarded, read, True, tag_seconds
-        )
+    """The primary's answer, unless it does not know the name, tag or blob: then the
+    fallback's, which the log line names."""
+    read = _with_error_read(answer, exchange.settings.timeout)
+    if not unknown_here(answer.status, exchange.request.method, read.body):
+        return _client_response(exchange, forwarded, read)
     read.release()
-    fallback = route.fallback
-    assert fallback is not None
-    asked, _ = _upstream_request(request, endpoint, settings, fallback, True)
-    scopes = _server_scopes(fallback, endpoint, request.method, None)
-    answered = send_authorized(asked, fallback, scopes, settings.timeout)
-    response = _client_response(
-        request, settings, fallback, endpoint, asked, answered, True, tag_seconds
-    )
-    return _from_fallback(response, route, answer.status)
+    asked_exchange = exchange.on(fallback)
+    asked, _ = _forwarded(asked_exchange)
+    answered = fallback.upstream.send(asked, asked_exchange.scopes())
+    response = _client_response(asked_exchange, asked, answered)
+    return _from_fallback(response, exchange.route, fallback, answer.status)
 
 
-def _from_fallback(response: Response, route: Route, primary_status: int) -> Response:
+def _from_fallback(
+    response: Response, route: Route, fallback: Route, primary_status: int
+) -> Response:
     """The fallback's answer as the route's own: the log line names both upstreams, and a
     route whose clients never log in (crev's server-side credentials) shows no challenge."""
-    assert route.fallback is not None
-    response.fallback = FallbackAnswer(route.fallback.upstream.host, response.upstream_status or 0)
+    response.fallback = FallbackAnswer(fallback.upstream.host, response.upstream_status or 0)
     response.upstream_status = primary_status
-    if route.credentials is not None:
+    if route.server_side:
         response.headers.remove("WWW-Authenticate")
     return response
 
@@ -231,7 +221,7 @@ class _ReadAnswer:
         self._answer.close()
 
 
-def _read_refusal(answer: UpstreamResponse, timeout: float) -> _ReadAnswer:
+def _with_error_read(answer: UpstreamResponse, timeout: float) -> _ReadAnswer:
     """The answer, with its body read when it is a small registry error to a GET."""
     if (
         answer.status >= 400
@@ -242,57 +232,43 @@ def _read_refusal(answer: UpstreamResponse, timeout: float) -> _ReadAnswer:
     return _ReadAnswer(answer, None)
 
 
-def _tag_list_of_both(
-    request: Request, settings: Settings, route: Route, endpoint: Endpoint, tag_seconds: int
-) -> Response:
+def _tag_list_of_both(exchange: Exchange, fallback: Route) -> Response:
     """The tag list of a route with a fallback: the union of both upstreams' tags, paginated
     by crev. An answer of either that is neither a list nor "not here" stands as it is."""
-    query = TagListQuery.parse(request.query)
+    route = exchange.route
+    query = TagListQuery.parse(exchange.request.query)
     served = send_with_failover(
         route,
-        mirrors_for(route, endpoint),
-        lambda upstream: _TagsAnswer(_all_tags(request, settings, upstream, endpoint)),
-        circuits(),
-        settings.failover_seconds,
+        mirrors_for(route, exchange.endpoint),
+        lambda upstream: _TagsAnswer(_all_tags(exchange.on(upstream))),
+        exchange.settings.failover_seconds,
     )
     primary = served.answer.tags
     if isinstance(primary, Response):
         return _from_mirror(primary, route, served, primary.status)
-    return _from_mirror(
-        _union_of_tags(request, route, endpoint, tag_seconds, query, primary, settings),
-        route,
-        served,
-        primary.status,
-    )
+    union = _union_of_tags(exchange, fallback, primary, query)
+    return _from_mirror(union, route, served, primary.status)
 
 
 def _union_of_tags(
-    request: Request,
-    route: Route,
-    endpoint: Endpoint,
-    tag_seconds: int,
-    query: TagListQuery,
-    primary: _Tags,
-    settings: Settings,
+    exchange: Exchange, fallback: Route, primary: _Listed | _Unknown, query: TagListQuery
 ) -> Response:
     """The tag list of the primary (or its mirror) and the fallback together."""
-    fallback = route.fallback
-    assert fallback is not None
-    secondary = _all_tags(request, settings, fallback, endpoint)
-    if primary.tags is None and (isinstance(secondary, Response) or secondary.tags is None):
+    request, route = exchange.request, exchange.route
+    secondary = _all_tags(exchange.on(fallback))
+    if isinstance(primary, _Unknown) and not isinstance(secondary, _Listed):
         # The primary does not know the name: the fallback's answer is the client's.
-        answered = secondary if isinstance(secondary, Response) else secondary.refusal
-        assert answered is not None
-        return _from_fallback(answered, route, primary.status)
+        answered = secondary if isinstance(secondary, Response) else secondary.answered
+        return _from_fallback(answered, route, fallback, primary.status)
     if isinstance(secondary, Response):
         if secondary.status not in _NOTHING_TO_ADD:
-            return _from_fallback(secondary, route, primary.status)
+            return _from_fallback(secondary, route, fallback, primary.status)
         # Left out of the union: an answer not read to its end would hold its connection.
         secondary.close()
-    tags = (primary.tags or []) + ([] if isinstance(secondary, Response) else secondary.tags or [])
+    tags = [*_tags_of(primary), *_tags_of(secondary)]
     page = tag_page(tags, query)
-    assert endpoint.name is not None
-    body = json.dumps({"name": endpoint.name.value, "tags": page.tags}, separators=(",", ":"))
+    name = exchange.endpoint.name.value if exchange.endpoint.name else ""
+    body = json.dumps({"name": name, "tags": page.tags}, separators=(",", ":"))
     headers = Headers(
         [
             ("Content-Type", "application/json"),
@@ -301,31 +277,36 @@ def _union_of_tags(
     )
     if page.following is not None and query.n is not None:
         headers.set("Link", next_page_link(request.path, query.n, page.following))
-    set_edge_caching(headers, endpoint, request.method, 200, tag_seconds)
+    set_edge_caching(headers, exchange.endpoint, request.method, 200, exchange.tag_seconds)
     # A HEAD gets the same head, and h11 sends no body with it.
     response = Response.from_bytes(200, headers, body.encode(), secondary.status)
-    return _from_fallback(response, route, primary.status)
+    return _from_fallback(response, route, fallback, primary.status)
 
 
-# A fallback's refusals that mean it has no tags the route may show, next to the primary's: it
+# A fallback's answers that mean it has no tags the route may show, next to the primary's: it
 # keeps the name private (Docker Hub answers so for a name it does not have, too).
 _NOTHING_TO_ADD = frozenset({401, 403})
-# Pages of one upstream's tag list crev follows to make the union.
-MAX_TAG_LIST_PAGES = 100
 
 
-class _Tags(NamedTuple):
+class _Listed(NamedTuple):
+    """The name's tags on one upstream."""
+
+    tags: list[str]
+    status: int = 200
+
+
+class _Unknown(NamedTuple):
+    """An upstream's word that it does not know the name, and what it answered: the client's
+    answer when the other upstream has no list either."""
+
     status: int
-    # None: the upstream does not know the name.
-    tags: list[str] | None
-    # What it said instead of a list, answered when the other has none either.
-    refusal: Response | None = None
+    answered: Response
 
 
 class _TagsAnswer(NamedTuple):
     """One upstream's whole tag list (or its answer instead), as failover weighs an answer."""
 
-    tags: _Tags | Response
+    tags: _Listed | _Unknown | Response
 
     @property
     def status(self) -> int:
@@ -334,61 +315,45 @@ class _TagsAnswer(NamedTuple):
     def release(self) -> None:
         if isinstance(self.tags, Response):
             self.tags.close()
-        elif self.tags.refusal is not None:
-            self.tags.refusal.close()
+        elif isinstance(self.tags, _Unknown):
+            self.tags.answered.close()
 
 
-def _all_tags(
-    request: Request, settings: Settings, route: Route, endpoint: Endpoint
-) -> _Tags | Response:
-    """Every tag of the name on one upstream, following its pages on the same list; or its
-    answer when that is not a list (a 404 saying the name is unknown is a _Tags of None)."""
-    url = route.upstream.url(endpoint.upstream_path(route))
-    scopes = _server_scopes(route, endpoint, "GET", None)
-    tags: list[str] = []
-    for _ in range(MAX_TAG_LIST_PAGES):
-        headers = Headers([("Accept", "application/json"), ("Accept-Encoding", "identity")])
-        forwarded = UpstreamRequest("GET", url, headers)
-        answer = send_authorized(forwarded, route, scopes, settings.timeout)
-        if answer.status != 200:
-            read = _read_refusal(answer, settings.timeout)
-            refusal = _client_response(request, settings, route, endpoint, forwarded, read, True)
-            if unknown_here(answer.status, "GET", read.body):
-                return _Tags(answer.status, None, refusal)
-            return refusal
-        tags += tag_names(answer.read(MAX_TAG_LIST_BYTES, settings.timeout))
-        link = answer.headers.get("link")
-        try:
-            following = next_page(link, url) if link else None
-        except MalformedHeaderError as error:
-            raise UpstreamError(
-                f"upstream {route.upstream.host} sent a malformed header: {error}"
-            ) from None
-        if following is None:
-            return _Tags(200, tags)
-        next_url = same_list(following, url)
-        if next_url is None:
-            raise UpstreamError(
-                f"upstream {route.upstream.host} links its tag list's next page elsewhere"
-            )
-        url = next_url
-    raise UpstreamError(
-        f"upstream {route.upstream.host} has more than {MAX_TAG_LIST_PAGES} pages of tags"
-    )
+def _tags_of(listed: _Listed | _Unknown | Response) -> list[str]:
+    return listed.tags if isinstance(listed, _Listed) else []
 
 
-def _upstream_request(
-    request: Request, endpoint: Endpoint, settings: Settings, route: Route, crev_authorizes: bool
-) -> tuple[UpstreamRequest, RepositoryName | None]:
+def _all_tags(exchange: Exchange) -> _Listed | _Unknown | Response:
+    """Every tag of the name on the exchange's upstream, or its answer when that is not a
+    list. A list crev could not read to its end is a 502: a client's tag list is never
+    partial."""
+    route = exchange.route
+    url = route.upstream.url(exchange.endpoint.upstream_path(route))
+    listed = read_tag_list(route.upstream, url, exchange.scopes())
+    if isinstance(listed, NotATagList):
+        read = _with_error_read(listed.answer, exchange.settings.timeout)
+        answered = _client_response(exchange, listed.request, read)
+        if unknown_here(listed.answer.status, "GET", read.body):
+            return _Unknown(listed.answer.status, answered)
+        return answered
+    if listed.cut is not None:
+        raise UpstreamError(listed.cut)
+    return _Listed(listed.tags)
+
+
+def _forwarded(exchange: Exchange) -> tuple[UpstreamRequest, RepositoryName | None]:
     """The request as the upstream is asked it, and the upstream name a cross-repository
     mount reads from."""
+    request, route, endpoint = exchange.request, exchange.route, exchange.endpoint
     path = endpoint.upstream_path(route)
-    query, mount_from = _upstream_query(request, endpoint, settings, route)
+    query, mount_from = _upstream_query(exchange)
     target = path + (f"?{query}" if query else "")
-    headers = upstream_request_headers(request.headers, credentials=not crev_authorizes)
-    # Only writes carry a body upstream; one sent with a read is left unread (and the
-    # connection closed after the answer).
-    body = request.stream_body(settings.max_body_bytes) if request.method in _BODY_METHODS else None
+    headers = upstream_request_headers(request.headers, credentials=not exchange.crev_authorizes)
+    body = (
+        request.stream_body(exchange.settings.max_body_bytes)
+        if request.method in _BODY_METHODS
+        else None
+    )
     if body is not None and request.content_length is not None:
         headers.set("Content-Length", str(request.content_length))
     if endpoint.kind is Kind.TAGS:
@@ -399,28 +364,22 @@ def _upstream_request(
 
 
 def _client_response(
-    request: Request,
-    settings: Settings,
-    route: Route,
-    endpoint: Endpoint,
-    forwarded: UpstreamRequest,
-    answer: UpstreamResponse | _ReadAnswer,
-    crev_authorizes: bool,
-    tag_seconds: int = 0,
+    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | _ReadAnswer
 ) -> Response:
-    """The upstream's answer as the client gets it: headers rewritten to vanity names and
-    crev's token endpoint, and the bodies that name repositories rewritten too."""
+    """The upstream's answer as the client gets it: its headers showing vanity names and
+    crev's token endpoint, and the bodies that name repositories showing them too."""
+    request, endpoint, timeout = exchange.request, exchange.endpoint, exchange.settings.timeout
     try:
-        headers = _client_headers(request, settings, route, forwarded.url, answer.headers)
+        headers = _client_headers(exchange, forwarded.url, answer.headers)
     except MalformedHeaderError as error:
         answer.close()
         raise UpstreamError(
-            f"upstream {route.upstream.host} sent a malformed header: {error}"
+            f"upstream {exchange.route.upstream.host} sent a malformed header: {error}"
         ) from None
-    if crev_authorizes:
-        set_edge_caching(headers, endpoint, request.method, answer.status, tag_seconds)
-    if _is_tag_list(endpoint, request, answer.status):
-        body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, settings.timeout), endpoint)
+    if exchange.crev_authorizes:
+        set_edge_caching(headers, endpoint, request.method, answer.status, exchange.tag_seconds)
+    if endpoint.kind is Kind.TAGS and request.method == "GET" and answer.status == 200:
+        body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, timeout), endpoint)
         headers.remove("Content-Encoding")
         return Response.from_bytes(answer.status, headers, body, answer.status)
     if not answer.has_body:
@@ -428,23 +387,17 @@ def _client_response(
         answer.release()
         return Response(answer.status, headers, (), answer.status)
     if _is_small_json_error(answer.status, headers):
-        body = answer.read(MAX_ERROR_BYTES, settings.timeout)
+        body = answer.read(MAX_ERROR_BYTES, timeout)
         headers.remove("Content-Encoding")
         return Response.from_bytes(
-            answer.status, headers, _vanity_error(body, route), answer.status
+            answer.status, headers, _vanity_error(body, exchange.route), answer.status
         )
     return Response(answer.status, headers, answer.stream(), answer.status, answer.close)
 
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Query parameters each endpoint passes on; upload session state is opaque and kept exactly.
-_QUERY_KINDS = frozenset({Kind.TAGS, Kind.REFERRERS, Kind.UPLOAD})
-
-
-def _upstream_query(
-    request: Request, endpoint: Endpoint, settings: Settings, route: Route
-) -> tuple[str, RepositoryName | None]:
-    if endpoint.kind in _QUERY_KINDS:
+def _upstream_query(exchange: Exchange) -> tuple[str, RepositoryName | None]:
+    request, route, endpoint = exchange.request, exchange.route, exchange.endpoint
+    if endpoint.kind.facts.passes_query:
         return request.query, None
     if endpoint.kind is not Kind.UPLOAD_START or not request.query:
         return "", None
@@ -455,7 +408,7 @@ def _upstream_query(
         if key == "from":
             source = RepositoryName.parse(value)
             # A mount only works within one registry; elsewhere the client just uploads.
-            if settings.routes.for_name(source) == route:
+            if exchange.settings.routes.for_name(source) == route:
                 mount_from = route.to_upstream(source)
         elif key in ("mount", "digest"):
             kept.append((key, Digest.parse(value).value))
@@ -479,51 +432,27 @@ def _public_base() -> Response:
     return Response.from_bytes(200, headers, b"{}")
 
 
-def _server_scopes(
-    route: Route, endpoint: Endpoint, method: str, mount_from: RepositoryName | None
-) -> tuple[Scope, ...]:
-    if endpoint.name is None:
-        return ()
-    actions = {"GET": ("pull",), "HEAD": ("pull",), "DELETE": ("delete",)}.get(
-        method, ("pull", "push")
+def _client_headers(exchange: Exchange, asked: URL, answer: Headers) -> Headers:
+    return client_response_headers(answer).filtered(
+        lambda name, value: _shown_value(exchange, name.lower(), value, asked)
     )
-    scopes = [Scope.repository(route.to_upstream(endpoint.name), *actions)]
-    if mount_from is not None:
-        scopes.append(Scope.repository(mount_from, "pull"))
-    return tuple(scopes)
 
 
-def _client_headers(
-    request: Request, settings: Settings, route: Route, asked: URL, answer: Headers
-) -> Headers:
-    headers = client_response_headers(answer)
-    headers.items = [
-        (name, shown)
-        for name, value in headers
-        if (shown := _shown_value(name.lower(), value, request, settings, route, asked)) is not None
-    ]
-    return headers
-
-
-def _shown_value(
-    name: str, value: str, request: Request, settings: Settings, route: Route, asked: URL
-) -> str | None:
+def _shown_value(exchange: Exchange, name: str, value: str, asked: URL) -> str | None:
     """A header's value as the client gets it; None for one it does not get."""
+    route = exchange.route
     if name == "www-authenticate":
         challenges = parse_challenges(value)
-        if route.credentials is not None:
+        if route.server_side:
             # The client has no token to get: crev authenticates upstream on its own.
             return None
-        return rewrite_challenges(challenges, token_url(request, settings, route), route)
+        realm = token_url(exchange.request, exchange.settings, route)
+        return rewrite_challenges(challenges, realm, route)
     if name == "location":
         return rewrite_location(value, asked, route)
     if name == "link":
         return rewrite_link(value, asked, route)
     return value
-
-
-def _is_tag_list(endpoint: Endpoint, request: Request, status: int) -> bool:
-    return endpoint.kind is Kind.TAGS and request.method == "GET" and status == 200
 
 
 def _vanity_tag_list(body: bytes, endpoint: Endpoint) -> bytes:

@@ -1,24 +1,22 @@
 """An upstream's token realm: where it issues tokens, as configured or learned from its answers.
 
 The realm is never taken from a client: it is configured, or learned from the upstream's own
-challenges (on any answer crev sends on, or by a `ping` of its `/v2/`) and kept for the life of
-the process, so a token request costs no discovery round trip once any upstream 401 has been
+challenges (on any answer crev sends on, or by one ping of its `/v2/`) and kept as long as the
+upstream is, so a token request costs no discovery round trip once any upstream 401 has been
 seen.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from .challenge import parse_challenges
-from .errors import MalformedHeaderError, UpstreamError
+from .errors import MalformedHeaderError
 from .messages import Headers
-from .routing import Route
 from .scope import Scope
-from .upstream import UpstreamRequest, send
-from .urls import URL, Origin, is_http_url
+from .urls import URL, is_http_url
 
 
 class Realm(NamedTuple):
@@ -36,90 +34,100 @@ class Realm(NamedTuple):
         return self.url.with_query(params)
 
 
-class LearnedRealms:
-    """The realm each upstream announces in its challenges, kept for the life of the process:
-    one per upstream origin, and the origins are the configured routes'. An upstream whose
-    `/v2/` let crev in without a token is kept as open, so it is not pinged again before every
-    request; a challenge it sends later teaches its realm all the same."""
+def announced_in(headers: Headers) -> Realm | None:
+    """The Bearer realm an answer's `WWW-Authenticate` announces, if it has one crev can read."""
+    for value in headers.get_all("www-authenticate"):
+        try:
+            challenges = parse_challenges(value)
+        except MalformedHeaderError:
+            continue
+        for challenge in challenges:
+            url = challenge.get("realm")
+            if challenge.is_bearer and url and is_http_url(url):
+                return Realm(URL.parse(url), challenge.get("service"))
+    return None
+
+
+class Discovery(NamedTuple):
+    """What one ping of an upstream's `/v2/` answered."""
+
+    status: int
+    headers: Headers
+
+
+class _Ping:
+    """A ping under way, which everyone else who needs the realm meanwhile waits for."""
+
+    __slots__ = ("done", "error")
 
     def __init__(self) -> None:
-        self._realms: dict[Origin, Realm] = {}
-        self._open: set[Origin] = set()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class RealmKnowledge:
+    """What crev knows of one upstream's realm: configured, or the last one its challenges
+    announced. An upstream whose `/v2/` let crev in without a token is kept as open, so it is
+    not pinged again before every request; a challenge it sends later teaches its realm all the
+    same. However many requests find the realm unknown at once, one ping asks for it."""
+
+    def __init__(self, configured: URL | None = None) -> None:
+        self.configured = configured
+        self._learned: Realm | None = None
+        self._open = False
+        self._ping: _Ping | None = None
         self._lock = threading.Lock()
 
-    def get(self, upstream: Origin) -> Realm | None:
-        return self._realms.get(upstream)
+    def learn(self, headers: Headers) -> None:
+        """Remember the realm an answer's challenge announces; an answer without one changes
+        nothing."""
+        realm = announced_in(headers)
+        if realm is not None and realm != self._learned:
+            with self._lock:
+                self._learned = realm
+                self._open = False
 
-    def is_open(self, upstream: Origin) -> bool:
+    def known(self) -> Realm | None:
+        """The realm as known without asking: the configured one (with the `service` the
+        upstream names, once learned), else the learned one."""
+        learned = self._learned
+        if self.configured is not None:
+            return Realm(self.configured, learned.service if learned else None)
+        return learned
+
+    @property
+    def is_open(self) -> bool:
         """Whether the upstream's `/v2/` answered 200 without asking for a token."""
-        return upstream in self._open
+        return self._open
 
-    def learn_open(self, upstream: Origin) -> None:
+    def discover(self, ping: Callable[[], Discovery]) -> Realm | None:
+        """The realm, pinging for it (once for all who ask at the same time) while it is
+        neither known nor the upstream open. A failed ping (a 500, a 404) is not taken for an
+        open upstream: the next request asks again."""
+        realm = self.known()
+        if realm is not None or self._open:
+            return realm
         with self._lock:
-            if upstream not in self._realms:
-                self._open.add(upstream)
-
-    def learn(self, upstream: Origin, headers: Headers) -> None:
-        """Remember the Bearer realm an answer's `WWW-Authenticate` announces, if it has one
-        crev can read; an answer without one changes nothing."""
-        for value in headers.get_all("www-authenticate"):
-            try:
-                challenges = parse_challenges(value)
-            except MalformedHeaderError:
-                continue
-            for challenge in challenges:
-                url = challenge.get("realm")
-                if challenge.is_bearer and url and is_http_url(url):
-                    realm = Realm(URL.parse(url), challenge.get("service"))
-                    if self._realms.get(upstream) != realm:
-                        with self._lock:
-                            self._realms[upstream] = realm
-                            self._open.discard(upstream)
-                    return
-
-    def clear(self) -> None:
-        with self._lock:
-            self._realms.clear()
-            self._open.clear()
-
-
-_learned = LearnedRealms()
-
-
-def learn_realm(upstream: Origin, headers: Headers) -> None:
-    """Remember the realm an upstream's answer announces (see `LearnedRealms.learn`)."""
-    _learned.learn(upstream, headers)
-
-
-def ping(route: Route, timeout: float) -> None:
-    """Ask the upstream's `/v2/` which realm it issues tokens from (the token spec's discovery),
-    and learn it, or that it lets anyone in (a 200 without a challenge)."""
-    answer = send(UpstreamRequest("GET", route.upstream.url("/v2/"), Headers()), timeout)
-    answer.release()
-    _learned.learn(route.upstream, answer.headers)
-    if answer.status == 200 and _learned.get(route.upstream) is None:
-        _learned.learn_open(route.upstream)
-
-
-def realm_of(route: Route, timeout: float) -> Realm:
-    """The route's upstream realm, pinging the upstream only the first time."""
-    realm = announced_realm(route, timeout)
-    if realm is None:
-        raise UpstreamError(f"upstream {route.upstream.host} announced no Bearer token realm")
-    return realm
-
-
-def announced_realm(route: Route, timeout: float) -> Realm | None:
-    """The route's upstream realm, or None for an upstream that asks for no token (pinged once:
-    an open upstream stays open until it sends a challenge)."""
-    learned = _learned.get(route.upstream)
-    if route.token_realm:
-        return Realm(route.token_realm, learned.service if learned else None)
-    if learned is None and not _learned.is_open(route.upstream):
-        ping(route, timeout)
-        learned = _learned.get(route.upstream)
-    return learned
-
-
-def forget_realms() -> None:
-    _learned.clear()
+            pending = self._ping
+            leading = pending is None
+            if pending is None:
+                pending = self._ping = _Ping()
+        if not leading:
+            # The leader's ping is bounded by its upstream timeout.
+            pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            return self.known()
+        try:
+            answer = ping()
+            self.learn(answer.headers)
+            if answer.status == 200 and self._learned is None:
+                self._open = True
+        except BaseException as error:
+            pending.error = error
+            raise
+        finally:
+            with self._lock:
+                self._ping = None
+            pending.done.set()
+        return self.known()

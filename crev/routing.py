@@ -11,54 +11,59 @@ from typing import NamedTuple
 
 from .errors import NameUnknownError
 from .names import OFFICIAL_IMAGES_NAMESPACE, Namespace, RepositoryName
-from .urls import URL, Origin
-
-
-class Credentials(NamedTuple):
-    """Server-side upstream credentials: a username and password, or a ready bearer token."""
-
-    username: str = ""
-    password: str = ""
-    token: str = ""
-
-    def __repr__(self) -> str:
-        # Never print a secret, even in a traceback or a debugger.
-        return f"Credentials(username={self.username!r}, secret=***)"
+from .upstream import Upstream
 
 
 class Route(NamedTuple):
-    """Vanity names under `vanity_prefix` served from `namespace` on `upstream`."""
+    """Vanity names under `vanity_prefix` served from its upstreams: the first, then (for reads
+    it does not know the name, tag or blob of) the next, its fallback."""
 
     vanity_prefix: str
-    upstream: Origin
-    namespace: Namespace
-    credentials: Credentials | None = None
-    # The upstream's token realm when configured; otherwise learned from its challenges.
-    token_realm: URL | None = None
-    # The route's images are public: crev reads them with anonymous upstream tokens of its
-    # own, so clients pull without a login and answers can be cached at the edge.
+    upstreams: tuple[Upstream, ...]
+    # The route's images are public: clients pull without a login (crev reads with anonymous
+    # upstream tokens of its own, unless it has server-side credentials), and answers can be
+    # cached at the edge.
     public: bool = False
-    # Where reads go when this route's upstream does not know a name, tag or blob: the
-    # registry a vanity domain is moving away from. Its own route, under the same vanity
-    # prefix, read with crev's own (anonymous or server-side) upstream tokens.
-    fallback: Route | None = None
     # Registries holding the same images, asked in order for a read the upstream fails
-    # (unreachable, too slow, a 5xx or a 429): each its own route under the same vanity
-    # prefix, read with crev's own tokens, as a fallback is.
-    mirrors: tuple[Route, ...] = ()
+    # (unreachable, too slow, a 5xx or a 429), with crev's own tokens, as a fallback is.
+    mirrors: tuple[Upstream, ...] = ()
 
     @property
-    def crev_authorizes_reads(self) -> bool:
-        """Whether crev, not the client, authenticates to the upstream for reads."""
-        return self.public or self.credentials is not None
+    def upstream(self) -> Upstream:
+        return self.upstreams[0]
+
+    @property
+    def namespace(self) -> Namespace:
+        return self.upstream.namespace
+
+    @property
+    def fallback(self) -> Route | None:
+        """Where reads go when this route's upstream does not know a name, tag or blob (the
+        registry a vanity domain is moving away from): a route of its own under the same
+        vanity prefix, read with crev's own (anonymous or server-side) upstream tokens."""
+        if len(self.upstreams) < 2:
+            return None
+        return Route(self.vanity_prefix, self.upstreams[1:], self.public)
+
+    @property
+    def mirror_routes(self) -> tuple[Route, ...]:
+        """Each mirror as a route of its own under the same vanity prefix, with the route's
+        fallback behind it: a mirror answers for the upstream, the fallback for an unknown
+        name."""
+        return tuple(
+            Route(self.vanity_prefix, (mirror, *self.upstreams[1:]), self.public)
+            for mirror in self.mirrors
+        )
+
+    @property
+    def server_side(self) -> bool:
+        """Whether crev holds credentials of its own for the upstream, so clients never log in."""
+        return self.upstream.auth.server_side
 
     def crev_authorizes(self, *, write: bool, client_authorized: bool) -> bool:
         """Whether crev authenticates to the upstream itself for this request, instead of
-        passing on the client's own login: always with server-side credentials; on a public
-        route for reads that bring no login of their own (writes keep the client's login)."""
-        if self.credentials is not None:
-            return True
-        return self.public and not write and not client_authorized
+        passing on the client's own login."""
+        return self.upstream.crev_authorizes(write=write, client_authorized=client_authorized)
 
     def owns(self, name: RepositoryName) -> bool:
         return not self.vanity_prefix or (
@@ -67,10 +72,10 @@ class Route(NamedTuple):
 
     def to_upstream(self, name: RepositoryName) -> RepositoryName:
         rest = RepositoryName(name.value[len(self.vanity_prefix) :])
-        return self.namespace.to_upstream(rest)
+        return self.upstream.to_upstream(rest)
 
     def to_vanity(self, upstream_name: RepositoryName) -> RepositoryName | None:
-        rest = self.namespace.to_vanity(upstream_name)
+        rest = self.upstream.to_vanity(upstream_name)
         # The prefix plus a name can outgrow the length a name may have.
         return None if rest is None else RepositoryName.find(self.vanity_prefix + rest.value)
 
@@ -79,10 +84,10 @@ class Route(NamedTuple):
         mode = []
         if self.public:
             mode.append("public")
-        if self.credentials is not None:
-            mode.append("server-side credentials")
+        if self.server_side:
+            mode.append(self.upstream.auth.describe())
         if self.mirrors:
-            shown = "; ".join(mirror._places_in_words() for mirror in self.mirrors)
+            shown = "; ".join(mirror._places_in_words() for mirror in self.mirror_routes)
             mode.append(f"failing over to {shown}")
         if self.fallback is not None:
             mode.append(f"falling back to {self.fallback._places_in_words()}")
@@ -91,7 +96,8 @@ class Route(NamedTuple):
 
     def _places_in_words(self) -> str:
         return ", ".join(
-            f"{place} {names}".rstrip() for place, names in self.upstream_places(str(self.upstream))
+            f"{place} {names}".rstrip()
+            for place, names in self.upstream_places(str(self.upstream.origin))
         )
 
     def upstream_places(self, where: str) -> tuple[tuple[str, str], ...]:
@@ -135,6 +141,10 @@ class RouteTable:
     @property
     def has_several(self) -> bool:
         return len(self.routes) > 1
+
+    def serving(self, name: RepositoryName | None) -> Route:
+        """The route serving a request for `name`; for none (`/v2/`), the default."""
+        return self.default if name is None else self.for_name(name)
 
     def for_name(self, name: RepositoryName) -> Route:
         for route in self.routes:

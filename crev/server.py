@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from .errors import ConfigError
 from .handler import Function, FunctionHandler
+from .process import Process
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +96,9 @@ def _load_function(path: Path) -> Function:
     return handler.function
 
 
-def make_dispatcher(paths: list[FunctionPath]) -> type[FunctionHandler]:
+def make_dispatcher(paths: list[FunctionPath], process: Process) -> type[FunctionHandler]:
+    """A handler that runs the function each path is served by, all in one process."""
+
     class Dispatcher(FunctionHandler):
         def function_for(self, path: str) -> Function | None:
             for served in paths:
@@ -103,6 +106,7 @@ def make_dispatcher(paths: list[FunctionPath]) -> type[FunctionHandler]:
                     return served.function
             return None
 
+    Dispatcher.process = process
     return Dispatcher
 
 
@@ -116,7 +120,12 @@ class IPv6LocalServer(LocalServer):
     address_family = socket.AF_INET6
 
 
-def create_server(host: str, port: int, root: Path = PROJECT_ROOT) -> LocalServer:
-    """A server listening on `host` (an IPv4 address or name, or an IPv6 address) and `port`."""
+def create_server(
+    host: str, port: int, root: Path = PROJECT_ROOT, process: Process | None = None
+) -> LocalServer:
+    """A server listening on `host` (an IPv4 address or name, or an IPv6 address) and `port`,
+    serving every function in `process` (a new one unless given): the local server's
+    composition root."""
     server = IPv6LocalServer if ":" in host else LocalServer
-    return server((host, port), make_dispatcher(load_function_paths(root)))
+    process = Process() if process is None else process
+    return server((host, port), make_dispatcher(load_function_paths(root), process))

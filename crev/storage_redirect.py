@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from urllib.parse import urljoin, urlsplit
 
+from .connections import Connections, UpstreamRequest
 from .edge_cache import by_tag
 from .errors import UpstreamError
 from .header_filters import client_response_headers
 from .messages import Headers
 from .signed_url import signed_until
-from .upstream import UpstreamRequest, send
 from .upstream_response import UpstreamResponse
 from .urls import URL, is_http_url
 
@@ -111,7 +111,7 @@ def storage_url(location: str, asked: URL) -> URL | None:
 
 
 def fetch_from_storage(
-    url: URL, method: str, client_headers: Headers, timeout: float
+    connections: Connections, url: URL, method: str, client_headers: Headers, timeout: float
 ) -> UpstreamResponse:
     """Read a blob from storage at the signed `url` with `method`, carrying only the client's
     range and conditions, following storage's own redirects (`MAX_STORAGE_HOPS` at most).
@@ -120,7 +120,7 @@ def fetch_from_storage(
         (name, value) for name, value in client_headers if name.lower() in _STORAGE_REQUEST_HEADERS
     )
     for _ in range(MAX_STORAGE_HOPS):
-        answer = send(UpstreamRequest(method, url, headers), timeout)
+        answer = connections.send(UpstreamRequest(method, url, headers), timeout)
         if answer.status in _STORAGE_ANSWERS:
             return answer
         location = answer.headers.get("location")

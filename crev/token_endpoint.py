@@ -12,6 +12,7 @@ import json
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from .config import Settings
+from .connections import UpstreamRequest
 from .errors import (
     ErrorCode,
     InvalidNameError,
@@ -22,11 +23,9 @@ from .errors import (
 from .header_filters import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
-from .realm import realm_of
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
 from .token_response import MAX_TOKEN_RESPONSE_BYTES
-from .upstream import UpstreamRequest, send
 from .urls import URL
 
 MAX_FORM_BYTES = 64 * 1024
@@ -38,6 +37,8 @@ MAX_SCOPES = 64
 PLACEHOLDER_TOKEN = "crev-served-with-server-credentials"
 # The placeholder grants nothing, so its lifetime only spares clients asking again.
 PLACEHOLDER_EXPIRES_IN = 3600
+# Token parameters that are credentials, as an `Authorization` is.
+_SECRET_PARAMETERS = frozenset({"password", "refresh_token"})
 # What the token spec and OAuth2 define; anything else a client adds is not passed on.
 _TOKEN_PARAMETERS = frozenset(
     {
@@ -69,10 +70,11 @@ def serve_token(request: Request, settings: Settings) -> Response:
     if request.method == "GET":
         params = parse_qsl(request.query, keep_blank_values=True)
         route, mapped = _map_params(params, settings, one_scope_per_param=True)
-        if route.credentials is not None:
+        if route.server_side:
             return _placeholder_token()
-        realm = realm_of(route, settings.timeout).url
+        realm = route.upstream.realm().url
         forwarded = UpstreamRequest("GET", realm.with_query(mapped), _token_headers(request))
+        secrets = _carries_secrets(mapped)
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
@@ -85,21 +87,28 @@ def serve_token(request: Request, settings: Settings) -> Response:
         route, form = _map_params(
             hint + parse_qsl(form_text, keep_blank_values=True), settings, one_scope_per_param=False
         )
-        if route.credentials is not None:
+        if route.server_side:
             return _placeholder_token()
         headers = _token_headers(request)
         headers.set("Content-Type", "application/x-www-form-urlencoded")
-        realm = realm_of(route, settings.timeout).url
+        realm = route.upstream.realm().url
         forwarded = UpstreamRequest("POST", realm, headers, urlencode(form).encode())
+        secrets = _carries_secrets(form)
     else:
         raise method_not_allowed(
             f"{request.method} is not served by the token endpoint", "GET, POST"
         )
-    answer = send(forwarded, settings.timeout)
+    credentials = secrets or "authorization" in forwarded.headers
+    answer = route.upstream.ask_realm(forwarded, credentials=credentials)
     body = answer.read(MAX_TOKEN_RESPONSE_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
     return Response.from_bytes(answer.status, headers, body, answer.status)
+
+
+def _carries_secrets(params: list[tuple[str, str]]) -> bool:
+    """Whether token parameters hold a credential (OAuth2's password or refresh token)."""
+    return any(key in _SECRET_PARAMETERS and value for key, value in params)
 
 
 def _placeholder_token() -> Response:
@@ -142,7 +151,7 @@ def _map_params(
             hint = value
         elif key in _TOKEN_PARAMETERS:
             mapped.append((key, value))
-    route = _route_of(scopes, hint, settings)
+    route = _route_asked(scopes, hint, settings)
     # Scopes that cannot be under the route are dropped, never passed on unmapped.
     upstream_scopes = list(
         dict.fromkeys(str(up) for scope in scopes if (up := scope_to_upstream(scope, route)))
@@ -154,15 +163,15 @@ def _map_params(
     return route, mapped
 
 
-def _route_of(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
+def _route_asked(scopes: list[Scope], hint: str | None, settings: Settings) -> Route:
     """The one route a token request is for: by its repository scopes, else by the realm's hint."""
     routes = {
         settings.routes.for_name(RepositoryName(scope.name))
         for scope in scopes
         if scope.type == "repository"
     }
-    upstreams = {(route.upstream, route.token_realm, route.credentials) for route in routes}
-    if len(upstreams) > 1:
+    first = next(iter(routes), None)
+    if first is not None and any(not first.upstream.is_registry_of(r.upstream) for r in routes):
         names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
         raise RegistryError(
             ErrorCode.DENIED,

@@ -239,7 +239,10 @@ class _TLSTransport(httpx.BaseTransport):
         self._transport.reset()
 
 
-def _new_client() -> httpx.Client:
+def new_client() -> httpx.Client:
+    """An httpx client as crev sends upstream with: a pool of kept-alive connections under one
+    deadline, the TLS side made when an https origin is first asked, and nothing from the
+    environment."""
     limits = httpx.Limits(
         max_connections=MAX_CONNECTIONS,
         max_keepalive_connections=MAX_IDLE_CONNECTIONS,
@@ -254,17 +257,3 @@ def _new_client() -> httpx.Client:
         # would go out with another client's request.
         trust_env=False,
     )
-
-
-# The process's one httpx client, made on first use.
-_client = MadeOnFirstUse(_new_client)
-
-
-def reset_client() -> None:
-    """Close every pooled connection and build the client anew on next use."""
-    _client.reset()
-
-
-def client() -> httpx.Client:
-    """The process's one httpx client."""
-    return _client.get()

@@ -1,204 +1,254 @@
-"""Sending to upstream registries and token realms: an `UpstreamRequest` in, an
-`UpstreamResponse` out, through the process's one httpx client (crev/transport.py).
+"""An upstream registry as one object, as go-containerregistry's transport is: where it is, where
+a route's names live on it, how crev authenticates to it (chosen once from the settings), its
+token realm and the tokens crev holds for it.
 
-Redirects are never followed: they go back to the client, whose credentials must not travel.
-What crev adds to httpx here: a single retry of an idempotent request that met a connection the
-upstream had just closed, the refusal of an answer head a host behind crev could read another
-way, and one vocabulary of failures (502/504 registry errors naming the upstream).
+`send` authorizes, sends, and on a 401 learns the realm the answer announces and refreshes the
+token once (never for a request with a body, nor for a method that cannot refresh). `relay`
+sends a request with the client's own login as it came. Both learn the realm from any answer's
+challenge, so a token request after it costs no discovery round trip. Tokens are asked for
+exactly the scopes of a request, kept until shortly before they expire, and shared by every
+client of the process. Credentials go to the upstream's token realm only, never over plain
+http from an https upstream, and never appear in a response or a log.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ssl
-import threading
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+import time
+from collections.abc import Callable
+from functools import partial
 
-import h11
-import httpx
-
-from .errors import (
-    IncompleteBodyError,
-    UpstreamClosedError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamTLSError,
-    UpstreamUnreachableError,
-    describe,
+from .circuit import Circuit
+from .connections import Connections, UpstreamRequest
+from .errors import UpstreamError, UpstreamRealmError
+from .messages import Headers
+from .names import Namespace, RepositoryName
+from .realm import Discovery, Realm, RealmKnowledge
+from .scope import Scope
+from .token_cache import CachedToken, TokenCache
+from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
+from .upstream_auth import (
+    AnonymousToken,
+    ClientLogin,
+    Grant,
+    Login,
+    TokenKey,
+    TokenSource,
+    UpstreamAuth,
 )
-from .messages import Headers, has_control_characters
-from .transport import Deadline, client
 from .upstream_response import UpstreamResponse
-from .urls import URL
+from .urls import URL, Origin
 
-CONNECT_SECONDS = 10.0
-# Methods whose request may be sent again when a reused connection turns out closed before any
-# answer (RFC 9110 9.2.2); a proxy never replays the others by itself (RFC 9112 9.3.1).
-_RETRYABLE_METHODS = frozenset({"GET", "HEAD"})
-
-
-class UpstreamRequest(NamedTuple):
-    """A request as crev sends it upstream: every header is crev's choice (httpx adds only
-    `Host` and the body's framing), and a body is bytes or a stream read from the client."""
-
-    method: str
-    url: URL
-    headers: Headers
-    body: bytes | Iterable[bytes] | None = None
-
-    @property
-    def streams_body(self) -> bool:
-        return self.body is not None and not isinstance(self.body, bytes)
+# Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
+DEFAULT_TIMEOUT = 30.0
+# Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
+EXPIRY_MARGIN = 15
+# An upstream's (or its realm's) answers that say it cannot serve now, rather than what it holds.
+FAILING_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-_head = threading.local()
+class Upstream(TokenSource):
+    """One upstream registry, and what crev has learned of it. Two upstreams are equal when
+    they are configured alike; what each learned is its own."""
 
-
-@contextlib.contextmanager
-def head_within(seconds: float) -> Iterator[None]:
-    """Every request sent on this thread in the block (to an upstream or its realm) waits at
-    most `seconds` to connect and for its answer's head; its body's reads keep the timeout
-    they are sent with. A route with mirrors gives up on its upstream this way, without every
-    function between the route and the socket passing the wait along."""
-    outer = getattr(_head, "seconds", None)
-    _head.seconds = seconds if outer is None else min(seconds, outer)
-    try:
-        yield
-    finally:
-        _head.seconds = outer
-
-
-def send(request: UpstreamRequest, timeout: float) -> UpstreamResponse:
-    """Send a request upstream and return the answer with its body still unread.
-
-    `timeout` bounds connecting (at most 10 s), waiting for a pooled connection, each write and
-    each body read, and the wait for the answer's head as a whole (shorter within `head_within`).
-    """
-    limit = getattr(_head, "seconds", None)
-    head = timeout if limit is None else min(limit, timeout)
-    url = str(request.url)
-    try:
-        sent = httpx.Request(
-            request.method,
-            url,
-            # As bytes: a client's header may hold obs-text, which httpx would not encode.
-            headers=[
-                (name.encode("latin-1"), value.encode("latin-1"))
-                for name, value in request.headers
-                if name.lower() not in _OWN
-            ],
-            content=(
-                request.body
-                if request.body is None or isinstance(request.body, bytes)
-                else _streamed_body(request.body)
-            ),
-            extensions={"timeout": _timeouts(timeout, head)},
-        )
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:
-        raise UpstreamError(f"cannot ask the upstream {url!r}: {error}") from None
-    if sent.url.scheme not in ("http", "https"):
-        raise UpstreamError(f"cannot ask the upstream {url!r}: not an http(s) URL")
-    sent.headers["User-Agent"] = "crev"
-    if "accept-encoding" not in sent.headers:
-        # Without one any coding is acceptable; crev passes bodies on as they come.
-        sent.headers["Accept-Encoding"] = "identity"
-    retry = request.method in _RETRYABLE_METHODS and request.body is None
-    while True:
-        try:
-            with Deadline(head, started=not request.streams_body):
-                response = client().send(sent, stream=True)
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
-            if retry and _closed_before_answering(error):
-                retry = False
-                continue
-            raise _failure(error, sent, head) from None
-        except (httpx.HTTPError, httpx.StreamError) as error:
-            raise _failure(error, sent, head) from None
-        return _checked(UpstreamResponse(response, request.method), response, sent)
-
-
-def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """A body read from the client as it is sent on. The wait for the answer's head starts
-    once it has all gone, however long a push takes; a client that stops sending is the
-    client's failure, not the upstream's."""
-    try:
-        yield from chunks
-    except OSError as error:
-        raise IncompleteBodyError(f"the request body stopped arriving: {describe(error)}") from None
-    Deadline.start()
-
-
-# crev decides these itself for every request.
-_OWN = frozenset({"host", "user-agent", "transfer-encoding", "connection"})
-
-
-def _timeouts(seconds: float, head: float) -> dict[str, float]:
-    return {
-        "connect": min(CONNECT_SECONDS, head),
-        "read": seconds,
-        "write": seconds,
-        "pool": seconds,
-    }
-
-
-def _closed_before_answering(error: httpx.TransportError) -> bool:
-    """Whether the connection ended before any answer: what a pooled connection the upstream
-    closed a moment before it was reused looks like (a reset, or a close before the status
-    line)."""
-    return not _is_malformed(error)
-
-
-def _is_malformed(error: httpx.TransportError) -> bool:
-    """Whether h11 refused what the upstream sent: httpcore raises its protocol error while
-    handling h11's, except for a connection that closed before the status line, where there is
-    no h11 error behind it."""
-    return isinstance(error, httpx.RemoteProtocolError) and isinstance(
-        getattr(error.__cause__, "__context__", None), h11.RemoteProtocolError
+    __slots__ = (
+        "_clock",
+        "_connections",
+        "_realm",
+        "_tokens",
+        "auth",
+        "circuit",
+        "namespace",
+        "origin",
+        "timeout",
     )
 
+    def __init__(
+        self,
+        origin: Origin,
+        namespace: Namespace,
+        auth: UpstreamAuth | None = None,
+        *,
+        realm: URL | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        connections: Connections | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.origin = origin
+        self.namespace = namespace
+        self.auth: UpstreamAuth = ClientLogin() if auth is None else auth
+        self.timeout = timeout
+        self._connections = Connections() if connections is None else connections
+        self._clock = clock
+        self._realm = RealmKnowledge(realm)
+        self._tokens = TokenCache(clock=clock)
+        # Whether reads skip it for its mirrors, after it failed one (crev/failover.py).
+        self.circuit = Circuit(clock=clock)
 
-def _is_tls_failure(error: httpx.ConnectError) -> bool:
-    """Whether connecting failed in the TLS handshake (httpcore's error stands over ssl's)."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    # ------------------------------------------------------------------ what it is
 
+    @property
+    def host(self) -> str:
+        return self.origin.host
 
-def _checked(
-    response: UpstreamResponse, raw: httpx.Response, sent: httpx.Request
-) -> UpstreamResponse:
-    """Refuse an answer whose head a host behind crev could read another way. h11 lets a
-    Transfer-Encoding override a Content-Length (RFC 9112 6.3 asks a proxy to treat that as an
-    error or drop the length) and takes control characters in values; crev forwards neither."""
-    fault = None
-    if "transfer-encoding" in response.headers and "content-length" in response.headers:
-        fault = "both Content-Length and Transfer-Encoding"
-    elif any(has_control_characters(value) for _, value in raw.headers.raw):
-        fault = "control character in a header"
-    if fault is None:
-        return response
-    response.close()
-    host = sent.url.netloc.decode("ascii", "replace")
-    raise UpstreamError(f"upstream {host} sent a malformed answer: {fault}")
+    @property
+    def connections(self) -> Connections:
+        """The process's connections, for a request to another host (storage a redirect
+        names), which carries none of this upstream's credentials."""
+        return self._connections
 
+    @property
+    def configured_realm(self) -> URL | None:
+        return self._realm.configured
 
-def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamError:
-    """The error for an upstream that could not answer, in words that name it."""
-    host = sent.url.netloc.decode("ascii", "replace")
-    if isinstance(error, httpx.TimeoutException):
-        return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
-    if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
-        return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
-    if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return UpstreamClosedError(
-            f"upstream {host} closed the connection without answering ({describe(error)})"
+    def url(self, target: str) -> URL:
+        return self.origin.url(target)
+
+    def _configuration(self) -> tuple[object, ...]:
+        return (self.origin, self.namespace, self.auth, self._realm.configured)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Upstream) and other._configuration() == self._configuration()
+
+    def __hash__(self) -> int:
+        return hash(self._configuration())
+
+    def __repr__(self) -> str:
+        return f"Upstream({str(self.origin)!r}, {self.namespace!r}, {self.auth!r})"
+
+    def is_registry_of(self, other: Upstream) -> bool:
+        """Whether `other` is the same registry, realm and authentication, whatever its
+        namespace: one token request can then serve both."""
+        return (self.origin, self.auth, self._realm.configured) == (
+            other.origin,
+            other.auth,
+            other._realm.configured,
         )
-    if isinstance(error, httpx.ConnectError) and _is_tls_failure(error):
-        return UpstreamTLSError(f"upstream {host} is unreachable: {describe(error)}")
-    if isinstance(error, httpx.ConnectError):
-        return UpstreamUnreachableError(f"upstream {host} is unreachable: {describe(error)}")
-    return UpstreamError(f"upstream {host} failed: {describe(error)}")
+
+    @property
+    def anonymous_or_own(self) -> UpstreamAuth:
+        """How crev reads for a person who brings no login (the page): with its server-side
+        credentials, else as an anonymous client."""
+        return self.auth if self.auth.server_side else AnonymousToken()
+
+    def crev_authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        """Whether crev authenticates this request itself (`send`), rather than passing on
+        the client's own login (`relay`)."""
+        return self.auth.authorizes(write=write, client_authorized=client_authorized)
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self,
+        request: UpstreamRequest,
+        scopes: tuple[Scope, ...],
+        *,
+        auth: UpstreamAuth | None = None,
+    ) -> UpstreamResponse:
+        """Send with crev's own authorization for `scopes` (the upstream's method, or `auth`):
+        authorize, send, and on a 401 learn the realm it announces and refresh the token once.
+        A body can be sent only once, a method that cannot refresh has no other token, and
+        without a realm there is no token to get: those 401s are the answer."""
+        auth = self.auth if auth is None else auth
+        grant = auth.authorization(self, scopes)
+        answer = self.relay(request.with_authorization(grant.authorization))
+        if answer.status != 401 or request.body is not None or not auth.refreshes:
+            return answer
+        if grant.token is None and self._realm.known() is None:
+            # No token went, and the 401 named no realm to get one from: asked again, the
+            # upstream would refuse the same request the same way.
+            return answer
+        answer.release()
+        if grant.token is not None:
+            self._tokens.forget(grant.token)
+        grant = auth.authorization(self, scopes)
+        return self.relay(request.with_authorization(grant.authorization))
+
+    def relay(self, request: UpstreamRequest) -> UpstreamResponse:
+        """Send as the request's headers stand (the client's own `Authorization`, or none), and
+        learn the realm the answer's challenge announces."""
+        answer = self._connections.send(request, self.timeout)
+        self._realm.learn(answer.headers)
+        return answer
+
+    def ask_realm(self, request: UpstreamRequest, *, credentials: bool) -> UpstreamResponse:
+        """Send a client's token request (with the client's `credentials`, if it carries any)
+        to this upstream's realm, which the request's URL names."""
+        if credentials:
+            self._check_realm_for_credentials(Realm(request.url))
+        return self._connections.send(request, self.timeout)
+
+    # ------------------------------------------------------------------ realm and tokens
+
+    def realm(self) -> Realm:
+        realm = self.announced_realm()
+        if realm is None:
+            raise UpstreamError(f"upstream {self.host} announced no Bearer token realm")
+        return realm
+
+    def announced_realm(self) -> Realm | None:
+        return self._realm.discover(self._ping)
+
+    def learn_realm(self, headers: Headers) -> None:
+        """Remember the realm an answer of this upstream announces."""
+        self._realm.learn(headers)
+
+    def _ping(self) -> Discovery:
+        """The token spec's discovery: the upstream's `/v2/`, asked with nothing of a client's."""
+        answer = self._connections.send(
+            UpstreamRequest("GET", self.url("/v2/"), Headers()), self.timeout
+        )
+        answer.release()
+        return Discovery(answer.status, answer.headers)
+
+    def bearer(self, realm: Realm, scopes: tuple[Scope, ...], login: Login | None) -> Grant:
+        if login is not None:
+            self._check_realm_for_credentials(realm)
+        key = TokenKey(realm, scopes)
+        token = self._tokens.get(key, partial(self._fetch_token, key, login))
+        return Grant(None if token is None else f"Bearer {token.value}", key)
+
+    def forget_tokens(self) -> None:
+        self._tokens.clear()
+
+    def _check_realm_for_credentials(self, realm: Realm) -> None:
+        """Refuse to send credentials in clear text to a realm an https upstream names."""
+        if self.origin.scheme == "https" and realm.url.origin.scheme != "https":
+            raise UpstreamError(
+                f"upstream {self.host} names the token realm {realm.url} over plain http: "
+                "crev sends no credentials there"
+            )
+
+    def _fetch_token(self, key: TokenKey, login: Login | None) -> CachedToken | None:
+        headers = Headers([("Accept", "application/json")])
+        if login is not None:
+            headers.set("Authorization", login.basic())
+        url = key.realm.url_for(key.scopes, account=login.username if login else None)
+        started = self._clock()
+        answer = self._connections.send(UpstreamRequest("GET", url, headers), self.timeout)
+        body = answer.read(MAX_TOKEN_RESPONSE_BYTES, self.timeout)
+        if answer.status in FAILING_STATUSES:
+            # Not a refusal: the realm is down or limits crev, and so the upstream is (a
+            # route's mirrors answer for it).
+            raise UpstreamRealmError(
+                f"the upstream token realm {url.origin.host} failed (status {answer.status})",
+                answer.status,
+            )
+        if answer.status != 200:
+            if login is None:
+                return None
+            raise UpstreamError(
+                f"the upstream token realm refused crev's credentials (status {answer.status})"
+            )
+        token, expires_in = token_in(body)
+        if token is None or expires_in is None:
+            raise UpstreamError("the upstream token realm answered without a token")
+        lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
+        return CachedToken(token, started + lifetime)
+
+    # ------------------------------------------------------------------ names
+
+    def to_upstream(self, name: RepositoryName) -> RepositoryName:
+        return self.namespace.to_upstream(name)
+
+    def to_vanity(self, upstream_name: RepositoryName) -> RepositoryName | None:
+        return self.namespace.to_vanity(upstream_name)

@@ -1,137 +1,197 @@
-"""Sending upstream, authorized: with the client's own login as it came, or with tokens crev
-fetches itself: with server-side credentials, so a private upstream can be served to anonymous
-clients, and anonymously for a public route, so its clients need no login at all.
+"""How crev authenticates to an upstream, one class per method, chosen once from the settings:
+the client's own login passed on (`ClientLogin`), a static token (`StaticToken`), a bearer
+token from the upstream's realm for server-side credentials (`RealmCredentials`) or for
+nobody (`AnonymousToken`, a public route's).
 
-Composed as go-containerregistry composes its transport: `send_authorized` authorizes, sends,
-and on a 401 learns the realm and refreshes the token once. Tokens are asked for exactly the
-scopes of the request, kept until shortly before they expire and shared by every client of the
-process (`token_cache`). The credentials go to the upstream's token realm only, and never
-appear in a response or a log.
+A method says which requests crev authorizes itself (the others carry the client's login as it
+came) and what `Authorization` goes with them; the upstream (crev/upstream.py) holds the realm
+and the tokens it asks them of. docs/internals.md shows how a method is added.
 """
 
 from __future__ import annotations
 
 import base64
-import time
-from functools import partial
-from typing import NamedTuple
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
-from .errors import UpstreamError, UpstreamRealmError
-from .failover import FAILING_STATUSES
-from .messages import Headers
-from .realm import Realm, announced_realm, learn_realm, realm_of
-from .routing import Credentials, Route
-from .scope import Scope
-from .token_cache import CachedToken, TokenCache
-from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
-from .upstream import UpstreamRequest, send
-from .upstream_response import UpstreamResponse
-
-# Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
-EXPIRY_MARGIN = 15
+if TYPE_CHECKING:
+    from .realm import Realm
+    from .scope import Scope
 
 
 class TokenKey(NamedTuple):
+    """What an upstream's cached token was fetched for."""
+
     realm: Realm
     scopes: tuple[Scope, ...]
-    # None for the anonymous tokens of a public route.
-    credentials: Credentials | None
 
 
-_tokens = TokenCache()
+class Grant(NamedTuple):
+    """The `Authorization` a request goes with (None: none at all), and the key of the cached
+    token in it, which an upstream's 401 makes crev forget."""
+
+    authorization: str | None
+    token: TokenKey | None = None
 
 
-def send_authorized(
-    request: UpstreamRequest, route: Route, scopes: tuple[Scope, ...], timeout: float
-) -> UpstreamResponse:
-    """Send with crev's own upstream authorization for `scopes`: authorize, send, and on a 401
-    learn the realm it announces and refresh the token once. A body can be sent only once, a
-    static token cannot be refreshed, and without a realm there is no token to get: those 401s
-    are the answer."""
-    key = authorize(request.headers, route, scopes, timeout)
-    answer = send_with_client_login(request, route, timeout)
-    if answer.status != 401 or request.body is not None or _has_static_token(route):
-        return answer
-    if key is None and announced_realm(route, timeout) is None:
-        # No token went, and the 401 named no realm to get one from: asked again, the
-        # upstream would refuse the same request the same way.
-        return answer
-    answer.release()
-    if key is not None:
-        _tokens.forget(key)
-    authorize(request.headers, route, scopes, timeout)
-    return send_with_client_login(request, route, timeout)
+class Login:
+    """A username and password for a token realm: shown masked, and no tuple or dict to read
+    the password from by accident."""
 
+    __slots__ = ("password", "username")
 
-def send_with_client_login(
-    request: UpstreamRequest, route: Route, timeout: float
-) -> UpstreamResponse:
-    """Send as the request's headers stand (the client's own `Authorization`, or none), and
-    learn the realm an answer's challenge announces, so that a token request after it costs no
-    discovery round trip."""
-    answer = send(request, timeout)
-    learn_realm(route.upstream, answer.headers)
-    return answer
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
 
-
-def _has_static_token(route: Route) -> bool:
-    return route.credentials is not None and bool(route.credentials.token)
-
-
-def authorize(
-    headers: Headers, route: Route, scopes: tuple[Scope, ...], timeout: float
-) -> TokenKey | None:
-    """Put crev's own `Authorization` for these scopes in `headers`, or take any out where there
-    is none to send (a public route's upstream that wants no token or grants none to anonymous
-    users: the request then goes without, and the upstream refuses what is private). The key of
-    the cached token used, if any."""
-    credentials = route.credentials
-    key: TokenKey | None = None
-    authorization: str | None = None
-    if credentials is not None and credentials.token:
-        authorization = f"Bearer {credentials.token}"
-    else:
-        realm = realm_of(route, timeout) if credentials else announced_realm(route, timeout)
-        if realm is not None:
-            key = TokenKey(realm, scopes, credentials)
-            token = _tokens.get(key, partial(_fetch_token, key, timeout))
-            authorization = None if token is None else f"Bearer {token.value}"
-    if authorization is None:
-        headers.remove("Authorization")
-    else:
-        headers.set("Authorization", authorization)
-    return key
-
-
-def forget_tokens() -> None:
-    _tokens.clear()
-
-
-def _fetch_token(key: TokenKey, timeout: float) -> CachedToken | None:
-    credentials = key.credentials
-    headers = Headers([("Accept", "application/json")])
-    if credentials is not None:
-        basic = base64.b64encode(f"{credentials.username}:{credentials.password}".encode())
-        headers.set("Authorization", f"Basic {basic.decode()}")
-    url = key.realm.url_for(key.scopes, account=credentials.username if credentials else None)
-    started = time.monotonic()
-    answer = send(UpstreamRequest("GET", url, headers), timeout)
-    body = answer.read(MAX_TOKEN_RESPONSE_BYTES, timeout)
-    if answer.status in FAILING_STATUSES:
-        # Not a refusal: the realm is down or limits crev, and so the upstream is (a route's
-        # mirrors answer for it).
-        raise UpstreamRealmError(
-            f"the upstream token realm {url.origin.host} failed (status {answer.status})",
-            answer.status,
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Login) and (other.username, other.password) == (
+            self.username,
+            self.password,
         )
-    if answer.status != 200:
-        if credentials is None:
-            return None
-        raise UpstreamError(
-            f"the upstream token realm refused crev's credentials (status {answer.status})"
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.password))
+
+    def basic(self) -> str:
+        """The `Authorization` value of HTTP Basic for this login."""
+        pair = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return f"Basic {pair}"
+
+    def __repr__(self) -> str:
+        # Never print a secret, even in a traceback or a debugger.
+        return f"Login(username={self.username!r}, password=***)"
+
+
+class TokenSource(ABC):
+    """What an upstream offers its authentication method: its realm, and bearer tokens from it
+    (cached, fetched once for all who ask at once)."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def realm(self) -> Realm:
+        """The upstream's token realm; UpstreamError where it announces none."""
+
+    @abstractmethod
+    def announced_realm(self) -> Realm | None:
+        """The upstream's token realm, or None for an upstream that asks for no token."""
+
+    @abstractmethod
+    def bearer(self, realm: Realm, scopes: tuple[Scope, ...], login: Login | None) -> Grant:
+        """A bearer token for `scopes` from `realm`, asked with `login` or anonymously; no
+        `Authorization` where the realm grants an anonymous request none."""
+
+
+class UpstreamAuth(ABC):
+    """How crev authenticates to one upstream."""
+
+    # crev holds credentials of its own for the upstream: its clients never log in, are never
+    # challenged, and get a placeholder from the token endpoint.
+    server_side: ClassVar[bool] = False
+    # A 401 to what it sent is worth asking again with a fresh token.
+    refreshes: ClassVar[bool] = True
+
+    @abstractmethod
+    def authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        """Whether crev authorizes this request itself, rather than passing on the client's
+        login (its `Authorization`, or none)."""
+
+    @abstractmethod
+    def authorization(self, upstream: TokenSource, scopes: tuple[Scope, ...]) -> Grant:
+        """The `Authorization` for a request that needs `scopes`."""
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, UpstreamAuth)
+            and type(other) is type(self)
+            and other._secrets() == self._secrets()
         )
-    token, expires_in = token_in(body)
-    if token is None or expires_in is None:
-        raise UpstreamError("the upstream token realm answered without a token")
-    lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
-    return CachedToken(token, started + lifetime)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._secrets()))
+
+    def _secrets(self) -> tuple[str, ...]:
+        """What tells two methods of a class apart; never shown."""
+        return ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def describe(self) -> str:
+        """The method in words for a person (the banner, the page)."""
+        return ""
+
+
+class ClientLogin(UpstreamAuth):
+    """Every request goes with the client's own login, as it came: crev fetches no token."""
+
+    def authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        return False
+
+    def authorization(self, upstream: TokenSource, scopes: tuple[Scope, ...]) -> Grant:
+        return Grant(None)
+
+
+class AnonymousToken(UpstreamAuth):
+    """A public route's: reads that bring no login of their own go with an anonymous token
+    crev fetches, so clients need none; writes and logged-in reads keep the client's login. An
+    upstream that wants no token, or grants anonymous users none, is asked without."""
+
+    def authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        return not write and not client_authorized
+
+    def authorization(self, upstream: TokenSource, scopes: tuple[Scope, ...]) -> Grant:
+        realm = upstream.announced_realm()
+        return Grant(None) if realm is None else upstream.bearer(realm, scopes, None)
+
+
+class StaticToken(UpstreamAuth):
+    """Server-side: one bearer token from the settings on every request (a GitHub PAT); a 401
+    to it is the answer, since there is no other to get."""
+
+    server_side = True
+    refreshes = False
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        return True
+
+    def authorization(self, upstream: TokenSource, scopes: tuple[Scope, ...]) -> Grant:
+        return Grant(f"Bearer {self._token}")
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._token,)
+
+    def __repr__(self) -> str:
+        return "StaticToken(***)"
+
+    def describe(self) -> str:
+        return "server-side credentials"
+
+
+class RealmCredentials(UpstreamAuth):
+    """Server-side: a username and password crev trades at the upstream's realm for a bearer
+    token of exactly each request's scopes; the realm refusing them is an upstream error."""
+
+    server_side = True
+
+    def __init__(self, username: str, password: str) -> None:
+        self.login = Login(username, password)
+
+    def authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        return True
+
+    def authorization(self, upstream: TokenSource, scopes: tuple[Scope, ...]) -> Grant:
+        return upstream.bearer(upstream.realm(), scopes, self.login)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.login.username, self.login.password)
+
+    def __repr__(self) -> str:
+        return f"RealmCredentials(username={self.login.username!r}, password=***)"
+
+    def describe(self) -> str:
+        return "server-side credentials"

@@ -11,6 +11,7 @@ Usable from pytest fixtures and from plain scripts (benchmarks)::
         ...
 """
 
+from .cosign import SignedImage, push_signed_image
 from .images import (
     PushedImage,
     config_digest,
@@ -42,6 +43,7 @@ __all__ = [
     "AccessPolicy",
     "IssuerRequest",
     "PushedImage",
+    "SignedImage",
     "TestRegistry",
     "TokenIssuer",
     "ToolError",
@@ -55,6 +57,7 @@ __all__ = [
     "push_many_tags",
     "push_multi_platform_index",
     "push_private_image",
+    "push_signed_image",
     "push_small_image",
     "put_manifest_tags",
     "repository_names",

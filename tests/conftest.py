@@ -12,11 +12,7 @@ pytest.register_assert_rewrite("tests.support", "rig")
 
 from rig import PushedImage, TestRegistry, seed_images  # noqa: E402
 from rig.crev_process import CrevProcess, crev_for  # noqa: E402
-from tests.support.crev_server import (  # noqa: E402
-    CrevServer,
-    forget_learned_state,
-    start_crev_server,
-)
+from tests.support.crev_server import CrevServer, start_crev_server  # noqa: E402
 from tests.support.registry_fixtures import running_registry  # noqa: E402
 
 
@@ -33,7 +29,6 @@ def start_crev(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CrevSe
     yield start
     for server in servers:
         server.stop()
-    forget_learned_state()
 
 
 @pytest.hookimpl(wrapper=True)

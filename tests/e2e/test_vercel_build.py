@@ -93,7 +93,10 @@ def test_each_bundle_carries_only_what_it_runs(build: BuildOutput, name: str) ->
     # The platform's default (300 s with fluid compute, on Hobby and Pro alike; see README);
     # `vercel dev` of the pinned CLI refuses a `maxDuration` in vercel.json.
     assert "maxDuration" not in function.config
-    assert function.size() - function.size("_vendor/") < 512 * 1024
+    # The file set is asserted exactly above; this bound catches a large file among them (a data
+    # file or a stray artifact). crev's sources with their bytecode passed 512 KiB once signed
+    # URLs, mirrors and the page's details came in, so the bound is twice that.
+    assert function.size() - function.size("_vendor/") < 1024 * 1024
 
 
 def bytecode_path(source: str) -> str:

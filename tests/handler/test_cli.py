@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import crev.__main__ as crev_main
+from crev.process import Process
 from crev.server import PROJECT_ROOT
 from rig import free_port
 
@@ -147,12 +148,12 @@ def test_an_ipv6_address_no_interface_has_is_one_line() -> None:
 
 
 def test_a_machine_without_ipv6_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_ipv6(host: str, port: int) -> None:
+    def no_ipv6(host: str, port: int, *, process: Process) -> None:
         raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
 
     monkeypatch.setattr(crev_main, "create_server", no_ipv6)
     with pytest.raises(crev_main.CommandLineError) as caught:
-        crev_main._listen("::1", 8080)
+        crev_main._listen("::1", 8080, Process())
     assert str(caught.value) == "cannot listen on [::1]:8080: this machine has no IPv6"
 
 

@@ -55,7 +55,8 @@ def test_repository_page_lists_tags_fetched_anonymously(crev, httpserver: HTTPSe
     assert "<pre>docker pull acme.dev/tool:latest</pre>" in response.text
     assert "<code>docker pull acme.dev/tool:1.0</code>" in response.text
     assert "Tags (3)" in response.text
-    assert "<script>" not in response.text and "&lt;script&gt;" in response.text
+    # The page's own script alone: the tag is text.
+    assert response.text.count("<script>") == 1 and "&lt;script&gt;" in response.text
     (token_request,) = [r for r, _ in httpserver.log if r.path == "/token"]
     assert token_request.args.getlist("scope") == ["repository:acme/tool:pull"]
     assert "Authorization" not in token_request.headers
@@ -146,14 +147,14 @@ def test_the_page_follows_tag_pagination_and_sorts_versions_newest_first(
 
 
 def test_the_page_stops_after_its_bound_and_says_so(crev, httpserver: HTTPServer) -> None:
-    from crev.page import MAX_TAG_PAGES
+    from crev.tag_list import MAX_TAG_LIST_PAGES
 
-    paginated(httpserver, pages=MAX_TAG_PAGES + 3, per_page=1)
+    paginated(httpserver, pages=MAX_TAG_LIST_PAGES + 3, per_page=1)
     response = httpx.get(f"{crev.url}/tool", headers=HTML)
-    assert f"Tags ({MAX_TAG_PAGES}+)" in response.text
+    assert f"Tags ({MAX_TAG_LIST_PAGES}+)" in response.text
     assert "more tags than this page reads" in response.text
     asked = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/tags/list"]
-    assert len(asked) == MAX_TAG_PAGES
+    assert len(asked) == MAX_TAG_LIST_PAGES
 
 
 def test_a_next_page_on_another_host_is_not_followed(crev, httpserver: HTTPServer) -> None:
@@ -201,3 +202,64 @@ def test_browser_redirect_replaces_the_page(start_crev, httpserver: HTTPServer) 
         assert response.status_code == 302
         assert response.headers["location"] == "https://github.com/acme"
     assert httpserver.log == []
+
+
+# What the page's signatures, and cosign itself, rely on: crev passes referrers and cosign's tags
+# on untouched.
+SUBJECT = "sha256:" + "5" * 64
+SIGNATURE_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+def test_referrers_with_an_artifact_type_filter_pass_through_untouched(
+    crev, httpserver: HTTPServer
+) -> None:
+    index = (
+        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",'
+        b'"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        b'"digest":"sha256:' + b"6" * 64 + b'","size":3,'
+        b'"artifactType":"' + SIGNATURE_TYPE.encode() + b'"}]}'
+    )
+    query = "artifactType=application%2Fvnd.dev.cosign.artifact.sig.v1%2Bjson"
+    httpserver.expect_request(
+        f"/v2/acme/tool/referrers/{SUBJECT}", query_string=query
+    ).respond_with_data(
+        index,
+        content_type="application/vnd.oci.image.index.v1+json",
+        headers={"OCI-Filters-Applied": "artifactType"},
+    )
+    response = httpx.get(f"{crev.url}/v2/tool/referrers/{SUBJECT}?{query}")
+    assert response.status_code == 200
+    assert response.content == index
+    assert response.headers["content-type"] == "application/vnd.oci.image.index.v1+json"
+    assert response.headers["oci-filters-applied"] == "artifactType"
+    (asked,) = [r for r, _ in httpserver.log if "/referrers/" in r.path]
+    assert asked.query_string.decode() == query
+
+
+def test_a_referrers_404_reaches_the_client_as_a_404(crev, httpserver: HTTPServer) -> None:
+    """cosign falls back to the `.sig` tag on a 404 alone."""
+    httpserver.expect_request(f"/v2/acme/tool/referrers/{SUBJECT}").respond_with_data(
+        "404 page not found\n", status=404, content_type="text/plain"
+    )
+    response = httpx.get(
+        f"{crev.url}/v2/tool/referrers/{SUBJECT}", params={"artifactType": SIGNATURE_TYPE}
+    )
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("suffix", ["sig", "att"])
+def test_cosign_s_tags_pass_through_untouched(crev, httpserver: HTTPServer, suffix: str) -> None:
+    tag = f"sha256-{'5' * 64}.{suffix}"
+    manifest = (
+        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        b'"config":{},"layers":[]}'
+    )
+    httpserver.expect_request(f"/v2/acme/tool/manifests/{tag}").respond_with_data(
+        manifest, content_type="application/vnd.oci.image.manifest.v1+json"
+    )
+    response = httpx.get(
+        f"{crev.url}/v2/tool/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert response.status_code == 200
+    assert response.content == manifest

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -112,6 +114,43 @@ def test_a_pull_needs_no_login_and_tokens_are_shared_across_clients(
     assert "Authorization" not in token_request.headers
     # One discovery of the realm, then the three reads with crev's token.
     assert upstream.paths() == ["/v2/", "/token", *["/v2/acme/tool/manifests/1"] * 3]
+
+
+class SlowToAnswerV2(TokenUpstream):
+    """The token upstream on a server that answers requests at once, whose `/v2/` takes a
+    while: long enough for every cold read to find the realm unknown before it is known."""
+
+    def _registry(self, request: WerkzeugRequest) -> WerkzeugResponse:
+        if request.path == "/v2/":
+            time.sleep(0.3)
+        return super()._registry(request)
+
+
+def test_concurrent_cold_reads_discover_the_realm_with_one_ping(start_crev) -> None:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        upstream = SlowToAnswerV2(server)
+        crev = start_crev(
+            registry_host=f"127.0.0.1:{server.port}",
+            registry_scheme="http",
+            repo_prefix="acme",
+            public="1",
+        )
+
+        def pull(_: int) -> int:
+            return httpx.get(f"{crev.url}/v2/tool/manifests/1", timeout=10).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(pull, range(16)))
+        assert statuses == [200] * 16
+        # One discovery for all sixteen, as one token for all sixteen.
+        assert upstream.paths().count("/v2/") == 1
+        assert len(upstream.token_requests) == 1
+        assert upstream.paths().count("/v2/acme/tool/manifests/1") == 16
+    finally:
+        server.clear()
+        server.stop()
 
 
 @pytest.mark.parametrize(

@@ -172,9 +172,12 @@ def test_a_token_the_realm_compresses_reaches_the_client_readable(
     start_crev, httpserver: HTTPServer
 ) -> None:
     # Go's HTTP client (docker, skopeo) sends `Accept-Encoding: gzip`, which crev passes on.
+    compressed: list[bool] = []
+
     def gzip_if_asked(request: Request) -> Response:
         body = json.dumps(TOKEN).encode()
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
+        compressed.append("gzip" in request.headers.get("Accept-Encoding", ""))
+        if compressed[-1]:
             return Response(gzip.compress(body), headers={"Content-Encoding": "gzip"})
         return Response(body)
 
@@ -190,3 +193,6 @@ def test_a_token_the_realm_compresses_reaches_the_client_readable(
     assert response.status_code == 200
     assert "content-encoding" not in response.headers
     assert json.loads(response.content) == TOKEN
+    # The realm was asked for gzip, as the client asked crev, and compressed its answer: the
+    # body above is one crev decoded, not one that came plain.
+    assert compressed == [True]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from rig.crev_process import serving_acme
-from tests.support.crev_server import CrevServer, forget_learned_state, start_crev_server
+from tests.support.crev_server import CrevServer, start_crev_server
 from tests.support.faulty_upstream import RawUpstream, healthy
 
 
@@ -35,7 +35,6 @@ def module_crev(module_upstream: RawUpstream) -> Iterator[CrevServer]:
             yield server
         finally:
             server.stop()
-            forget_learned_state()
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ def upstream(module_upstream: RawUpstream) -> RawUpstream:
 
 @pytest.fixture
 def crev(module_crev: CrevServer, upstream: RawUpstream) -> CrevServer:
-    forget_learned_state()
+    module_crev.forget_learned_state()
     return module_crev
 
 

@@ -13,8 +13,8 @@ from crev.challenge import (
 )
 from crev.errors import MalformedHeaderError
 from crev.names import NameMapping, Namespace
-from crev.routing import Route
 from crev.urls import DOCKER_HUB, URL, Origin
+from tests.support.routes import route_to
 
 ACME = Namespace("acme")
 NONE = Namespace("")
@@ -357,7 +357,7 @@ def test_rewrite_challenge_refuses_control_characters_in_the_endpoint() -> None:
 
 
 def test_rewrite_challenge_with_a_route() -> None:
-    tools = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
+    tools = route_to("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
     header = (
         'Bearer realm="https://ghcr.io/token",service="ghcr.io",'
         'scope="repository:acme/tools/x:pull repository:acme/other:pull"'
@@ -368,7 +368,7 @@ def test_rewrite_challenge_with_a_route() -> None:
 
 
 def test_rewrite_challenge_with_official_images() -> None:
-    hub = Route("", Origin("https", DOCKER_HUB), Namespace("", official_images=True))
+    hub = route_to("", Origin("https", DOCKER_HUB), Namespace("", official_images=True))
     header = (
         'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
         'scope="repository:library/alpine:pull repository:bitnami/redis:pull"'

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from crev.circuit import COOL_DOWN_SECONDS, Circuit, Circuits, State
+from crev.circuit import COOL_DOWN_SECONDS, Circuit, State
 
 
 class Clock:
@@ -132,13 +132,3 @@ def test_one_trial_among_many_threads(clock: Clock) -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 15 + [True]
-
-
-def test_each_upstream_has_a_circuit_of_its_own(clock: Clock) -> None:
-    circuits = Circuits(10, clock)
-    circuits.of("ghcr.io").failed()
-    assert circuits.of("ghcr.io") is circuits.of("ghcr.io")
-    assert not circuits.of("ghcr.io").should_try()
-    assert circuits.of("quay.io").should_try()
-    circuits.clear()
-    assert circuits.of("ghcr.io").should_try()

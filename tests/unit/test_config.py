@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import pytest
 
-from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, current_settings, read_settings
+from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, read_settings
 from crev.errors import RegistryError
 from crev.names import Namespace
-from crev.routing import Credentials, Route
+from crev.routing import Route
+from crev.upstream_auth import ClientLogin, RealmCredentials, StaticToken
 from crev.urls import DOCKER_HUB, URL, Origin
+from tests.support.routes import route_to
 
 SINGLE_VARIABLES = [
     "CREV_REGISTRY_HOST",
@@ -33,15 +34,15 @@ def route(env: Mapping[str, str]) -> Route:
 def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.routes.routes == (
-        Route("", Origin("https", "registry-1.docker.io"), Namespace("", official_images=True)),
+        route_to("", Origin("https", "registry-1.docker.io"), Namespace("", official_images=True)),
     )
     assert settings.token_url == "/api/token"
     assert settings.timeout == 30.0
     assert DOCKER_HUB == "registry-1.docker.io"
     assert DEFAULT_TIMEOUT == 30.0
     default = settings.routes.default
-    assert default.credentials is None
-    assert default.token_realm is None
+    assert default.upstream.auth == ClientLogin()
+    assert default.upstream.configured_realm is None
     assert default.namespace.prefix == ""
 
 
@@ -65,7 +66,7 @@ def test_all_single_route_variables() -> None:
         }
     )
     assert settings.routes.routes == (
-        Route(
+        route_to(
             "",
             Origin("https", "ghcr.io"),
             Namespace("acme"),
@@ -100,7 +101,7 @@ def test_all_single_route_variables() -> None:
     ],
 )
 def test_registry_host(value: str, host: str) -> None:
-    assert route({"CREV_REGISTRY_HOST": value}).upstream == Origin("https", host)
+    assert route({"CREV_REGISTRY_HOST": value}).upstream.origin == Origin("https", host)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +164,9 @@ def test_registry_host_with_broken_brackets_is_a_config_error(value: str) -> Non
     [("https", "https"), ("http", "http"), ("HTTP", "http"), (" https ", "https")],
 )
 def test_registry_scheme(value: str, scheme: str) -> None:
-    upstream = route({"CREV_REGISTRY_SCHEME": value, "CREV_REGISTRY_HOST": "reg:5000"}).upstream
+    upstream = route(
+        {"CREV_REGISTRY_SCHEME": value, "CREV_REGISTRY_HOST": "reg:5000"}
+    ).upstream.origin
     assert upstream == Origin(scheme, "reg:5000")
     assert str(upstream) == f"{scheme}://reg:5000"
 
@@ -311,7 +314,7 @@ def test_token_url_refused(value: str) -> None:
     ],
 )
 def test_token_realm(value: str) -> None:
-    assert str(route({"CREV_TOKEN_REALM": value}).token_realm) == value
+    assert str(route({"CREV_TOKEN_REALM": value}).upstream.configured_realm) == value
 
 
 @pytest.mark.parametrize("value", ["/token", "ghcr.io/token", "ftp://x", "https://", "//ghcr.io/t"])
@@ -346,10 +349,10 @@ def test_token_urls_with_invalid_port_are_refused(variable: str, value: str) -> 
 
 
 def test_upstream_credentials() -> None:
-    assert route({"CREV_UPSTREAM_USERNAME": "u", "CREV_UPSTREAM_PASSWORD": "p"}).credentials == (
-        Credentials("u", "p")
+    assert route({"CREV_UPSTREAM_USERNAME": "u", "CREV_UPSTREAM_PASSWORD": "p"}).upstream.auth == (
+        RealmCredentials("u", "p")
     )
-    assert route({"CREV_UPSTREAM_TOKEN": "t"}).credentials == Credentials(token="t")
+    assert route({"CREV_UPSTREAM_TOKEN": "t"}).upstream.auth == StaticToken("t")
 
 
 @pytest.mark.parametrize(
@@ -378,9 +381,9 @@ def test_routes() -> None:
         {"CREV_ROUTES": "tools/=ghcr.io/acme/tools, hub=docker.io\n=http://127.0.0.1:5000/x"}
     )
     assert settings.routes.routes == (
-        Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools")),
-        Route("hub/", Origin("https", DOCKER_HUB), Namespace("", official_images=True)),
-        Route("", Origin("http", "127.0.0.1:5000"), Namespace("x")),
+        route_to("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools")),
+        route_to("hub/", Origin("https", DOCKER_HUB), Namespace("", official_images=True)),
+        route_to("", Origin("http", "127.0.0.1:5000"), Namespace("x")),
     )
     assert settings.routes.has_several is True
 
@@ -393,14 +396,14 @@ def test_route_options() -> None:
             "CREV_GH_TOKEN": "t",
         }
     )
-    assert settings.routes.by_prefix("a/") == Route(
+    assert settings.routes.by_prefix("a/") == route_to(
         "a/",
         Origin("https", "ghcr.io"),
         Namespace("acme"),
-        Credentials(token="t"),
+        StaticToken("t"),
         URL(Origin("https", "ghcr.io"), "/token"),
     )
-    assert settings.routes.by_prefix("b/") == Route(
+    assert settings.routes.by_prefix("b/") == route_to(
         "b/", Origin("https", "quay.io"), Namespace("", official_images=True)
     )
 
@@ -464,50 +467,6 @@ def test_routes_conflict_with_single_route_variables(variable: str) -> None:
     assert str(caught.value) == (f"CREV_ROUTES is set, and so is {variable}: use one or the other")
 
 
-# --- current_settings -------------------------------------------------------------------------
-
-
-def test_current_settings_reads_the_environment_and_caches(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("CREV_REGISTRY_HOST", "ghcr.io")
-    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-acme")
-    first = current_settings()
-    assert first.routes.default.upstream == Origin("https", "ghcr.io")
-    assert first.routes.default.namespace == Namespace("unit-test-acme")
-    assert current_settings() is first
-    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-other")
-    second = current_settings()
-    assert second.routes.default.namespace == Namespace("unit-test-other")
-    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-acme")
-    assert current_settings() is first
-
-
-def test_current_settings_raises_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CREV_ROUTES", raising=False)
-    monkeypatch.setenv("CREV_REGISTRY_HOST", "https://unit-test.example")
-    with pytest.raises(ConfigError, match="CREV_REGISTRY_HOST"):
-        current_settings()
-
-
-def test_current_settings_follow_every_variable_they_read_and_no_other(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
-        monkeypatch.delenv(key, raising=False)
-    # A route's credentials live in variables whose names come from another variable.
-    monkeypatch.setenv("CREV_ROUTES", "=ghcr.io/unit-test;credentials=UNIT_PRIV")
-    monkeypatch.setenv("CREV_UNIT_PRIV_TOKEN", "first-token")
-    first = current_settings()
-    assert first.routes.default.credentials == Credentials(token="first-token")
-    monkeypatch.setenv("UNIT_TEST_UNRELATED", "x")
-    assert current_settings() is first
-    monkeypatch.setenv("CREV_UNIT_PRIV_TOKEN", "second-token")
-    assert current_settings().routes.default.credentials == Credentials(token="second-token")
-
-
 def test_public_routes() -> None:
     assert not Settings.from_env({}).routes.default.public
     assert Settings.from_env({"CREV_PUBLIC": "1"}).routes.default.public
@@ -542,20 +501,3 @@ def test_who_authenticates_to_the_upstream(
     route = Settings.from_env(env).routes.default
     decided = route.crev_authorizes(write=write, client_authorized=client_authorized)
     assert decided is crev_authenticates
-
-
-def test_current_settings_log_a_variable_no_setting_reads_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    for key in [*SINGLE_VARIABLES, "CREV_ROUTES"]:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("CREV_REGISTRY_HOST", "ghcr.io")
-    monkeypatch.setenv("CREV_REPO_PREFIXX", "unit-test-typo")
-    caplog.set_level(logging.WARNING, logger="crev")
-    current_settings()
-    monkeypatch.setenv("CREV_REPO_PREFIX", "unit-test-now-a-new-configuration")
-    current_settings()
-    assert [record.getMessage() for record in caplog.records] == [
-        "configuration: CREV_REPO_PREFIXX is set, but crev has no such setting: it is ignored"
-        " (did you mean CREV_REPO_PREFIX?)"
-    ]

@@ -4,11 +4,13 @@ stand; over answers of the test's own, with no sockets."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 
-from crev.circuit import Circuits, State
+from crev.circuit import State
+from crev.connections import _head
 from crev.endpoints import Endpoint, Kind
 from crev.errors import (
     UpstreamClosedError,
@@ -29,15 +31,24 @@ from crev.failover import (
 )
 from crev.names import Digest, Namespace, RepositoryName, Tag
 from crev.routing import Route
-from crev.upstream import _head
+from crev.upstream import Upstream
+from crev.upstream_auth import AnonymousToken
 from crev.urls import Origin
 
 DIGEST = Digest.parse("sha256:" + "a" * 64)
-MIRROR = Route("", Origin("https", "registry-1.docker.io"), Namespace("acme"), public=True)
-SECOND = Route("", Origin("https", "quay.io"), Namespace("acme"), public=True)
-ROUTE = Route(
-    "", Origin("https", "ghcr.io"), Namespace("acme"), public=True, mirrors=(MIRROR, SECOND)
-)
+
+
+def upstream(host: str, clock: Callable[[], float] = time.monotonic) -> Upstream:
+    return Upstream(Origin("https", host), Namespace("acme"), AnonymousToken(), clock=clock)
+
+
+def route_with_mirrors(clock: Callable[[], float] = time.monotonic) -> Route:
+    """ghcr.io, with Docker Hub and then quay.io as its mirrors; circuits on `clock`."""
+    mirrors = (upstream("registry-1.docker.io", clock), upstream("quay.io", clock))
+    return Route("", (upstream("ghcr.io", clock),), public=True, mirrors=mirrors)
+
+
+ROUTE = route_with_mirrors()
 
 
 class FakeAnswer:
@@ -93,35 +104,43 @@ def clock() -> Clock:
     return Clock()
 
 
+class Routes:
+    """The route of a test, on its clock, and its two mirrors as routes."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.route = route_with_mirrors(clock)
+        self.mirror, self.second = self.route.mirror_routes
+
+
 @pytest.fixture
-def circuits(clock: Clock) -> Circuits:
-    return Circuits(30, clock)
+def routes(clock: Clock) -> Routes:
+    return Routes(clock)
 
 
-def serve(upstreams: Upstreams, circuits: Circuits, route: Route = ROUTE) -> Served[FakeAnswer]:
+def serve(upstreams: Upstreams, route: Route) -> Served[FakeAnswer]:
     send: Callable[[Route], FakeAnswer] = upstreams.send
-    return send_with_failover(route, route.mirrors, send, circuits, 5.0)
+    return send_with_failover(route, route.mirror_routes, send, 5.0)
 
 
 def unreachable() -> UpstreamError:
     return UpstreamUnreachableError("upstream ghcr.io is unreachable: refused")
 
 
-def test_a_healthy_primary_is_the_only_one_asked(circuits: Circuits) -> None:
+def test_a_healthy_primary_is_the_only_one_asked(routes: Routes) -> None:
     upstreams = Upstreams(ghcr_io=200)
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route, served.primary_failure) == (200, ROUTE, None)
-    # The primary waits no longer than CREV_FAILOVER_SECONDS for its answer head.
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route, served.primary_failure) == (200, routes.route, None)
+    # The primary waits no longer than CREV_FAILOVER_routes.secondS for its answer head.
     assert upstreams.asked == [("ghcr.io", 5.0)]
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 400, 307, 206])
-def test_the_primarys_other_answers_stand(circuits: Circuits, status: int) -> None:
+def test_the_primarys_other_answers_stand(routes: Routes, status: int) -> None:
     upstreams = Upstreams(ghcr_io=status)
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route) == (status, ROUTE)
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route) == (status, routes.route)
     assert upstreams.hosts == ["ghcr.io"]
-    assert circuits.of(ROUTE.upstream).state is State.CLOSED
+    assert routes.route.upstream.circuit.state is State.CLOSED
 
 
 @pytest.mark.parametrize(
@@ -143,93 +162,105 @@ def test_the_primarys_other_answers_stand(circuits: Circuits, status: int) -> No
     ],
 )
 def test_a_failing_primary_is_answered_for_by_its_first_mirror(
-    circuits: Circuits, failure: Outcome, shown: str
+    routes: Routes, failure: Outcome, shown: str
 ) -> None:
     upstreams = Upstreams(ghcr_io=failure, registry_1_docker_io=200)
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route, served.primary_failure) == (200, MIRROR, shown)
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route, served.primary_failure) == (
+        200,
+        routes.mirror,
+        shown,
+    )
     # The mirror is waited on for as long as CREV_UPSTREAM_TIMEOUT allows.
     assert upstreams.asked == [("ghcr.io", 5.0), ("registry-1.docker.io", None)]
     # The primary's failing answer lets its connection go.
     assert all(answer.released for answer in upstreams.answers if answer.status == failure)
 
 
-def test_a_malformed_answer_or_a_cut_body_is_no_outage(circuits: Circuits) -> None:
+def test_a_malformed_answer_or_a_cut_body_is_no_outage(routes: Routes) -> None:
     for error in (UpstreamError("upstream ghcr.io sent a malformed answer"), UpstreamCutError("x")):
         upstreams = Upstreams(ghcr_io=error, registry_1_docker_io=200)
         with pytest.raises(type(error)):
-            serve(upstreams, circuits)
+            serve(upstreams, routes.route)
         assert upstreams.hosts == ["ghcr.io"]
 
 
-def test_mirrors_are_asked_in_order_past_the_ones_that_fail(circuits: Circuits) -> None:
+def test_mirrors_are_asked_in_order_past_the_ones_that_fail(routes: Routes) -> None:
     upstreams = Upstreams(ghcr_io=503, registry_1_docker_io=unreachable(), quay_io=200)
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route, served.primary_failure) == (200, SECOND, "503")
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route, served.primary_failure) == (
+        200,
+        routes.second,
+        "503",
+    )
     assert upstreams.hosts == ["ghcr.io", "registry-1.docker.io", "quay.io"]
 
 
-def test_a_mirrors_404_is_its_answer(circuits: Circuits) -> None:
+def test_a_mirrors_404_is_its_answer(routes: Routes) -> None:
     # The primary failed; the mirror does not know the name: that is for the fallback to see.
     upstreams = Upstreams(ghcr_io=503, registry_1_docker_io=404, quay_io=200)
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route, served.primary_failure) == (404, MIRROR, "503")
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route, served.primary_failure) == (
+        404,
+        routes.mirror,
+        "503",
+    )
 
 
-def test_when_every_mirror_fails_the_primarys_answer_stands(circuits: Circuits) -> None:
+def test_when_every_mirror_fails_the_primarys_answer_stands(routes: Routes) -> None:
     upstreams = Upstreams(ghcr_io=429, registry_1_docker_io=503, quay_io=unreachable())
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route, served.primary_failure) == (429, ROUTE, None)
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route, served.primary_failure) == (429, routes.route, None)
     assert not served.answer.released
     assert [a.released for a in upstreams.answers] == [False, True]
 
 
-def test_when_every_mirror_fails_the_primarys_error_stands(circuits: Circuits) -> None:
+def test_when_every_mirror_fails_the_primarys_error_stands(routes: Routes) -> None:
     failure = unreachable()
     upstreams = Upstreams(ghcr_io=failure, registry_1_docker_io=503, quay_io=504)
     with pytest.raises(UpstreamUnreachableError) as caught:
-        serve(upstreams, circuits)
+        serve(upstreams, routes.route)
     assert caught.value is failure
 
 
 def test_an_open_circuit_skips_the_primary_until_the_cool_down_ends(
-    circuits: Circuits, clock: Clock
+    routes: Routes, clock: Clock
 ) -> None:
     upstreams = Upstreams(
         ghcr_io=[UpstreamTimeoutError("no answer"), 200], registry_1_docker_io=200
     )
-    assert serve(upstreams, circuits).primary_failure == "timeout"
+    assert serve(upstreams, routes.route).primary_failure == "timeout"
     clock.now += 29
-    served = serve(upstreams, circuits)
-    assert (served.route, served.primary_failure) == (MIRROR, SKIPPED)
+    served = serve(upstreams, routes.route)
+    assert (served.route, served.primary_failure) == (routes.mirror, SKIPPED)
     assert upstreams.hosts == ["ghcr.io", "registry-1.docker.io", "registry-1.docker.io"]
     clock.now += 1
     # The first request after the cool-down tries the primary, which serves again.
-    served = serve(upstreams, circuits)
-    assert (served.route, served.primary_failure) == (ROUTE, None)
-    assert circuits.of(ROUTE.upstream).state is State.CLOSED
+    served = serve(upstreams, routes.route)
+    assert (served.route, served.primary_failure) == (routes.route, None)
+    assert routes.route.upstream.circuit.state is State.CLOSED
 
 
 def test_a_skipped_primary_is_asked_after_all_when_no_mirror_answers(
-    circuits: Circuits,
+    routes: Routes,
 ) -> None:
     upstreams = Upstreams(ghcr_io=[503, 200], registry_1_docker_io=503, quay_io=503)
-    assert serve(upstreams, circuits).answer.status == 503
-    served = serve(upstreams, circuits)
-    assert (served.answer.status, served.route) == (200, ROUTE)
+    assert serve(upstreams, routes.route).answer.status == 503
+    served = serve(upstreams, routes.route)
+    assert (served.answer.status, served.route) == (200, routes.route)
     assert upstreams.hosts == [
         *("ghcr.io", "registry-1.docker.io", "quay.io"),
         *("registry-1.docker.io", "quay.io", "ghcr.io"),
     ]
     assert upstreams.asked[-1] == ("ghcr.io", 5.0)
-    assert circuits.of(ROUTE.upstream).state is State.CLOSED
+    assert routes.route.upstream.circuit.state is State.CLOSED
 
 
-def test_each_primary_has_its_own_circuit(circuits: Circuits) -> None:
-    other = ROUTE._replace(upstream=Origin("https", "other.io"))
+def test_each_primary_has_its_own_circuit(routes: Routes) -> None:
+    other = routes.route._replace(upstreams=(upstream("other.io"),))
     upstreams = Upstreams(ghcr_io=503, other_io=200, registry_1_docker_io=200)
-    serve(upstreams, circuits)
-    assert serve(upstreams, circuits, other).route == other
+    serve(upstreams, routes.route)
+    assert serve(upstreams, other).route == other
 
 
 def test_failure_of_names_only_outages() -> None:
@@ -266,8 +297,9 @@ def test_what_may_fail_over(
 
 
 def test_a_mirror_whose_namespace_makes_the_name_too_long_is_not_asked() -> None:
-    long_prefix = Route("", Origin("https", "quay.io"), Namespace("x" * 200), public=True)
-    route = ROUTE._replace(mirrors=(long_prefix, MIRROR))
+    long_prefix = Upstream(Origin("https", "quay.io"), Namespace("x" * 200), AnonymousToken())
+    route = ROUTE._replace(mirrors=(long_prefix, ROUTE.mirrors[0]))
+    held, hub = route.mirror_routes
     name = RepositoryName("a" * 60)
-    assert mirrors_for(route, Endpoint(Kind.MANIFEST, name, Tag("1"))) == (MIRROR,)
-    assert mirrors_for(route, Endpoint(Kind.MANIFEST, TOOL, Tag("1"))) == (long_prefix, MIRROR)
+    assert mirrors_for(route, Endpoint(Kind.MANIFEST, name, Tag("1"))) == (hub,)
+    assert mirrors_for(route, Endpoint(Kind.MANIFEST, TOOL, Tag("1"))) == (held, hub)

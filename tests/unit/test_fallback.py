@@ -16,19 +16,26 @@ from crev.fallback import (
     fallback_for,
     may_ask_fallback,
     next_page_link,
-    tag_names,
     tag_page,
     unknown_here,
 )
 from crev.names import Digest, Namespace, RepositoryName, Tag
-from crev.routing import Route
+from crev.tag_list import tag_names
+from crev.upstream import Upstream
+from crev.upstream_auth import AnonymousToken
 from crev.urls import Origin
+from tests.support.routes import route_to
 
 TOOL = RepositoryName("tool")
 DIGEST = Digest("sha256:" + "c" * 64)
-PRIMARY = Route("", Origin("https", "ghcr.io"), Namespace("acme"), public=True)
-WITH_FALLBACK = PRIMARY._replace(
-    fallback=Route("", Origin("https", "registry-1.docker.io"), Namespace("acme"), public=True)
+PRIMARY = route_to("", Origin("https", "ghcr.io"), Namespace("acme"), AnonymousToken(), public=True)
+WITH_FALLBACK = route_to(
+    "",
+    Origin("https", "ghcr.io"),
+    Namespace("acme"),
+    AnonymousToken(),
+    public=True,
+    fallback=Upstream(Origin("https", "registry-1.docker.io"), Namespace("acme"), AnonymousToken()),
 )
 
 
@@ -174,8 +181,13 @@ def test_a_name_the_fallbacks_namespace_makes_too_long_is_the_primarys_alone() -
     # acme/ + 248 characters is a name; a-much-longer-old-namespace/ + 248 is not.
     long_name = RepositoryName("x" * 248)
     route = PRIMARY._replace(
-        fallback=Route(
-            "", Origin("https", "registry-1.docker.io"), Namespace("a-much-longer-old-namespace")
+        upstreams=(
+            PRIMARY.upstream,
+            Upstream(
+                Origin("https", "registry-1.docker.io"),
+                Namespace("a-much-longer-old-namespace"),
+                AnonymousToken(),
+            ),
         )
     )
     assert fallback_for(route, TOOL) == route.fallback

@@ -8,7 +8,7 @@ import pytest
 from crev.config import Settings
 from crev.errors import ConfigError
 from crev.names import Namespace
-from crev.routing import Credentials
+from crev.upstream_auth import AnonymousToken, RealmCredentials
 from crev.urls import Origin
 
 PUBLIC_GHCR = {"CREV_REGISTRY_HOST": "ghcr.io", "CREV_REPO_PREFIX": "acme", "CREV_PUBLIC": "1"}
@@ -24,10 +24,10 @@ def test_the_single_route_takes_a_fallback() -> None:
     )
     route = settings.routes.default
     assert route.fallback is not None
-    assert route.fallback.upstream == Origin("https", "registry-1.docker.io")
+    assert route.fallback.upstream.origin == Origin("https", "registry-1.docker.io")
     assert route.fallback.namespace == Namespace("acmecorp", official_images=True)
     # Read with anonymous tokens of crev's own, never with a client's.
-    assert route.fallback.public and route.fallback.credentials is None
+    assert route.fallback.public and route.fallback.upstream.auth == AnonymousToken()
     assert route.fallback.fallback is None
     assert route.describe() == (
         "NAME -> https://ghcr.io/acme/NAME  "
@@ -58,9 +58,9 @@ def test_a_fallback_has_a_scheme_and_credentials_of_its_own() -> None:
     )
     fallback = settings.routes.default.fallback
     assert fallback is not None
-    assert fallback.upstream == Origin("http", "127.0.0.1:5000")
+    assert fallback.upstream.origin == Origin("http", "127.0.0.1:5000")
     # The primary's credentials never go to the fallback.
-    assert fallback.credentials == Credentials("old", "pw")
+    assert fallback.upstream.auth == RealmCredentials("old", "pw")
     assert not fallback.public
 
 
@@ -137,10 +137,10 @@ def test_a_route_takes_a_fallback_option() -> None:
     rest = settings.routes.by_prefix("")
     assert tools is not None and tools.fallback is not None
     assert tools.fallback.vanity_prefix == "tools/"
-    assert tools.fallback.upstream == Origin("http", "old.example:5000")
+    assert tools.fallback.upstream.origin == Origin("http", "old.example:5000")
     assert tools.fallback.namespace == Namespace("acme")
     assert rest is not None and rest.fallback is not None
-    assert rest.fallback.credentials == Credentials("u", "p")
+    assert rest.fallback.upstream.auth == RealmCredentials("u", "p")
     assert rest.fallback.namespace == Namespace("acme", official_images=True)
 
 

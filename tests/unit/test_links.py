@@ -7,8 +7,8 @@ import pytest
 from crev.errors import MalformedHeaderError
 from crev.links import rewrite_link, rewrite_location
 from crev.names import Namespace
-from crev.routing import Route
 from crev.urls import DOCKER_HUB, Origin
+from tests.support.routes import route_to
 
 GHCR = Origin("https", "ghcr.io")
 LOCAL = Origin("http", "127.0.0.1:5000")
@@ -19,7 +19,6 @@ DIGEST = "sha256:" + "ab" * 32
 BLOB_URL = GHCR.url(f"/v2/acme/tool/blobs/{DIGEST}")
 UPLOADS_URL = GHCR.url("/v2/acme/tool/blobs/uploads/")
 TAGS_URL = GHCR.url("/v2/acme/tool/tags/list?n=100")
-
 
 # --- rewrite_location: other hosts ------------------------------------------------------------
 
@@ -173,7 +172,7 @@ def test_official_images(location: str, expected: str) -> None:
     assert rewrite_location(location, HUB_TAGS_URL, OFFICIAL) == expected
 
 
-TOOLS = Route("tools/", GHCR, Namespace("acme/tools"))
+TOOLS = route_to("tools/", GHCR, Namespace("acme/tools"))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from crev.config import DEFAULT_FAILOVER_SECONDS, Settings, read_settings
 from crev.errors import ConfigError
 from crev.names import Namespace
-from crev.routing import Credentials
+from crev.upstream_auth import AnonymousToken, RealmCredentials, StaticToken
 from crev.urls import Origin
 
 PUBLIC_GHCR = {"CREV_REGISTRY_HOST": "ghcr.io", "CREV_REPO_PREFIX": "acme", "CREV_PUBLIC": "1"}
@@ -24,11 +24,13 @@ def test_the_single_route_takes_a_mirror() -> None:
     )
     route = settings.routes.default
     (mirror,) = route.mirrors
-    assert mirror.upstream == Origin("https", "registry-1.docker.io")
+    assert mirror.origin == Origin("https", "registry-1.docker.io")
     assert mirror.namespace == Namespace("acmecorp", official_images=True)
     # Read with anonymous tokens of crev's own, never with a client's or the primary's.
-    assert mirror.public and mirror.credentials is None
-    assert mirror.mirrors == () and mirror.fallback is None
+    assert mirror.auth == AnonymousToken()
+    (mirror_route,) = route.mirror_routes
+    assert mirror_route.upstreams == (mirror,) and mirror_route.mirrors == ()
+    assert mirror_route.vanity_prefix == route.vanity_prefix
     assert route.fallback is None
     assert route.describe() == (
         "NAME -> https://ghcr.io/acme/NAME  "
@@ -48,10 +50,9 @@ def test_a_mirror_has_a_scheme_and_credentials_of_its_own() -> None:
         }
     )
     (mirror,) = settings.routes.default.mirrors
-    assert mirror.upstream == Origin("http", "127.0.0.1:5000")
+    assert mirror.origin == Origin("http", "127.0.0.1:5000")
     # The primary's credentials never go to the mirror.
-    assert mirror.credentials == Credentials("mirror", "pw")
-    assert not mirror.public
+    assert mirror.auth == RealmCredentials("mirror", "pw")
     assert read_settings({**PUBLIC_GHCR, "CREV_MIRROR_REGISTRY_HOST": "quay.io"})[1] == []
 
 
@@ -64,8 +65,11 @@ def test_a_route_has_both_mirrors_and_a_fallback() -> None:
         }
     )
     route = settings.routes.default
-    assert [mirror.upstream.host for mirror in route.mirrors] == ["quay.io"]
+    assert [mirror.host for mirror in route.mirrors] == ["quay.io"]
     assert route.fallback is not None and route.fallback.upstream.host == "x.io"
+    # A mirror answers for the upstream; the fallback stays behind it for unknown names.
+    (mirrored,) = route.mirror_routes
+    assert mirrored.fallback == route.fallback
     assert route.describe().endswith(
         "(public, failing over to https://quay.io/NAME, falling back to https://x.io/NAME)"
     )
@@ -157,15 +161,18 @@ def test_a_route_takes_mirrors_in_order_each_with_its_credentials() -> None:
     tools = settings.routes.by_prefix("tools/")
     rest = settings.routes.by_prefix("")
     assert tools is not None and rest is not None
-    assert [(m.upstream, m.namespace, m.credentials) for m in tools.mirrors] == [
-        (Origin("https", "registry-1.docker.io"), Namespace("acme", official_images=True), None),
-        (Origin("http", "127.0.0.1:5000"), Namespace("tools"), Credentials(token="local")),
-        (Origin("https", "quay.io"), Namespace("acme"), None),
+    assert [(m.origin, m.namespace, m.auth) for m in tools.mirrors] == [
+        (
+            Origin("https", "registry-1.docker.io"),
+            Namespace("acme", official_images=True),
+            AnonymousToken(),
+        ),
+        (Origin("http", "127.0.0.1:5000"), Namespace("tools"), StaticToken("local")),
+        (Origin("https", "quay.io"), Namespace("acme"), AnonymousToken()),
     ]
-    assert {mirror.vanity_prefix for mirror in tools.mirrors} == {"tools/"}
-    assert [mirror.public for mirror in tools.mirrors] == [True, False, True]
+    assert {mirror.vanity_prefix for mirror in tools.mirror_routes} == {"tools/"}
     (hub,) = rest.mirrors
-    assert hub.credentials == Credentials("u", "p")
+    assert hub.auth == RealmCredentials("u", "p")
     assert rest.fallback is not None and rest.fallback.upstream.host == "quay.io"
 
 

@@ -1,5 +1,5 @@
 """An upstream's token realm (crev/realm.py): its token URL, learned from the challenges an
-upstream sends and kept per upstream, configured or discovered by one ping of `/v2/`."""
+upstream sends and kept by each upstream, configured or discovered by one ping of `/v2/`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from pytest_httpserver import HTTPServer
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import RepositoryName
-from crev.realm import LearnedRealms, Realm, announced_realm, learn_realm, realm_of
+from crev.realm import Realm, RealmKnowledge
 from crev.scope import Scope
-from crev.urls import URL, Origin
+from crev.urls import URL
 from tests.support.service_calls import settings_for
 
-GHCR = Origin("https", "ghcr.io")
-HUB = Origin("https", "registry-1.docker.io")
 TOKEN = URL.parse("https://ghcr.io/token")
 PULL = Scope.repository(RepositoryName("acme/tool"), "pull")
 PUSH = Scope.repository(RepositoryName("acme/x"), "pull", "push")
@@ -48,16 +46,17 @@ def test_a_realm_keeps_its_own_query() -> None:
     assert str(realm.url_for([])) == "https://auth.example/token?tenant=acme&service=reg"
 
 
-# --- LearnedRealms ----------------------------------------------------------------------------
+# --- RealmKnowledge ---------------------------------------------------------------------------
 
 
 def test_the_bearer_realm_of_a_challenge_is_learned() -> None:
-    realms = LearnedRealms()
+    realms = RealmKnowledge()
     realms.learn(
-        GHCR, challenged('Basic realm="x", Bearer realm="https://ghcr.io/token",service="ghcr.io"')
+        challenged('Basic realm="x", Bearer realm="https://ghcr.io/token",service="ghcr.io"')
     )
-    assert realms.get(GHCR) == Realm(TOKEN, "ghcr.io")
-    assert realms.get(HUB) is None
+    assert realms.known() == Realm(TOKEN, "ghcr.io")
+    # Each upstream knows its own.
+    assert RealmKnowledge().known() is None
 
 
 @pytest.mark.parametrize(
@@ -72,30 +71,26 @@ def test_the_bearer_realm_of_a_challenge_is_learned() -> None:
     ],
 )
 def test_an_answer_without_a_usable_bearer_realm_teaches_nothing(headers: Headers) -> None:
-    realms = LearnedRealms()
-    realms.learn(GHCR, headers)
-    assert realms.get(GHCR) is None
+    realms = RealmKnowledge()
+    realms.learn(headers)
+    assert realms.known() is None
 
 
 def test_a_malformed_challenge_does_not_hide_a_good_one() -> None:
-    realms = LearnedRealms()
-    realms.learn(
-        GHCR, challenged('Bearer realm="unterminated', 'Bearer realm="https://ghcr.io/token"')
-    )
-    assert realms.get(GHCR) == Realm(TOKEN)
+    realms = RealmKnowledge()
+    realms.learn(challenged('Bearer realm="unterminated', 'Bearer realm="https://ghcr.io/token"'))
+    assert realms.known() == Realm(TOKEN)
 
 
 def test_a_new_realm_replaces_the_old_and_an_answer_without_one_keeps_it() -> None:
-    realms = LearnedRealms()
-    realms.learn(GHCR, challenged('Bearer realm="https://old.example/token"'))
-    realms.learn(GHCR, challenged('Bearer realm="https://ghcr.io/token",service="ghcr.io"'))
-    realms.learn(GHCR, Headers())
-    assert realms.get(GHCR) == Realm(TOKEN, "ghcr.io")
-    realms.clear()
-    assert realms.get(GHCR) is None
+    realms = RealmKnowledge()
+    realms.learn(challenged('Bearer realm="https://old.example/token"'))
+    realms.learn(challenged('Bearer realm="https://ghcr.io/token",service="ghcr.io"'))
+    realms.learn(Headers())
+    assert realms.known() == Realm(TOKEN, "ghcr.io")
 
 
-# --- announced_realm and realm_of -------------------------------------------------------------
+# --- Upstream.announced_realm and Upstream.realm ----------------------------------------------
 
 
 def challenge_for(upstream: HTTPServer) -> dict[str, str]:
@@ -108,8 +103,8 @@ def test_the_realm_is_discovered_by_one_ping(httpserver: HTTPServer) -> None:
     )
     route = settings_for(httpserver).routes.default
     expected = Realm(URL.parse(httpserver.url_for("/token")), "reg")
-    assert announced_realm(route, 5.0) == expected
-    assert realm_of(route, 5.0) == expected
+    assert route.upstream.announced_realm() == expected
+    assert route.upstream.realm() == expected
     assert [request.path for request, _ in httpserver.log] == ["/v2/"]
     # The ping carries nothing of a client's.
     assert "Authorization" not in httpserver.log[0][0].headers
@@ -117,27 +112,27 @@ def test_the_realm_is_discovered_by_one_ping(httpserver: HTTPServer) -> None:
 
 def test_a_realm_learned_from_any_answer_spares_the_ping(httpserver: HTTPServer) -> None:
     route = settings_for(httpserver).routes.default
-    learn_realm(route.upstream, Headers(list(challenge_for(httpserver).items())))
-    assert announced_realm(route, 5.0) == Realm(URL.parse(httpserver.url_for("/token")), "reg")
+    route.upstream.learn_realm(Headers(list(challenge_for(httpserver).items())))
+    assert route.upstream.announced_realm() == Realm(URL.parse(httpserver.url_for("/token")), "reg")
     assert httpserver.log == []
 
 
 def test_a_configured_realm_is_used_with_the_learned_service(httpserver: HTTPServer) -> None:
     route = settings_for(httpserver, token_realm="https://auth.example/token").routes.default
-    assert announced_realm(route, 5.0) == Realm(URL.parse("https://auth.example/token"))
-    learn_realm(
-        route.upstream, challenged('Bearer realm="https://elsewhere.example/t",service="reg"')
+    assert route.upstream.announced_realm() == Realm(URL.parse("https://auth.example/token"))
+    route.upstream.learn_realm(
+        challenged('Bearer realm="https://elsewhere.example/t",service="reg"')
     )
-    assert announced_realm(route, 5.0) == Realm(URL.parse("https://auth.example/token"), "reg")
+    assert route.upstream.announced_realm() == Realm(URL.parse("https://auth.example/token"), "reg")
     assert httpserver.log == []
 
 
 def test_an_upstream_that_wants_no_token_announces_no_realm(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/").respond_with_data("{}")
     route = settings_for(httpserver).routes.default
-    assert announced_realm(route, 5.0) is None
+    assert route.upstream.announced_realm() is None
     with pytest.raises(UpstreamError) as caught:
-        realm_of(route, 5.0)
+        route.upstream.realm()
     assert caught.value.message == (
         f"upstream 127.0.0.1:{httpserver.port} announced no Bearer token realm"
     )
@@ -147,7 +142,7 @@ def test_an_open_upstream_is_pinged_once(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/").respond_with_data("{}")
     route = settings_for(httpserver).routes.default
     for _ in range(3):
-        assert announced_realm(route, 5.0) is None
+        assert route.upstream.announced_realm() is None
     assert [request.path for request, _ in httpserver.log] == ["/v2/"]
 
 
@@ -156,9 +151,9 @@ def test_an_open_upstream_that_later_challenges_teaches_its_realm(
 ) -> None:
     httpserver.expect_request("/v2/").respond_with_data("{}")
     route = settings_for(httpserver).routes.default
-    assert announced_realm(route, 5.0) is None
-    learn_realm(route.upstream, Headers(list(challenge_for(httpserver).items())))
-    assert announced_realm(route, 5.0) == Realm(URL.parse(httpserver.url_for("/token")), "reg")
+    assert route.upstream.announced_realm() is None
+    route.upstream.learn_realm(Headers(list(challenge_for(httpserver).items())))
+    assert route.upstream.announced_realm() == Realm(URL.parse(httpserver.url_for("/token")), "reg")
     assert len(httpserver.log) == 1
 
 
@@ -168,6 +163,6 @@ def test_a_failed_ping_is_not_taken_for_an_open_upstream(
 ) -> None:
     httpserver.expect_request("/v2/").respond_with_data("{}", status=status)
     route = settings_for(httpserver).routes.default
-    assert announced_realm(route, 5.0) is None
-    assert announced_realm(route, 5.0) is None
+    assert route.upstream.announced_realm() is None
+    assert route.upstream.announced_realm() is None
     assert len(httpserver.log) == 2

@@ -7,9 +7,11 @@ import pytest
 
 from crev.endpoints import parse_endpoint
 from crev.names import Namespace, RepositoryName, vanity_name_of
-from crev.routing import Credentials, Route, RouteTable
+from crev.routing import Route, RouteTable
+from crev.upstream_auth import RealmCredentials, StaticToken
 from crev.urls import DOCKER_HUB, Origin
 from tests.support.refusals import refused
+from tests.support.routes import route_to
 
 
 def name(text: str) -> RepositoryName:
@@ -18,9 +20,9 @@ def name(text: str) -> RepositoryName:
 
 GHCR = Origin("https", "ghcr.io")
 HUB = Origin("https", DOCKER_HUB)
-TOOLS = Route("tools/", GHCR, Namespace("acme/tools"))
-HUB_ROUTE = Route("hub/", HUB, Namespace("", official_images=True))
-REST = Route("", GHCR, Namespace("acme"))
+TOOLS = route_to("tools/", GHCR, Namespace("acme/tools"))
+HUB_ROUTE = route_to("hub/", HUB, Namespace("", official_images=True))
+REST = route_to("", GHCR, Namespace("acme"))
 TABLE = RouteTable((REST, TOOLS, HUB_ROUTE))
 
 
@@ -133,15 +135,20 @@ def test_route_table_by_prefix() -> None:
 
 def test_route_describe() -> None:
     assert TOOLS.describe() == "tools/NAME -> https://ghcr.io/acme/tools/NAME"
-    assert Route("", HUB, Namespace("")).describe() == ("NAME -> https://registry-1.docker.io/NAME")
+    assert route_to("", HUB, Namespace("")).describe() == (
+        "NAME -> https://registry-1.docker.io/NAME"
+    )
 
 
 def test_credentials_repr_hides_secrets() -> None:
-    shown = repr(Credentials("user", "hunter2", "tok3n"))
+    shown = repr(RealmCredentials("user", "hunter2")) + repr(StaticToken("tok3n"))
     assert "hunter2" not in shown
     assert "tok3n" not in shown
     assert "user" in shown
-    assert "hunter2" not in repr(Route("", GHCR, Namespace(""), Credentials("u", "hunter2")))
+    route = route_to("", GHCR, Namespace(""), RealmCredentials("u", "hunter2"))
+    assert "hunter2" not in repr(route)
+    # No tuple or dict of them holds the secret for a careless print either.
+    assert not isinstance(RealmCredentials("u", "hunter2").login, tuple)
 
 
 def test_upstream_is_docker_hub() -> None:
@@ -152,6 +159,6 @@ def test_upstream_is_docker_hub() -> None:
 def test_route_to_vanity_respects_the_length_limit() -> None:
     # An upstream name that would be over 255 characters under the vanity prefix has no vanity
     # name: it is never shown (in a challenge's scope, say) as a name the client cannot use.
-    route = Route("tools/", GHCR, Namespace(""))
+    route = route_to("tools/", GHCR, Namespace(""))
     vanity = route.to_vanity(name("a" * 255))
     assert vanity is None or RepositoryName.parse(vanity.value) == vanity

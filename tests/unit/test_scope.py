@@ -9,6 +9,7 @@ from crev.names import Namespace
 from crev.routing import Route
 from crev.scope import Scope, parse_scopes, scope_to_upstream, scope_to_vanity
 from crev.urls import DOCKER_HUB, Origin
+from tests.support.routes import route_to
 
 ACME = Namespace("acme")
 TEAM = Namespace("org/team")
@@ -206,8 +207,8 @@ def test_scope_to_upstream_longest_name_under_prefix() -> None:
     assert mapped == Scope("repository", f"acme/{name}", ("pull",))
 
 
-HUB = Route("hub/", Origin("https", DOCKER_HUB), Namespace("", official_images=True))
-TOOLS = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
+HUB = route_to("hub/", Origin("https", DOCKER_HUB), Namespace("", official_images=True))
+TOOLS = route_to("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
 
 
 @pytest.mark.parametrize(

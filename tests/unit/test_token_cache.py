@@ -1,26 +1,24 @@
-"""crev/token_cache.py: one fetch per key, eviction; and the cache under `send_authorized`, with
+"""crev/token_cache.py: one fetch per key, eviction; and the cache under `Upstream.send`, with
 threads against a stand-in realm that counts what it is asked."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
+from crev.connections import UpstreamRequest
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import Namespace, RepositoryName
-from crev.realm import forget_realms
-from crev.routing import Credentials, Route
 from crev.scope import Scope
 from crev.token_cache import CachedToken, TokenCache
-from crev.upstream import UpstreamRequest
-from crev.upstream_auth import forget_tokens, send_authorized
+from crev.upstream import Upstream
+from crev.upstream_auth import RealmCredentials
 from crev.urls import Origin
 
 
@@ -173,21 +171,10 @@ def test_misses_of_different_keys_fetch_in_parallel() -> None:
     assert len(cache) == 4
 
 
-# --- the cache under send_authorized ------------------------------------------------------------
+# --- the cache under Upstream.send --------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_state() -> Iterator[None]:
-    forget_realms()
-    forget_tokens()
-    yield
-    forget_realms()
-    forget_tokens()
-
-
-def test_concurrent_requests_for_one_scope_ask_the_realm_once(
-    httpserver: HTTPServer, fresh_state: None
-) -> None:
+def test_concurrent_requests_for_one_scope_ask_the_realm_once(httpserver: HTTPServer) -> None:
     realm = httpserver.url_for("/token")
     httpserver.expect_request("/v2/").respond_with_data(
         "{}", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'}
@@ -203,18 +190,18 @@ def test_concurrent_requests_for_one_scope_ask_the_realm_once(
     httpserver.expect_request(
         "/v2/acme/tool/manifests/1", headers={"Authorization": "Bearer granted"}
     ).respond_with_data("manifest")
-    route = Route(
-        "",
+    upstream = Upstream(
         Origin("http", f"127.0.0.1:{httpserver.port}"),
         Namespace("acme"),
-        Credentials("crev", "secret"),
+        RealmCredentials("crev", "secret"),
+        timeout=5.0,
     )
-    upstream_name = route.to_upstream(RepositoryName("tool"))
+    upstream_name = upstream.to_upstream(RepositoryName("tool"))
     scopes = (Scope.repository(upstream_name, "pull"),)
 
     def pull() -> int:
-        request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
-        answer = send_authorized(request, route, scopes, 5.0)
+        request = UpstreamRequest("GET", upstream.url("/v2/acme/tool/manifests/1"), Headers())
+        answer = upstream.send(request, scopes)
         answer.read(1024, 5.0)
         return answer.status
 

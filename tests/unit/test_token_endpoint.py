@@ -20,6 +20,7 @@ from crev.routing import Route, RouteTable
 from crev.token_endpoint import MAX_SCOPES, PLACEHOLDER_TOKEN, serve_token
 from crev.urls import URL, Origin
 from tests.support.refusals import refused
+from tests.support.routes import route_to
 from tests.support.service_calls import body_of, json_of, request, settings_for
 
 TOKEN = {"token": "upstream-token", "expires_in": 300}
@@ -205,8 +206,8 @@ def test_the_realms_answer_is_passed_on(httpserver: HTTPServer) -> None:
 
 # --- token_url: where crev's token endpoint is announced --------------------------------------
 
-GHCR_ROUTE = Route("", Origin("https", "ghcr.io"), Namespace("acme"))
-TOOLS_ROUTE = Route("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
+GHCR_ROUTE = route_to("", Origin("https", "ghcr.io"), Namespace("acme"))
+TOOLS_ROUTE = route_to("tools/", Origin("https", "ghcr.io"), Namespace("acme/tools"))
 
 
 def make_request(origin: str | Origin) -> Request:

@@ -22,7 +22,8 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from crev import transport, upstream
+from crev import transport
+from crev.connections import Connections, UpstreamRequest
 from crev.errors import UpstreamCutError
 from crev.messages import Headers
 from crev.upstream_response import UpstreamResponse
@@ -57,15 +58,20 @@ def serve() -> Iterator[Callable[..., KeepAliveServer]]:
         server.close()
 
 
+# The tests' connections: each stand-in server is a pool of its own in it.
+CONNECTIONS = Connections()
+
+
 def send(
     method: str,
     url: str,
     headers: Headers,
     timeout: float,
     content: bytes | Iterator[bytes] | None = None,
+    connections: Connections = CONNECTIONS,
 ) -> UpstreamResponse:
-    request = upstream.UpstreamRequest(method, URL.parse(url), headers, content)
-    return upstream.send(request, timeout)
+    request = UpstreamRequest(method, URL.parse(url), headers, content)
+    return connections.send(request, timeout)
 
 
 def get(url: str, content: bytes | Iterator[bytes] | None = None) -> UpstreamResponse:
@@ -179,7 +185,6 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
     server.start()
     yield server, tmp_path / "ca.pem"
     server.stop()
-    transport.reset_client()
 
 
 def test_an_https_upstream_is_verified_against_the_ca_store(
@@ -190,16 +195,14 @@ def test_an_https_upstream_is_verified_against_the_ca_store(
     url = server.url_for("/v2/")
     assert url.startswith("https://")
 
-    transport.reset_client()
     with refused() as refusal:
-        send("GET", url, Headers(), TIMEOUT)
+        send("GET", url, Headers(), TIMEOUT, connections=Connections())
     assert refusal.status == 502
     assert "CERTIFICATE_VERIFY_FAILED" in refusal.message
 
     # SSL_CERT_FILE is how a deployment trusts a private CA, as with any OpenSSL client.
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    transport.reset_client()
-    response = send("GET", url, Headers(), TIMEOUT)
+    response = send("GET", url, Headers(), TIMEOUT, connections=Connections())
     assert b"".join(response.stream()) == b"over tls"
 
 
@@ -212,8 +215,7 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(transport, "CA_BUNDLES", (str(tmp_path / "absent.crt"), str(ca_file)))
-    transport.reset_client()
-    response = send("GET", server.url_for("/v2/"), Headers(), TIMEOUT)
+    response = send("GET", server.url_for("/v2/"), Headers(), TIMEOUT, connections=Connections())
     assert b"".join(response.stream()) == b"verified"
 
 
@@ -229,16 +231,19 @@ def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
         return loaded[-1]
 
     monkeypatch.setattr(transport, "tls_context", counted_tls_context)
-    transport.reset_client()
+    connections = Connections()
     plain = serve(lambda n: ok(b"plain %d" % n))
-    assert [b"".join(get(plain.url).stream()) for _ in range(2)] == [b"plain 1", b"plain 2"]
+    assert [
+        b"".join(send("GET", plain.url + "/v2/", Headers(), TIMEOUT, None, connections).stream())
+        for _ in range(2)
+    ] == [b"plain 1", b"plain 2"]
     assert loaded == []
     for _ in range(2):
-        assert b"".join(send("GET", tls.url_for("/v2/"), Headers(), TIMEOUT).stream()) == (
-            b"over tls"
-        )
+        answer = send("GET", tls.url_for("/v2/"), Headers(), TIMEOUT, None, connections)
+        assert b"".join(answer.stream()) == b"over tls"
     assert len(loaded) == 1
-    assert b"".join(get(plain.url).stream()) == b"plain 3"
+    answer = send("GET", plain.url + "/v2/", Headers(), TIMEOUT, None, connections)
+    assert b"".join(answer.stream()) == b"plain 3"
     assert plain.connections == 1
 
 

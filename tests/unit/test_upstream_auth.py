@@ -1,39 +1,51 @@
-"""The upstream tokens crev fetches itself (crev/upstream_auth.py), against a stand-in upstream
-and realm: asked for exactly the request's scopes with the route's credentials, kept until
+"""The upstream tokens crev fetches itself (crev/upstream_auth.py's methods, under
+crev/upstream.py's `Upstream`), against a stand-in upstream and realm: asked for exactly the
+request's scopes with the route's credentials, kept until
 shortly before they expire, and never fetched where the upstream wants none."""
 
 from __future__ import annotations
 
 import base64
+import json
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
+from crev.config import Settings
+from crev.connections import Connections, UpstreamRequest
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import RepositoryName
-from crev.realm import Realm, announced_realm
+from crev.proxy import serve_registry
+from crev.realm import Realm
 from crev.routing import Route
 from crev.scope import Scope
-from crev.upstream import UpstreamRequest
-from crev.upstream_auth import authorize, send_authorized, send_with_client_login
+from crev.token_endpoint import serve_token
 from crev.urls import URL
-from tests.support.service_calls import settings_for, with_server_credentials
+from tests.support.refusals import refused
+from tests.support.service_calls import request, settings_for, with_server_credentials
 
 TIMEOUT = 5.0
 PULL = (Scope.repository(RepositoryName("acme/tool"), "pull"),)
 PUSH = (Scope.repository(RepositoryName("acme/tool"), "pull", "push"),)
 
 
-def server_authorization(route: Route, scopes: tuple[Scope, ...], timeout: float) -> str | None:
+def server_authorization(route: Route, scopes: tuple[Scope, ...]) -> str | None:
     """The `Authorization` crev sends upstream for a request it authorizes itself."""
-    headers = Headers()
-    authorize(headers, route, scopes, timeout)
-    return headers.get("Authorization")
+    return authorized(Headers(), route, scopes).get("Authorization")
+
+
+def authorized(headers: Headers, route: Route, scopes: tuple[Scope, ...]) -> Headers:
+    """The headers of a request as crev sends it with its own authorization for `scopes`."""
+    request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), headers)
+    grant = route.upstream.auth.authorization(route.upstream, scopes)
+    return request.with_authorization(grant.authorization).headers
 
 
 def route_of(upstream: HTTPServer, **variables: str) -> Route:
@@ -54,14 +66,14 @@ def challenge(upstream: HTTPServer) -> dict[str, str]:
 
 def test_a_static_token_is_sent_as_it_is(httpserver: HTTPServer) -> None:
     route = route_of(httpserver, upstream_token="ghp_static")
-    assert server_authorization(route, PULL, TIMEOUT) == "Bearer ghp_static"
+    assert server_authorization(route, PULL) == "Bearer ghp_static"
     assert httpserver.log == []
 
 
 def test_credentials_buy_a_token_for_exactly_the_scopes(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
     route = with_credentials(httpserver)
-    assert server_authorization(route, PULL, TIMEOUT) == "Bearer t1"
+    assert server_authorization(route, PULL) == "Bearer t1"
     (asked,) = token_requests(httpserver)
     assert parse_qsl(asked.query_string.decode()) == [
         ("scope", "repository:acme/tool:pull"),
@@ -74,10 +86,10 @@ def test_a_token_is_kept_for_its_scopes_and_shared(httpserver: HTTPServer) -> No
     httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
     route = with_credentials(httpserver)
     for _ in range(3):
-        assert server_authorization(route, PULL, TIMEOUT) == "Bearer t1"
+        assert server_authorization(route, PULL) == "Bearer t1"
     assert len(token_requests(httpserver)) == 1
     # Other scopes are another token.
-    server_authorization(route, PUSH, TIMEOUT)
+    server_authorization(route, PUSH)
     assert [
         dict(parse_qsl(r.query_string.decode()))["scope"] for r in token_requests(httpserver)
     ] == [
@@ -90,11 +102,11 @@ def test_a_token_is_fetched_again_before_it_expires(httpserver: HTTPServer) -> N
     # A one-second token is kept for half its life, never past it.
     httpserver.expect_request("/token").respond_with_json({"token": "short", "expires_in": 1})
     route = with_credentials(httpserver)
-    server_authorization(route, PULL, TIMEOUT)
-    server_authorization(route, PULL, TIMEOUT)
+    server_authorization(route, PULL)
+    server_authorization(route, PULL)
     assert len(token_requests(httpserver)) == 1
     time.sleep(0.6)
-    server_authorization(route, PULL, TIMEOUT)
+    server_authorization(route, PULL)
     assert len(token_requests(httpserver)) == 2
 
 
@@ -112,16 +124,16 @@ def test_a_token_the_upstream_refuses_is_replaced_once(httpserver: HTTPServer) -
         headers={"WWW-Authenticate": f'Bearer realm="{httpserver.url_for("/token")}"'},
     )
     route = with_credentials(httpserver)
-    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer push"
-    assert server_authorization(route, PULL, TIMEOUT) == "Bearer stale"
+    assert server_authorization(route, PUSH) == "Bearer push"
+    assert server_authorization(route, PULL) == "Bearer stale"
     request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
-    answer = send_authorized(request, route, PULL, TIMEOUT)
+    answer = route.upstream.send(request, PULL)
     assert (answer.status, answer.read(1024, TIMEOUT)) == (200, b"manifest")
     manifests = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/manifests/1"]
     assert [r.headers["Authorization"] for r in manifests] == ["Bearer stale", "Bearer fresh"]
     # The replacement is kept, and only the refused token was dropped.
-    assert server_authorization(route, PULL, TIMEOUT) == "Bearer fresh"
-    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer push"
+    assert server_authorization(route, PULL) == "Bearer fresh"
+    assert server_authorization(route, PUSH) == "Bearer push"
     assert len(token_requests(httpserver)) == 3
 
 
@@ -131,7 +143,7 @@ def test_a_static_token_the_upstream_refuses_is_the_answer(httpserver: HTTPServe
     )
     route = route_of(httpserver, upstream_token="ghp_static")
     request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
-    assert send_authorized(request, route, PULL, TIMEOUT).status == 401
+    assert route.upstream.send(request, PULL).status == 401
     assert [r.path for r, _ in httpserver.log] == ["/v2/acme/tool/manifests/1"]
 
 
@@ -143,8 +155,8 @@ def test_the_realm_is_learned_from_the_upstream_once(httpserver: HTTPServer) -> 
         {"access_token": "oauth", "expires_in": 300}
     )
     route = route_of(httpserver, upstream_username="crev", upstream_password="s3cret")
-    assert server_authorization(route, PULL, TIMEOUT) == "Bearer oauth"
-    assert server_authorization(route, PUSH, TIMEOUT) == "Bearer oauth"
+    assert server_authorization(route, PULL) == "Bearer oauth"
+    assert server_authorization(route, PUSH) == "Bearer oauth"
     assert [request.path for request, _ in httpserver.log] == ["/v2/", "/token", "/token"]
     ping = httpserver.log[0][0]
     # Credentials go to the realm only, never to the registry's own /v2/.
@@ -156,7 +168,7 @@ def test_credentials_with_no_realm_to_use_are_an_upstream_error(httpserver: HTTP
     httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
     route = route_of(httpserver, upstream_username="crev", upstream_password="s3cret")
     with pytest.raises(UpstreamError) as caught:
-        server_authorization(route, PULL, TIMEOUT)
+        server_authorization(route, PULL)
     assert (
         caught.value.message
         == f"upstream 127.0.0.1:{httpserver.port} announced no Bearer token realm"
@@ -168,7 +180,7 @@ def test_refused_credentials_are_an_upstream_error_without_the_secret(
 ) -> None:
     httpserver.expect_request("/token").respond_with_json({"errors": []}, status=401)
     with pytest.raises(UpstreamError) as caught:
-        server_authorization(with_credentials(httpserver), PULL, TIMEOUT)
+        server_authorization(with_credentials(httpserver), PULL)
     assert caught.value.message == (
         "the upstream token realm refused crev's credentials (status 401)"
     )
@@ -182,7 +194,7 @@ def test_an_answer_without_a_usable_token_is_an_upstream_error(
 ) -> None:
     httpserver.expect_request("/token").respond_with_json(answer)
     with pytest.raises(UpstreamError) as caught:
-        server_authorization(with_credentials(httpserver), PULL, TIMEOUT)
+        server_authorization(with_credentials(httpserver), PULL)
     assert caught.value.message == "the upstream token realm answered without a token"
 
 
@@ -192,7 +204,7 @@ def test_a_public_route_asks_for_an_anonymous_token(httpserver: HTTPServer) -> N
     )
     httpserver.expect_request("/token").respond_with_json({"token": "anon", "expires_in": 300})
     route = route_of(httpserver, public="1")
-    assert server_authorization(route, PULL, TIMEOUT) == "Bearer anon"
+    assert server_authorization(route, PULL) == "Bearer anon"
     (asked,) = token_requests(httpserver)
     assert "Authorization" not in asked.headers
     assert parse_qsl(asked.query_string.decode()) == [
@@ -203,7 +215,7 @@ def test_a_public_route_asks_for_an_anonymous_token(httpserver: HTTPServer) -> N
 
 def test_a_public_route_sends_nothing_where_no_token_is_wanted(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
-    assert server_authorization(route_of(httpserver, public="1"), PULL, TIMEOUT) is None
+    assert server_authorization(route_of(httpserver, public="1"), PULL) is None
     assert [request.path for request, _ in httpserver.log] == ["/v2/"]
 
 
@@ -214,7 +226,7 @@ def test_a_public_route_sends_nothing_where_no_anonymous_token_is_granted(
         "{}", status=401, headers=challenge(httpserver)
     )
     httpserver.expect_request("/token").respond_with_json({"errors": []}, status=401)
-    assert server_authorization(route_of(httpserver, public="1"), PULL, TIMEOUT) is None
+    assert server_authorization(route_of(httpserver, public="1"), PULL) is None
 
 
 def test_authorize_puts_crevs_authorization_in_place_of_the_clients(
@@ -222,8 +234,10 @@ def test_authorize_puts_crevs_authorization_in_place_of_the_clients(
 ) -> None:
     httpserver.expect_request("/token").respond_with_json({"token": "t1", "expires_in": 300})
     headers = Headers([("authorization", "Basic client"), ("Accept", "*/*")])
-    authorize(headers, with_credentials(httpserver), PULL, TIMEOUT)
-    assert headers.items == [("Accept", "*/*"), ("Authorization", "Bearer t1")]
+    sent = authorized(headers, with_credentials(httpserver), PULL)
+    assert sent.items == [("Accept", "*/*"), ("Authorization", "Bearer t1")]
+    # The request crev was given is a value: its own headers are as they were.
+    assert headers.items == [("authorization", "Basic client"), ("Accept", "*/*")]
 
 
 def test_authorize_takes_out_any_authorization_where_there_is_none(
@@ -231,8 +245,8 @@ def test_authorize_takes_out_any_authorization_where_there_is_none(
 ) -> None:
     httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
     headers = Headers([("Authorization", "Bearer stale"), ("Accept", "*/*")])
-    authorize(headers, route_of(httpserver, public="1"), PULL, TIMEOUT)
-    assert headers.items == [("Accept", "*/*")]
+    sent = authorized(headers, route_of(httpserver, public="1"), PULL)
+    assert sent.items == [("Accept", "*/*")]
 
 
 def test_an_answer_s_challenge_teaches_the_realm_as_it_is_sent(httpserver: HTTPServer) -> None:
@@ -241,9 +255,9 @@ def test_an_answer_s_challenge_teaches_the_realm_as_it_is_sent(httpserver: HTTPS
     )
     route = route_of(httpserver)
     request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
-    send_with_client_login(request, route, TIMEOUT).release()
+    route.upstream.relay(request).release()
     # Known from the answer itself: no ping of the upstream's /v2/ to learn it.
-    assert announced_realm(route, TIMEOUT) == Realm(URL.parse(httpserver.url_for("/token")), "reg")
+    assert route.upstream.announced_realm() == Realm(URL.parse(httpserver.url_for("/token")), "reg")
     assert [r.path for r, _ in httpserver.log] == ["/v2/acme/tool/manifests/1"]
 
 
@@ -255,7 +269,7 @@ def test_without_an_answer_to_learn_from_the_realm_is_pinged_for_once(
     )
     route = route_of(httpserver)
     for _ in range(2):
-        assert announced_realm(route, TIMEOUT) == Realm(
+        assert route.upstream.announced_realm() == Realm(
             URL.parse(httpserver.url_for("/token")), "reg"
         )
     assert [r.path for r, _ in httpserver.log] == ["/v2/"]
@@ -270,7 +284,7 @@ def test_a_401_that_names_no_token_realm_is_the_answer_not_asked_again(
     )
     route = route_of(httpserver, public="1")
     request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
-    assert send_authorized(request, route, PULL, TIMEOUT).status == 401
+    assert route.upstream.send(request, PULL).status == 401
     # No token was sent and none can be had: the same request would be refused the same way.
     manifests = [r for r, _ in httpserver.log if r.path == "/v2/acme/tool/manifests/1"]
     assert len(manifests) == 1
@@ -289,5 +303,92 @@ def test_a_401_that_first_names_the_realm_is_asked_again_with_a_token(
     )
     route = route_of(httpserver, public="1")
     request = UpstreamRequest("GET", route.upstream.url("/v2/acme/tool/manifests/1"), Headers())
-    answer = send_authorized(request, route, PULL, TIMEOUT)
+    answer = route.upstream.send(request, PULL)
     assert (answer.status, answer.read(1024, TIMEOUT)) == (200, b"manifest")
+
+
+# --- the realm policy, on a crev built over httpx's MockTransport ------------------------------
+
+
+class Body(httpx.SyncByteStream):
+    """A body httpx streams as from a socket (one it was given whole, it reads at once)."""
+
+    def __init__(self, document: object) -> None:
+        self._bytes = json.dumps(document).encode()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._bytes
+
+
+class RecordingUpstream:
+    """An https registry that names a plain http realm, as httpx's `MockTransport` answers;
+    it records every URL crev asks, the realm's included."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(str(request.url))
+        if request.url.host == "auth.example":
+            return httpx.Response(200, stream=Body({"token": "t", "expires_in": 300}))
+        return httpx.Response(
+            401,
+            headers={"WWW-Authenticate": 'Bearer realm="http://auth.example/token",service="r"'},
+            stream=Body({"errors": [{"code": "UNAUTHORIZED", "message": "log in"}]}),
+        )
+
+    def settings(self, **variables: str) -> Settings:
+        env = {"CREV_REGISTRY_HOST": "registry.example", "CREV_REPO_PREFIX": "acme"}
+        env.update({f"CREV_{name.upper()}": value for name, value in variables.items()})
+        client = httpx.Client(transport=httpx.MockTransport(self))
+        return Settings.from_env(env, connections=Connections(lambda: client))
+
+
+def test_crevs_credentials_never_go_to_an_http_realm_of_an_https_upstream() -> None:
+    upstream = RecordingUpstream()
+    settings = upstream.settings(upstream_username="crev", upstream_password="s3cret")
+    with refused() as refusal:
+        serve_registry(request("GET", "/v2/tool/manifests/1"), settings)
+    assert refusal.status == 502
+    assert refusal.message == (
+        "upstream registry.example names the token realm http://auth.example/token over plain "
+        "http: crev sends no credentials there"
+    )
+    # The ping that named the realm, and nothing sent to the realm.
+    assert upstream.asked == ["https://registry.example/v2/"]
+
+
+def test_a_clients_login_never_goes_to_an_http_realm_of_an_https_upstream() -> None:
+    upstream = RecordingUpstream()
+    settings = upstream.settings()
+    login = ("Authorization", "Basic " + base64.b64encode(b"user:pw").decode())
+    with refused() as refusal:
+        serve_token(request("GET", "/api/token", "scope=repository:tool:pull", [login]), settings)
+    assert refusal.status == 502
+    assert "http://auth.example/token" in refusal.message
+    assert upstream.asked == ["https://registry.example/v2/"]
+    # A form's password is a login too.
+    form = b"grant_type=password&username=u&password=pw&scope=repository:tool:pull"
+    with refused() as refusal:
+        serve_token(
+            request(
+                "POST",
+                "/api/token",
+                headers=[("Content-Type", "application/x-www-form-urlencoded")],
+                body=form,
+            ),
+            settings,
+        )
+    assert refusal.status == 502
+    assert upstream.asked == ["https://registry.example/v2/"]
+
+
+def test_an_anonymous_token_may_come_from_an_http_realm() -> None:
+    # No credential goes: an anonymous token request is as public as the pull it is for.
+    upstream = RecordingUpstream()
+    settings = upstream.settings(public="1")
+    response = serve_registry(request("GET", "/v2/tool/manifests/1"), settings)
+    assert response.status == 401
+    assert "http://auth.example/token?service=r&scope=repository%3Aacme%2Ftool%3Apull" in (
+        upstream.asked
+    )
