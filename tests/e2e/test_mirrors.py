@@ -3,8 +3,9 @@ front a test stops, silences or has answer 503/429) has a mirror (a second real 
 with the primary's content and a token realm of its own). skopeo, docker and ctr pull through
 crev with the primary stopped; with the primary never answering, the first pull fails over
 within 20 s and the next within 3 s; a 503 and a 429 fail over; the primary's 404 and 401 pass
-through and the mirror is never asked; after the cool-down the primary serves again. Each case
-counts what reached each upstream.
+through and the mirror is never asked; after the cool-down the primary serves again; through
+Vercel's runtime and edge, a mirror's answers by digest are kept at the edge and its tag is not.
+Each case counts what reached each upstream.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from rig import PushedImage, TestRegistry, ToolError, push_small_image, skopeo
+from rig.caching_edge import run_caching_edge
 from rig.crev_process import CrevProcess, run_crev, serving_acme
 from rig.images import push_private_image
 from rig.registry import start_test_registry
 from rig.upstream_front import Answered, Behaviour, UpstreamFront, run_upstream_front
+from rig.vercel_runtime import run_vercel_app
 from tests.support.containerd import Containerd
 from tests.support.docker import Docker
 from tests.support.layouts import check_dir_copy, copy_to_dir
@@ -285,3 +288,38 @@ def test_after_the_cool_down_the_primary_serves_again(
     check_dir_copy(copy_to_dir(f"{crev.host}/tool:1", tmp_path / "back"), content["tool"])
     assert ("GET", "/v2/acme/tool/manifests/1") in primary.access_log()
     assert mirror.access_log() == []
+
+
+# --------------------------------------------------------------------------- Vercel's runtime
+
+
+def test_through_vercels_runtime_the_edge_keeps_the_mirrors_digests_but_not_its_tag(
+    front: UpstreamFront,
+    primary: TestRegistry,
+    mirror: TestRegistry,
+    content: dict[str, PushedImage],
+    tmp_path: Path,
+) -> None:
+    front.stop_registry()
+    with (
+        run_vercel_app(
+            tmp_path / "app",
+            **serving_acme(front.host),
+            public="1",
+            mirror_registry_host=mirror.host,
+            mirror_registry_scheme=mirror.scheme,
+            mirror_repo_prefix="acme",
+        ) as app,
+        run_caching_edge(app.url) as edge,
+    ):
+        tool = content["tool"]
+        check_dir_copy(copy_to_dir(f"{edge.host}/tool:1", tmp_path / "first"), tool)
+        assert content_requests(mirror)
+        mirror.clear_logs()
+        edge.clear_log()
+        check_dir_copy(copy_to_dir(f"{edge.host}/tool:1", tmp_path / "second"), tool)
+        # Answers by digest came from the edge; the tag, which CREV_TAG_CACHE_SECONDS does not
+        # let it keep, reached crev and the mirror again.
+        assert [request.target for request in edge.misses()] == ["/v2/tool/manifests/1"]
+        assert content_requests(mirror) == [("GET", "/v2/acme/tool/manifests/1")]
+    assert front.connections == {} and primary.access_log() == []
