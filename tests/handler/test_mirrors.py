@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
@@ -21,9 +20,9 @@ from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
 from crev.edge_cache import IMMUTABLE, NOT_SHARED
-from tests.handler.test_fallback import DIGEST, StandIn, manifest, unknown
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import RawUpstream, silent
+from tests.support.registry_stand_in import DIGEST, StandIn, manifest, run_stand_in, unknown
 
 HTML = {"Accept": "text/html"}
 
@@ -34,13 +33,8 @@ def failing(status: int) -> Callable[[WerkzeugRequest], WerkzeugResponse]:
 
 
 def new_stand_in() -> Iterator[StandIn]:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    try:
-        yield StandIn(server)
-    finally:
-        server.clear()
-        server.stop()
+    with run_stand_in() as stand_in:
+        yield stand_in
 
 
 @pytest.fixture
@@ -206,16 +200,8 @@ def test_a_failing_realm_is_the_primary_failing_and_the_mirror_uses_its_own_real
         realms.expect_request("/mirror").respond_with_json(
             {"token": "mirror-token", "expires_in": 300}
         )
-        for stand_in, realm in ((primary, "/primary"), (mirror, "/mirror")):
-            stand_in.server.clear()
-            stand_in.server.expect_request("/v2/").respond_with_data(
-                "{}",
-                401,
-                {"WWW-Authenticate": f'Bearer realm="{realms.url_for(realm)}",service="s"'},
-            )
-            stand_in.server.expect_request(re.compile(r"/v2/.+")).respond_with_handler(
-                stand_in._answer
-            )
+        primary.require_tokens_from(realms.url_for("/primary"))
+        mirror.require_tokens_from(realms.url_for("/mirror"))
         mirror.answers["/v2/copy/tool/manifests/1"] = lambda request: (
             manifest("mirror")
             if request.headers.get("Authorization") == "Bearer mirror-token"
