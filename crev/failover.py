@@ -11,8 +11,8 @@ of the primary: its failure is the primary's, and the mirror is asked with its o
 
 After a failure the primary's circuit opens (crev/circuit.py; the upstream keeps it, as it keeps
 its tokens, per warm instance): for a cool-down, reads go to the mirrors without waiting on the
-primary again. A body cut mid-stream is not failed over: its head
-went to the client already, which sees the cut and retries, as without mirrors.
+primary again. A body cut mid-stream is not failed over: its head went to the client already,
+which sees the cut and retries, as without mirrors.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from .connections import head_within
-from .endpoints import READ_METHODS, Endpoint, Kind
+from .endpoints import READ_METHODS, Endpoint
 from .errors import (
     InvalidNameError,
     UpstreamClosedError,
@@ -34,8 +34,6 @@ from .errors import (
 from .routing import Route
 from .upstream import FAILING_STATUSES
 
-# What a mirror serves: reads of content and of what names it.
-FAILOVER_KINDS = frozenset({Kind.MANIFEST, Kind.BLOB, Kind.TAGS, Kind.REFERRERS})
 # How the log names a primary that was not asked: its circuit was open.
 SKIPPED = "skipped"
 
@@ -65,7 +63,7 @@ def may_fail_over(route: Route, endpoint: Endpoint, method: str, crev_authorizes
         crev_authorizes
         and bool(route.mirrors)
         and method in READ_METHODS
-        and endpoint.kind in FAILOVER_KINDS
+        and endpoint.kind.facts.falls_back
         and endpoint.name is not None
     )
 
