@@ -91,9 +91,24 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def public(args: argparse.Namespace) -> int:
-    """A pull through a public route behind a caching edge, first and repeated, and direct."""
+    """A pull through a public route behind a caching edge, first and repeated, and direct;
+    from a registry that serves blobs itself, and from one that redirects them to storage, with
+    crev's 308s kept at the edge and without."""
+    load_start = os.getloadavg()
     results = scenarios.public_routes(args.rounds)
     print(report.render_public(results, args.rounds))
+    redirecting = scenarios.public_routes_redirecting(args.rounds)
+    print()
+    print(
+        report.render_public(
+            redirecting, args.rounds, "a registry redirecting blobs to signed storage"
+        )
+    )
+    load_end = os.getloadavg()
+    print(
+        f"\nload average (1, 5, 15 min): {' '.join(f'{v:.2f}' for v in load_start)} at the start, "
+        f"{' '.join(f'{v:.2f}' for v in load_end)} at the end"
+    )
     return 0
 
 

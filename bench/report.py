@@ -419,22 +419,31 @@ def git(*args: str) -> str:
 # ------------------------------------------------------------------------ other scenarios
 
 
-def render_public(results: dict[str, list[Pull]], rounds: int) -> str:
-    """One row per kind of pull: median time, and the requests each hop saw."""
+def render_public(
+    results: dict[str, list[Pull]], rounds: int, registry: str = "a registry serving blobs itself"
+) -> str:
+    """One row per kind of pull: median time, and the requests each hop saw (the storage's too,
+    for a registry that redirects blobs to it)."""
+    redirecting = any(
+        pull.storage_requests is not None for pulls in results.values() for pull in pulls
+    )
     rows = []
     for name, pulls in results.items():
         seconds = statistics.median(pull.seconds for pull in pulls)
-        rows.append(
-            [
-                name,
-                f"{seconds * 1000:.0f} ms",
-                median_or_dash([pull.client_requests for pull in pulls]),
-                median_or_dash([pull.crev_requests for pull in pulls]),
-                f"{statistics.median(pull.upstream_requests for pull in pulls):g}",
-            ]
-        )
+        row = [
+            name,
+            f"{seconds * 1000:.0f} ms",
+            median_or_dash([pull.client_requests for pull in pulls]),
+            median_or_dash([pull.crev_requests for pull in pulls]),
+            f"{statistics.median(pull.upstream_requests for pull in pulls):g}",
+        ]
+        if redirecting:
+            row.append(median_or_dash([pull.storage_requests for pull in pulls]))
+        rows.append(row)
     header = ["pull", "time", "client reqs", "reached crev", "upstream reqs"]
-    title = f"skopeo copy of a 6-layer image, median of {rounds} rounds"
+    if redirecting:
+        header.append("storage reqs")
+    title = f"skopeo copy of a 6-layer image from {registry}, median of {rounds} rounds"
     return title + "\n" + render_table(header, rows)
 
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import h11
 
-from .errors import ErrorCode, IncompleteBodyError, RegistryError
+from .errors import IncompleteBodyError, Refusal, RegistryError
 from .messages import Headers, has_control_characters
 
 # Well above any registry client's headers (a bearer token is a few KiB), far below abuse.
@@ -68,20 +68,20 @@ class ClientConnection:
         # A TLS handshake or HTTP/0.9 is refused at once, not after waiting for headers that
         # will never come (skopeo tries TLS first, and waits 10 s for an answer).
         if is_tls_handshake(request_line):
-            raise RegistryError(ErrorCode.UNSUPPORTED, TLS_ON_PLAIN_HTTP)
+            raise RegistryError(Refusal.BAD_REQUEST, TLS_ON_PLAIN_HTTP)
         if not _looks_like_a_request_line(request_line):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "not an HTTP/1.x request line")
+            raise RegistryError(Refusal.BAD_REQUEST, "not an HTTP/1.x request line")
         lines = _read_header_lines(self._rfile, len(request_line))
         _check_lines(lines)
         if not lines or lines[-1] not in (b"\r\n", b"\n"):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "request head ended before its blank line")
+            raise RegistryError(Refusal.BAD_REQUEST, "request head ended before its blank line")
         self._h11.receive_data(request_line + b"".join(lines))
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as error:
             raise _refusal(error) from None
         if not isinstance(event, h11.Request):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "request head ended before its blank line")
+            raise RegistryError(Refusal.BAD_REQUEST, "request head ended before its blank line")
         self._method = event.method.decode("ascii")
         head = _request_head(event)
         _check_framing(head)
@@ -105,7 +105,7 @@ class ClientConnection:
                     continue
             except h11.RemoteProtocolError as error:
                 raise RegistryError(
-                    ErrorCode.SIZE_INVALID, f"malformed request body: {error}"
+                    Refusal.BODY_INVALID, f"malformed request body: {error}"
                 ) from None
             except OSError as error:
                 raise IncompleteBodyError(f"the request body stopped arriving: {error}") from None
@@ -199,7 +199,7 @@ def _read_header_lines(stream: BufferedIOBase, size: int) -> list[bytes]:
         size += len(line)
         if size > MAX_HEADER_BYTES:
             raise RegistryError(
-                ErrorCode.UNSUPPORTED, f"headers are over {MAX_HEADER_BYTES} bytes", status=431
+                Refusal.HEADERS_TOO_LARGE, f"headers are over {MAX_HEADER_BYTES} bytes"
             )
         if not line:
             return lines
@@ -208,7 +208,7 @@ def _read_header_lines(stream: BufferedIOBase, size: int) -> list[bytes]:
             return lines
         if len(lines) > MAX_HEADER_FIELDS:
             raise RegistryError(
-                ErrorCode.UNSUPPORTED, f"more than {MAX_HEADER_FIELDS} header fields", status=431
+                Refusal.HEADERS_TOO_LARGE, f"more than {MAX_HEADER_FIELDS} header fields"
             )
 
 
@@ -216,7 +216,7 @@ def _request_head(event: h11.Request) -> RequestHead:
     version = event.http_version.decode()
     if not version.startswith("1."):
         raise RegistryError(
-            ErrorCode.UNSUPPORTED, f"HTTP/{version} is not served; use HTTP/1.1", status=505
+            Refusal.VERSION_NOT_SUPPORTED, f"HTTP/{version} is not served; use HTTP/1.1"
         )
     headers = Headers(
         (name.decode("latin-1"), value.decode("latin-1"))
@@ -240,30 +240,30 @@ def _check_lines(lines: list[bytes]) -> None:
     framing: dict[bytes, int] = {}
     for line in lines:
         if line[:1] in (b" ", b"\t"):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "folded header lines are not accepted")
+            raise RegistryError(Refusal.BAD_REQUEST, "folded header lines are not accepted")
         if has_control_characters(line.rstrip(b"\r\n")):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "control character in a header")
+            raise RegistryError(Refusal.BAD_REQUEST, "control character in a header")
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
             digits = value.strip()
             if not digits.isdigit() or len(digits) > MAX_CONTENT_LENGTH_DIGITS:
                 shown = digits[:SHOWN_CONTENT_LENGTH_CHARS].decode("latin-1")
-                raise RegistryError(ErrorCode.SIZE_INVALID, f"invalid Content-Length {shown!r}")
+                raise RegistryError(Refusal.BODY_INVALID, f"invalid Content-Length {shown!r}")
         if name in (b"content-length", b"transfer-encoding"):
             framing[name] = framing.get(name, 0) + 1
     if framing.get(b"content-length", 0) > 1:
-        raise RegistryError(ErrorCode.SIZE_INVALID, "more than one Content-Length header")
+        raise RegistryError(Refusal.BODY_INVALID, "more than one Content-Length header")
     if framing.get(b"transfer-encoding", 0) > 1:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "more than one Transfer-Encoding header")
+        raise RegistryError(Refusal.BAD_REQUEST, "more than one Transfer-Encoding header")
     if len(framing) > 1:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "both Content-Length and Transfer-Encoding")
+        raise RegistryError(Refusal.BAD_REQUEST, "both Content-Length and Transfer-Encoding")
 
 
 def _check_framing(head: RequestHead) -> None:
     if head.chunked and head.version == "HTTP/1.0":
         raise RegistryError(
-            ErrorCode.UNSUPPORTED, "Transfer-Encoding in an HTTP/1.0 request is faulty framing"
+            Refusal.BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request is faulty framing"
         )
 
 
@@ -274,7 +274,5 @@ def _refusal(error: h11.RemoteProtocolError) -> RegistryError:
     # with SIZE_INVALID), so what is left is the head's grammar.
     fault = str(error).partition(":")[0]
     return RegistryError(
-        ErrorCode.UNSUPPORTED,
-        f"malformed request head: {fault}",
-        status=error.error_status_hint,
+        Refusal.unsupported_at(error.error_status_hint), f"malformed request head: {fault}"
     )

@@ -105,6 +105,7 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_UPSTREAM_PASSWORD",
     "CREV_UPSTREAM_TOKEN",
     "CREV_PUBLIC",
+    "CREV_FOLLOW_REDIRECTS",
     "CREV_FALLBACK_REGISTRY_HOST",
     "CREV_FALLBACK_REPO_PREFIX",
     "CREV_FALLBACK_REGISTRY_SCHEME",
@@ -231,7 +232,8 @@ def _single_route(env: Mapping[str, str], make: _UpstreamMaker) -> Route:
         _auth(_credentials(env, "CREV_UPSTREAM"), public=public),
         _realm("CREV_TOKEN_REALM", env.get("CREV_TOKEN_REALM", "")),
     )
-    route = Route("", (upstream,), public)
+    follow_redirects = bool(_flag("CREV_FOLLOW_REDIRECTS", env.get("CREV_FOLLOW_REDIRECTS", "")))
+    route = Route("", (upstream,), public, follow_redirects)
     mirror = _single_secondary(env, make, "CREV_MIRROR")
     route = _with_mirrors(route, () if mirror is None else (mirror,), "CREV_MIRROR_REGISTRY_HOST")
     return _with_fallback(
@@ -317,6 +319,7 @@ def parse_routes(value: str, env: Mapping[str, str], make: _UpstreamMaker) -> tu
     credentials from `CREV_NAME_USERNAME`/`CREV_NAME_PASSWORD` or `CREV_NAME_TOKEN`),
     `official-images` (one-component names live under `library/`, as on Docker Hub, where it
     is the default), `public` (the route's images are public: clients pull without a login),
+    `follow-redirects` (crev reads blobs from the storage the upstream redirects to itself),
     `fallback=[scheme://]host[:port][/namespace]` (where reads go that the upstream answers
     with an unknown name, tag or blob), `fallback-credentials=NAME` (server-side credentials
     for the fallback, as `credentials=NAME`), `mirror=[scheme://]host[:port][/namespace]` (a
@@ -361,6 +364,7 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
     credentials = None
     official = origin.is_docker_hub
     public = False
+    follow_redirects = False
     fallback_target = None
     fallback_credentials = None
     # Each mirror's target and the name of its credentials, in the order given.
@@ -371,6 +375,8 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
             official = True
         elif option == "public":
             public = True
+        elif option == "follow-redirects":
+            follow_redirects = True
         elif key == "realm":
             realm = _realm("CREV_ROUTES", option_value)
         elif key == "credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
@@ -388,8 +394,8 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
         else:
             raise fail(
                 f"unknown option {option!r} (known: realm=URL, credentials=NAME, "
-                "official-images, public, fallback=HOST[/NAMESPACE], fallback-credentials=NAME, "
-                "mirror=HOST[/NAMESPACE], mirror-credentials=NAME)"
+                "official-images, public, follow-redirects, fallback=HOST[/NAMESPACE], "
+                "fallback-credentials=NAME, mirror=HOST[/NAMESPACE], mirror-credentials=NAME)"
             )
     route = Route(
         vanity,
@@ -402,6 +408,7 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
             ),
         ),
         public,
+        follow_redirects,
     )
     try:
         mirrors = tuple(_mirror(make, target, env, name) for target, name in mirror_targets)

@@ -180,16 +180,6 @@ def _is_malformed(error: httpx.TransportError) -> bool:
     )
 
 
-def _is_tls_failure(error: httpx.ConnectError) -> bool:
-    """Whether connecting failed in the TLS handshake (httpcore's error stands over ssl's)."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
 def _checked(
     response: UpstreamResponse, raw: httpx.Response, sent: httpx.Request
 ) -> UpstreamResponse:
@@ -211,16 +201,39 @@ def _checked(
 def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamError:
     """The error for an upstream that could not answer, in words that name it."""
     host = sent.url.netloc.decode("ascii", "replace")
+    if isinstance(error, httpx.ConnectTimeout):
+        # Connecting has a bound of its own, below the timeout: say the one that fired.
+        bound = min(CONNECT_SECONDS, timeout)
+        return UpstreamTimeoutError(
+            f"upstream {host} did not complete a connection (TCP and TLS handshakes) "
+            f"within {bound:g} s"
+        )
     if isinstance(error, httpx.TimeoutException):
         return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
+    if isinstance(error, httpx.ConnectError) and _ssl_reason(error) == "WRONG_VERSION_NUMBER":
+        # What OpenSSL makes of a plain-HTTP answer to its ClientHello.
+        return UpstreamTLSError(
+            f"upstream {host} did not answer https in TLS ({describe(error)}): is the upstream "
+            "plain HTTP? set CREV_REGISTRY_SCHEME=http (http:// in a CREV_ROUTES entry)"
+        )
     if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return UpstreamClosedError(
             f"upstream {host} closed the connection without answering ({describe(error)})"
         )
-    if isinstance(error, httpx.ConnectError) and _is_tls_failure(error):
+    if isinstance(error, httpx.ConnectError) and _ssl_reason(error) is not None:
         return UpstreamTLSError(f"upstream {host} is unreachable: {describe(error)}")
     if isinstance(error, httpx.ConnectError):
         return UpstreamUnreachableError(f"upstream {host} is unreachable: {describe(error)}")
     return UpstreamError(f"upstream {host} failed: {describe(error)}")
+
+
+def _ssl_reason(error: BaseException) -> str | None:
+    """OpenSSL's reason for the TLS failure behind `error` (`WRONG_VERSION_NUMBER`), if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen.reason
+        seen = seen.__cause__ or seen.__context__
+    return None

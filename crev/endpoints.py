@@ -13,12 +13,11 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import (
-    ErrorCode,
     InvalidNameError,
     InvalidReferenceError,
+    Refusal,
     RegistryError,
     method_not_allowed,
-    not_served,
 )
 from .names import Digest, NameMapping, RepositoryName, Tag, Word, is_digest, is_tag
 
@@ -151,26 +150,23 @@ def parse_endpoint(path: str) -> Endpoint:
     """The endpoint of a raw request path (no query), or the error that says why not."""
     if len(path) > MAX_PATH_LENGTH:
         raise RegistryError(
-            ErrorCode.NAME_INVALID,
+            Refusal.PATH_TOO_LONG,
             f"request path is over {MAX_PATH_LENGTH} characters",
-            status=414,
         )
     if path in ("/v2", "/v2/"):
         return Endpoint(Kind.BASE)
     if not path.startswith("/v2/"):
-        raise not_served(f"{path!r} is not a registry API path")
+        raise RegistryError(Refusal.NOT_SERVED, f"{path!r} is not a registry API path")
     segments = path[len("/v2/") :].split("/")
     if segments == ["_catalog"]:
-        raise not_served("the catalog is not served by this registry")
+        raise RegistryError(Refusal.NOT_SERVED, "the catalog is not served by this registry")
     if len(segments) >= 3 and segments[-2:] == ["tags", "list"]:
         return Endpoint(Kind.TAGS, _name(segments[:-2], path))
     if len(segments) >= 4 and segments[-3:] == ["blobs", "uploads", ""]:
         return Endpoint(Kind.UPLOAD_START, _name(segments[:-3], path))
     if len(segments) >= 4 and segments[-3:-1] == ["blobs", "uploads"]:
         if not _UPLOAD_ID.fullmatch(segments[-1]) or not segments[-1].strip("."):
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}"
-            )
+            raise RegistryError(Refusal.BLOB_UPLOAD_INVALID, f"invalid upload id {segments[-1]!r}")
         return Endpoint(Kind.UPLOAD, _name(segments[:-3], path), UploadSession(segments[-1]))
     if len(segments) >= 3:
         kind = {"manifests": Kind.MANIFEST, "blobs": Kind.BLOB, "referrers": Kind.REFERRERS}.get(
@@ -182,7 +178,9 @@ def parse_endpoint(path: str) -> Endpoint:
             raw = unquote(segments[-1])
             reference = _manifest_reference(raw) if kind is Kind.MANIFEST else Digest.parse(raw)
             return Endpoint(kind, name, reference)
-    raise not_served(f"{path!r} is not a registry API endpoint this proxy serves")
+    raise RegistryError(
+        Refusal.NOT_SERVED, f"{path!r} is not a registry API endpoint this proxy serves"
+    )
 
 
 def _manifest_reference(text: str) -> Tag | Digest:

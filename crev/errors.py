@@ -16,14 +16,15 @@
     │   ├── UpstreamClosedError      it closed or reset the connection without answering
     │   ├── UpstreamRealmError       its token realm answered a 5xx or a 429
     │   └── UpstreamCutError         it failed after its head went out: the answer is cut
-    └── RegistryError            a refusal in the client's terms: code, message (and status)
+    └── RegistryError            a refusal in the client's terms: its kind, message and detail
 
 The core (names, scopes, routes, header grammars, the upstream client) raises the domain errors
 and knows nothing of statuses; `registry_error` is the one place they become what the client is
-answered. As in distribution's errcode, each `ErrorCode` knows the status it is answered with;
-a refusal names its code, and a status of its own only where HTTP asks for one (a 405 with
-`Allow`, a 413, a 431). A `MalformedHeaderError` means nothing to a client by itself: whoever
-reads a header knows whose fault it is, and raises the error that says so.
+answered. Every refusal is of a `Refusal` kind, and that one table holds each kind's code and
+status (distribution gives a code one status; crev refuses with UNSUPPORTED what it does not
+serve, at the status HTTP asks for: 404, 405 with `Allow`, 414, 431, 501, 505). A
+`MalformedHeaderError` means nothing to a client by itself: whoever reads a header knows whose
+fault it is, and raises the error that says so.
 
 The body follows the distribution spec (`{"errors": [{"code", "message", "detail"}]}`) because
 docker prints any other body raw to its user.
@@ -32,8 +33,8 @@ docker prints any other body raw to its user.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, NamedTuple
 
 
 class ErrorCode(StrEnum):
@@ -59,34 +60,65 @@ class ErrorCode(StrEnum):
     UNKNOWN = "UNKNOWN"
     UNAVAILABLE = "UNAVAILABLE"
 
+
+class Answer(NamedTuple):
+    """The code and status a kind of refusal is answered with."""
+
+    code: ErrorCode
+    status: int
+
+
+class Refusal(Enum):
+    """Every kind of refusal crev answers a client with, and its code and status: the one
+    table of statuses."""
+
+    # A name, digest or reference outside the OCI grammar, a name no route serves.
+    NAME_INVALID = Answer(ErrorCode.NAME_INVALID, 400)
+    DIGEST_INVALID = Answer(ErrorCode.DIGEST_INVALID, 400)
+    # The distribution registry answers 404 to a reference that names no manifest, and the
+    # OCI conformance suite expects MANIFEST_UNKNOWN.
+    MANIFEST_UNKNOWN = Answer(ErrorCode.MANIFEST_UNKNOWN, 404)
+    NAME_UNKNOWN = Answer(ErrorCode.NAME_UNKNOWN, 404)
+    BLOB_UPLOAD_INVALID = Answer(ErrorCode.BLOB_UPLOAD_INVALID, 404)
+    PAGINATION_NUMBER_INVALID = Answer(ErrorCode.PAGINATION_NUMBER_INVALID, 400)
+    PATH_TOO_LONG = Answer(ErrorCode.NAME_INVALID, 414)
+    # What crev does not serve in a request it could read (a scope, a form, a framing): a bad
+    # request (distribution says 405 for UNSUPPORTED, which crev keeps for methods).
+    BAD_REQUEST = Answer(ErrorCode.UNSUPPORTED, 400)
+    NOT_SERVED = Answer(ErrorCode.UNSUPPORTED, 404)
+    METHOD_NOT_ALLOWED = Answer(ErrorCode.UNSUPPORTED, 405)
+    REQUEST_LINE_TOO_LONG = Answer(ErrorCode.UNSUPPORTED, 414)
+    HEADERS_TOO_LARGE = Answer(ErrorCode.UNSUPPORTED, 431)
+    # A transfer coding crev does not know (h11 refuses it so).
+    NOT_IMPLEMENTED = Answer(ErrorCode.UNSUPPORTED, 501)
+    VERSION_NOT_SUPPORTED = Answer(ErrorCode.UNSUPPORTED, 505)
+    # A token request whose scopes need tokens from more than one registry.
+    SPANS_REGISTRIES = Answer(ErrorCode.DENIED, 400)
+    BODY_INVALID = Answer(ErrorCode.SIZE_INVALID, 400)
+    BODY_INCOMPLETE = Answer(ErrorCode.SIZE_INVALID, 408)
+    BODY_TOO_LARGE = Answer(ErrorCode.SIZE_INVALID, 413)
+    # An upstream that gave no usable answer (crev is a gateway), or none in time.
+    UPSTREAM_FAILED = Answer(ErrorCode.UNAVAILABLE, 502)
+    UPSTREAM_TIMEOUT = Answer(ErrorCode.UNAVAILABLE, 504)
+    # crev's own fault: a setting it cannot use, a bug.
+    INTERNAL = Answer(ErrorCode.UNKNOWN, 500)
+
+    @property
+    def code(self) -> ErrorCode:
+        return self.value.code
+
     @property
     def status(self) -> int:
-        """The HTTP status a refusal with this code is answered with."""
-        return _STATUSES[self]
+        return self.value.status
 
-
-_STATUSES: dict[ErrorCode, int] = {
-    ErrorCode.BLOB_UNKNOWN: 404,
-    ErrorCode.BLOB_UPLOAD_INVALID: 404,
-    ErrorCode.BLOB_UPLOAD_UNKNOWN: 404,
-    ErrorCode.DIGEST_INVALID: 400,
-    ErrorCode.MANIFEST_BLOB_UNKNOWN: 404,
-    ErrorCode.MANIFEST_INVALID: 400,
-    ErrorCode.MANIFEST_UNKNOWN: 404,
-    ErrorCode.NAME_INVALID: 400,
-    ErrorCode.NAME_UNKNOWN: 404,
-    ErrorCode.PAGINATION_NUMBER_INVALID: 400,
-    ErrorCode.SIZE_INVALID: 400,
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.DENIED: 403,
-    # distribution says 405; crev refuses with it what it does not serve in a request it could
-    # read (a scope, a form, a framing), a bad request, and a method with `method_not_allowed`.
-    ErrorCode.UNSUPPORTED: 400,
-    ErrorCode.TOOMANYREQUESTS: 429,
-    ErrorCode.UNKNOWN: 500,
-    # An upstream that gave no usable answer: crev is a gateway.
-    ErrorCode.UNAVAILABLE: 502,
-}
+    @classmethod
+    def unsupported_at(cls, status: int) -> Refusal:
+        """What crev does not serve, refused at `status` as an HTTP library chose it (h11's
+        hint, `http.server`'s own refusals): a bad request where the table has no such kind."""
+        for refusal in cls:
+            if refusal.code is ErrorCode.UNSUPPORTED and refusal.status == status:
+                return refusal
+        return cls.BAD_REQUEST
 
 
 class CrevError(Exception):
@@ -166,21 +198,21 @@ class UpstreamCutError(UpstreamError):
 
 
 class RegistryError(CrevError):
-    """A refusal in the client's terms: answered as a registry JSON error with its code's
-    status, or with `status` where HTTP asks for another."""
+    """A refusal in the client's terms: answered as a registry JSON error with its kind's code
+    and status, and `headers` where HTTP asks for them (a 405's `Allow`)."""
 
     def __init__(
         self,
-        code: ErrorCode,
+        refusal: Refusal,
         message: str,
         detail: Any = None,
         *,
-        status: int | None = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(message, detail)
-        self.code = code
-        self.status = code.status if status is None else status
+        self.refusal = refusal
+        self.code = refusal.code
+        self.status = refusal.status
         self.headers = headers or []
 
     def body(self) -> bytes:
@@ -193,17 +225,16 @@ class RegistryError(CrevError):
         return f"RegistryError({self.status}, {str(self.code)!r}, {self.message!r})"
 
 
-# Most specific first: a subclass maps before its base. A status is given where it is not the
-# code's own.
-_ANSWERS: tuple[tuple[type[CrevError], ErrorCode, int | None], ...] = (
-    (InvalidNameError, ErrorCode.NAME_INVALID, None),
-    (InvalidDigestError, ErrorCode.DIGEST_INVALID, None),
-    (InvalidReferenceError, ErrorCode.MANIFEST_UNKNOWN, None),
-    (InvalidScopeError, ErrorCode.UNSUPPORTED, None),
-    (NameUnknownError, ErrorCode.NAME_UNKNOWN, None),
-    (IncompleteBodyError, ErrorCode.SIZE_INVALID, 408),
-    (UpstreamTimeoutError, ErrorCode.UNAVAILABLE, 504),
-    (UpstreamError, ErrorCode.UNAVAILABLE, None),
+# Most specific first: a subclass maps before its base.
+_ANSWERS: tuple[tuple[type[CrevError], Refusal], ...] = (
+    (InvalidNameError, Refusal.NAME_INVALID),
+    (InvalidDigestError, Refusal.DIGEST_INVALID),
+    (InvalidReferenceError, Refusal.MANIFEST_UNKNOWN),
+    (InvalidScopeError, Refusal.BAD_REQUEST),
+    (NameUnknownError, Refusal.NAME_UNKNOWN),
+    (IncompleteBodyError, Refusal.BODY_INCOMPLETE),
+    (UpstreamTimeoutError, Refusal.UPSTREAM_TIMEOUT),
+    (UpstreamError, Refusal.UPSTREAM_FAILED),
 )
 
 
@@ -212,22 +243,17 @@ def registry_error(error: CrevError) -> RegistryError:
     misconfiguration, a header crev failed to read) is crev's fault: a 500."""
     if isinstance(error, RegistryError):
         return error
-    for kind, code, status in _ANSWERS:
+    for kind, refusal in _ANSWERS:
         if isinstance(error, kind):
-            return RegistryError(code, error.message, error.detail, status=status)
+            return RegistryError(refusal, error.message, error.detail)
     if isinstance(error, ConfigError):
-        return RegistryError(ErrorCode.UNKNOWN, f"crev is misconfigured: {error.message}")
-    return RegistryError(ErrorCode.UNKNOWN, f"internal error in crev: {error.message}")
-
-
-def not_served(message: str) -> RegistryError:
-    """A path crev serves nothing at: 404, as a registry answers an API it does not have."""
-    return RegistryError(ErrorCode.UNSUPPORTED, message, status=404)
+        return RegistryError(Refusal.INTERNAL, f"crev is misconfigured: {error.message}")
+    return RegistryError(Refusal.INTERNAL, f"internal error in crev: {error.message}")
 
 
 def method_not_allowed(message: str, allow: str) -> RegistryError:
     """A method the endpoint does not answer: 405, with the methods it does in `Allow`."""
-    return RegistryError(ErrorCode.UNSUPPORTED, message, status=405, headers=[("Allow", allow)])
+    return RegistryError(Refusal.METHOD_NOT_ALLOWED, message, headers=[("Allow", allow)])
 
 
 def describe(error: BaseException) -> str:

@@ -16,12 +16,14 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from .endpoints import READ_METHODS, Endpoint
-from .errors import ErrorCode, InvalidNameError, RegistryError
+from .errors import ErrorCode, InvalidNameError, Refusal, RegistryError
 from .names import RepositoryName
 from .routing import Route
 
 # The registry's words for "not here"; a 404 with any other code (or none) stands.
-UNKNOWN_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"})
+UNKNOWN_CODES = frozenset(
+    {ErrorCode.NAME_UNKNOWN, ErrorCode.MANIFEST_UNKNOWN, ErrorCode.BLOB_UNKNOWN}
+)
 
 
 def may_ask_fallback(route: Route, endpoint: Endpoint, method: str, crev_authorizes: bool) -> bool:
@@ -88,7 +90,7 @@ class TagListQuery(NamedTuple):
         n = params.get("n")
         if n is not None and not (n.isdigit() and len(n) <= 9):
             raise RegistryError(
-                ErrorCode.PAGINATION_NUMBER_INVALID,
+                Refusal.PAGINATION_NUMBER_INVALID,
                 f"n={n[:20]!r}: the page size must be a number",
             )
         return cls(None if n is None else int(n), params.get("last") or None)

@@ -23,10 +23,9 @@ from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings
 from .errors import (
     CrevError,
-    ErrorCode,
+    Refusal,
     RegistryError,
     UpstreamCutError,
-    not_served,
     registry_error,
 )
 from .log import crev_log, escaped, log_refusal, log_response
@@ -71,6 +70,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
     process: ClassVar[Process]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
+    # Why crev itself failed the request being answered (a 5xx of its own), for its log line.
+    failure = ""
 
     def parse_request(self) -> bool:
         """The request head, read by h11 and checked for framing a host behind crev could read
@@ -120,6 +121,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def run_function(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
+        self.failure = ""
         response = self._respond(path, query)
         unread_body = not self.client.request_complete
         if unread_body:
@@ -139,6 +141,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 ms,
                 outcome,
                 response.fallback,
+                self.failure,
                 response.mirror,
             )
         self.close_connection = self.close_connection or self.client.must_close
@@ -172,7 +175,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
             settings = self.process.settings()
             function = self.function_for(path)
             if function is None:
-                raise not_served(f"no endpoint at {path!r}")
+                raise RegistryError(Refusal.NOT_SERVED, f"no endpoint at {path!r}")
             # Read back from `self.headers`, not from the head h11 read: Vercel's runtime
             # removes its internal headers there before the handler runs.
             headers = Headers(self.headers.items())
@@ -189,10 +192,14 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return function(request, settings)
         except CrevError as error:
             # The one place an error becomes what the client is answered.
-            return Response.from_error(registry_error(error))
+            answer = registry_error(error)
+            if answer.status >= 500:
+                # Clients show only "502 Bad Gateway": the reason goes on the log line too.
+                self.failure = answer.message
+            return Response.from_error(answer)
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
-            return Response.from_error(RegistryError(ErrorCode.UNKNOWN, "internal error in crev"))
+            return Response.from_error(RegistryError(Refusal.INTERNAL, "internal error in crev"))
 
     def _write(self, response: Response) -> str:
         """Send the response; how it ended when it could not be sent whole, else ''."""
@@ -228,7 +235,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
         """Protocol-level refusals `http.server` makes itself (an over-long request line) as
         registry errors."""
         reason = message or self.responses.get(code, ("error",))[0]
-        self.send_registry_error(RegistryError(ErrorCode.UNSUPPORTED, reason, status=code))
+        self.send_registry_error(RegistryError(Refusal.unsupported_at(code), reason))
 
     def send_registry_error(self, error: RegistryError) -> None:
         """Answer a refusal made before any function ran, and close: the rest of the request

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-from .errors import ErrorCode, RegistryError
+from .errors import Refusal, RegistryError
 from .urls import Origin, is_valid_host
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
@@ -130,10 +130,9 @@ def _within(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
 
 def body_too_large(limit: int) -> RegistryError:
     return RegistryError(
-        ErrorCode.SIZE_INVALID,
+        Refusal.BODY_TOO_LARGE,
         f"request body is over {limit} bytes, the most this deployment accepts in one request; "
         "upload blobs in chunks (PATCH with Content-Range) smaller than that",
-        status=413,
     )
 
 
@@ -202,7 +201,7 @@ def request_origin(headers: Headers, default_scheme: str) -> Origin:
     scheme = (headers.get("x-forwarded-proto") or default_scheme).split(",")[0].strip().lower()
     host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
     if scheme not in ("http", "https"):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"unsupported forwarded scheme {scheme!r}")
+        raise RegistryError(Refusal.BAD_REQUEST, f"unsupported forwarded scheme {scheme!r}")
     if not is_valid_host(host):
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid or missing Host header {host!r}")
+        raise RegistryError(Refusal.BAD_REQUEST, f"invalid or missing Host header {host!r}")
     return Origin(scheme, host)

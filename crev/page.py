@@ -20,9 +20,10 @@ from .endpoints import Endpoint, Kind
 from .errors import (
     InvalidNameError,
     NameUnknownError,
+    Refusal,
+    RegistryError,
     UpstreamError,
     method_not_allowed,
-    not_served,
 )
 from .failover import mirrors_for, send_with_failover
 from .fallback import fallback_for, unknown_here
@@ -54,9 +55,10 @@ def serve_page(request: Request, settings: Settings) -> Response:
     if request.method not in ("GET", "HEAD"):
         raise method_not_allowed(f"{request.method} is not served", "GET, HEAD")
     if not _wants_html(request.headers):
-        raise not_served(
+        raise RegistryError(
+            Refusal.NOT_SERVED,
             f"{request.path!r} is a page for browsers (it answers Accept: text/html); "
-            "the registry API is at /v2/"
+            "the registry API is at /v2/",
         )
     if settings.browser_redirect:
         headers = Headers([("Location", settings.browser_redirect), ("Content-Length", "0")])

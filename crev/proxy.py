@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
@@ -28,6 +29,7 @@ from .messages import FallbackAnswer, Headers, MirrorAnswer, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
 from .routing import Route
 from .scope import Scope
+from .storage_redirect import REDIRECT_STATUSES, follow, keep_at_edge
 from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
 from .upstream_response import UpstreamResponse
@@ -369,6 +371,11 @@ def _client_response(
     """The upstream's answer as the client gets it: its headers showing vanity names and
     crev's token endpoint, and the bodies that name repositories showing them too."""
     request, endpoint, timeout = exchange.request, exchange.endpoint, exchange.settings.timeout
+    is_blob_redirect = endpoint.kind is Kind.BLOB and answer.status in REDIRECT_STATUSES
+    if is_blob_redirect and exchange.route.follow_redirects:
+        followed = _from_storage(exchange, forwarded, answer)
+        if followed is not None:
+            return followed
     try:
         headers = _client_headers(exchange, forwarded.url, answer.headers)
     except MalformedHeaderError as error:
@@ -378,6 +385,14 @@ def _client_response(
         ) from None
     if exchange.crev_authorizes:
         set_edge_caching(headers, endpoint, request.method, answer.status, exchange.tag_seconds)
+        if is_blob_redirect:
+            client_authorized = "authorization" in request.headers
+            status = keep_at_edge(
+                answer.status, request.method, client_authorized, headers, time.time()
+            )
+            if status != answer.status:
+                answer.release()
+                return Response.from_bytes(status, headers, b"", answer.status)
     if endpoint.kind is Kind.TAGS and request.method == "GET" and answer.status == 200:
         body = _vanity_tag_list(answer.read(MAX_TAG_LIST_BYTES, timeout), endpoint)
         headers.remove("Content-Encoding")
@@ -393,6 +408,21 @@ def _client_response(
             answer.status, headers, _vanity_error(body, exchange.route), answer.status
         )
     return Response(answer.status, headers, answer.stream(), answer.status, answer.close)
+
+
+def _from_storage(
+    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | _ReadAnswer
+) -> Response | None:
+    """A blob the upstream redirected to storage, read from there by crev (a route that follows
+    redirects); None when the redirect is not to storage."""
+    request, endpoint = exchange.request, exchange.endpoint
+    if endpoint.reference is None:  # a blob endpoint always names its digest
+        return None
+    upstream = exchange.route.upstream
+    response = follow(request, answer, forwarded.url, str(endpoint.reference), upstream)
+    if response is not None and exchange.crev_authorizes:
+        set_edge_caching(response.headers, endpoint, request.method, response.status)
+    return response
 
 
 def _upstream_query(exchange: Exchange) -> tuple[str, RepositoryName | None]:

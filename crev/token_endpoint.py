@@ -14,9 +14,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 from .config import Settings
 from .connections import UpstreamRequest
 from .errors import (
-    ErrorCode,
     InvalidNameError,
     InvalidScopeError,
+    Refusal,
     RegistryError,
     method_not_allowed,
 )
@@ -79,7 +79,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             raise RegistryError(
-                ErrorCode.UNSUPPORTED, f"token POST must be a form, not {content_type or 'empty'!r}"
+                Refusal.BAD_REQUEST, f"token POST must be a form, not {content_type or 'empty'!r}"
             )
         form_text = request.read_body(MAX_FORM_BYTES).decode("utf-8", "replace")
         # The route hint travels in the realm's query string, the rest in the form.
@@ -136,7 +136,7 @@ def _map_params(
 ) -> tuple[Route, list[tuple[str, str]]]:
     """The route asked for, and the token parameters with every scope put under it."""
     if sum(1 for key, _ in params if key == "service") > 1:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "token request names more than one service")
+        raise RegistryError(Refusal.BAD_REQUEST, "token request names more than one service")
     scopes: list[Scope] = []
     hint: str | None = None
     mapped: list[tuple[str, str]] = []
@@ -144,9 +144,7 @@ def _map_params(
         if key == "scope":
             scopes.extend(_parse_client_scopes(value))
             if len(scopes) > MAX_SCOPES:
-                raise RegistryError(
-                    ErrorCode.UNSUPPORTED, f"more than {MAX_SCOPES} scopes requested"
-                )
+                raise RegistryError(Refusal.BAD_REQUEST, f"more than {MAX_SCOPES} scopes requested")
         elif key == ROUTE_PARAMETER:
             hint = value
         elif key in _TOKEN_PARAMETERS:
@@ -174,16 +172,15 @@ def _route_asked(scopes: list[Scope], hint: str | None, settings: Settings) -> R
     if first is not None and any(not first.upstream.is_registry_of(r.upstream) for r in routes):
         names = ", ".join(sorted(repr(route.vanity_prefix) for route in routes))
         raise RegistryError(
-            ErrorCode.DENIED,
+            Refusal.SPANS_REGISTRIES,
             f"token request spans routes {names} on different registries: ask for one at a time",
-            status=400,
         )
     if routes:
         return max(routes, key=lambda route: len(route.vanity_prefix))
     if hint is not None:
         route = settings.routes.by_prefix(hint)
         if route is None:
-            raise RegistryError(ErrorCode.UNSUPPORTED, f"no route {hint!r}")
+            raise RegistryError(Refusal.BAD_REQUEST, f"no route {hint!r}")
         return route
     return settings.routes.default
 
@@ -192,7 +189,7 @@ def _parse_client_scopes(value: str) -> list[Scope]:
     try:
         scopes = parse_scopes(value)
     except InvalidScopeError as error:
-        raise RegistryError(ErrorCode.UNSUPPORTED, f"invalid scope: {error}") from None
+        raise RegistryError(Refusal.BAD_REQUEST, f"invalid scope: {error}") from None
     for scope in scopes:
         if scope.type == "repository":
             try:

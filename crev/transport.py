@@ -229,8 +229,8 @@ class _TLSTransport(httpx.BaseTransport):
     """The transport to https origins, made when one is first asked: loading the CA store is a
     cold start's largest cost after the imports, and an http upstream never needs it."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._transport = MadeOnFirstUse(lambda: _Transport(limits, tls_context()))
+    def __init__(self, limits: httpx.Limits, context: Callable[[], ssl.SSLContext]) -> None:
+        self._transport = MadeOnFirstUse(lambda: _Transport(limits, context()))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return self._transport.get().handle_request(request)
@@ -239,10 +239,10 @@ class _TLSTransport(httpx.BaseTransport):
         self._transport.reset()
 
 
-def new_client() -> httpx.Client:
+def new_client(context: Callable[[], ssl.SSLContext] = tls_context) -> httpx.Client:
     """An httpx client as crev sends upstream with: a pool of kept-alive connections under one
     deadline, the TLS side made when an https origin is first asked, and nothing from the
-    environment."""
+    environment. `context` makes the TLS side's trust (the system's CA store unless given)."""
     limits = httpx.Limits(
         max_connections=MAX_CONNECTIONS,
         max_keepalive_connections=MAX_IDLE_CONNECTIONS,
@@ -250,7 +250,7 @@ def new_client() -> httpx.Client:
     )
     return httpx.Client(
         transport=_Transport(limits),
-        mounts={"https://": _TLSTransport(limits)},
+        mounts={"https://": _TLSTransport(limits, context)},
         follow_redirects=False,
         # No proxy, netrc or CA settings from the environment beyond OpenSSL's own, and no
         # cookie jar: one process serves every client, and a cookie kept from one answer

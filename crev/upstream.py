@@ -25,7 +25,7 @@ from .names import Namespace, RepositoryName
 from .realm import Discovery, Realm, RealmKnowledge
 from .scope import Scope
 from .token_cache import CachedToken, TokenCache
-from .token_response import MAX_TOKEN_RESPONSE_BYTES, token_in
+from .token_response import MAX_TOKEN_RESPONSE_BYTES, kept_for, token_in
 from .upstream_auth import (
     AnonymousToken,
     ClientLogin,
@@ -40,8 +40,6 @@ from .urls import URL, Origin
 
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
-# Refresh a token this long before the upstream says it expires, so it never lapses mid-request.
-EXPIRY_MARGIN = 15
 # An upstream's (or its realm's) answers that say it cannot serve now, rather than what it holds.
 FAILING_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -155,7 +153,7 @@ class Upstream(TokenSource):
             return answer
         if grant.token is None and self._realm.known() is None:
             # No token went, and the 401 named no realm to get one from: asked again, the
-            # upstream would refuse the same request the same way.
+            # upstream would answer the same request the same way.
             return answer
         answer.release()
         if grant.token is not None:
@@ -227,7 +225,7 @@ class Upstream(TokenSource):
         answer = self._connections.send(UpstreamRequest("GET", url, headers), self.timeout)
         body = answer.read(MAX_TOKEN_RESPONSE_BYTES, self.timeout)
         if answer.status in FAILING_STATUSES:
-            # Not a refusal: the realm is down or limits crev, and so the upstream is (a
+            # Not a denial: the realm is down or limits crev, and so the upstream is (a
             # route's mirrors answer for it).
             raise UpstreamRealmError(
                 f"the upstream token realm {url.origin.host} failed (status {answer.status})",
@@ -237,13 +235,13 @@ class Upstream(TokenSource):
             if login is None:
                 return None
             raise UpstreamError(
-                f"the upstream token realm refused crev's credentials (status {answer.status})"
+                "the upstream token realm did not accept crev's credentials"
+                f" (status {answer.status})"
             )
         token, expires_in = token_in(body)
         if token is None or expires_in is None:
             raise UpstreamError("the upstream token realm answered without a token")
-        lifetime = max(expires_in - EXPIRY_MARGIN, expires_in / 2)
-        return CachedToken(token, started + lifetime)
+        return CachedToken(token, started + kept_for(expires_in))
 
     # ------------------------------------------------------------------ names
 

@@ -7,6 +7,7 @@ request is sent to it and the answer's `Location` and `Link` are resolved agains
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
@@ -37,8 +38,10 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and is_valid_host(parts.netloc)
 
 
-class Origin(NamedTuple):
-    """A scheme and `host[:port]`: a registry crev fronts, or the server of a token realm."""
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A scheme and `host[:port]`: a registry crev fronts, or the server of a token realm. A
+    value of its own: equal to another origin alike, never to a tuple of the same strings."""
 
     scheme: str
     host: str

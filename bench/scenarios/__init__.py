@@ -8,7 +8,7 @@ from .load import LoadOptions, LoadRun, sustained_load
 from .manifests import concurrent_throughput, connection_reuse, warm_manifest_latency
 from .moving import moving_registries
 from .moving import render as render_moving
-from .public import Pull, public_routes
+from .public import Pull, public_routes, public_routes_redirecting
 from .pulls import copy_time, first_pull_requests, warm_pull_requests
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "first_pull_requests",
     "moving_registries",
     "public_routes",
+    "public_routes_redirecting",
     "render_failover",
     "render_moving",
     "sustained_load",

@@ -4,6 +4,7 @@ the handler does, for the unit tests of the modules behind them."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,23 +40,28 @@ def _once(body: bytes) -> Callable[[], Iterator[bytes]]:
     return lambda: iter([body])
 
 
-def settings_for(upstream: HTTPServer, **variables: str) -> Settings:
+def settings_for(
+    upstream: HTTPServer, *, clock: Callable[[], float] = time.monotonic, **variables: str
+) -> Settings:
     """Settings for one route to the stand-in `upstream` (over plain HTTP), with `variables`
-    (names without `CREV_`) on top."""
+    (names without `CREV_`) on top, keeping tokens on `clock`."""
     env = {
         "CREV_REGISTRY_HOST": f"127.0.0.1:{upstream.port}",
         "CREV_REGISTRY_SCHEME": "http",
         "CREV_UPSTREAM_TIMEOUT": "5",
     }
     env.update({f"CREV_{name.upper()}": value for name, value in variables.items()})
-    return Settings.from_env(env)
+    return Settings.from_env(env, clock=clock)
 
 
-def with_server_credentials(upstream: HTTPServer, **variables: str) -> Settings:
+def with_server_credentials(
+    upstream: HTTPServer, *, clock: Callable[[], float] = time.monotonic, **variables: str
+) -> Settings:
     """Settings serving the stand-in's `acme/` namespace with crev's own credentials (`crev`,
     `s3cret`) at its `/token` realm."""
     return settings_for(
         upstream,
+        clock=clock,
         repo_prefix="acme",
         upstream_username="crev",
         upstream_password="s3cret",

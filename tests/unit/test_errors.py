@@ -19,12 +19,12 @@ from crev.errors import (
     InvalidScopeError,
     MalformedHeaderError,
     NameUnknownError,
+    Refusal,
     RegistryError,
     UpstreamCutError,
     UpstreamError,
     UpstreamTimeoutError,
     method_not_allowed,
-    not_served,
     registry_error,
 )
 
@@ -53,21 +53,44 @@ def test_each_domain_error_is_answered_with_its_status_and_code(
     assert answer.detail == error.detail
 
 
-def test_a_refusal_is_answered_with_its_code_s_status() -> None:
-    assert RegistryError(ErrorCode.DENIED, "no").status == 403
-    assert RegistryError(ErrorCode.NAME_UNKNOWN, "no").status == 404
-    assert RegistryError(ErrorCode.UNSUPPORTED, "no").status == 400
-    # Where HTTP asks for a status of its own.
-    assert RegistryError(ErrorCode.SIZE_INVALID, "too large", status=413).status == 413
-    assert (not_served("no such path").status, not_served("no").code) == (
-        404,
-        ErrorCode.UNSUPPORTED,
+def test_a_refusal_is_answered_with_its_kind_s_code_and_status() -> None:
+    assert (
+        RegistryError(Refusal.SPANS_REGISTRIES, "no").status,
+        Refusal.SPANS_REGISTRIES.code,
+    ) == (
+        400,
+        ErrorCode.DENIED,
     )
+    assert RegistryError(Refusal.NAME_UNKNOWN, "no").status == 404
+    assert RegistryError(Refusal.BAD_REQUEST, "no").status == 400
+    # Where HTTP asks for a status of its own.
+    assert RegistryError(Refusal.BODY_TOO_LARGE, "too large").status == 413
+    not_served = RegistryError(Refusal.NOT_SERVED, "no such path")
+    assert (not_served.status, not_served.code) == (404, ErrorCode.UNSUPPORTED)
 
 
-def test_every_code_knows_its_status() -> None:
-    for code in ErrorCode:
-        assert 400 <= code.status < 600, code
+def test_every_kind_of_refusal_knows_its_status() -> None:
+    for refusal in Refusal:
+        assert 400 <= refusal.status < 600, refusal
+    # Every code crev answers with is a kind's; the kinds are distinct answers.
+    assert len({refusal.value for refusal in Refusal}) == len(Refusal)
+
+
+@pytest.mark.parametrize(
+    ("status", "refusal"),
+    [
+        (404, Refusal.NOT_SERVED),
+        (405, Refusal.METHOD_NOT_ALLOWED),
+        (414, Refusal.REQUEST_LINE_TOO_LONG),
+        (431, Refusal.HEADERS_TOO_LARGE),
+        (501, Refusal.NOT_IMPLEMENTED),
+        (505, Refusal.VERSION_NOT_SUPPORTED),
+        (400, Refusal.BAD_REQUEST),
+        (418, Refusal.BAD_REQUEST),
+    ],
+)
+def test_what_a_library_refuses_is_a_kind_at_its_status(status: int, refusal: Refusal) -> None:
+    assert Refusal.unsupported_at(status) is refusal
 
 
 def test_a_registry_error_is_answered_as_it_is() -> None:
@@ -130,7 +153,7 @@ def test_the_body_is_a_distribution_error() -> None:
             }
         ]
     }
-    assert json.loads(RegistryError(ErrorCode.UNSUPPORTED, "no").body()) == {
+    assert json.loads(RegistryError(Refusal.BAD_REQUEST, "no").body()) == {
         "errors": [{"code": "UNSUPPORTED", "message": "no"}]
     }
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from crev.endpoints import Endpoint, Kind
-from crev.errors import RegistryError, UpstreamError
+from crev.errors import RegistryError
 from crev.fallback import (
     TagListQuery,
     TagPage,
@@ -20,7 +20,6 @@ from crev.fallback import (
     unknown_here,
 )
 from crev.names import Digest, Namespace, RepositoryName, Tag
-from crev.tag_list import tag_names
 from crev.upstream import Upstream
 from crev.upstream_auth import AnonymousToken
 from crev.urls import Origin
@@ -167,14 +166,6 @@ def test_the_next_page_link() -> None:
     assert next_page_link("/v2/team/tool/tags/list", 2, "v1+x") == (
         '</v2/team/tool/tags/list?n=2&last=v1%2Bx>; rel="next"'
     )
-
-
-def test_tag_names() -> None:
-    assert tag_names(b'{"name":"x","tags":["1",2,"b"]}') == ["1", "b"]
-    assert tag_names(b'{"name":"x","tags":null}') == []
-    for body in (b"nope", b'{"tags":"1"}'):
-        with pytest.raises(UpstreamError):
-            tag_names(body)
 
 
 def test_a_name_the_fallbacks_namespace_makes_too_long_is_the_primarys_alone() -> None:

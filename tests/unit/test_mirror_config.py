@@ -221,7 +221,7 @@ def test_a_route_takes_mirrors_in_order_each_with_its_credentials() -> None:
         (
             "=ghcr.io/acme;public;mirror=",
             "CREV_ROUTES entry '=ghcr.io/acme;public;mirror=': unknown option 'mirror=' "
-            "(known: realm=URL, credentials=NAME, official-images, public, "
+            "(known: realm=URL, credentials=NAME, official-images, public, follow-redirects, "
             "fallback=HOST[/NAMESPACE], fallback-credentials=NAME, mirror=HOST[/NAMESPACE], "
             "mirror-credentials=NAME)",
         ),

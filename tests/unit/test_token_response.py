@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crev.token_response import DEFAULT_EXPIRES_IN, token_in
+from crev.token_response import DEFAULT_EXPIRES_IN, EXPIRY_MARGIN, kept_for, token_in
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,10 @@ from crev.token_response import DEFAULT_EXPIRES_IN, token_in
 )
 def test_token_in(body: bytes, token: str | None, expires_in: int | None) -> None:
     assert token_in(body) == (token, expires_in)
+
+
+def test_a_token_is_kept_until_shortly_before_it_expires() -> None:
+    assert kept_for(300) == 300 - EXPIRY_MARGIN
+    # A token shorter-lived than the margin is kept for half its life, never past it.
+    assert kept_for(1) == 0.5
+    assert kept_for(2 * EXPIRY_MARGIN) == EXPIRY_MARGIN

@@ -6,8 +6,8 @@ shortly before they expire, and never fetched where the upstream wants none."""
 from __future__ import annotations
 
 import base64
+import inspect
 import json
-import time
 from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
@@ -21,13 +21,16 @@ from crev.config import Settings
 from crev.connections import Connections, UpstreamRequest
 from crev.errors import UpstreamError
 from crev.messages import Headers
-from crev.names import RepositoryName
+from crev.names import Namespace, RepositoryName
 from crev.proxy import serve_registry
 from crev.realm import Realm
 from crev.routing import Route
 from crev.scope import Scope
+from crev.server import PROJECT_ROOT
 from crev.token_endpoint import serve_token
-from crev.urls import URL
+from crev.upstream import Upstream
+from crev.upstream_auth import Grant, Login, TokenSource, UpstreamAuth
+from crev.urls import URL, Origin
 from tests.support.refusals import refused
 from tests.support.service_calls import request, settings_for, with_server_credentials
 
@@ -99,13 +102,16 @@ def test_a_token_is_kept_for_its_scopes_and_shared(httpserver: HTTPServer) -> No
 
 
 def test_a_token_is_fetched_again_before_it_expires(httpserver: HTTPServer) -> None:
-    # A one-second token is kept for half its life, never past it.
+    # A one-second token is kept for half its life, never past it: on crev's clock, which the
+    # test holds.
+    now = [1000.0]
     httpserver.expect_request("/token").respond_with_json({"token": "short", "expires_in": 1})
-    route = with_credentials(httpserver)
+    route = with_server_credentials(httpserver, clock=lambda: now[0]).routes.default
     server_authorization(route, PULL)
+    now[0] += 0.4
     server_authorization(route, PULL)
     assert len(token_requests(httpserver)) == 1
-    time.sleep(0.6)
+    now[0] += 0.2
     server_authorization(route, PULL)
     assert len(token_requests(httpserver)) == 2
 
@@ -182,7 +188,7 @@ def test_refused_credentials_are_an_upstream_error_without_the_secret(
     with pytest.raises(UpstreamError) as caught:
         server_authorization(with_credentials(httpserver), PULL)
     assert caught.value.message == (
-        "the upstream token realm refused crev's credentials (status 401)"
+        "the upstream token realm did not accept crev's credentials (status 401)"
     )
 
 
@@ -392,3 +398,52 @@ def test_an_anonymous_token_may_come_from_an_http_realm() -> None:
     assert "http://auth.example/token?service=r&scope=repository%3Aacme%2Ftool%3Apull" in (
         upstream.asked
     )
+
+
+# --- a new method is one class (docs/internals.md shows this one) ------------------------------
+
+
+class BasicLogin(UpstreamAuth):
+    """Server-side: HTTP Basic on every request, for a registry that issues no tokens."""
+
+    server_side = True
+    # A 401 to a password is the answer: there is no other to send.
+    refreshes = False
+
+    def __init__(self, username: str, password: str) -> None:
+        self.login = Login(username, password)
+
+    def authorizes(self, *, write: bool, client_authorized: bool) -> bool:
+        return True
+
+    def authorization(self, upstream: TokenSource, scopes: tuple[Scope, ...]) -> Grant:
+        return Grant(self.login.basic())
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.login.username, self.login.password)
+
+
+def test_a_new_authentication_method_is_one_class(httpserver: HTTPServer) -> None:
+    basic = "Basic " + base64.b64encode(b"crev:s3cret").decode()
+    httpserver.expect_request(
+        "/v2/acme/tool/manifests/1", headers={"Authorization": basic}
+    ).respond_with_data("manifest")
+    upstream = Upstream(
+        Origin("http", f"127.0.0.1:{httpserver.port}"),
+        Namespace("acme"),
+        BasicLogin("crev", "s3cret"),
+        timeout=TIMEOUT,
+    )
+    route = Route("", (upstream,))
+    assert route.server_side and route.crev_authorizes(write=True, client_authorized=True)
+    request = UpstreamRequest("GET", upstream.url("/v2/acme/tool/manifests/1"), Headers())
+    answer = upstream.send(request, PULL)
+    assert (answer.status, answer.read(1024, TIMEOUT)) == (200, b"manifest")
+    assert "s3cret" not in repr(upstream)
+
+
+def test_the_class_docs_internals_shows_is_this_one() -> None:
+    internals = (PROJECT_ROOT / "docs" / "internals.md").read_text()
+    shown = internals.split("### Adding an authentication method", 1)[1]
+    code = shown.split("```python\n", 1)[1].split("```", 1)[0]
+    assert code == inspect.getsource(BasicLogin)

@@ -45,6 +45,14 @@ def test_an_origin_and_its_urls() -> None:
     assert str(LOCAL.url("/v2/")) == "http://127.0.0.1:5000/v2/"
 
 
+def test_an_origin_is_a_value_of_its_own() -> None:
+    assert Origin("https", "ghcr.io") == Origin("https", "ghcr.io")
+    assert Origin("https", "ghcr.io") != ("https", "ghcr.io")
+    assert len({Origin("https", "ghcr.io"), Origin("https", "ghcr.io")}) == 1
+    with pytest.raises(AttributeError):
+        Origin("https", "ghcr.io").host = "elsewhere"  # type: ignore[misc]
+
+
 def test_docker_hub_is_known_by_its_api_host() -> None:
     assert Origin("https", DOCKER_HUB).is_docker_hub
     assert not GHCR.is_docker_hub

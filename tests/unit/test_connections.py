@@ -220,7 +220,7 @@ def test_a_runtime_whose_openssl_finds_no_ca_uses_the_systems_bundle(
 
 
 def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
-    serve, tls_server: tuple[HTTPServer, Path], monkeypatch: pytest.MonkeyPatch
+    serve, tls_server: tuple[HTTPServer, Path]
 ) -> None:
     tls, ca_file = tls_server
     tls.expect_request("/v2/").respond_with_data("over tls")
@@ -230,8 +230,7 @@ def test_the_ca_store_is_loaded_once_an_https_upstream_is_first_asked(
         loaded.append(ssl.create_default_context(cafile=str(ca_file)))
         return loaded[-1]
 
-    monkeypatch.setattr(transport, "tls_context", counted_tls_context)
-    connections = Connections()
+    connections = Connections(lambda: transport.new_client(counted_tls_context))
     plain = serve(lambda n: ok(b"plain %d" % n))
     assert [
         b"".join(send("GET", plain.url + "/v2/", Headers(), TIMEOUT, None, connections).stream())
