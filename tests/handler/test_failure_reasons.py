@@ -160,5 +160,6 @@ def test_a_refusal_of_crev_s_credentials_is_logged_without_them(
     response = httpx.get(f"{crev.url}/v2/tool/manifests/1", timeout=30)
     assert response.status_code == 502
     line = logged_line(log, "GET /v2/tool/manifests/1 502 upstream=- ")
-    assert 'error="the upstream token realm did not accept crev\'s credentials (status 401)"' in line
+    said = "the upstream token realm did not accept crev's credentials (status 401)"
+    assert f'error="{said}"' in line
     assert "s3cret" not in line and "czNjcmV0" not in line
