@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --quick          # the comparison, short run, no profile
     .venv/bin/python -m bench public           # pulls through a public route
     .venv/bin/python -m bench moving           # pulls through a route with a fallback
+    .venv/bin/python -m bench failover         # pulls through a route with a mirror, primary down
     .venv/bin/python -m bench load             # concurrent pulls for a minute
     .venv/bin/python -m bench bundle           # what a Vercel deployment holds
     .venv/bin/python -m bench cold             # cold starts only (--tls, --root ../old)
@@ -35,13 +36,21 @@ from .cold_start import cold_start
 from .plan import FULL, QUICK
 from .probes import log
 from .profile import crev_profile
-from .testbed import Testbed, push_bench_images, tls_testbed
+from .testbed import Testbed, missing_tls_front, push_bench_images, tls_testbed
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
 
 def compare(args: argparse.Namespace) -> int:
     """Every scenario of the table, direct and through crev in one run."""
+    missing = [tool for tool in ("docker-registry", "skopeo") if shutil.which(tool) is None]
+    if missing or missing_tls_front():
+        needs = (
+            [f"{', '.join(missing)} (apt-get install docker-registry skopeo)"] if missing else []
+        )
+        needs += [front] if (front := missing_tls_front()) else []
+        print(f"compare: needs {'; '.join(needs)}")
+        return 2
     plan = QUICK if args.quick else FULL
     profile = args.profile if args.profile is not None else not args.quick
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -63,6 +72,9 @@ def compare(args: argparse.Namespace) -> int:
                 results["blob"] = scenarios.blob_streaming(bed, plan)
                 results["copy"] = scenarios.copy_time(bed, plan)
                 results["copy_single"] = scenarios.copy_time(bed, plan, images.single_image)
+                results["copy_eight"] = scenarios.copy_time(bed, plan, images.eight_layer_image)
+                results["copy_cpu"] = scenarios.copy_cpu(bed, plan, images.eight_layer_image)
+                results["request_cpu"] = scenarios.request_cpu(bed, plan)
                 warm = scenarios.warm_pull_requests(bed)
                 results["upstream_requests"] = {"first": first, "warm": warm}
                 if profile:
@@ -74,6 +86,9 @@ def compare(args: argparse.Namespace) -> int:
                         "blob": scenarios.blob_streaming(tls, plan),
                         "copy": scenarios.copy_time(tls, plan),
                         "copy_single": scenarios.copy_time(tls, plan, images.single_image),
+                        "copy_eight": scenarios.copy_time(tls, plan, images.eight_layer_image),
+                        "copy_cpu": scenarios.copy_cpu(tls, plan, images.eight_layer_image),
+                        "request_cpu": scenarios.request_cpu(tls, plan),
                     }
             results["cold_start"] = cold_start(registry, plan, workdir)
     rows = report.build_rows(results)
@@ -90,9 +105,24 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def public(args: argparse.Namespace) -> int:
-    """A pull through a public route behind a caching edge, first and repeated, and direct."""
+    """A pull through a public route behind a caching edge, first and repeated, and direct;
+    from a registry that serves blobs itself, and from one that redirects them to storage, with
+    crev's 308s kept at the edge and without."""
+    load_start = os.getloadavg()
     results = scenarios.public_routes(args.rounds)
     print(report.render_public(results, args.rounds))
+    redirecting = scenarios.public_routes_redirecting(args.rounds)
+    print()
+    print(
+        report.render_public(
+            redirecting, args.rounds, "a registry redirecting blobs to signed storage"
+        )
+    )
+    load_end = os.getloadavg()
+    print(
+        f"\nload average (1, 5, 15 min): {' '.join(f'{v:.2f}' for v in load_start)} at the start, "
+        f"{' '.join(f'{v:.2f}' for v in load_end)} at the end"
+    )
     return 0
 
 
@@ -103,11 +133,21 @@ def moving(args: argparse.Namespace) -> int:
     return 0
 
 
+def failover(args: argparse.Namespace) -> int:
+    """Pulls through a public route with a mirror, with the primary healthy, stopped and never
+    answering, first and next, beside a direct pull from the mirror."""
+    print(scenarios.render_failover(scenarios.failover_pulls(args.rounds), args.rounds))
+    return 0
+
+
 def load(args: argparse.Namespace) -> int:
     """Concurrent pulls through crev for a while; exits 1 on any error or wrong digest."""
     missing = [tool for tool in ("docker-registry", "skopeo") if shutil.which(tool) is None]
     if missing:
         print(f"load: needs {', '.join(missing)} (apt-get install docker-registry skopeo)")
+        return 2
+    if args.tls and (front := missing_tls_front()):
+        print(f"load --tls: needs {front}")
         return 2
     options = scenarios.LoadOptions(
         duration=args.duration,
@@ -188,6 +228,10 @@ def parser() -> argparse.ArgumentParser:
     fallback.add_argument("--rounds", type=int, default=1, help="pulls of each kind (1)")
     fallback.set_defaults(run=moving)
 
+    mirrors = commands.add_parser("failover", help=failover.__doc__, description=failover.__doc__)
+    mirrors.add_argument("--rounds", type=int, default=3, help="pulls of each kind (3)")
+    mirrors.set_defaults(run=failover)
+
     pulls = commands.add_parser("load", help=load.__doc__, description=load.__doc__)
     pulls.add_argument("--duration", type=float, default=60.0, help="seconds measured (60)")
     pulls.add_argument("--concurrency", type=int, default=16, help="concurrent pullers (16)")
@@ -203,7 +247,9 @@ def parser() -> argparse.ArgumentParser:
     )
     pulls.add_argument("--seed", type=int, default=0)
     pulls.add_argument(
-        "--tls", action="store_true", help="crev's upstream: the registry behind a TLS front"
+        "--tls",
+        action="store_true",
+        help="crev's upstream: the registry behind nginx terminating TLS",
     )
     pulls.add_argument("--json", type=Path, help="also write the figures to this file")
     pulls.set_defaults(run=load)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 
+from . import __version__
 from .config import Settings
 from .errors import ConfigError
 from .log import configure_logging, crev_log
@@ -15,6 +17,9 @@ from .process import Process
 from .server import LocalServer, create_server
 
 DEFAULT_PORT = 8080
+# How long stopping waits for the requests in flight: within the shortest grace period the usual
+# supervisors give between SIGTERM and SIGKILL (docker stop's 10 s; Kubernetes 30 s, systemd 90 s).
+DRAIN_SECONDS = 8.0
 
 SETTINGS_HELP = """\
 settings (environment variables; README.md explains each):
@@ -26,12 +31,21 @@ settings (environment variables; README.md explains each):
   CREV_UPSTREAM_USERNAME, CREV_UPSTREAM_PASSWORD or CREV_UPSTREAM_TOKEN
                          server-side upstream credentials for a private upstream
   CREV_PUBLIC            1: public images, no login for clients, edge-cacheable answers
+  CREV_FOLLOW_REDIRECTS  1: crev reads blobs from the storage the upstream redirects to
   CREV_FALLBACK_REGISTRY_HOST, CREV_FALLBACK_REPO_PREFIX, CREV_FALLBACK_REGISTRY_SCHEME
                          the registry you are moving away from: reads the upstream does not
                          know go there (needs CREV_PUBLIC=1 or server-side credentials)
   CREV_FALLBACK_UPSTREAM_USERNAME, CREV_FALLBACK_UPSTREAM_PASSWORD or
   CREV_FALLBACK_UPSTREAM_TOKEN
                          server-side credentials for the fallback (default: anonymous)
+  CREV_MIRROR_REGISTRY_HOST, CREV_MIRROR_REPO_PREFIX, CREV_MIRROR_REGISTRY_SCHEME
+                         a registry with the same images: reads the upstream fails (unreachable,
+                         too slow, 5xx, 429) go there (needs CREV_PUBLIC=1 or server-side
+                         credentials)
+  CREV_MIRROR_UPSTREAM_USERNAME, CREV_MIRROR_UPSTREAM_PASSWORD or CREV_MIRROR_UPSTREAM_TOKEN
+                         server-side credentials for the mirror (default: anonymous)
+  CREV_FAILOVER_SECONDS  seconds to wait for the upstream's answer before asking a mirror
+                         (default 5)
   CREV_ROUTES            several upstreams on one domain (replaces the variables above)
   CREV_TOKEN_URL         where crev's token endpoint is served (default /api/token)
   CREV_UPSTREAM_TIMEOUT  seconds to wait for the upstream (default 30)
@@ -66,13 +80,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crev: warning: {warning}", file=sys.stderr)
     configure_logging()
     print(_banner(server, args.host, settings), flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        crev_log().info("stopping")
+    except (KeyboardInterrupt, _Terminated) as stop:
+        _drain(server, "SIGTERM" if isinstance(stop, _Terminated) else "Ctrl-C")
     finally:
         server.server_close()
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (systemd, a container runtime, Kubernetes): stop as on Ctrl-C."""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _drain(server: LocalServer, why: str) -> None:
+    """Stop taking connections, let the requests in flight be answered for a bounded time, and
+    say so: a stop is never silent, and never cuts a pull that could have finished."""
+    server.socket.close()
+    in_flight = server.in_flight.count
+    if not in_flight:
+        crev_log().info("stopping (%s)", why)
+        return
+    crev_log().info(
+        "stopping (%s): waiting up to %g s for %d request%s in flight",
+        why,
+        DRAIN_SECONDS,
+        in_flight,
+        "" if in_flight == 1 else "s",
+    )
+    cut = server.in_flight.drain(DRAIN_SECONDS)
+    if cut:
+        crev_log().info(
+            "stopped: %d request%s cut after %g s", cut, "" if cut == 1 else "s", DRAIN_SECONDS
+        )
+    else:
+        crev_log().info("stopped: every request answered")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"port to listen on (default: $PORT, else {DEFAULT_PORT})",
     )
+    parser.add_argument("--version", action="version", version=f"crev {__version__}")
     return parser
 
 
@@ -141,13 +189,31 @@ def _banner(server: LocalServer, host: str, settings: Settings) -> str:
         " (every interface)" if reachable != host else ""
     )
     routes = "\n".join(f"  {route.describe()}" for route in settings.routes.routes)
-    push = "push: enabled (CREV_ALLOW_PUSH=1)" if settings.allow_push else "push: disabled"
     pull_from = _address(reachable, port)
+    image = f"{pull_from}/{_name_shown(settings)}:TAG"
+    if ":" in reachable:
+        # containers/image (skopeo, podman) reads no bracketed IPv6 address in an image name.
+        skopeo = "skopeo and podman take no IPv6 address in an image name: --host 127.0.0.1"
+    else:
+        skopeo = f"skopeo inspect --tls-verify=false docker://{image}"
     return (
-        f"crev serving on {listening}\n{routes}\n  {push}\n"
-        f"  pull: skopeo inspect --tls-verify=false docker://{pull_from}/NAME:TAG\n"
-        f"        docker pull {pull_from}/NAME:TAG   (local registries need no TLS)"
+        f"crev serving on {listening}\n{routes}\n  {_push_shown(settings)}\n"
+        f"  pull: {skopeo}\n"
+        f"        docker pull {image}   (local registries need no TLS)"
     )
+
+
+def _name_shown(settings: Settings) -> str:
+    """A name crev serves: any name on a catch-all route, else one under the shortest vanity
+    prefix (a bare NAME would be refused)."""
+    return f"{settings.routes.default.vanity_prefix}NAME"
+
+
+def _push_shown(settings: Settings) -> str:
+    if not settings.allow_push:
+        return "push: disabled"
+    # Echoed as set: `yes` is as good as `1`, and the line should not claim what was not typed.
+    return f"push: enabled (CREV_ALLOW_PUSH={os.environ.get('CREV_ALLOW_PUSH', '').strip()})"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ may change or must not be shared: a tag moves and answers by `Accept`, tag lists
 referrers are added, a redirect to storage carries a signed, short-lived URL, a 401 or 404 may
 turn into content. Those are marked `no-store`, whatever the upstream said; but a public route's
 owner may let the edge keep a 200 to a manifest by tag and a tag list for a while
-(`CREV_TAG_CACHE_SECONDS`), trading a pushed tag's delay for pulls that never reach crev.
+(`CREV_TAG_CACHE_SECONDS`), trading a pushed tag's delay for pulls that never reach crev, and
+crev/storage_redirect.py keeps a blob's redirect while its signed URL lives.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def set_edge_caching(
     if is_immutable(endpoint, method, status):
         headers.set("Cache-Control", IMMUTABLE)
     elif tag_seconds and is_by_tag(endpoint, method, status):
-        headers.set("Cache-Control", by_tag(tag_seconds))
+        headers.set("Cache-Control", kept_at_edge_for(tag_seconds))
         # A manifest by tag is answered by `Accept`: an edge that keys on it never gives one
         # client's media type to another. What the upstream varies by is kept beside it.
         _vary_by(headers, "Accept")
@@ -53,7 +54,7 @@ def _vary_by(headers: Headers, name: str) -> None:
         headers.add("Vary", name)
 
 
-def by_tag(seconds: int) -> str:
+def kept_at_edge_for(seconds: int) -> str:
     """Kept at the edge for `seconds`; a browser keeps nothing."""
     return f"public, max-age=0, s-maxage={seconds}"
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 import h11
 
+from .allocator import settle_thresholds
 from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings
 from .errors import (
@@ -70,6 +71,8 @@ class FunctionHandler(BaseHTTPRequestHandler):
     process: ClassVar[Process]
     # The scheme the client used when no `X-Forwarded-Proto` says otherwise.
     default_scheme: ClassVar[str] = "http"
+    # Why crev itself failed the request being answered (a 5xx of its own), for its log line.
+    failure = ""
 
     def parse_request(self) -> bool:
         """The request head, read by h11 and checked for framing a host behind crev could read
@@ -119,6 +122,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
     def run_function(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
+        self.failure = ""
         response = self._respond(path, query)
         unread_body = not self.client.request_complete
         if unread_body:
@@ -138,7 +142,10 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 ms,
                 outcome,
                 response.fallback,
+                self.failure,
+                response.mirror,
             )
+            settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close
         if unread_body and not outcome:
             self._linger()
@@ -187,7 +194,11 @@ class FunctionHandler(BaseHTTPRequestHandler):
             return function(request, settings)
         except CrevError as error:
             # The one place an error becomes what the client is answered.
-            return Response.from_error(registry_error(error))
+            answer = registry_error(error)
+            if answer.status >= 500:
+                # Clients show only "502 Bad Gateway": the reason goes on the log line too.
+                self.failure = answer.message
+            return Response.from_error(answer)
         except Exception:
             crev_log().exception("crev failed on %s %s", self.command, path)
             return Response.from_error(RegistryError(Refusal.INTERNAL, "internal error in crev"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import logging
 
-    from .messages import FallbackAnswer
+    from .messages import FallbackAnswer, MirrorAnswer
 
 # How much of a refused request line the log keeps: the method and path, not a flood.
 LOGGED_REQUEST_LINE_CHARS = 200
@@ -28,7 +28,13 @@ def escaped(text: str) -> str:
 def crev_log() -> logging.Logger:
     import logging
 
-    return logging.getLogger("crev")
+    log = logging.getLogger("crev")
+    if not log.hasHandlers():
+        # Nothing in this process says where logs go: Vercel's runtime configures the root
+        # logger in production, but `vercel dev` runs functions in an emulation that does not,
+        # and its terminal would show no request line at all. To stderr, as the local server.
+        configure_logging()
+    return log
 
 
 def log_response(
@@ -39,14 +45,27 @@ def log_response(
     ms: float,
     outcome: str = "",
     fallback: FallbackAnswer | None = None,
+    failure: str = "",
+    mirror: MirrorAnswer | None = None,
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
-    answered itself), what the route's fallback said when it was asked (`fallback=200@host`),
-    and how it ended when not whole (`client-gone`, `upstream-cut`, or `unframed` for a response
-    h11 would not frame)."""
-    upstream = "-" if upstream_status is None else upstream_status
-    asked = "" if fallback is None else f" fallback={fallback.status}@{fallback.host}"
+    answered itself; how it failed when a mirror answered for it, and the mirror's status,
+    `upstream=unreachable mirror=200@host`), what the route's fallback said when it was asked
+    (`fallback=200@host`), how it ended when not whole (`client-gone`, `upstream-cut`, or
+    `unframed` for a response h11 would not frame), and why crev failed it when it did
+    (`error="..."`, the message the client was answered with: it names hosts and settings,
+    never a credential)."""
+    upstream: object = "-" if upstream_status is None else upstream_status
+    asked = ""
+    if mirror is not None:
+        upstream = escaped(mirror.failure)
+        asked = f" mirror={mirror.status}@{mirror.host}"
+    if fallback is not None:
+        asked += f" fallback={fallback.status}@{fallback.host}"
     suffix = f" {outcome}" if outcome else ""
+    if failure:
+        quoted = escaped(failure).replace('"', '\\"')
+        suffix += f' error="{quoted}"'
     crev_log().info(
         "%s %s %s upstream=%s%s %.1fms%s",
         escaped(method),
@@ -76,7 +95,7 @@ def log_refusal(request_line: str, status: int, message: str) -> None:
 def configure_logging() -> None:
     import logging
 
-    log = crev_log()
+    log = logging.getLogger("crev")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

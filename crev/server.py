@@ -10,6 +10,8 @@ import importlib.util
 import json
 import re
 import socket
+import threading
+import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -100,20 +102,70 @@ def make_dispatcher(paths: list[FunctionPath], process: Process) -> type[Functio
     """A handler that runs the function each path is served by, all in one process."""
 
     class Dispatcher(FunctionHandler):
+        server: LocalServer
+
         def function_for(self, path: str) -> Function | None:
             for served in paths:
                 if served.pattern.fullmatch(path):
                     return served.function
             return None
 
+        def run_function(self) -> None:
+            with self.server.in_flight:
+                super().run_function()
+            if self.server.in_flight.draining:
+                # Stopping: this connection takes no further request.
+                self.close_connection = True
+
     Dispatcher.process = process
     return Dispatcher
+
+
+class InFlight:
+    """The requests being answered, so that stopping can wait for them (a bounded time)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+        self.draining = False
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    @property
+    def count(self) -> int:
+        with self._changed:
+            return self._count
+
+    def drain(self, seconds: float) -> int:
+        """Wait up to `seconds` for the requests in flight to be answered; how many were not."""
+        self.draining = True
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while self._count and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+            return self._count
 
 
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
     # Many clients pull layers in parallel; the default backlog of 5 drops connections.
     request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[FunctionHandler],
+        bind_and_activate: bool = True,
+    ) -> None:
+        self.in_flight = InFlight()
+        super().__init__(address, handler, bind_and_activate)
 
 
 class IPv6LocalServer(LocalServer):

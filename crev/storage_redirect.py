@@ -17,18 +17,33 @@ and no blob byte passes through crev. Two choices change that:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from .connections import Connections, UpstreamRequest
-from .edge_cache import by_tag
+from .edge_cache import kept_at_edge_for
 from .errors import UpstreamError
 from .header_filters import client_response_headers
-from .messages import Headers
+from .links import REDIRECT_STATUSES
+from .messages import Headers, Request, Response
 from .signed_url import signed_until
+from .upstream import Upstream
 from .upstream_response import UpstreamResponse
 from .urls import URL, is_http_url
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Redirect(Protocol):
+        """An upstream's redirect as crev holds it, its body unread (a class only the type
+        checker makes: making it costs a cold start time)."""
+
+        status: int
+        headers: Headers
+
+        def release(self) -> None: ...
+
+
 PERMANENT_REDIRECT = 308
 # The edge stops handing out a URL this long before it expires: a client that gets it from the
 # edge at the last moment still has time to follow it.
@@ -89,7 +104,7 @@ def keep_at_edge(
     seconds = edge_seconds(location, now)
     if seconds is None:
         return status
-    headers.set("Cache-Control", by_tag(seconds))
+    headers.set("Cache-Control", kept_at_edge_for(seconds))
     return PERMANENT_REDIRECT
 
 
@@ -155,3 +170,25 @@ def storage_answer_headers(answer: Headers, redirect: Headers, digest: str) -> H
     if "docker-content-digest" not in kept:
         kept.items.append(("Docker-Content-Digest", digest))
     return kept
+
+
+def follow(
+    request: Request, redirect: Redirect, asked: URL, digest: str, upstream: Upstream
+) -> Response | None:
+    """The blob `digest` read from the storage the `upstream`'s `redirect` (its answer to
+    `asked`) points to, through the process's connections with no credential of the
+    upstream's, streamed as storage sends it: a route that follows redirects. None for a
+    redirect that is not to storage, which the client gets as it came."""
+    location = redirect.headers.get("location")
+    url = storage_url(location, asked) if location is not None else None
+    if url is None:
+        return None
+    redirect.release()
+    stored = fetch_from_storage(
+        upstream.connections, url, request.method, request.headers, upstream.timeout
+    )
+    headers = storage_answer_headers(stored.headers, redirect.headers, digest)
+    if not stored.has_body:
+        stored.release()
+        return Response(stored.status, headers, (), redirect.status)
+    return Response(stored.status, headers, stored.stream(), redirect.status, stored.close)

@@ -174,7 +174,8 @@ class StaticToken(UpstreamAuth):
 
 class RealmCredentials(UpstreamAuth):
     """Server-side: a username and password crev trades at the upstream's realm for a bearer
-    token of exactly each request's scopes; the realm refusing them is an upstream error."""
+    token of exactly each request's scopes; a realm that does not accept them is an upstream
+    error."""
 
     server_side = True
 

@@ -70,9 +70,11 @@ def _lifetime(value: str, counted: tuple[str, ...]) -> float | None:
 
 @dataclass
 class CachingEdge:
-    """The edge at `url`, forwarding misses to `origin` (http://host:port)."""
+    """The edge at `url`, forwarding misses to `origin` (http://host:port), keeping answers
+    of the `keeps` statuses (Vercel's by default)."""
 
     origin: str
+    keeps: frozenset[int] = CACHEABLE_STATUSES
     requests: list[EdgeRequest] = field(default_factory=list)
     _cache: dict[tuple[str, str], _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -131,8 +133,10 @@ class CachingEdge:
 
 
 @contextlib.contextmanager
-def run_caching_edge(origin: str) -> Iterator[CachingEdge]:
-    edge = CachingEdge(origin)
+def run_caching_edge(
+    origin: str, keeps: frozenset[int] = CACHEABLE_STATUSES
+) -> Iterator[CachingEdge]:
+    edge = CachingEdge(origin, keeps)
     edge.start()
     try:
         yield edge
@@ -171,7 +175,7 @@ class _EdgeHandler(AnyMethodHandler):
         lifetime = edge_lifetime(headers)
         if (
             cacheable_request
-            and status in CACHEABLE_STATUSES
+            and status in self.owner.keeps
             and len(body) <= MAX_CACHED_BYTES
             and lifetime is not None
         ):

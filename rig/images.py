@@ -407,10 +407,16 @@ def _check_digest(name: str, tag: str, pushed: str, expected: str) -> None:
 
 
 def push_small_image(
-    registry: TestRegistry, name: str = "acme/tool", tag: str = "1", *, label: str | None = None
+    registry: TestRegistry,
+    name: str = "acme/tool",
+    tag: str = "1",
+    *,
+    label: str | None = None,
+    layers: int = 2,
 ) -> PushedImage:
-    """A linux/amd64 OCI image with two small layers."""
-    return _push_built(registry, name, tag, build_small_image(label or f"{name}:{tag}"))
+    """A linux/amd64 OCI image with `layers` small layers (two by default)."""
+    built = build_small_image(label or f"{name}:{tag}", layers=layers)
+    return _push_built(registry, name, tag, built)
 
 
 RUNNABLE_GREETING = b"hello from an image pulled through crev\n"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import ssl
 import subprocess
 import time
@@ -20,7 +21,7 @@ import trustme
 
 from .issuer import AccessPolicy, TokenIssuer
 from .s3_storage import S3Storage, run_s3_storage
-from .tools import free_port, read_settled, settled_size, stop_process
+from .tools import ACCESS_LINE, free_port, read_settled, settled_size, stop_process
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SERVICE = "test-registry"
@@ -30,11 +31,9 @@ READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3
 
-# The registry writes one Apache combined-format line per request to stdout, e.g.
-#   127.0.0.1 - - [27/Nov/2026:11:16:43 +0000] "GET /v2/foo/manifests/x HTTP/1.1" 404 91 "" "curl"
+# The registry writes one Apache combined-format line per request to stdout (ACCESS_LINE).
 # That log covers every request, including ones rejected before routing, whereas
 # logrus' "response completed" lines on stderr skip some error paths.
-_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
 
 
 class AccessLogEntry(NamedTuple):
@@ -117,7 +116,7 @@ class TestRegistry:
         text = read_settled(self.stdout_path, self._access_offset)
         return [
             AccessLogRecord(m["method"], m["uri"], int(m["status"]))
-            for m in map(_ACCESS_LINE.search, text.splitlines())
+            for m in map(ACCESS_LINE.search, text.splitlines())
             if m is not None
         ]
 
@@ -300,6 +299,7 @@ def start_test_registry(
     *,
     policy: AccessPolicy | None = None,
     redirecting: bool = False,
+    content_of: TestRegistry | None = None,
 ) -> Iterator[TestRegistry]:
     """Run a token issuer and a registry under ``workdir``; both stop on exit.
 
@@ -309,8 +309,13 @@ def start_test_registry(
     With ``redirecting=True`` the registry keeps its blobs on a local S3 server over TLS
     (``TestRegistry.storage``, with a CA of its own, the registry's when it has one), and
     answers a blob GET or HEAD with a 307 to a presigned URL there.
+
+    With ``content_of``, it starts with a copy of that registry's storage (a filesystem one):
+    the same names, tags and digests (a mirror), and a token issuer (a realm) of its own.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    if content_of is not None:
+        shutil.copytree(content_of.workdir / "storage", workdir / "storage")
     policy = policy or AccessPolicy()
     ca_file: Path | None = None
     server_files: tuple[Path, Path] | None = None

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import httpx
 import trustme
 
-from .tools import free_port, read_settled, settled_size, stop_process
+from .tools import ACCESS_LINE, free_port, read_settled, settled_size, stop_process
 
 HOST = "127.0.0.1"
 BUCKET = "registry"
@@ -31,9 +31,8 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3
 
-# werkzeug writes one line per request to stderr, e.g.
+# werkzeug writes one access line per request to stderr (ACCESS_LINE), e.g.
 #   127.0.0.1 - - [07/Dec/2026 14:40:01] "GET /registry/docker/...?X-Amz-... HTTP/1.1" 200 -
-_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
 # werkzeug colours some lines (a 206's, a 404's) with terminal escapes, even in a file.
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 # distribution keeps a blob at docker/registry/v2/blobs/sha256/<2 hex>/<hex>/data.
@@ -70,7 +69,7 @@ class S3Storage:
         text = _COLOUR.sub("", read_settled(self.log_path, self._log_offset))
         return [
             StorageRequest(m["method"], m["uri"], int(m["status"]))
-            for m in map(_ACCESS_LINE.search, text.splitlines())
+            for m in map(ACCESS_LINE.search, text.splitlines())
             if m is not None
         ]
 

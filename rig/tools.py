@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SKOPEO_TIMEOUT_S = 120.0
+# The request and status of an access log line in the common log format, as the registry and
+# werkzeug (moto_server) write one per request, e.g.
+#   127.0.0.1 - - [27/Nov/2026:11:16:43 +0000] "GET /v2/foo/manifests/x HTTP/1.1" 404 91 "" "curl"
+ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
 
 
 class ToolError(RuntimeError):

@@ -146,9 +146,14 @@ def cli_environment(tools: Path, build_env: dict[str, str] | None = None) -> dic
     return env
 
 
-def vercel_build(workdir: Path, root: Path = PROJECT_ROOT) -> BuildOutput:
-    """`vercel build` of a clean copy of the checkout at `root`, under `workdir`."""
+def vercel_build(
+    workdir: Path, root: Path = PROJECT_ROOT, *, untracked: dict[str, str] | None = None
+) -> BuildOutput:
+    """`vercel build` of a clean copy of the checkout at `root`, under `workdir`, with the
+    `untracked` files (path -> text) a developer's checkout may hold beside it."""
     project = clean_copy(workdir / "project", root)
+    for name, text in (untracked or {}).items():
+        (project / name).write_text(text)
     (project / ".vercel").mkdir()
     (project / ".vercel" / "project.json").write_text(
         json.dumps({"projectId": "x", "orgId": "y", "settings": {"framework": None}})

@@ -5,7 +5,9 @@ with `moto_server` over TLS as the storage, answers each blob GET with a 307 to 
 Each client pulls through crev in front of a plain registry, of one behind TLS, and under Vercel's
 runtime; every blob it asked crev for was answered with the registry's redirect (crev's log shows
 the 307s), and the storage served each blob to the client by its signed URL: crev relayed no blob
-byte.
+byte. On a public route crev answers the redirect as a 308 an edge may keep, and each client
+follows that too; on a route that follows redirects crev reads each blob from the storage and
+streams it.
 """
 
 from __future__ import annotations
@@ -29,15 +31,30 @@ from tests.support.containerd import Containerd
 from tests.support.docker import run_dockerd
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.podman import Podman
-from tests.support.redirects import Redirected, assert_fetched_from_storage, trust_bundle
+from tests.support.redirects import (
+    FOLLOWED,
+    HANDED_ON,
+    KEPT_AT_EDGE,
+    Redirected,
+    assert_fetched_from_storage,
+    trust_bundle,
+)
 from tests.support.registry_fixtures import run_test_registry
 
-# crev in front of the registry serving plain HTTP, in front of the registry behind TLS, and
-# under Vercel's runtime (behind its edge) in front of the plain registry.
-SETUPS = ("plain", "tls", "vercel")
+# crev in front of the registry serving plain HTTP, in front of the registry behind TLS, under
+# Vercel's runtime (behind its edge) in front of the plain registry, and on a public route and
+# on one that follows redirects in front of the plain registry.
+SETUPS = {
+    "plain": HANDED_ON,
+    "tls": HANDED_ON,
+    "vercel": HANDED_ON,
+    "public": KEPT_AT_EDGE,
+    "follow": FOLLOWED,
+}
+SETTINGS = {"public": {"public": "1"}, "follow": {"follow_redirects": "1"}}
 
 
-@pytest.fixture(scope="module", params=SETUPS)
+@pytest.fixture(scope="module", params=list(SETUPS))
 def redirected(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Redirected]:
@@ -49,17 +66,19 @@ def redirected(
         )
         assert registry.storage is not None
         image = push_small_image(registry, "acme/tool", "1")
-        # Go's TLS reads its roots from SSL_CERT_FILE: every Go client here (skopeo, podman,
-        # ctr, dockerd) trusts the storage, and crev the registry behind TLS (the same CA).
+        # Go's TLS reads its roots from SSL_CERT_FILE, and so does crev: every Go client here
+        # (skopeo, podman, ctr, dockerd) and crev trust the storage and the registry behind TLS
+        # (the same CA).
         environment = stack.enter_context(pytest.MonkeyPatch.context())
         environment.setenv("SSL_CERT_FILE", str(registry.storage.ca_file))
-        settings = serving_acme(registry.host, registry.scheme)
+        settings = {**serving_acme(registry.host, registry.scheme), **SETTINGS.get(setup, {})}
+        answers = SETUPS[setup]
         if setup == "vercel":
             app = stack.enter_context(run_vercel_app(workdir / "app", **settings))
-            yield Redirected(registry, image, app.host, app.functions["v2"].log_text)
+            yield Redirected(registry, image, app.host, app.functions["v2"].log_text, answers)
         else:
             crev = stack.enter_context(run_crev(workdir / "crev", **settings))
-            yield Redirected(registry, image, crev.host, crev.log)
+            yield Redirected(registry, image, crev.host, crev.log, answers)
 
 
 def test_skopeo(redirected: Redirected, tmp_path: Path) -> None:

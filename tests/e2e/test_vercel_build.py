@@ -32,12 +32,18 @@ CONFIG_FILES = {".python-version", "pyproject.toml", "requirements.txt", "uv.loc
 # The builder seeds pip into the virtual environment it vendors from (`uv venv --seed`) and
 # bundles every installed distribution; `excludeFiles` filters project files only.
 BUILDER_SEEDED = {"pip"}
+DEVELOPER_FILES = {
+    ".env": "CREV_UPSTREAM_PASSWORD=not-for-a-bundle\n",
+    ".env.local": "CREV_UPSTREAM_PASSWORD=not-for-a-bundle\n",
+}
 
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> BuildOutput:
     require_vercel_cli("vercel build")
-    return vercel_build(tmp_path_factory.mktemp("vercel-build"))
+    # The settings a developer keeps for `vercel dev`: a `vercel build` then `vercel deploy
+    # --prebuilt` must not ship them (the file sets below are asserted exactly).
+    return vercel_build(tmp_path_factory.mktemp("vercel-build"), untracked=DEVELOPER_FILES)
 
 
 def test_the_static_output_publishes_no_project_file(build: BuildOutput) -> None:

@@ -23,6 +23,7 @@ from tests.support.layouts import (
     copy_to_oci,
     missing_blobs,
 )
+from tests.support.memory import peak_rss
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_large_blob_streams_through_with_the_right_digest(
             f"/v2/big/manifests/{big.tag}", headers={**headers, "Accept": big.media_type}
         )
         assert manifest.status_code == 200
-        before = _peak_rss(v2.process.pid)
+        before = peak_rss(v2.process.pid)
         digest = hashlib.sha256()
         received = 0
         with client.stream("GET", f"/v2/big/blobs/{layer}", headers=headers) as response:
@@ -132,20 +133,12 @@ def test_large_blob_streams_through_with_the_right_digest(
             for chunk in response.iter_raw():
                 digest.update(chunk)
                 received += len(chunk)
-        after = _peak_rss(v2.process.pid)
+        after = peak_rss(v2.process.pid)
     assert received == size
     assert f"sha256:{digest.hexdigest()}" == layer
     # Streamed, not buffered: the function never held the blob in memory.
     assert after - before < size // 2, (before, after)
     v2.wait_for_log(rf"GET /v2/big/blobs/{re.escape(layer)} .*\b200\b")
-
-
-def _peak_rss(pid: int) -> int:
-    """The process's peak resident memory in bytes (Linux `VmHWM`)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
-    assert match, status
-    return int(match[1]) * 1024
 
 
 def test_misconfiguration_answers_a_registry_error_naming_the_variable(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 import crev.__main__ as crev_main
@@ -133,6 +135,9 @@ def test_it_listens_on_ipv6_loopback() -> None:
     with started("--host", "::1", "--port", str(port)) as shown:
         assert f"crev serving on http://[::1]:{port}\n" in shown
         assert f"docker pull [::1]:{port}/NAME:TAG" in shown
+        # skopeo and podman cannot parse docker://[::1]:PORT/...: no such line is offered.
+        assert "docker://[" not in shown
+        assert "pull: skopeo and podman take no IPv6 address in an image name" in shown
         with socket.create_connection(("::1", port), timeout=10) as conn:
             conn.sendall(b"GET /v2/ HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
             assert conn.recv(100).startswith(b"HTTP/1.1 ")
@@ -229,3 +234,53 @@ def test_the_banner_says_when_push_is_enabled_and_shows_the_prefix() -> None:
     )
     assert "NAME -> https://ghcr.io/acme/NAME  (public)" in shown
     assert "push: enabled (CREV_ALLOW_PUSH=1)" in shown
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "true", "on", "YES"])
+def test_the_banner_echoes_push_as_it_was_set(value: str) -> None:
+    shown = banner("--port", str(free_port()), CREV_ALLOW_PUSH=value)
+    assert f"  push: enabled (CREV_ALLOW_PUSH={value})\n" in shown
+
+
+@pytest.mark.parametrize("value", ["0", "no", "off", "false"])
+def test_the_banner_says_push_is_disabled_for_each_off_value(value: str) -> None:
+    assert "  push: disabled\n" in banner("--port", str(free_port()), CREV_ALLOW_PUSH=value)
+
+
+def test_a_push_setting_crev_does_not_know_is_refused() -> None:
+    line = one_line_error(crev(CREV_ALLOW_PUSH="maybe"))
+    assert line == (
+        "crev: configuration error: CREV_ALLOW_PUSH='maybe': "
+        "must be 1 or 0 (true/false, yes/no, on/off)"
+    )
+
+
+def test_routes_without_a_catch_all_show_a_name_crev_serves() -> None:
+    port, unreachable = free_port(), free_port()
+    routes = (
+        f"tools/=http://127.0.0.1:{unreachable}/acme/tools, "
+        f"tools/beta/=http://127.0.0.1:{unreachable}/acme/beta"
+    )
+    with started("--port", str(port), CREV_ROUTES=routes) as shown:
+        assert f"docker pull 127.0.0.1:{port}/tools/NAME:TAG" in shown
+        assert f"docker://127.0.0.1:{port}/tools/NAME:TAG" in shown
+        ask = f"http://127.0.0.1:{port}/v2/{{}}/manifests/1"
+        # The banner's name reaches a route (whose upstream is down here: a 502)...
+        assert httpx.get(ask.format("tools/cli"), timeout=30).status_code == 502
+        # ...where the bare NAME it used to show is refused.
+        refused = httpx.get(ask.format("cli"), timeout=30)
+        assert refused.status_code == 404
+        assert refused.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_a_catch_all_route_shows_a_bare_name() -> None:
+    port = free_port()
+    shown = banner("--port", str(port), CREV_ROUTES="tools/=ghcr.io/acme/tools, =ghcr.io/acme")
+    assert f"docker pull 127.0.0.1:{port}/NAME:TAG" in shown
+
+
+def test_version_is_the_project_s() -> None:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    result = crev("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"crev {project['version']}\n"

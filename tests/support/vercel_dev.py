@@ -81,13 +81,13 @@ def run_vercel_dev(workdir: Path, **settings: str) -> Iterator[VercelDev]:
         )
     dev = VercelDev(f"127.0.0.1:{port}", process, log_path)
     try:
-        _wait_until_ready(dev)
+        wait_until_ready(dev)
         yield dev
     finally:
-        _stop_group(process)
+        stop_group(process)
 
 
-def _wait_until_ready(dev: VercelDev) -> None:
+def wait_until_ready(dev: VercelDev) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while "Ready! Available at" not in dev.log():
         if dev.process.poll() is not None:
@@ -97,7 +97,7 @@ def _wait_until_ready(dev: VercelDev) -> None:
         time.sleep(0.2)
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -426,8 +426,9 @@ def test_route_options() -> None:
         (
             "a=ghcr.io;foo=bar",
             "CREV_ROUTES entry 'a=ghcr.io;foo=bar': unknown option 'foo=bar' "
-            "(known: realm=URL, credentials=NAME, official-images, public, "
-            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME)",
+            "(known: realm=URL, credentials=NAME, official-images, public, follow-redirects, "
+            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME, "
+            "mirror=HOST[/NAMESPACE], mirror-credentials=NAME)",
         ),
         (
             "a=ghcr.io;credentials=GH",
@@ -478,6 +479,31 @@ def test_public_routes() -> None:
         Settings.from_env({"CREV_PUBLIC": "maybe"})
     with pytest.raises(ConfigError, match="CREV_PUBLIC"):
         Settings.from_env({"CREV_ROUTES": "=ghcr.io/acme", "CREV_PUBLIC": "1"})
+
+
+def test_routes_that_follow_redirects_to_storage() -> None:
+    assert not Settings.from_env({}).routes.default.follow_redirects
+    assert Settings.from_env({"CREV_FOLLOW_REDIRECTS": "1"}).routes.default.follow_redirects
+    routes = Settings.from_env(
+        {"CREV_ROUTES": "tools/=ghcr.io/acme;follow-redirects;public, =ghcr.io/acme"}
+    ).routes
+    assert [(route.vanity_prefix, route.follow_redirects) for route in routes.routes] == [
+        ("tools/", True),
+        ("", False),
+    ]
+    # A fallback's redirects are followed as its route's are.
+    moving = Settings.from_env(
+        {
+            "CREV_FOLLOW_REDIRECTS": "1",
+            "CREV_PUBLIC": "1",
+            "CREV_FALLBACK_REGISTRY_HOST": "quay.io",
+        }
+    ).routes.default
+    assert moving.fallback is not None and moving.fallback.follow_redirects
+    with pytest.raises(ConfigError, match="CREV_FOLLOW_REDIRECTS='sometimes'"):
+        Settings.from_env({"CREV_FOLLOW_REDIRECTS": "sometimes"})
+    with pytest.raises(ConfigError, match="CREV_FOLLOW_REDIRECTS"):
+        Settings.from_env({"CREV_ROUTES": "=ghcr.io/acme", "CREV_FOLLOW_REDIRECTS": "1"})
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,14 @@ a client sent can forge a line or drive a terminal."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
 from crev.log import LOGGED_REQUEST_LINE_CHARS, escaped, log_refusal, log_response
 from crev.messages import FallbackAnswer
+from crev.server import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -62,3 +65,44 @@ def test_a_refusal_quotes_its_request_line_up_to_a_bound(log: pytest.LogCaptureF
     ]
     kept = ("GET /" + "a" * 1000)[:LOGGED_REQUEST_LINE_CHARS]
     assert log.messages[2] == f'refused "{kept}" 414 too long'
+
+
+def logged_by_a_fresh_process(setup: str) -> str:
+    """What a fresh Python process writes to stderr when crev logs one request after `setup`."""
+    code = (
+        f"{setup}\nfrom crev.log import log_response\nlog_response('GET', '/v2/', 200, None, 1.0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stderr
+
+
+def test_a_process_that_configured_no_logging_still_shows_request_lines() -> None:
+    # `vercel dev` runs functions under Vercel's runtime without the platform, which then sets
+    # up no logging: the lines must still reach its terminal.
+    lines = logged_by_a_fresh_process("").splitlines()
+    assert len(lines) == 1 and lines[0].endswith(" GET /v2/ 200 upstream=- 1.0ms"), lines
+
+
+def test_a_process_that_configured_logging_gets_each_line_once() -> None:
+    # As Vercel's runtime does in production: the root logger's handler alone writes it.
+    setup = (
+        "import logging, sys\n"
+        "logging.basicConfig(stream=sys.stderr, format='root %(message)s', level=logging.INFO)"
+    )
+    assert logged_by_a_fresh_process(setup).splitlines() == ["root GET /v2/ 200 upstream=- 1.0ms"]
+
+
+def test_why_crev_failed_a_request_ends_its_line(log: pytest.LogCaptureFixture) -> None:
+    log_response("GET", "/v2/", 502, None, 27.9, failure="upstream a.io is unreachable")
+    log_response("GET", "/v2/", 504, None, 1.0, "client-gone", failure='said "x"\nGET / 200')
+    assert log.messages == [
+        'GET /v2/ 502 upstream=- 27.9ms error="upstream a.io is unreachable"',
+        'GET /v2/ 504 upstream=- 1.0ms client-gone error="said \\"x\\"\\x0aGET / 200"',
+    ]

@@ -188,7 +188,7 @@ def test_refused_credentials_are_an_upstream_error_without_the_secret(
     with pytest.raises(UpstreamError) as caught:
         server_authorization(with_credentials(httpserver), PULL)
     assert caught.value.message == (
-        "the upstream token realm refused crev's credentials (status 401)"
+        "the upstream token realm did not accept crev's credentials (status 401)"
     )
 
 
