@@ -35,13 +35,21 @@ from .cold_start import cold_start
 from .plan import FULL, QUICK
 from .probes import log
 from .profile import crev_profile
-from .testbed import Testbed, push_bench_images, tls_testbed
+from .testbed import Testbed, missing_tls_front, push_bench_images, tls_testbed
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
 
 def compare(args: argparse.Namespace) -> int:
     """Every scenario of the table, direct and through crev in one run."""
+    missing = [tool for tool in ("docker-registry", "skopeo") if shutil.which(tool) is None]
+    if missing or missing_tls_front():
+        needs = (
+            [f"{', '.join(missing)} (apt-get install docker-registry skopeo)"] if missing else []
+        )
+        needs += [front] if (front := missing_tls_front()) else []
+        print(f"compare: needs {'; '.join(needs)}")
+        return 2
     plan = QUICK if args.quick else FULL
     profile = args.profile if args.profile is not None else not args.quick
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -63,6 +71,8 @@ def compare(args: argparse.Namespace) -> int:
                 results["blob"] = scenarios.blob_streaming(bed, plan)
                 results["copy"] = scenarios.copy_time(bed, plan)
                 results["copy_single"] = scenarios.copy_time(bed, plan, images.single_image)
+                results["copy_eight"] = scenarios.copy_time(bed, plan, images.eight_layer_image)
+                results["copy_cpu"] = scenarios.copy_cpu(bed, plan, images.eight_layer_image)
                 warm = scenarios.warm_pull_requests(bed)
                 results["upstream_requests"] = {"first": first, "warm": warm}
                 if profile:
@@ -74,6 +84,8 @@ def compare(args: argparse.Namespace) -> int:
                         "blob": scenarios.blob_streaming(tls, plan),
                         "copy": scenarios.copy_time(tls, plan),
                         "copy_single": scenarios.copy_time(tls, plan, images.single_image),
+                        "copy_eight": scenarios.copy_time(tls, plan, images.eight_layer_image),
+                        "copy_cpu": scenarios.copy_cpu(tls, plan, images.eight_layer_image),
                     }
             results["cold_start"] = cold_start(registry, plan, workdir)
     rows = report.build_rows(results)
@@ -123,6 +135,9 @@ def load(args: argparse.Namespace) -> int:
     missing = [tool for tool in ("docker-registry", "skopeo") if shutil.which(tool) is None]
     if missing:
         print(f"load: needs {', '.join(missing)} (apt-get install docker-registry skopeo)")
+        return 2
+    if args.tls and (front := missing_tls_front()):
+        print(f"load --tls: needs {front}")
         return 2
     options = scenarios.LoadOptions(
         duration=args.duration,
@@ -218,7 +233,9 @@ def parser() -> argparse.ArgumentParser:
     )
     pulls.add_argument("--seed", type=int, default=0)
     pulls.add_argument(
-        "--tls", action="store_true", help="crev's upstream: the registry behind a TLS front"
+        "--tls",
+        action="store_true",
+        help="crev's upstream: the registry behind nginx terminating TLS",
     )
     pulls.add_argument("--json", type=Path, help="also write the figures to this file")
     pulls.set_defaults(run=load)

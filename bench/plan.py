@@ -14,6 +14,7 @@ class Plan:
     concurrent: int = 2000  # requests per side per round, over CONCURRENCY clients
     blob_rounds: int = 3
     copy_rounds: int = 7
+    cpu_copies: int = 10  # copies through crev whose CPU is summed
     cold_spawns: int = 10
     importtime_runs: int = 5
     profile_seconds: float = 12.0
@@ -28,6 +29,7 @@ QUICK = Plan(
     concurrent=320,
     blob_rounds=1,
     copy_rounds=2,
+    cpu_copies=3,
     cold_spawns=3,
     importtime_runs=2,
     profile_seconds=0.0,

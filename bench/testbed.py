@@ -1,9 +1,9 @@
 """What the comparison runs against: the test registry with the bench's images, `python -m crev`
 in front of it, and the two ways a request can go (straight to the upstream, or through crev).
 
-The upstream is the registry itself over plain HTTP, or the same registry behind a TLS front
-(`rig/tls_front.py`), as every real registry speaks TLS: then "direct" asks the front
-and crev is a second `python -m crev` whose upstream is the front."""
+The upstream is the registry itself over plain HTTP, or the same registry behind nginx
+terminating TLS (`rig/nginx_front.py`), as every real registry speaks TLS: then "direct" asks
+the front and crev is a second `python -m crev` whose upstream is the front."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from rig.images import (
     skopeo_push,
     write_oci_layout,
 )
-from rig.tls_front import TlsFront, tls_front
+from rig.nginx_front import NginxFront, find_nginx, nginx_front
 
 from .probes import MiB
 
@@ -46,6 +46,8 @@ SINGLE_LAYER_DATA_SIZE = 64 * MiB - 1
 # Layer data sizes of the multi-layer image `skopeo copy` pulls: layers of many sizes, as real
 # images have, each small enough for a caching edge to keep.
 COPY_LAYER_SIZES = (8 * MiB, 4 * MiB, 2 * MiB, 1 * MiB, 256 * 1024, 16 * 1024)
+# The typical pull of issue 31: several mid-sized layers, where crev's cost per request shows.
+EIGHT_LAYER_SIZES = (2 * MiB,) * 8
 
 Side = Literal["direct", "crev"]
 
@@ -69,7 +71,7 @@ class Target:
         return cls("direct", registry.host, f"{PREFIX}/")
 
     @classmethod
-    def front(cls, front: TlsFront) -> Target:
+    def front(cls, front: NginxFront) -> Target:
         trust = ssl.create_default_context(cafile=front.ca_file)
         return cls("direct", front.host, f"{PREFIX}/", trust)
 
@@ -110,15 +112,22 @@ class BenchImages:
     copy_image: str  # the multi-layer image, by its name through crev
     big_blob: Blob  # the large image's layer
     single_image: str  # the single-layer image, by its name through crev
+    eight_layer_image: str  # 8 layers of 2 MiB, by its name through crev
 
 
-def push_copy_image(registry: TestRegistry, name: str = "acme/layers", tag: str = "1") -> str:
-    """A multi-layer image of incompressible data (gzip level 0, so it builds fast); its name
-    through crev."""
-    rng = random.Random(7)
+def push_copy_image(
+    registry: TestRegistry,
+    name: str = "acme/layers",
+    tag: str = "1",
+    sizes: tuple[int, ...] = COPY_LAYER_SIZES,
+    seed: int = 7,
+) -> str:
+    """A multi-layer image of incompressible data (gzip level 0, so it builds fast), one layer
+    of each of `sizes`; its name through crev."""
+    rng = random.Random(seed)
     built = [
         make_layer({f"data/layer-{i}.bin": rng.randbytes(size)}, compresslevel=0)
-        for i, size in enumerate(COPY_LAYER_SIZES)
+        for i, size in enumerate(sizes)
     ]
     layers = [blob for blob, _ in built]
     config = make_image_config([diff for _, diff in built], label=f"{name}:{tag}")
@@ -129,15 +138,16 @@ def push_copy_image(registry: TestRegistry, name: str = "acme/layers", tag: str 
 
 
 def push_bench_images(registry: TestRegistry) -> BenchImages:
-    """`acme/tool:1` (a small image), the multi-layer image, one with a large layer and one
+    """`acme/tool:1` (a small image), the multi-layer images, one with a large layer and one
     with a single 64 MiB layer."""
     push_small_image(registry, f"{PREFIX}/tool", "1")
     copy_image = push_copy_image(registry)
+    eight_layers = push_copy_image(registry, f"{PREFIX}/eight", "1", EIGHT_LAYER_SIZES, seed=8)
     big = push_large_image(registry, f"{PREFIX}/big", "1", BLOB_DATA_SIZE)
     push_large_image(registry, f"{PREFIX}/single", "1", SINGLE_LAYER_DATA_SIZE, seed=2)
     digest = big.blobs[-1]
     registry.clear_logs()
-    return BenchImages(copy_image, Blob(digest, big.blob_sizes[digest]), "single")
+    return BenchImages(copy_image, Blob(digest, big.blob_sizes[digest]), "single", eight_layers)
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,7 @@ class Testbed:
     crev: CrevProcess
     images: BenchImages
     workdir: Path
-    front: TlsFront | None = None  # the TLS front crev's upstream is, if any
+    front: NginxFront | None = None  # the TLS front crev's upstream is, if any
 
     @property
     def upstream(self) -> str:
@@ -186,17 +196,22 @@ class Testbed:
 
 
 @contextlib.contextmanager
-def tls_upstream(registry: TestRegistry, workdir: Path) -> Iterator[tuple[TlsFront, CrevProcess]]:
-    """The registry behind a TLS front, and a crev whose upstream is the front, trusting the
-    front's CA as a deployment trusts a private CA (`SSL_CERT_FILE`)."""
+def tls_upstream(registry: TestRegistry, workdir: Path) -> Iterator[tuple[NginxFront, CrevProcess]]:
+    """The registry behind nginx terminating TLS, and a crev whose upstream is the front,
+    trusting the front's CA as a deployment trusts a private CA (`SSL_CERT_FILE`)."""
     with contextlib.ExitStack() as stack:
-        front = stack.enter_context(tls_front(registry.host, workdir / "front"))
+        front = stack.enter_context(nginx_front(registry.host, workdir / "front"))
         with mock.patch.dict(os.environ, {"SSL_CERT_FILE": str(front.ca_file)}):
             # Read once, as crev starts; the bench's own clients keep their trust.
             crev = stack.enter_context(
                 run_crev(workdir / "crev-tls", **serving_acme(front.host, "https"))
             )
         yield front, crev
+
+
+def missing_tls_front() -> str | None:
+    """What to install for the TLS rows, if anything."""
+    return None if find_nginx() else "nginx (apt-get install nginx)"
 
 
 @contextlib.contextmanager

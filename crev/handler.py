@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 import h11
 
+from .allocator import settle_thresholds
 from .client_connection import ClientConnection, is_tls_handshake
 from .config import Settings
 from .errors import (
@@ -143,6 +144,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 response.fallback,
                 self.failure,
             )
+            settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close
         if unread_body and not outcome:
             self._linger()

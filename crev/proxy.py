@@ -328,8 +328,8 @@ def _from_storage(
     """A blob the upstream redirected to storage, read from there by crev (a route that follows
     redirects); None when the redirect is not to storage."""
     request, endpoint = exchange.request, exchange.endpoint
-    if not isinstance(endpoint.reference, Digest):
-        # Only a blob read is followed, and a blob is named by its digest.
+    if endpoint.reference is None:
+        # Only a blob read (which names its digest) is followed to storage.
         return None
     upstream = exchange.route.upstream
     response = follow(request, answer, forwarded.url, str(endpoint.reference), upstream)

@@ -7,7 +7,7 @@ from .manifests import concurrent_throughput, connection_reuse, warm_manifest_la
 from .moving import moving_registries
 from .moving import render as render_moving
 from .public import Pull, public_routes, public_routes_redirecting
-from .pulls import copy_time, first_pull_requests, warm_pull_requests
+from .pulls import copy_cpu, copy_time, first_pull_requests, warm_pull_requests
 
 __all__ = [
     "Deployment",
@@ -17,6 +17,7 @@ __all__ = [
     "blob_streaming",
     "concurrent_throughput",
     "connection_reuse",
+    "copy_cpu",
     "copy_time",
     "deployment",
     "first_pull_requests",

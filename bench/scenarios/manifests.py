@@ -32,8 +32,8 @@ def warm_manifest_latency(bed: Testbed, plan: Plan) -> dict[str, Any]:
     clients = {side: target.client() for side, target in targets.items()}
     urls = {side: target.manifest_url() for side, target in targets.items()}
     results: dict[str, Any] = {}
-    cpu_seconds = 0.0
-    cpu_requests = 0
+    cpu_seconds = {"HEAD": 0.0, "GET": 0.0}
+    cpu_requests = {"HEAD": 0, "GET": 0}
     try:
         for side in targets:  # warm up: connections, crev's upstream pool, registry caches
             timed_requests(clients[side], "GET", urls[side], headers, 50)
@@ -51,8 +51,8 @@ def warm_manifest_latency(bed: Testbed, plan: Plan) -> dict[str, Any]:
                         plan.sequential_cap_s,
                     )
                     if side == "crev":
-                        cpu_seconds += process_cpu_seconds(bed.crev_pid) - before
-                        cpu_requests += len(latencies)
+                        cpu_seconds[method] += process_cpu_seconds(bed.crev_pid) - before
+                        cpu_requests[method] += len(latencies)
                     rounds[side].append(
                         {
                             "requests": len(latencies),
@@ -80,7 +80,12 @@ def warm_manifest_latency(bed: Testbed, plan: Plan) -> dict[str, Any]:
     finally:
         for client in clients.values():
             client.close()
-    results["crev_cpu_ms_per_request"] = cpu_seconds * 1000 / cpu_requests
+    results["crev_cpu_ms_per_request"] = (
+        sum(cpu_seconds.values()) * 1000 / sum(cpu_requests.values())
+    )
+    results["crev_cpu_ms_per_method"] = {
+        method: cpu_seconds[method] * 1000 / cpu_requests[method] for method in cpu_seconds
+    }
     return results
 
 

@@ -10,7 +10,7 @@ from rig import TestRegistry
 from rig.crev_process import crev_for
 
 from ..plan import Plan
-from ..probes import log, median, timed_copy
+from ..probes import log, median, process_cpu_seconds, timed_copy
 from ..testbed import Side, Target, Testbed, side_order
 
 
@@ -27,11 +27,33 @@ def copy_time(bed: Testbed, plan: Plan, image: str | None = None) -> dict[str, A
             shutil.rmtree(destination)
             if index >= 0:
                 rounds[side].append(seconds)
-    result = {side: {"seconds": median(rounds[side]), "rounds": rounds[side]} for side in targets}
+    result: dict[str, Any] = {
+        side: {"seconds": median(rounds[side]), "rounds": rounds[side]} for side in targets
+    }
+    # Each round's crev / direct, the two copies of a round made back to back.
+    result["ratios"] = [c / d for c, d in zip(rounds["crev"], rounds["direct"], strict=True)]
     log(
         f"copy {image} ({bed.upstream} upstream): direct {result['direct']['seconds']:.3f} s, "
         f"crev {result['crev']['seconds']:.3f} s"
     )
+    return result
+
+
+def copy_cpu(bed: Testbed, plan: Plan, image: str) -> dict[str, Any]:
+    """How much CPU (user + system) does crev spend on one `skopeo copy` of `image`, over
+    `plan.cpu_copies` copies one after another, once a copy has warmed it up?"""
+    target = bed.targets["crev"]
+    copies: list[float] = []
+    for index in range(-1, plan.cpu_copies):
+        destination = bed.scratch("cpu-copy-")
+        before = process_cpu_seconds(bed.crev_pid)
+        timed_copy(target.reference(image), destination)
+        spent = process_cpu_seconds(bed.crev_pid) - before
+        shutil.rmtree(destination)
+        if index >= 0:
+            copies.append(spent)
+    result = {"copies": len(copies), "ms_per_copy": sum(copies) * 1000 / len(copies)}
+    log(f"crev CPU per copy of {image} ({bed.upstream} upstream): {result['ms_per_copy']:.1f} ms")
     return result
 
 

@@ -301,6 +301,33 @@ def test_cookies_an_upstream_sets_are_never_sent_back(serve) -> None:
     assert all(b"cookie" not in head.lower() for head in server.requests)
 
 
+def test_cookies_an_upstream_sets_are_not_kept(serve) -> None:
+    # Kept, though never sent, they would pile up for as long as the process lives.
+    server = serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nSet-Cookie: s%d=abc\r\nContent-Length: 0\r\n\r\n" % n
+    )
+    client = transport.new_client()
+    connections = Connections(lambda: client)
+    for _ in range(3):
+        send("GET", server.url + "/v2/", Headers(), TIMEOUT, connections=connections).release()
+    assert len(server.requests) == 3
+    assert len(client.cookies.jar) == 0
+    connections.close()
+
+
+def test_a_redirect_is_handed_back_as_it_came(serve) -> None:
+    location = b"https://storage.example/blob?signature=x"
+    server = serve(
+        lambda n: b"HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\n"
+        b"Content-Length: 0\r\n\r\n" % location
+    )
+    response = get(server.url)
+    assert response.status == 307
+    assert response.headers.get("location") == location.decode()
+    response.release()
+    assert len(server.requests) == 1
+
+
 def test_interim_answers_are_skipped_and_an_http_1_0_answer_closes(serve) -> None:
     answers = [
         b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\n"
