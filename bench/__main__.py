@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --quick          # the comparison, short run, no profile
     .venv/bin/python -m bench public           # pulls through a public route
     .venv/bin/python -m bench moving           # pulls through a route with a fallback
+    .venv/bin/python -m bench failover         # pulls through a route with a mirror, primary down
     .venv/bin/python -m bench load             # concurrent pulls for a minute
     .venv/bin/python -m bench bundle           # what a Vercel deployment holds
     .venv/bin/python -m bench cold             # cold starts only (--tls, --root ../old)
@@ -73,6 +74,7 @@ def compare(args: argparse.Namespace) -> int:
                 results["copy_single"] = scenarios.copy_time(bed, plan, images.single_image)
                 results["copy_eight"] = scenarios.copy_time(bed, plan, images.eight_layer_image)
                 results["copy_cpu"] = scenarios.copy_cpu(bed, plan, images.eight_layer_image)
+                results["request_cpu"] = scenarios.request_cpu(bed, plan)
                 warm = scenarios.warm_pull_requests(bed)
                 results["upstream_requests"] = {"first": first, "warm": warm}
                 if profile:
@@ -86,6 +88,7 @@ def compare(args: argparse.Namespace) -> int:
                         "copy_single": scenarios.copy_time(tls, plan, images.single_image),
                         "copy_eight": scenarios.copy_time(tls, plan, images.eight_layer_image),
                         "copy_cpu": scenarios.copy_cpu(tls, plan, images.eight_layer_image),
+                        "request_cpu": scenarios.request_cpu(tls, plan),
                     }
             results["cold_start"] = cold_start(registry, plan, workdir)
     rows = report.build_rows(results)
@@ -127,6 +130,13 @@ def moving(args: argparse.Namespace) -> int:
     """First and repeated pulls through a public route with a fallback and the tag TTL, behind
     a caching edge: what reaches crev and each registry."""
     print(scenarios.render_moving(scenarios.moving_registries(args.rounds), args.rounds))
+    return 0
+
+
+def failover(args: argparse.Namespace) -> int:
+    """Pulls through a public route with a mirror, with the primary healthy, stopped and never
+    answering, first and next, beside a direct pull from the mirror."""
+    print(scenarios.render_failover(scenarios.failover_pulls(args.rounds), args.rounds))
     return 0
 
 
@@ -217,6 +227,10 @@ def parser() -> argparse.ArgumentParser:
     fallback = commands.add_parser("moving", help=moving.__doc__, description=moving.__doc__)
     fallback.add_argument("--rounds", type=int, default=1, help="pulls of each kind (1)")
     fallback.set_defaults(run=moving)
+
+    mirrors = commands.add_parser("failover", help=failover.__doc__, description=failover.__doc__)
+    mirrors.add_argument("--rounds", type=int, default=3, help="pulls of each kind (3)")
+    mirrors.set_defaults(run=failover)
 
     pulls = commands.add_parser("load", help=load.__doc__, description=load.__doc__)
     pulls.add_argument("--duration", type=float, default=60.0, help="seconds measured (60)")

@@ -196,6 +196,25 @@ def copy_cpu_rows(cpu: Figures) -> list[Row]:
     ]
 
 
+def request_cpu_rows(parts: Figures) -> list[Row]:
+    ms = parts["ms"]
+    first, then = parts["parallel_pulls"]
+    return [
+        Row(
+            "  crev CPU per request: ping / token / manifest / config / 2 MiB layer (ms)",
+            crev=" / ".join(
+                fmt(ms[kind]) for kind in ("ping", "token", "manifest", "config", "layer")
+            ),
+        ),
+        Row(
+            "new upstream conns, 8 layers at once: first / next pull",
+            crev=f"{first['new_connections']} / {then['new_connections']}",
+            goal="next: 0 (pooled)",
+            result=verdict(then["new_connections"] == 0),
+        ),
+    ]
+
+
 def copy_row(label: str, copy: Figures, goal: float) -> Row:
     d, c = copy["direct"]["seconds"], copy["crev"]["seconds"]
     return Row(label, fmt(d, 3), fmt(c, 3), ratio(c, d), f"<= {goal:.2f}x", verdict(c / d <= goal))
@@ -263,6 +282,7 @@ ROWS_BY_SCENARIO = {
     "copy_single": single_copy_rows,
     "copy_eight": eight_copy_rows,
     "copy_cpu": copy_cpu_rows,
+    "request_cpu": request_cpu_rows,
     "upstream_requests": upstream_request_rows,
     "cold_start": cold_start_rows,
 }

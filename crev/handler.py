@@ -143,6 +143,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 outcome,
                 response.fallback,
                 self.failure,
+                response.mirror,
             )
             settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close

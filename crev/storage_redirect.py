@@ -17,20 +17,33 @@ and no blob byte passes through crev. Two choices change that:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from .connections import Connections, UpstreamRequest
 from .edge_cache import kept_at_edge_for
 from .errors import UpstreamError
 from .header_filters import client_response_headers
+from .links import REDIRECT_STATUSES
 from .messages import Headers, Request, Response
 from .signed_url import signed_until
 from .upstream import Upstream
 from .upstream_response import UpstreamResponse
 from .urls import URL, is_http_url
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Redirect(Protocol):
+        """An upstream's redirect as crev holds it, its body unread (a class only the type
+        checker makes: making it costs a cold start time)."""
+
+        status: int
+        headers: Headers
+
+        def release(self) -> None: ...
+
+
 PERMANENT_REDIRECT = 308
 # The edge stops handing out a URL this long before it expires: a client that gets it from the
 # edge at the last moment still has time to follow it.
@@ -157,15 +170,6 @@ def storage_answer_headers(answer: Headers, redirect: Headers, digest: str) -> H
     if "docker-content-digest" not in kept:
         kept.items.append(("Docker-Content-Digest", digest))
     return kept
-
-
-class Redirect(Protocol):
-    """An upstream's redirect as crev holds it, its body unread."""
-
-    status: int
-    headers: Headers
-
-    def release(self) -> None: ...
 
 
 def follow(

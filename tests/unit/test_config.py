@@ -427,7 +427,8 @@ def test_route_options() -> None:
             "a=ghcr.io;foo=bar",
             "CREV_ROUTES entry 'a=ghcr.io;foo=bar': unknown option 'foo=bar' "
             "(known: realm=URL, credentials=NAME, official-images, public, follow-redirects, "
-            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME)",
+            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME, "
+            "mirror=HOST[/NAMESPACE], mirror-credentials=NAME)",
         ),
         (
             "a=ghcr.io;credentials=GH",
