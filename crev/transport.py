@@ -265,10 +265,13 @@ class _UpstreamClient(httpx.Client):
         request: httpx.Request,
         *,
         stream: bool = False,
-        auth: object = None,
-        follow_redirects: object = None,
+        auth: object = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: object = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
-        if auth is not None or follow_redirects not in (None, False):
+        if auth not in (httpx.USE_CLIENT_DEFAULT, None) or follow_redirects not in (
+            httpx.USE_CLIENT_DEFAULT,
+            False,
+        ):
             raise ValueError("crev's upstream client follows no redirect and runs no auth flow")
         if self.is_closed:
             raise RuntimeError("the upstream client is closed")

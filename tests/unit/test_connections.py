@@ -608,3 +608,12 @@ def test_an_idle_stream_is_readable_once_the_upstream_closes_it(plain_pair: Stre
     assert plain_pair.stream.get_extra_info("is_readable")
     plain_pair.stream.close()
     assert plain_pair.stream.get_extra_info("is_readable")
+
+
+def test_the_upstream_client_serves_httpx_s_own_calls_and_refuses_following(serve) -> None:
+    server = serve(lambda n: ok(b"answer"))
+    with transport.new_client() as client:
+        assert client.get(server.url + "/v2/").content == b"answer"
+        with pytest.raises(ValueError, match="follows no redirect"):
+            client.get(server.url + "/v2/", follow_redirects=True)
+    assert len(server.requests) == 1
