@@ -9,18 +9,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .connections import Connections
 from .errors import ConfigError, InvalidNameError
 from .names import Namespace, RepositoryName
 from .routing import Route, RouteTable
 from .upstream import DEFAULT_TIMEOUT, Upstream
-from .upstream_auth import (
-    AnonymousToken,
-    ClientLogin,
-    RealmCredentials,
-    StaticToken,
-    UpstreamAuth,
-)
+from .upstream.auth import AnonymousToken, ClientLogin, RealmCredentials, StaticToken, UpstreamAuth
+from .upstream.connections import Connections
 from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 
 # `docker.io` is the name people know; its registry API lives on another host.

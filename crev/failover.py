@@ -9,10 +9,10 @@ Every other answer stands: a 401 or 403 is a denial a mirror must not hide, a 40
 name that is the fallback's business. The realm crev fetches the primary's tokens from is part
 of the primary: its failure is the primary's, and the mirror is asked with its own realm.
 
-After a failure the primary's circuit opens (crev/circuit.py; the upstream keeps it, as it keeps
-its tokens, per warm instance): for a cool-down, reads go to the mirrors without waiting on the
-primary again. A body cut mid-stream is not failed over: its head went to the client already,
-which sees the cut and retries, as without mirrors.
+After a failure the primary's circuit opens (crev/upstream/circuit.py; the upstream keeps it, as
+it keeps its tokens, per warm instance): for a cool-down, reads go to the mirrors without
+waiting on the primary again. A body cut mid-stream is not failed over: its head went to the
+client already, which sees the cut and retries, as without mirrors.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from .connections import head_within
 from .endpoints import READ_METHODS, Endpoint
 from .errors import (
     InvalidNameError,
@@ -33,6 +32,7 @@ from .errors import (
 )
 from .routing import Route
 from .upstream import FAILING_STATUSES
+from .upstream.connections import head_within
 
 # How the log names a primary that was not asked: its circuit was open.
 SKIPPED = "skipped"

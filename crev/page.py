@@ -15,7 +15,6 @@ from typing import NamedTuple
 from urllib.parse import urljoin
 
 from .config import Settings
-from .connections import UpstreamRequest
 from .endpoints import Endpoint, Kind
 from .errors import (
     InvalidNameError,
@@ -42,7 +41,8 @@ from .tag_details import (
 )
 from .tag_list import MAX_TAG_LIST_PAGES, NotATagList, read_tag_list
 from .tag_order import newest_first
-from .upstream_response import MAX_DRAINED_BYTES
+from .upstream.connections import UpstreamRequest
+from .upstream.response import MAX_DRAINED_BYTES
 from .urls import URL, Origin, is_http_url
 
 # Browsers may keep a page a minute: tags change, and a person reloads to see a new one.

@@ -8,10 +8,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
-from .connections import UpstreamRequest
-from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
 from .endpoints import Endpoint, Kind, check_method, parse_endpoint
 from .errors import MalformedHeaderError, UpstreamError
 from .failover import Served, may_fail_over, mirrors_for, send_with_failover
@@ -23,15 +20,18 @@ from .fallback import (
     tag_page,
     unknown_here,
 )
-from .header_filters import client_response_headers, upstream_request_headers
-from .links import REDIRECT_STATUSES, rewrite_link, rewrite_location
 from .messages import FallbackAnswer, Headers, MirrorAnswer, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
+from .rewrite.challenge import parse_challenges, rewrite_challenges
+from .rewrite.edge_cache import BASE_CACHE_CONTROL, set_edge_caching
+from .rewrite.header_filters import client_response_headers, upstream_request_headers
+from .rewrite.links import REDIRECT_STATUSES, rewrite_link, rewrite_location
 from .routing import Route
 from .scope import Scope
 from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
-from .upstream_response import UpstreamResponse
+from .upstream.connections import UpstreamRequest
+from .upstream.response import UpstreamResponse
 from .urls import URL
 
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
@@ -386,7 +386,7 @@ def _client_response(
         set_edge_caching(headers, endpoint, request.method, answer.status, exchange.tag_seconds)
         if is_blob_redirect:
             # Imported on a blob's redirect: a cold start that serves none never pays for it.
-            from .storage_redirect import keep_at_edge
+            from .rewrite.storage_redirect import keep_at_edge
 
             client_authorized = "authorization" in request.headers
             status = keep_at_edge(
@@ -417,7 +417,7 @@ def _from_storage(
 ) -> Response | None:
     """A blob the upstream redirected to storage, read from there by crev (a route that follows
     redirects); None when the redirect is not to storage."""
-    from .storage_redirect import follow  # as keep_at_edge, on a blob's redirect only
+    from .rewrite.storage_redirect import follow  # as keep_at_edge, on a blob's redirect only
 
     request, endpoint = exchange.request, exchange.endpoint
     if not isinstance(endpoint.reference, Digest):

@@ -29,7 +29,8 @@ from tests.support.docker import Docker
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.registry_fixtures import run_test_registry
 
-# The circuit's cool-down (crev/circuit.py), which a test of the primary's return waits out.
+# The circuit's cool-down (crev/upstream/circuit.py), which a test of the primary's return waits
+# out.
 COOL_DOWN_SECONDS = 30.0
 
 

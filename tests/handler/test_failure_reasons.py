@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-import crev.connections
+import crev.upstream.connections
 from rig.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 
@@ -119,7 +119,7 @@ def test_a_tls_handshake_that_never_completes_names_the_connect_bound(
     log: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(crev.connections, "CONNECT_SECONDS", 1.0)
+    monkeypatch.setattr(crev.upstream.connections, "CONNECT_SECONDS", 1.0)
     response, took, line = wait_for_connect_bound(start_crev, never_answers, log)
     assert response.status_code == 504
     assert 1.0 <= took < 5.0

@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response as WerkzeugResponse
 
-from crev.edge_cache import IMMUTABLE, NOT_SHARED
+from crev.rewrite.edge_cache import IMMUTABLE, NOT_SHARED
 from tests.support.crev_server import CrevServer
 from tests.support.registry_stand_in import (
     DIGEST,

@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev.edge_cache import IMMUTABLE, NOT_SHARED
+from crev.rewrite.edge_cache import IMMUTABLE, NOT_SHARED
 from tests.support.crev_server import CrevServer
 from tests.support.faulty_upstream import RawUpstream, silent
 from tests.support.registry_stand_in import DIGEST, StandIn, manifest, run_stand_in, unknown

@@ -1,6 +1,6 @@
-"""The circuit per upstream (crev/circuit.py): skipped after a failure for a cool-down of at
-most 30 s, tried again by the first request after it, one trial at a time; on a clock of the
-test's own."""
+"""The circuit per upstream (crev/upstream/circuit.py): skipped after a failure for a cool-down
+of at most 30 s, tried again by the first request after it, one trial at a time; on a clock of
+the test's own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from crev.circuit import COOL_DOWN_SECONDS, Circuit, State
+from crev.upstream.circuit import COOL_DOWN_SECONDS, Circuit, State
 
 
 class Clock:

@@ -10,7 +10,7 @@ from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, read_settings
 from crev.errors import RegistryError
 from crev.names import Namespace
 from crev.routing import Route
-from crev.upstream_auth import ClientLogin, RealmCredentials, StaticToken
+from crev.upstream.auth import ClientLogin, RealmCredentials, StaticToken
 from crev.urls import DOCKER_HUB, URL, Origin
 from tests.support.routes import route_to
 

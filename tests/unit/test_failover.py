@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import pytest
 
-from crev.circuit import State
-from crev.connections import _head
 from crev.endpoints import Endpoint, Kind
 from crev.errors import (
     UpstreamClosedError,
@@ -32,7 +30,9 @@ from crev.failover import (
 from crev.names import Digest, Namespace, RepositoryName, Tag
 from crev.routing import Route
 from crev.upstream import Upstream
-from crev.upstream_auth import AnonymousToken
+from crev.upstream.auth import AnonymousToken
+from crev.upstream.circuit import State
+from crev.upstream.connections import _head
 from crev.urls import Origin
 
 DIGEST = Digest.parse("sha256:" + "a" * 64)

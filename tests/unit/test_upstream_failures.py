@@ -1,4 +1,4 @@
-"""How an upstream failed, as crev/connections.py names it for failover (refused, a TLS
+"""How an upstream failed, as crev/upstream/connections.py names it for failover (refused, a TLS
 handshake that failed, a reset, no answer head in time), and the shorter wait for an answer head
 that `head_within` sets while a body keeps the whole timeout; against raw-socket stand-ins."""
 
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
-from crev.connections import Connections, UpstreamRequest, _head, head_within
 from crev.errors import (
     UpstreamClosedError,
     UpstreamTimeoutError,
@@ -19,7 +18,8 @@ from crev.errors import (
     UpstreamUnreachableError,
 )
 from crev.messages import Headers
-from crev.upstream_response import UpstreamResponse
+from crev.upstream.connections import Connections, UpstreamRequest, _head, head_within
+from crev.upstream.response import UpstreamResponse
 from crev.urls import URL
 from tests.support.faulty_upstream import RawUpstream, closed_port, head, respond, silent
 

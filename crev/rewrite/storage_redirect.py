@@ -6,7 +6,7 @@ and no blob byte passes through crev. Two choices change that:
 - Kept at the edge. Vercel's CDN keeps a 308 but never a 307, so every blob of every pull would
   invoke crev and cost an upstream round trip. Where crev holds the upstream's tokens and the
   client sent no `Authorization`, a GET's redirect whose signed URL says when it expires
-  (crev/signed_url.py) is answered as a `308 Permanent Redirect` to the same URL, which the
+  (crev/rewrite/signed_url.py) is answered as a `308 Permanent Redirect` to the same URL, which the
   edge keeps until a minute before the URL expires, an hour at most. A HEAD's redirect is never
   kept: a URL is signed for one method, and an edge answers a HEAD from a GET's entry.
 - Followed. Networks that reach only the vanity domain cannot follow a redirect to storage; on
@@ -20,16 +20,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from .connections import Connections, UpstreamRequest
+from ..errors import UpstreamError
+from ..messages import Headers, Request, Response
+from ..upstream import Upstream
+from ..upstream.connections import Connections, UpstreamRequest
+from ..upstream.response import UpstreamResponse
+from ..urls import URL, is_http_url
 from .edge_cache import kept_at_edge_for
-from .errors import UpstreamError
 from .header_filters import client_response_headers
 from .links import REDIRECT_STATUSES
-from .messages import Headers, Request, Response
 from .signed_url import signed_until
-from .upstream import Upstream
-from .upstream_response import UpstreamResponse
-from .urls import URL, is_http_url
 
 if TYPE_CHECKING:
     from typing import Protocol

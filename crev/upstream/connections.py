@@ -1,5 +1,6 @@
 """crev's connections upstream: an `UpstreamRequest` in, an `UpstreamResponse` out, through one
-httpx client per process (crev/transport.py builds it), whoever asks (a registry, a token realm).
+httpx client per process (crev/upstream/transport.py builds it), whoever asks (a registry, a
+token realm).
 
 Redirects are never followed: they go back to the client, whose credentials must not travel.
 What crev adds to httpx here: a single retry of an idempotent request that met a connection the
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 import h11
 import httpx
 
-from .errors import (
+from ..errors import (
     IncompleteBodyError,
     UpstreamClosedError,
     UpstreamError,
@@ -26,10 +27,10 @@ from .errors import (
     UpstreamUnreachableError,
     describe,
 )
-from .messages import Headers, has_control_characters
+from ..messages import Headers, has_control_characters
+from ..urls import URL
+from .response import UpstreamResponse
 from .transport import Deadline, MadeOnFirstUse, new_client
-from .upstream_response import UpstreamResponse
-from .urls import URL
 
 CONNECT_SECONDS = 10.0
 # Methods whose request may be sent again when a reused connection turns out closed before any

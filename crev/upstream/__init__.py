@@ -17,26 +17,18 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+from ..errors import UpstreamError, UpstreamRealmError
+from ..messages import Headers
+from ..names import Namespace, RepositoryName
+from ..scope import Scope
+from ..urls import URL, Origin
+from .auth import AnonymousToken, ClientLogin, Grant, Login, TokenKey, TokenSource, UpstreamAuth
 from .circuit import Circuit
 from .connections import Connections, UpstreamRequest
-from .errors import UpstreamError, UpstreamRealmError
-from .messages import Headers
-from .names import Namespace, RepositoryName
 from .realm import Discovery, Realm, RealmKnowledge
-from .scope import Scope
+from .response import UpstreamResponse
 from .token_cache import CachedToken, TokenCache
 from .token_response import MAX_TOKEN_RESPONSE_BYTES, kept_for, token_in
-from .upstream_auth import (
-    AnonymousToken,
-    ClientLogin,
-    Grant,
-    Login,
-    TokenKey,
-    TokenSource,
-    UpstreamAuth,
-)
-from .upstream_response import UpstreamResponse
-from .urls import URL, Origin
 
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
