@@ -8,6 +8,11 @@ the next read faults the same pages in again and the kernel zeroes them: a fifth
 per relayed MiB (bench/README.md). Fixed thresholds keep buffers up to MMAP_THRESHOLD_BYTES in
 the heap and the top of each heap until TRIM_THRESHOLD_BYTES lie free.
 
+Each thread may get an arena (a heap) of its own, up to eight per core, and each keeps its free
+top: with the thresholds alone, 16 concurrent pulls held 69 MiB at their peak instead of 47.
+CPython allocates holding the GIL, so threads gain nothing from arenas of their own; ARENAS
+bounds what stays free to a few MiB.
+
 Set after the first answer, as `logging` is imported then: `ctypes` is a visible part of a cold
 start. An allocator other than glibc's (musl's `mallopt` does nothing, macOS has none) and
 thresholds set through the environment are left as they are.
@@ -20,21 +25,25 @@ import os
 # mallopt(3)'s parameters, from glibc's malloc.h.
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
+ARENAS = 2
 # Where the person running crev chose glibc's malloc settings themselves.
 ALLOCATOR_ENVIRONMENT = (
     "GLIBC_TUNABLES",
     "MALLOC_MMAP_THRESHOLD_",
     "MALLOC_TRIM_THRESHOLD_",
     "MALLOC_TOP_PAD_",
+    "MALLOC_ARENA_MAX",
 )
 
 _settled = False
 
 
 def settle_thresholds() -> None:
-    """Fix the allocator's mmap and trim thresholds, once per process."""
+    """Fix the allocator's mmap and trim thresholds and its number of arenas, once per
+    process."""
     global _settled
     if _settled:
         return
@@ -51,3 +60,4 @@ def settle_thresholds() -> None:
     mallopt.restype = ctypes.c_int
     mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    mallopt(M_ARENA_MAX, ARENAS)

@@ -92,4 +92,55 @@ def test_thresholds_are_set_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [
         (allocator.M_MMAP_THRESHOLD, allocator.MMAP_THRESHOLD_BYTES),
         (allocator.M_TRIM_THRESHOLD, allocator.TRIM_THRESHOLD_BYTES),
+        (allocator.M_ARENA_MAX, allocator.ARENAS),
     ]
+
+
+# Eight threads allocating a relay's buffers at once; prints how many heaps beside the main one
+# the process reserved (glibc reserves 64 MiB of address space for each, without access).
+ARENA_COUNT = textwrap.dedent(
+    """
+    import sys, threading
+    from crev.allocator import settle_thresholds
+    if sys.argv[1] == "settled":
+        settle_thresholds()
+    barrier = threading.Barrier(8)
+    def work():
+        barrier.wait()
+        for _ in range(200):
+            buffers = [b"\\x01" * (256 * 1024) for _ in range(4)]
+            del buffers
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    heaps = 0
+    for line in open("/proc/self/maps"):
+        fields = line.split()
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if fields[1] == "---p" and len(fields) == 5 and end - start > 16 * 1024 * 1024:
+            heaps += 1
+    print(heaps)
+    """
+)
+
+
+@glibc_only
+def test_settled_threads_share_two_arenas() -> None:
+    """Each arena keeps its free top under the trim threshold: one per thread would hold that
+    much per concurrent pull."""
+
+    def heaps(mode: str) -> int:
+        result = subprocess.run(
+            [sys.executable, "-c", ARENA_COUNT, mode],
+            cwd=PROJECT_ROOT,
+            env={k: v for k, v in os.environ.items() if k not in allocator.ALLOCATOR_ENVIRONMENT},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(result.stdout)
+
+    assert heaps("default") > allocator.ARENAS
+    assert heaps("settled") <= allocator.ARENAS - 1
