@@ -28,6 +28,11 @@ from rig.images import push_small_image
 from rig.tls_front import tls_front
 from rig.vercel_runtime import run_vercel_app
 from tests.support.containerd import Containerd
+from tests.support.devcontainer import (
+    apply_template,
+    push_devcontainer_template,
+    require_devcontainer_cli,
+)
 from tests.support.docker import run_dockerd
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.podman import Podman
@@ -155,3 +160,27 @@ def test_dxf(redirected: Redirected, tmp_path: Path) -> None:
             data = b"".join(dxf.pull_blob(digest))
             assert len(data) == image.blob_sizes[digest]
     assert_fetched_from_storage(redirected, image.blobs)
+
+
+def test_devcontainer_cli(redirected: Redirected, tmp_path: Path) -> None:
+    require_devcontainer_cli()
+    template = push_devcontainer_template(redirected.registry)
+    # The CLI speaks plain HTTP only to a registry named localhost.
+    host = redirected.host.replace("127.0.0.1:", "localhost:")
+    workspace = tmp_path / "workspace"
+    redirected.clear_logs()
+    written = apply_template(
+        f"{host}/templates/crev:1",
+        workspace,
+        tmp_dir=tmp_path / "cli",
+        ca_file=redirected.storage.ca_file,
+    )
+    # The CLI checks the layer against its digest before it unpacks it.
+    assert sorted(path.removeprefix("./") for path in written) == sorted(template.files)
+    unpacked = {
+        str(path.relative_to(workspace)): path.read_bytes()
+        for path in workspace.rglob("*")
+        if path.is_file()
+    }
+    assert unpacked == template.files
+    assert_fetched_from_storage(redirected, [template.layer])
