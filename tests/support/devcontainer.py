@@ -106,8 +106,9 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
 
 
 def apply_template(template_id: str, workspace: Path, *, tmp_dir: Path, ca_file: Path) -> list[str]:
-    """`devcontainer templates apply` of `template_id` into `workspace`, trusting `ca_file` (the
-    storage's CA) for https; the files it says it wrote. Its trace log is in any ToolError."""
+    """`devcontainer templates apply` of `template_id` into `workspace`, anonymously, trusting
+    `ca_file` for https (the storage's, and crev's front's); the files it says it wrote. Its
+    trace log is in any ToolError."""
     argv = [
         str(DEVCONTAINER_CLI),
         "templates",
@@ -126,6 +127,11 @@ def apply_template(template_id: str, workspace: Path, *, tmp_dir: Path, ca_file:
         key: value for key, value in os.environ.items() if not key.lower().endswith("_proxy")
     }
     environment["NODE_EXTRA_CA_CERTS"] = str(ca_file)
+    # Anonymous, whatever `docker login` the machine's user has made: the CLI reads its
+    # credentials from Docker's config.
+    docker_config = tmp_dir / "docker-config"
+    docker_config.mkdir(parents=True, exist_ok=True)
+    environment["DOCKER_CONFIG"] = str(docker_config)
     try:
         result = subprocess.run(
             argv,
