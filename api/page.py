@@ -1,8 +1,8 @@
 """Vercel function for people: the HTML page a browser gets at the vanity domain."""
 
-from crev.handler import FunctionHandler
 from crev.page import serve_page
 from crev.process import Process
+from crev.wire.handler import FunctionHandler
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name

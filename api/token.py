@@ -1,8 +1,8 @@
 """Vercel function for the token endpoint (`/api/token`), the realm crev's challenges name."""
 
-from crev.handler import FunctionHandler
 from crev.process import Process
 from crev.token_endpoint import serve_token
+from crev.wire.handler import FunctionHandler
 
 
 class handler(FunctionHandler):  # noqa: N801 - Vercel looks for this name

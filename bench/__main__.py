@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --quick          # the comparison, short run, no profile
     .venv/bin/python -m bench public           # pulls through a public route
     .venv/bin/python -m bench moving           # pulls through a route with a fallback
+    .venv/bin/python -m bench failover         # pulls through a route with a mirror, primary down
     .venv/bin/python -m bench load             # concurrent pulls for a minute
     .venv/bin/python -m bench bundle           # what a Vercel deployment holds
     .venv/bin/python -m bench cold             # cold starts only (--tls, --root ../old)
@@ -132,6 +133,13 @@ def moving(args: argparse.Namespace) -> int:
     return 0
 
 
+def failover(args: argparse.Namespace) -> int:
+    """Pulls through a public route with a mirror, with the primary healthy, stopped and never
+    answering, first and next, beside a direct pull from the mirror."""
+    print(scenarios.render_failover(scenarios.failover_pulls(args.rounds), args.rounds))
+    return 0
+
+
 def load(args: argparse.Namespace) -> int:
     """Concurrent pulls through crev for a while; exits 1 on any error or wrong digest."""
     missing = [tool for tool in ("docker-registry", "skopeo") if shutil.which(tool) is None]
@@ -219,6 +227,10 @@ def parser() -> argparse.ArgumentParser:
     fallback = commands.add_parser("moving", help=moving.__doc__, description=moving.__doc__)
     fallback.add_argument("--rounds", type=int, default=1, help="pulls of each kind (1)")
     fallback.set_defaults(run=moving)
+
+    mirrors = commands.add_parser("failover", help=failover.__doc__, description=failover.__doc__)
+    mirrors.add_argument("--rounds", type=int, default=3, help="pulls of each kind (3)")
+    mirrors.set_defaults(run=failover)
 
     pulls = commands.add_parser("load", help=load.__doc__, description=load.__doc__)
     pulls.add_argument("--duration", type=float, default=60.0, help="seconds measured (60)")

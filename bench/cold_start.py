@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from crev.transport import CA_BUNDLES
+from crev.upstream.transport import CA_BUNDLES
 from rig import TestRegistry
 from rig.crev_process import PROJECT_ROOT, crev_environment, serving_acme
 from rig.tools import free_port

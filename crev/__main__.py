@@ -38,6 +38,14 @@ settings (environment variables; README.md explains each):
   CREV_FALLBACK_UPSTREAM_USERNAME, CREV_FALLBACK_UPSTREAM_PASSWORD or
   CREV_FALLBACK_UPSTREAM_TOKEN
                          server-side credentials for the fallback (default: anonymous)
+  CREV_MIRROR_REGISTRY_HOST, CREV_MIRROR_REPO_PREFIX, CREV_MIRROR_REGISTRY_SCHEME
+                         a registry with the same images: reads the upstream fails (unreachable,
+                         too slow, 5xx, 429) go there (needs CREV_PUBLIC=1 or server-side
+                         credentials)
+  CREV_MIRROR_UPSTREAM_USERNAME, CREV_MIRROR_UPSTREAM_PASSWORD or CREV_MIRROR_UPSTREAM_TOKEN
+                         server-side credentials for the mirror (default: anonymous)
+  CREV_FAILOVER_SECONDS  seconds to wait for the upstream's answer before asking a mirror
+                         (default 5)
   CREV_ROUTES            several upstreams on one domain (replaces the variables above)
   CREV_TOKEN_URL         where crev's token endpoint is served (default /api/token)
   CREV_UPSTREAM_TIMEOUT  seconds to wait for the upstream (default 30)

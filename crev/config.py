@@ -9,24 +9,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .connections import Connections
 from .errors import ConfigError, InvalidNameError
 from .names import Namespace, RepositoryName
 from .routing import Route, RouteTable
 from .upstream import DEFAULT_TIMEOUT, Upstream
-from .upstream_auth import (
-    AnonymousToken,
-    ClientLogin,
-    RealmCredentials,
-    StaticToken,
-    UpstreamAuth,
-)
+from .upstream.auth import AnonymousToken, ClientLogin, RealmCredentials, StaticToken, UpstreamAuth
+from .upstream.connections import Connections
 from .urls import DOCKER_HUB, URL, Origin, is_http_url, is_valid_host
 
 # `docker.io` is the name people know; its registry API lives on another host.
 _HOST_ALIASES = {"docker.io": DOCKER_HUB, "index.docker.io": DOCKER_HUB}
 # Beyond any function's maximum duration on Vercel (800 s on Pro): a wait no request outlives.
 MAX_TIMEOUT = 900.0
+# How long a route with mirrors waits for its upstream's answer head before asking a mirror: a
+# pull that fails over stays well inside the client's own patience.
+DEFAULT_FAILOVER_SECONDS = 5.0
 # Where crev's own token endpoint is served unless CREV_TOKEN_URL says otherwise.
 DEFAULT_TOKEN_URL = "/api/token"
 _CREDENTIALS_NAME = re.compile(r"[A-Z0-9_]+")
@@ -46,6 +43,8 @@ class Settings(NamedTuple):
     # How long the edge may keep a public route's answers by tag (manifests, tag lists); 0
     # keeps none, so a pushed tag is seen at once.
     tag_cache_seconds: int = 0
+    # How long a route's upstream may take to send an answer head before a mirror is asked.
+    failover_seconds: float = DEFAULT_FAILOVER_SECONDS
 
     @classmethod
     def from_env(
@@ -58,7 +57,9 @@ class Settings(NamedTuple):
         """Settings from `CREV_*` variables, their upstreams sending through `connections` (new
         ones of their own unless given) and keeping tokens on `clock`."""
         env = os.environ if environ is None else environ
-        timeout = _timeout(env.get("CREV_UPSTREAM_TIMEOUT", ""))
+        timeout = _seconds(
+            "CREV_UPSTREAM_TIMEOUT", env.get("CREV_UPSTREAM_TIMEOUT", ""), DEFAULT_TIMEOUT
+        )
         make = _UpstreamMaker(timeout, Connections() if connections is None else connections, clock)
         if env.get("CREV_ROUTES", "").strip():
             single = [name for name in _SINGLE_ROUTE_VARIABLES if env.get(name, "").strip()]
@@ -80,6 +81,11 @@ class Settings(NamedTuple):
             allow_push=bool(_flag("CREV_ALLOW_PUSH", env.get("CREV_ALLOW_PUSH", ""))),
             max_body_bytes=_max_body_bytes(env),
             tag_cache_seconds=tag_cache_seconds,
+            failover_seconds=_seconds(
+                "CREV_FAILOVER_SECONDS",
+                env.get("CREV_FAILOVER_SECONDS", ""),
+                DEFAULT_FAILOVER_SECONDS,
+            ),
         )
 
 
@@ -100,6 +106,12 @@ _SINGLE_ROUTE_VARIABLES = (
     "CREV_FALLBACK_UPSTREAM_USERNAME",
     "CREV_FALLBACK_UPSTREAM_PASSWORD",
     "CREV_FALLBACK_UPSTREAM_TOKEN",
+    "CREV_MIRROR_REGISTRY_HOST",
+    "CREV_MIRROR_REPO_PREFIX",
+    "CREV_MIRROR_REGISTRY_SCHEME",
+    "CREV_MIRROR_UPSTREAM_USERNAME",
+    "CREV_MIRROR_UPSTREAM_PASSWORD",
+    "CREV_MIRROR_UPSTREAM_TOKEN",
 )
 
 
@@ -216,36 +228,43 @@ def _single_route(env: Mapping[str, str], make: _UpstreamMaker) -> Route:
     )
     follow_redirects = bool(_flag("CREV_FOLLOW_REDIRECTS", env.get("CREV_FOLLOW_REDIRECTS", "")))
     route = Route("", (upstream,), public, follow_redirects)
-    return _with_fallback(route, _single_fallback(env, make), "CREV_FALLBACK_REGISTRY_HOST")
+    mirror = _single_secondary(env, make, "CREV_MIRROR")
+    route = _with_mirrors(route, () if mirror is None else (mirror,), "CREV_MIRROR_REGISTRY_HOST")
+    return _with_fallback(
+        route, _single_secondary(env, make, "CREV_FALLBACK"), "CREV_FALLBACK_REGISTRY_HOST"
+    )
 
 
-def _single_fallback(env: Mapping[str, str], make: _UpstreamMaker) -> Upstream | None:
-    host = env.get("CREV_FALLBACK_REGISTRY_HOST", "").strip()
+def _single_secondary(env: Mapping[str, str], make: _UpstreamMaker, stem: str) -> Upstream | None:
+    """The single route's fallback (`stem` CREV_FALLBACK) or mirror (CREV_MIRROR), from
+    `STEM_REGISTRY_HOST` and the variables beside it, each checked like the primary's."""
+    host = env.get(f"{stem}_REGISTRY_HOST", "").strip()
     if not host:
         others = [
             name
             for name in _SINGLE_ROUTE_VARIABLES
-            if name.startswith("CREV_FALLBACK_") and env.get(name, "").strip()
+            if name.startswith(f"{stem}_") and env.get(name, "").strip()
         ]
         if others:
-            raise ConfigError(f"{others[0]} is set, but CREV_FALLBACK_REGISTRY_HOST is not")
+            raise ConfigError(f"{others[0]} is set, but {stem}_REGISTRY_HOST is not")
         return None
     origin = Origin(
-        _scheme("CREV_FALLBACK_REGISTRY_SCHEME", env.get("CREV_FALLBACK_REGISTRY_SCHEME", "")),
-        _host("CREV_FALLBACK_REGISTRY_HOST", host),
+        _scheme(f"{stem}_REGISTRY_SCHEME", env.get(f"{stem}_REGISTRY_SCHEME", "")),
+        _host(f"{stem}_REGISTRY_HOST", host),
     )
     namespace = _namespace(
-        env.get("CREV_FALLBACK_REPO_PREFIX", ""),
-        "CREV_FALLBACK_REPO_PREFIX",
+        env.get(f"{stem}_REPO_PREFIX", ""),
+        f"{stem}_REPO_PREFIX",
         official_images=origin.is_docker_hub,
     )
-    return _fallback(make, origin, namespace, _credentials(env, "CREV_FALLBACK_UPSTREAM"))
+    return _fallback(make, origin, namespace, _credentials(env, f"{stem}_UPSTREAM"))
 
 
 def _fallback(
     make: _UpstreamMaker, origin: Origin, namespace: Namespace, credentials: UpstreamAuth | None
 ) -> Upstream:
-    # Read with crev's own tokens, like a public route's: a client's token is for the primary.
+    """A fallback or a mirror. Read with crev's own tokens, like a public route's: a client's
+    token is for the primary."""
     return make(origin, namespace, _auth(credentials, public=True))
 
 
@@ -264,6 +283,28 @@ def _with_fallback(route: Route, fallback: Upstream | None, shown: str) -> Route
     return route._replace(upstreams=(*route.upstreams, fallback))
 
 
+def _with_mirrors(route: Route, mirrors: tuple[Upstream, ...], shown: str) -> Route:
+    """The route with its mirrors, in the order they are asked, where crev can ask them: as a
+    fallback, only where crev holds the upstream tokens itself."""
+    if not mirrors:
+        return route
+    if not route.crev_authorizes(write=False, client_authorized=False):
+        raise ConfigError(
+            f"{shown}: a mirror needs a public route or server-side credentials "
+            "(a client's token is for the primary's realm, so crev could not ask a mirror)"
+        )
+    seen = {(route.upstream.origin, route.namespace.prefix)}
+    for mirror in mirrors:
+        place = (mirror.origin, mirror.namespace.prefix)
+        if place in seen:
+            raise ConfigError(
+                f"{shown}: {mirror.origin}/{mirror.namespace.prefix} is named twice "
+                "(as the route's own upstream or another mirror)"
+            )
+        seen.add(place)
+    return route._replace(mirrors=mirrors)
+
+
 def parse_routes(value: str, env: Mapping[str, str], make: _UpstreamMaker) -> tuple[Route, ...]:
     """`CREV_ROUTES`: entries `vanity-prefix=[scheme://]host[:port][/namespace][;option=value]`,
     separated by commas or newlines, e.g. `tools/=ghcr.io/acme/tools, =ghcr.io/acme`.
@@ -275,7 +316,9 @@ def parse_routes(value: str, env: Mapping[str, str], make: _UpstreamMaker) -> tu
     `follow-redirects` (crev reads blobs from the storage the upstream redirects to itself),
     `fallback=[scheme://]host[:port][/namespace]` (where reads go that the upstream answers
     with an unknown name, tag or blob), `fallback-credentials=NAME` (server-side credentials
-    for the fallback, as `credentials=NAME`).
+    for the fallback, as `credentials=NAME`), `mirror=[scheme://]host[:port][/namespace]` (a
+    registry with the same images, asked when the upstream fails a read; repeatable, asked in
+    order), `mirror-credentials=NAME` (server-side credentials for the mirror just before it).
     """
     routes: list[Route] = []
     seen: set[str] = set()
@@ -318,6 +361,8 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
     follow_redirects = False
     fallback_target = None
     fallback_credentials = None
+    # Each mirror's target and the name of its credentials, in the order given.
+    mirror_targets: list[tuple[str, str | None]] = []
     for option in options:
         key, _, option_value = option.partition("=")
         if option == "official-images":
@@ -334,11 +379,17 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
             fallback_target = option_value.strip()
         elif key == "fallback-credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
             fallback_credentials = _credentials(env, f"CREV_{option_value}", required=True)
+        elif key == "mirror" and option_value.strip():
+            mirror_targets.append((option_value.strip(), None))
+        elif key == "mirror-credentials" and _CREDENTIALS_NAME.fullmatch(option_value):
+            if not mirror_targets or mirror_targets[-1][1] is not None:
+                raise fail(f"{option}: name the mirror it is for just before it (mirror=HOST)")
+            mirror_targets[-1] = (mirror_targets[-1][0], option_value)
         else:
             raise fail(
                 f"unknown option {option!r} (known: realm=URL, credentials=NAME, "
                 "official-images, public, follow-redirects, fallback=HOST[/NAMESPACE], "
-                "fallback-credentials=NAME)"
+                "fallback-credentials=NAME, mirror=HOST[/NAMESPACE], mirror-credentials=NAME)"
             )
     route = Route(
         vanity,
@@ -353,6 +404,11 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
         public,
         follow_redirects,
     )
+    try:
+        mirrors = tuple(_mirror(make, target, env, name) for target, name in mirror_targets)
+        route = _with_mirrors(route, mirrors, "mirror")
+    except ConfigError as error:
+        raise fail(error.message) from None
     if fallback_target is None:
         if fallback_credentials is not None:
             raise fail("fallback-credentials is set, but fallback is not")
@@ -371,6 +427,24 @@ def _route(entry: str, env: Mapping[str, str], make: _UpstreamMaker) -> Route:
         return _with_fallback(route, fallback, "fallback")
     except ConfigError as error:
         raise fail(error.message) from None
+
+
+def _mirror(
+    make: _UpstreamMaker, target: str, env: Mapping[str, str], credentials_name: str | None
+) -> Upstream:
+    """A route entry's mirror: its target, with the credentials `mirror-credentials` names."""
+    try:
+        origin, namespace = _upstream_target(target)
+    except ConfigError as error:
+        raise ConfigError(f"mirror {target!r}: {error.message}") from None
+    credentials = (
+        None
+        if credentials_name is None
+        else _credentials(env, f"CREV_{credentials_name}", required=True)
+    )
+    return _fallback(
+        make, origin, namespace._replace(official_images=origin.is_docker_hub), credentials
+    )
 
 
 def _upstream_target(target: str) -> tuple[Origin, Namespace]:
@@ -515,16 +589,15 @@ def _realm(variable: str, value: str) -> URL | None:
     return None if url is None else URL.parse(url)
 
 
-def _timeout(value: str) -> float:
+def _seconds(variable: str, value: str, default: float) -> float:
     if not value.strip():
-        return DEFAULT_TIMEOUT
+        return default
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
     if not 0 < seconds <= MAX_TIMEOUT:
         raise ConfigError(
-            f"CREV_UPSTREAM_TIMEOUT={value!r}: must be a number of seconds above 0 and at most "
-            f"{MAX_TIMEOUT:g}"
+            f"{variable}={value!r}: must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}"
         )
     return seconds

@@ -47,7 +47,7 @@ class KindFacts(NamedTuple):
     # Its query goes upstream as it came (a tag list's `n` and `last`, a referrers filter,
     # an upload session's opaque state).
     passes_query: bool = False
-    # A route's fallback may answer a read of it: content, and what names it.
+    # A route's fallback or mirror may answer a read of it: content, and what names it.
     falls_back: bool = False
     # A 200 to a read of it by digest never changes: kept at the edge for a year.
     immutable_by_digest: bool = False

@@ -11,6 +11,10 @@
     ├── IncompleteBodyError      a request body that stopped arriving    408 SIZE_INVALID
     ├── UpstreamError            an upstream gave no usable answer       502 UNAVAILABLE
     │   ├── UpstreamTimeoutError     it did not answer in time           504 UNAVAILABLE
+    │   ├── UpstreamUnreachableError it could not be connected to
+    │   │   └── UpstreamTLSError         its TLS handshake failed
+    │   ├── UpstreamClosedError      it closed or reset the connection without answering
+    │   ├── UpstreamRealmError       its token realm answered a 5xx or a 429
     │   └── UpstreamCutError         it failed after its head went out: the answer is cut
     └── RegistryError            a refusal in the client's terms: its kind, message and detail
 
@@ -165,6 +169,27 @@ class UpstreamError(CrevError):
 
 class UpstreamTimeoutError(UpstreamError):
     """An upstream that did not answer within the configured timeout."""
+
+
+class UpstreamUnreachableError(UpstreamError):
+    """An upstream that could not be connected to: refused, no route, no such host."""
+
+
+class UpstreamTLSError(UpstreamUnreachableError):
+    """An upstream whose TLS handshake failed: a certificate crev does not trust, or none."""
+
+
+class UpstreamClosedError(UpstreamError):
+    """An upstream that closed or reset the connection before any answer."""
+
+
+class UpstreamRealmError(UpstreamError):
+    """An upstream's token realm that answered a token request with a failure of its own (a
+    5xx or a 429), rather than a token or a refusal."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class UpstreamCutError(UpstreamError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import logging
 
-    from .messages import FallbackAnswer
+    from .messages import FallbackAnswer, MirrorAnswer
 
 # How much of a refused request line the log keeps: the method and path, not a flood.
 LOGGED_REQUEST_LINE_CHARS = 200
@@ -46,14 +46,22 @@ def log_response(
     outcome: str = "",
     fallback: FallbackAnswer | None = None,
     failure: str = "",
+    mirror: MirrorAnswer | None = None,
 ) -> None:
     """An answered request: what the client got, what the upstream said (`-` when crev
-    answered itself), what the route's fallback said when it was asked (`fallback=200@host`),
-    how it ended when not whole (`client-gone`, `upstream-cut`, or `unframed` for a response
-    h11 would not frame), and why crev failed it when it did (`error="..."`, the message the
-    client was answered with: it names hosts and settings, never a credential)."""
-    upstream = "-" if upstream_status is None else upstream_status
-    asked = "" if fallback is None else f" fallback={fallback.status}@{fallback.host}"
+    answered itself; how it failed when a mirror answered for it, and the mirror's status,
+    `upstream=unreachable mirror=200@host`), what the route's fallback said when it was asked
+    (`fallback=200@host`), how it ended when not whole (`client-gone`, `upstream-cut`, or
+    `unframed` for a response h11 would not frame), and why crev failed it when it did
+    (`error="..."`, the message the client was answered with: it names hosts and settings,
+    never a credential)."""
+    upstream: object = "-" if upstream_status is None else upstream_status
+    asked = ""
+    if mirror is not None:
+        upstream = escaped(mirror.failure)
+        asked = f" mirror={mirror.status}@{mirror.host}"
+    if fallback is not None:
+        asked += f" fallback={fallback.status}@{fallback.host}"
     suffix = f" {outcome}" if outcome else ""
     if failure:
         quoted = escaped(failure).replace('"', '\\"')

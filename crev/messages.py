@@ -147,8 +147,17 @@ class FallbackAnswer(NamedTuple):
     status: int
 
 
+class MirrorAnswer(NamedTuple):
+    """What a route's mirror answered, once its primary failed: how the primary failed, in the
+    log's words (`unreachable`, `timeout`, `503`, `skipped`...), and the mirror and its status."""
+
+    failure: str
+    host: str
+    status: int
+
+
 class Response:
-    __slots__ = ("body", "close", "fallback", "headers", "status", "upstream_status")
+    __slots__ = ("body", "close", "fallback", "headers", "mirror", "status", "upstream_status")
 
     def __init__(
         self,
@@ -166,6 +175,8 @@ class Response:
         self.close = close
         # What the route's fallback answered, when it was asked.
         self.fallback: FallbackAnswer | None = None
+        # What the route's mirror answered, when the primary failed.
+        self.mirror: MirrorAnswer | None = None
 
     @classmethod
     def from_error(cls, error: RegistryError) -> Response:

@@ -15,7 +15,6 @@ from typing import NamedTuple
 from urllib.parse import urljoin
 
 from .config import Settings
-from .connections import UpstreamRequest
 from .endpoints import Endpoint, Kind
 from .errors import (
     InvalidNameError,
@@ -25,6 +24,7 @@ from .errors import (
     UpstreamError,
     method_not_allowed,
 )
+from .failover import mirrors_for, send_with_failover
 from .fallback import fallback_for, unknown_here
 from .messages import Headers, Request, Response
 from .names import RepositoryName
@@ -41,7 +41,8 @@ from .tag_details import (
 )
 from .tag_list import MAX_TAG_LIST_PAGES, NotATagList, read_tag_list
 from .tag_order import newest_first
-from .upstream_response import MAX_DRAINED_BYTES
+from .upstream.connections import UpstreamRequest
+from .upstream.response import MAX_DRAINED_BYTES
 from .urls import URL, Origin, is_http_url
 
 # Browsers may keep a page a minute: tags change, and a person reloads to see a new one.
@@ -73,17 +74,17 @@ def serve_page(request: Request, settings: Settings) -> Response:
         route.to_upstream(name)
     except (InvalidNameError, NameUnknownError) as error:
         return _html(404, _not_found(host, path, error.message))
-    listing = _tags(route, name)
+    listing, listed_by = _tags(route, name, settings.failover_seconds)
     fallback = fallback_for(route, name)
     if fallback is not None:
-        listing = _with_fallback(listing, _tags(fallback, name))
+        listing = _with_fallback(listing, _tags(fallback, name, settings.failover_seconds)[0])
     details: list[TagDetails] = []
     # Docker Hub counts every manifest GET against the pull limit of crev's address, which its
     # clients share: a page view must not cost them pulls.
     detailed = [
-        r for r in (route, fallback) if r is not None and not r.upstream.origin.is_docker_hub
+        r for r in (listed_by, fallback) if r is not None and not r.upstream.origin.is_docker_hub
     ]
-    if listing.status == 200 and listing.tags and detailed[:1] == [route]:
+    if listing.status == 200 and listing.tags and detailed[:1] == [listed_by]:
         details = fetch_details(
             _upstream_get(name, detailed, settings),
             tags_to_detail(newest_first(listing.tags)),
@@ -109,21 +110,44 @@ class TagListing(NamedTuple):
     truncated: bool = False
 
 
-def _tags(route: Route, name: RepositoryName) -> TagListing:
-    """The repository's tags as an anonymous client (or crev's own credentials) sees them,
-    as far as crev follows the list's pages."""
+def _tags(route: Route, name: RepositoryName, failover_seconds: float) -> tuple[TagListing, Route]:
+    """The repository's tags as an anonymous client (or crev's own credentials) sees them, as
+    far as crev follows the list's pages, and the route that listed them: the route's own, or
+    where its upstream fails, a mirror's."""
+    endpoint = Endpoint(Kind.TAGS, name)
+    try:
+        served = send_with_failover(
+            route,
+            mirrors_for(route, endpoint),
+            lambda upstream: _tags_on(upstream, name),
+            failover_seconds,
+        )
+    except UpstreamError as error:
+        return TagListing(502, [], f"the registry could not be asked: {error.message}"), route
+    return served.answer.listing, served.route
+
+
+class _UpstreamTags(NamedTuple):
+    """One upstream's tags for the page, and the status its tag list was answered with."""
+
+    listing: TagListing
+    status: int
+
+    def release(self) -> None:
+        pass
+
+
+def _tags_on(route: Route, name: RepositoryName) -> _UpstreamTags:
+    """The tags of the route's upstream; UpstreamError where it could not be asked."""
     url = route.upstream.url(Endpoint(Kind.TAGS, name).upstream_path(route))
     scopes = (Scope.repository(route.to_upstream(name), "pull"),)
-    try:
-        # Authorized as a public route's clients are: with crev's credentials, or with an
-        # anonymous token from the same cache the registry endpoint uses.
-        listed = read_tag_list(route.upstream, url, scopes, route.upstream.anonymous_or_own)
-    except UpstreamError as error:
-        return TagListing(502, [], f"the registry could not be asked: {error.message}")
+    # Authorized as a public route's clients are: with crev's credentials, or with an
+    # anonymous token from the same cache the registry endpoint uses.
+    listed = read_tag_list(route.upstream, url, scopes, route.upstream.anonymous_or_own)
     if isinstance(listed, NotATagList):
         listed.answer.release()
-        return _not_listed(listed.answer.status)
-    return TagListing(200, listed.tags, truncated=listed.cut is not None)
+        return _UpstreamTags(_not_listed(listed.answer.status), listed.answer.status)
+    return _UpstreamTags(TagListing(200, listed.tags, truncated=listed.cut is not None), 200)
 
 
 def _upstream_get(name: RepositoryName, routes: list[Route], settings: Settings) -> Fetch:
@@ -358,8 +382,12 @@ def _served_from(route: Route) -> str:
 
 
 def _sources(route: Route) -> str:
-    """Where a route's names come from, as HTML: its upstream, then its fallback if any."""
+    """Where a route's names come from, as HTML: its upstream (and its mirrors, when it fails),
+    then its fallback if any."""
     shown = _served_from(route)
+    if route.mirrors:
+        mirrors = "; ".join(_served_from(mirror) for mirror in route.mirror_routes)
+        shown += f" (when it fails: {mirrors})"
     if route.fallback is None:
         return shown
     return f"{shown}, then {_served_from(route.fallback)}"
@@ -408,6 +436,12 @@ def _repository(
                 f"{_code(f'skopeo list-tags docker://{reference}')}.</p>"
             )
     source = _code(f"{route.upstream.host}/{route.to_upstream(name).value}")
+    mirrors = mirrors_for(route, Endpoint(Kind.TAGS, name))
+    if mirrors:
+        places = ", then ".join(
+            _code(f"{mirror.upstream.host}/{mirror.to_upstream(name).value}") for mirror in mirrors
+        )
+        source += f" (when it fails, from {places})"
     if fallback is not None:
         source += ", and what is not there yet from " + _code(
             f"{fallback.upstream.host}/{fallback.to_upstream(name).value}"

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from email.utils import formatdate
 
 from .config import Settings, settings_and_variables, unknown_variables
-from .connections import Connections
 from .log import crev_log
+from .upstream.connections import Connections
 
 # The values of the variables one reading of the settings asked for.
 _Values = tuple[tuple[str, str | None], ...]

@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from .challenge import parse_challenges, rewrite_challenges
 from .config import Settings
-from .connections import UpstreamRequest
-from .edge_cache import BASE_CACHE_CONTROL, set_edge_caching
 from .endpoints import Endpoint, Kind, check_method, parse_endpoint
 from .errors import MalformedHeaderError, UpstreamError
+from .failover import Served, may_fail_over, mirrors_for, send_with_failover
 from .fallback import (
     TagListQuery,
     fallback_for,
@@ -22,16 +20,18 @@ from .fallback import (
     tag_page,
     unknown_here,
 )
-from .header_filters import client_response_headers, upstream_request_headers
-from .links import rewrite_link, rewrite_location
-from .messages import FallbackAnswer, Headers, Request, Response
+from .messages import FallbackAnswer, Headers, MirrorAnswer, Request, Response
 from .names import Digest, RepositoryName, vanity_name_of
+from .rewrite.challenge import parse_challenges, rewrite_challenges
+from .rewrite.edge_cache import BASE_CACHE_CONTROL, set_edge_caching
+from .rewrite.header_filters import client_response_headers, upstream_request_headers
+from .rewrite.links import REDIRECT_STATUSES, rewrite_link, rewrite_location
 from .routing import Route
 from .scope import Scope
-from .storage_redirect import REDIRECT_STATUSES, follow, keep_at_edge
 from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
-from .upstream_response import UpstreamResponse
+from .upstream.connections import UpstreamRequest
+from .upstream.response import UpstreamResponse
 from .urls import URL
 
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
@@ -97,6 +97,8 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     )
     if fallback is not None and endpoint.kind is Kind.TAGS:
         return _tag_list_of_both(exchange, fallback)
+    if may_fail_over(route, endpoint, request.method, crev_authorizes):
+        return _read_failing_over(exchange, fallback)
     forwarded, mount_from = _forwarded(exchange)
     if crev_authorizes:
         answer = route.upstream.send(forwarded, exchange.scopes(mount_from))
@@ -105,6 +107,60 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     if fallback is not None:
         return _answer_or_fallback(exchange, fallback, forwarded, answer)
     return _client_response(exchange, forwarded, answer)
+
+
+class _Sent(NamedTuple):
+    """A read as one upstream was asked it (the exchange on its route, the request), and its
+    answer."""
+
+    exchange: Exchange
+    forwarded: UpstreamRequest
+    answer: UpstreamResponse
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+    def release(self) -> None:
+        self.answer.release()
+
+
+def _read_failing_over(exchange: Exchange, fallback: Route | None) -> Response:
+    """A read on a route with mirrors: the primary's answer, or when it fails, a mirror's,
+    answered as the route's own (and, when it does not know the name, the fallback's)."""
+
+    def send(route: Route) -> _Sent:
+        asked = exchange.on(route)
+        forwarded, _ = _forwarded(asked)
+        return _Sent(asked, forwarded, route.upstream.send(forwarded, asked.scopes()))
+
+    route = exchange.route
+    served = send_with_failover(
+        route,
+        mirrors_for(route, exchange.endpoint),
+        send,
+        exchange.settings.failover_seconds,
+    )
+    sent = served.answer
+    if fallback is not None:
+        response = _answer_or_fallback(sent.exchange, fallback, sent.forwarded, sent.answer)
+    else:
+        response = _client_response(sent.exchange, sent.forwarded, sent.answer)
+    return _from_mirror(response, route, served, sent.status)
+
+
+def _from_mirror(
+    response: Response, route: Route, served: Served[_Sent] | Served[_TagsAnswer], status: int
+) -> Response:
+    """A mirror's answer as the route's own: the log line names the primary's failure and the
+    mirror, and a route whose clients never log in (crev's server-side credentials) shows no
+    challenge."""
+    if served.primary_failure is None:
+        return response
+    response.mirror = MirrorAnswer(served.primary_failure, served.route.upstream.host, status)
+    if route.server_side:
+        response.headers.remove("WWW-Authenticate")
+    return response
 
 
 def _answer_or_fallback(
@@ -180,11 +236,26 @@ def _with_error_read(answer: UpstreamResponse, timeout: float) -> _ReadAnswer:
 def _tag_list_of_both(exchange: Exchange, fallback: Route) -> Response:
     """The tag list of a route with a fallback: the union of both upstreams' tags, paginated
     by crev. An answer of either that is neither a list nor "not here" stands as it is."""
-    request, route = exchange.request, exchange.route
-    query = TagListQuery.parse(request.query)
-    primary = _all_tags(exchange)
+    route = exchange.route
+    query = TagListQuery.parse(exchange.request.query)
+    served = send_with_failover(
+        route,
+        mirrors_for(route, exchange.endpoint),
+        lambda upstream: _TagsAnswer(_all_tags(exchange.on(upstream))),
+        exchange.settings.failover_seconds,
+    )
+    primary = served.answer.tags
     if isinstance(primary, Response):
-        return primary
+        return _from_mirror(primary, route, served, primary.status)
+    union = _union_of_tags(exchange, fallback, primary, query)
+    return _from_mirror(union, route, served, primary.status)
+
+
+def _union_of_tags(
+    exchange: Exchange, fallback: Route, primary: _Listed | _Unknown, query: TagListQuery
+) -> Response:
+    """The tag list of the primary (or its mirror) and the fallback together."""
+    request, route = exchange.request, exchange.route
     secondary = _all_tags(exchange.on(fallback))
     if isinstance(primary, _Unknown) and not isinstance(secondary, _Listed):
         # The primary does not know the name: the fallback's answer is the client's.
@@ -231,6 +302,22 @@ class _Unknown(NamedTuple):
 
     status: int
     answered: Response
+
+
+class _TagsAnswer(NamedTuple):
+    """One upstream's whole tag list (or its answer instead), as failover weighs an answer."""
+
+    tags: _Listed | _Unknown | Response
+
+    @property
+    def status(self) -> int:
+        return self.tags.status
+
+    def release(self) -> None:
+        if isinstance(self.tags, Response):
+            self.tags.close()
+        elif isinstance(self.tags, _Unknown):
+            self.tags.answered.close()
 
 
 def _tags_of(listed: _Listed | _Unknown | Response) -> list[str]:
@@ -298,6 +385,9 @@ def _client_response(
     if exchange.crev_authorizes:
         set_edge_caching(headers, endpoint, request.method, answer.status, exchange.tag_seconds)
         if is_blob_redirect:
+            # Imported on a blob's redirect: a cold start that serves none never pays for it.
+            from .rewrite.storage_redirect import keep_at_edge
+
             client_authorized = "authorization" in request.headers
             status = keep_at_edge(
                 answer.status, request.method, client_authorized, headers, time.time()
@@ -327,9 +417,11 @@ def _from_storage(
 ) -> Response | None:
     """A blob the upstream redirected to storage, read from there by crev (a route that follows
     redirects); None when the redirect is not to storage."""
+    from .rewrite.storage_redirect import follow  # as keep_at_edge, on a blob's redirect only
+
     request, endpoint = exchange.request, exchange.endpoint
-    if endpoint.reference is None:
-        # Only a blob read (which names its digest) is followed to storage.
+    if not isinstance(endpoint.reference, Digest):
+        # Only a blob read is followed, and a blob is named by its digest.
         return None
     upstream = exchange.route.upstream
     response = follow(request, answer, forwarded.url, str(endpoint.reference), upstream)

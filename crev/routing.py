@@ -27,6 +27,9 @@ class Route(NamedTuple):
     # crev follows the upstreams' redirects of blob reads to storage itself and streams the
     # blob, for clients on networks that reach only the vanity domain.
     follow_redirects: bool = False
+    # Registries holding the same images, asked in order for a read the upstream fails
+    # (unreachable, too slow, a 5xx or a 429), with crev's own tokens, as a fallback is.
+    mirrors: tuple[Upstream, ...] = ()
 
     @property
     def upstream(self) -> Upstream:
@@ -44,6 +47,21 @@ class Route(NamedTuple):
         if len(self.upstreams) < 2:
             return None
         return Route(self.vanity_prefix, self.upstreams[1:], self.public, self.follow_redirects)
+
+    @property
+    def mirror_routes(self) -> tuple[Route, ...]:
+        """Each mirror as a route of its own under the same vanity prefix, with the route's
+        fallback behind it: a mirror answers for the upstream, the fallback for an unknown
+        name."""
+        return tuple(
+            Route(
+                self.vanity_prefix,
+                (mirror, *self.upstreams[1:]),
+                self.public,
+                self.follow_redirects,
+            )
+            for mirror in self.mirrors
+        )
 
     @property
     def server_side(self) -> bool:
@@ -76,6 +94,9 @@ class Route(NamedTuple):
             mode.append("public")
         if self.server_side:
             mode.append(self.upstream.auth.describe())
+        if self.mirrors:
+            shown = "; ".join(mirror._places_in_words() for mirror in self.mirror_routes)
+            mode.append(f"failing over to {shown}")
         if self.fallback is not None:
             mode.append(f"falling back to {self.fallback._places_in_words()}")
         suffix = f"  ({', '.join(mode)})" if mode else ""

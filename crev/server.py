@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError
-from .handler import Function, FunctionHandler
 from .process import Process
+from .wire.handler import Function, FunctionHandler
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

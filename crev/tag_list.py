@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from .connections import UpstreamRequest
 from .errors import MalformedHeaderError, UpstreamError
-from .links import next_page, same_list
 from .messages import Headers
+from .rewrite.links import next_page, same_list
 from .scope import Scope
 from .upstream import Upstream
-from .upstream_auth import UpstreamAuth
-from .upstream_response import UpstreamResponse
+from .upstream.auth import UpstreamAuth
+from .upstream.connections import UpstreamRequest
+from .upstream.response import UpstreamResponse
 from .urls import URL
 
 # Pages of one upstream's tag list crev follows. A registry pages by 100 tags or more (or

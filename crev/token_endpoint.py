@@ -12,7 +12,6 @@ import json
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from .config import Settings
-from .connections import UpstreamRequest
 from .errors import (
     InvalidNameError,
     InvalidScopeError,
@@ -20,12 +19,13 @@ from .errors import (
     RegistryError,
     method_not_allowed,
 )
-from .header_filters import client_response_headers, upstream_request_headers
 from .messages import Headers, Request, Response
 from .names import RepositoryName
+from .rewrite.header_filters import client_response_headers, upstream_request_headers
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
-from .token_response import MAX_TOKEN_RESPONSE_BYTES
+from .upstream.connections import UpstreamRequest
+from .upstream.token_response import MAX_TOKEN_RESPONSE_BYTES
 from .urls import URL
 
 MAX_FORM_BYTES = 64 * 1024

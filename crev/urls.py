@@ -7,7 +7,6 @@ request is sent to it and the answer's `Location` and `Link` are resolved agains
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
@@ -38,13 +37,31 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and is_valid_host(parts.netloc)
 
 
-@dataclass(frozen=True, slots=True)
 class Origin:
     """A scheme and `host[:port]`: a registry crev fronts, or the server of a token realm. A
-    value of its own: equal to another origin alike, never to a tuple of the same strings."""
+    value of its own: equal to another origin alike, never to a tuple of the same strings, and
+    never changed. (Written out rather than a frozen dataclass: building one at import is a
+    cold start's cost.)"""
 
+    __slots__ = ("host", "scheme")
     scheme: str
     host: str
+
+    def __init__(self, scheme: str, host: str) -> None:
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "host", host)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an Origin is a value: its {name} does not change")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Origin) and (other.scheme, other.host) == (self.scheme, self.host)
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.host))
+
+    def __repr__(self) -> str:
+        return f"Origin(scheme={self.scheme!r}, host={self.host!r})"
 
     @property
     def is_docker_hub(self) -> bool:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import ssl
 import subprocess
 import time
@@ -298,6 +299,7 @@ def start_test_registry(
     *,
     policy: AccessPolicy | None = None,
     redirecting: bool = False,
+    content_of: TestRegistry | None = None,
 ) -> Iterator[TestRegistry]:
     """Run a token issuer and a registry under ``workdir``; both stop on exit.
 
@@ -307,8 +309,13 @@ def start_test_registry(
     With ``redirecting=True`` the registry keeps its blobs on a local S3 server over TLS
     (``TestRegistry.storage``, with a CA of its own, the registry's when it has one), and
     answers a blob GET or HEAD with a 307 to a presigned URL there.
+
+    With ``content_of``, it starts with a copy of that registry's storage (a filesystem one):
+    the same names, tags and digests (a mirror), and a token issuer (a realm) of its own.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    if content_of is not None:
+        shutil.copytree(content_of.workdir / "storage", workdir / "storage")
     policy = policy or AccessPolicy()
     ca_file: Path | None = None
     server_files: tuple[Path, Path] | None = None

@@ -2,6 +2,8 @@
 
 from .blobs import blob_streaming
 from .bundle import Deployment, deployment
+from .failover import FailoverRun, failover_pulls
+from .failover import render as render_failover
 from .load import LoadOptions, LoadRun, sustained_load
 from .manifests import concurrent_throughput, connection_reuse, warm_manifest_latency
 from .moving import moving_registries
@@ -12,6 +14,7 @@ from .pulls import copy_cpu, copy_time, first_pull_requests, warm_pull_requests
 
 __all__ = [
     "Deployment",
+    "FailoverRun",
     "LoadOptions",
     "LoadRun",
     "Pull",
@@ -21,10 +24,12 @@ __all__ = [
     "copy_cpu",
     "copy_time",
     "deployment",
+    "failover_pulls",
     "first_pull_requests",
     "moving_registries",
     "public_routes",
     "public_routes_redirecting",
+    "render_failover",
     "render_moving",
     "request_cpu",
     "sustained_load",

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from crev.challenge import parse_challenges
+from crev.rewrite.challenge import parse_challenges
 from rig import PushedImage, SignedImage, TestRegistry, push_signed_image, require_binaries
 from rig.cosign import COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT
 from rig.crev_process import CrevProcess, crev_for, serving_acme

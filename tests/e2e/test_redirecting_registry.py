@@ -25,9 +25,16 @@ from requests import Response
 from rig import require_binaries
 from rig.crev_process import run_crev, serving_acme
 from rig.images import push_small_image
+from rig.nginx_front import find_nginx, nginx_front
 from rig.tls_front import tls_front
+from rig.tools import skip_or_fail_under_ci
 from rig.vercel_runtime import run_vercel_app
 from tests.support.containerd import Containerd
+from tests.support.devcontainer import (
+    apply_template,
+    push_devcontainer_template,
+    require_devcontainer_cli,
+)
 from tests.support.docker import run_dockerd
 from tests.support.layouts import check_dir_copy, copy_to_dir
 from tests.support.podman import Podman
@@ -155,3 +162,45 @@ def test_dxf(redirected: Redirected, tmp_path: Path) -> None:
             data = b"".join(dxf.pull_blob(digest))
             assert len(data) == image.blob_sizes[digest]
     assert_fetched_from_storage(redirected, image.blobs)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_devcontainer_cli(
+    redirected: Redirected, scheme: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if scheme == "https" and request.node.callspec.params["redirected"] == "vercel":
+        # Vercel's edge is the TLS terminator and tells the function so; the runtime's edge
+        # here serves plain HTTP and says `X-Forwarded-Proto: http` whatever stands before it.
+        pytest.skip("under Vercel's runtime here, crev is reached over plain HTTP only")
+    require_devcontainer_cli()
+    template = push_devcontainer_template(redirected.registry)
+    workspace = tmp_path / "workspace"
+    with contextlib.ExitStack() as stack:
+        if scheme == "http":
+            # The CLI speaks plain HTTP only to a registry named localhost.
+            host = redirected.host.replace("127.0.0.1:", "localhost:")
+            trusted = redirected.storage.ca_file
+        else:
+            # Any other name it asks in https: crev behind nginx, which terminates TLS and
+            # says so in `X-Forwarded-Proto`, as a deployment's front does; crev's token realm
+            # is then https too.
+            if find_nginx() is None:
+                skip_or_fail_under_ci("nginx not installed: apt-get install nginx (CI installs it)")
+            front = stack.enter_context(nginx_front(redirected.host, tmp_path / "front"))
+            host = front.host
+            trusted = trust_bundle(
+                tmp_path / "trusted.pem", front.ca_file, redirected.storage.ca_file
+            )
+        redirected.clear_logs()
+        written = apply_template(
+            f"{host}/templates/crev:1", workspace, tmp_dir=tmp_path / "cli", ca_file=trusted
+        )
+    # The CLI checks the layer against its digest before it unpacks it.
+    assert sorted(path.removeprefix("./") for path in written) == sorted(template.files)
+    unpacked = {
+        str(path.relative_to(workspace)): path.read_bytes()
+        for path in workspace.rglob("*")
+        if path.is_file()
+    }
+    assert unpacked == template.files
+    assert_fetched_from_storage(redirected, [template.layer])

@@ -118,7 +118,7 @@ def test_each_bundle_ships_the_bytecode_of_every_module(build: BuildOutput, name
     # so no cold start compiles crev or its packages from source.
     files = build.function(name).files
     sources = {path for path in files if path.endswith(".py")}
-    assert {f"api/{name}.py", "crev/upstream.py", "_vendor/httpx/_client.py"} <= sources
+    assert {f"api/{name}.py", "crev/upstream/__init__.py", "_vendor/httpx/_client.py"} <= sources
     for source in sorted(sources):
         assert bytecode_path(source) in files, f"no bytecode for {source}"
         header = files[bytecode_path(source)].read_bytes()[:16]
@@ -149,7 +149,7 @@ def test_the_built_function_imports_nothing_from_source(build: BuildOutput, tmp_
     }
     first_answer = (
         "api/v2.py",
-        "crev/upstream.py",
+        "crev/upstream/__init__.py",
         "_vendor/httpx/_client.py",
         "_vendor/h11/_util.py",
     )

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-import crev.connections
+import crev.upstream.connections
 from rig.crev_process import serving_acme
 from tests.support.crev_server import CrevServer
 
@@ -119,7 +119,7 @@ def test_a_tls_handshake_that_never_completes_names_the_connect_bound(
     log: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(crev.connections, "CONNECT_SECONDS", 1.0)
+    monkeypatch.setattr(crev.upstream.connections, "CONNECT_SECONDS", 1.0)
     response, took, line = wait_for_connect_bound(start_crev, never_answers, log)
     assert response.status_code == 504
     assert 1.0 <= took < 5.0
@@ -141,7 +141,7 @@ def test_the_connect_bound_is_10_s_below_the_default_timeout(
     assert "30 s" not in line and line.endswith('within 10 s"')
 
 
-def test_a_refusal_of_crev_s_credentials_is_logged_without_them(
+def test_a_realm_not_accepting_crev_s_credentials_is_logged_without_them(
     start_crev: Callable[..., CrevServer], httpserver: HTTPServer, log: pytest.LogCaptureFixture
 ) -> None:
     realm = httpserver.url_for("/token")
@@ -160,6 +160,6 @@ def test_a_refusal_of_crev_s_credentials_is_logged_without_them(
     response = httpx.get(f"{crev.url}/v2/tool/manifests/1", timeout=30)
     assert response.status_code == 502
     line = logged_line(log, "GET /v2/tool/manifests/1 502 upstream=- ")
-    refusal = "the upstream token realm did not accept crev's credentials (status 401)"
-    assert f'error="{refusal}"' in line
+    message = "the upstream token realm did not accept crev's credentials (status 401)"
+    assert f'error="{message}"' in line
     assert "s3cret" not in line and "czNjcmV0" not in line

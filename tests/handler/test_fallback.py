@@ -8,61 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev.edge_cache import IMMUTABLE, NOT_SHARED
+from crev.rewrite.edge_cache import IMMUTABLE, NOT_SHARED
 from tests.support.crev_server import CrevServer
-
-DIGEST = "sha256:" + "a" * 64
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-
-
-def unknown(code: str = "MANIFEST_UNKNOWN") -> WerkzeugResponse:
-    body = json.dumps({"errors": [{"code": code, "message": "unknown", "detail": {}}]})
-    return WerkzeugResponse(body, 404, {"Content-Type": "application/json"})
-
-
-def manifest(label: str) -> WerkzeugResponse:
-    return WerkzeugResponse(
-        json.dumps({"schemaVersion": 2, "label": label}),
-        headers={"Content-Type": MANIFEST_TYPE, "Docker-Content-Digest": DIGEST},
-    )
-
-
-Answer = Callable[[WerkzeugRequest], WerkzeugResponse]
-
-
-class StandIn:
-    """A registry without auth: `answers` by request path, 404 NAME_UNKNOWN for the rest."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.answers: dict[str, Answer] = {}
-        server.expect_request("/v2/").respond_with_data("{}")
-        server.expect_request(re.compile(r"/v2/.+")).respond_with_handler(self._answer)
-
-    def _answer(self, request: WerkzeugRequest) -> WerkzeugResponse:
-        answer = self.answers.get(request.path)
-        return answer(request) if answer is not None else unknown("NAME_UNKNOWN")
-
-    def asked(self) -> list[tuple[str, str]]:
-        return [
-            (request.method, request.full_path.rstrip("?"))
-            for request, _ in self.server.log
-            if request.path != "/v2/"
-        ]
-
-    @property
-    def host(self) -> str:
-        return f"{self.server.host}:{self.server.port}"
+from tests.support.registry_stand_in import (
+    DIGEST,
+    MANIFEST_TYPE,
+    Answer,
+    StandIn,
+    manifest,
+    run_stand_in,
+    unknown,
+)
 
 
 @pytest.fixture
@@ -72,13 +36,8 @@ def primary(httpserver: HTTPServer) -> StandIn:
 
 @pytest.fixture
 def fallback() -> Iterator[StandIn]:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    try:
-        yield StandIn(server)
-    finally:
-        server.clear()
-        server.stop()
+    with run_stand_in() as stand_in:
+        yield stand_in
 
 
 @pytest.fixture

@@ -94,6 +94,7 @@ def test_a_realm_that_grants_no_anonymous_token_means_asking_without_one(
 
 
 def test_a_missing_repository_is_a_404_page(crev, httpserver: HTTPServer) -> None:
+    anonymous_realm_grants_nothing(httpserver)
     httpserver.expect_request("/v2/acme/nothing/tags/list").respond_with_json(
         {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]},
         status=404,
@@ -111,8 +112,15 @@ def test_an_unreachable_registry_is_a_502_page(start_crev) -> None:
     assert "the registry could not be asked" in response.text
 
 
+def anonymous_realm_grants_nothing(httpserver: HTTPServer) -> None:
+    """The realm refuses crev an anonymous token (a realm that fails, with a 5xx, is the
+    upstream failing), so the tag list is asked without one."""
+    httpserver.expect_request("/token").respond_with_data("{}", status=401)
+
+
 def paginated(httpserver: HTTPServer, pages: int, per_page: int, next_host: str = "") -> None:
     """A tag list in `pages` pages, each linking the next (`next_host` makes a link absolute)."""
+    anonymous_realm_grants_nothing(httpserver)
     for page in range(pages):
         tags = [f"1.{page * per_page + i}" for i in range(per_page)]
         headers = {}

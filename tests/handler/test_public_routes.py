@@ -16,7 +16,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev.edge_cache import IMMUTABLE, NOT_SHARED
+from crev.rewrite.edge_cache import IMMUTABLE, NOT_SHARED
 from rig.crev_process import serving_acme
 
 DIGEST = "sha256:" + "b" * 64

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev import handler
+from crev.wire import handler
 from rig.crev_process import serving_acme
 from tests.support.keepalive_upstream import KeepAliveServer
 

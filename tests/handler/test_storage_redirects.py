@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev.edge_cache import IMMUTABLE, NOT_SHARED
+from crev.rewrite.edge_cache import IMMUTABLE, NOT_SHARED
 from rig.signed_storage import SignedStorage, run_signed_storage
 from tests.support.crev_server import CrevServer
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from crev.names import Namespace
 from crev.routing import Route
 from crev.upstream import Upstream
-from crev.upstream_auth import UpstreamAuth
+from crev.upstream.auth import UpstreamAuth
 from crev.urls import URL, Origin
 
 

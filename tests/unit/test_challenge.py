@@ -1,18 +1,18 @@
-"""`WWW-Authenticate` parsing and rewriting (crev/challenge.py)."""
+"""`WWW-Authenticate` parsing and rewriting (crev/rewrite/challenge.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from crev.challenge import (
+from crev.errors import MalformedHeaderError
+from crev.names import NameMapping, Namespace
+from crev.rewrite.challenge import (
     Challenge,
     format_challenges,
     parse_challenges,
     rewrite_challenges,
     vanity_scopes,
 )
-from crev.errors import MalformedHeaderError
-from crev.names import NameMapping, Namespace
 from crev.urls import DOCKER_HUB, URL, Origin
 from tests.support.routes import route_to
 

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crev.client_connection import (
+from crev.errors import RegistryError
+from crev.wire.client_connection import (
     MAX_HEADER_FIELDS,
     ClientConnection,
     RequestHead,
     is_tls_handshake,
 )
-from crev.errors import RegistryError
 
 
 def connection(data: bytes) -> tuple[ClientConnection, io.BytesIO]:

@@ -10,7 +10,7 @@ from crev.config import DEFAULT_TIMEOUT, ConfigError, Settings, read_settings
 from crev.errors import RegistryError
 from crev.names import Namespace
 from crev.routing import Route
-from crev.upstream_auth import ClientLogin, RealmCredentials, StaticToken
+from crev.upstream.auth import ClientLogin, RealmCredentials, StaticToken
 from crev.urls import DOCKER_HUB, URL, Origin
 from tests.support.routes import route_to
 
@@ -427,7 +427,8 @@ def test_route_options() -> None:
             "a=ghcr.io;foo=bar",
             "CREV_ROUTES entry 'a=ghcr.io;foo=bar': unknown option 'foo=bar' "
             "(known: realm=URL, credentials=NAME, official-images, public, follow-redirects, "
-            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME)",
+            "fallback=HOST[/NAMESPACE], fallback-credentials=NAME, "
+            "mirror=HOST[/NAMESPACE], mirror-credentials=NAME)",
         ),
         (
             "a=ghcr.io;credentials=GH",

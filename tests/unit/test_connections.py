@@ -22,11 +22,11 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
-from crev import transport
-from crev.connections import Connections, UpstreamRequest
 from crev.errors import UpstreamCutError
 from crev.messages import Headers
-from crev.upstream_response import UpstreamResponse
+from crev.upstream import transport
+from crev.upstream.connections import Connections, UpstreamRequest
+from crev.upstream.response import UpstreamResponse
 from crev.urls import URL
 from tests.support.keepalive_upstream import KeepAliveServer
 from tests.support.refusals import refused

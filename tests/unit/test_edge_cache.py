@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crev.edge_cache import IMMUTABLE, NOT_SHARED, set_edge_caching
 from crev.endpoints import parse_endpoint
 from crev.messages import Headers
+from crev.rewrite.edge_cache import IMMUTABLE, NOT_SHARED, set_edge_caching
 
 DIGEST = "sha256:" + "c" * 64
 

@@ -120,11 +120,26 @@ def test_every_error_crev_raises_has_one_base() -> None:
         and issubclass(value, Exception)
         and value.__module__ == errors.__name__
     ]
-    assert len(raised) == 13
+    assert len(raised) == 17
     assert all(issubclass(kind, CrevError) for kind in raised)
     # Grammar errors are ValueErrors too, as a parse failure is in Python.
     for kind in (InvalidNameError, InvalidDigestError, InvalidScopeError, MalformedHeaderError):
         assert issubclass(kind, ValueError)
+
+
+def test_how_an_upstream_failed_is_answered_as_any_upstream_failure() -> None:
+    for error in (
+        errors.UpstreamUnreachableError("upstream ghcr.io is unreachable: refused"),
+        errors.UpstreamTLSError("upstream ghcr.io is unreachable: certificate verify failed"),
+        errors.UpstreamClosedError("upstream ghcr.io closed the connection without answering"),
+        errors.UpstreamRealmError("the upstream token realm ghcr.io failed (status 503)", 503),
+    ):
+        answer = registry_error(error)
+        assert (answer.status, answer.code, answer.message) == (
+            502,
+            ErrorCode.UNAVAILABLE,
+            error.message,
+        )
 
 
 def test_the_body_is_a_distribution_error() -> None:

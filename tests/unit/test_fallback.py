@@ -21,7 +21,7 @@ from crev.fallback import (
 )
 from crev.names import Digest, Namespace, RepositoryName, Tag
 from crev.upstream import Upstream
-from crev.upstream_auth import AnonymousToken
+from crev.upstream.auth import AnonymousToken
 from crev.urls import Origin
 from tests.support.routes import route_to
 

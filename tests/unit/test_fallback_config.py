@@ -8,7 +8,7 @@ import pytest
 from crev.config import Settings
 from crev.errors import ConfigError
 from crev.names import Namespace
-from crev.upstream_auth import AnonymousToken, RealmCredentials
+from crev.upstream.auth import AnonymousToken, RealmCredentials
 from crev.urls import Origin
 
 PUBLIC_GHCR = {"CREV_REGISTRY_HOST": "ghcr.io", "CREV_REPO_PREFIX": "acme", "CREV_PUBLIC": "1"}

@@ -1,9 +1,9 @@
-"""Which headers cross crev, each way (crev/header_filters.py)."""
+"""Which headers cross crev, each way (crev/rewrite/header_filters.py)."""
 
 from __future__ import annotations
 
-from crev.header_filters import client_response_headers, upstream_request_headers
 from crev.messages import Headers
+from crev.rewrite.header_filters import client_response_headers, upstream_request_headers
 
 # --- upstream_request_headers -----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The scanner under `WWW-Authenticate` and `Link` (crev/header_scanner.py): tokens, quoted
+"""The scanner under `WWW-Authenticate` and `Link` (crev/rewrite/header_scanner.py): tokens, quoted
 strings that may hold separators and escapes, token68 with its padding, comma-separated lists
 with empty elements, and refusals that say where the value went wrong."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from crev.errors import MalformedHeaderError
-from crev.header_scanner import Scanner, check_field_value, quote
+from crev.rewrite.header_scanner import Scanner, check_field_value, quote
 
 
 def test_a_quoted_string_may_hold_separators_and_escapes() -> None:

@@ -1,12 +1,12 @@
-"""`Location` and `Link` rewriting (crev/links.py)."""
+"""`Location` and `Link` rewriting (crev/rewrite/links.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from crev.errors import MalformedHeaderError
-from crev.links import rewrite_link, rewrite_location
 from crev.names import Namespace
+from crev.rewrite.links import rewrite_link, rewrite_location
 from crev.urls import DOCKER_HUB, Origin
 from tests.support.routes import route_to
 

@@ -11,7 +11,7 @@ import pytest
 from crev.config import ConfigError
 from crev.names import Namespace
 from crev.process import Process
-from crev.upstream_auth import StaticToken
+from crev.upstream.auth import StaticToken
 from crev.urls import Origin
 from tests.unit.test_config import SINGLE_VARIABLES
 

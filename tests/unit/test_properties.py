@@ -7,7 +7,6 @@ import string
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crev.challenge import Challenge, format_challenges, parse_challenges, rewrite_challenges
 from crev.endpoints import Kind, parse_endpoint
 from crev.errors import (
     CrevError,
@@ -16,10 +15,16 @@ from crev.errors import (
     MalformedHeaderError,
     registry_error,
 )
-from crev.header_filters import client_response_headers
-from crev.links import parse_links, rewrite_link, rewrite_location
 from crev.messages import Headers
 from crev.names import Namespace, RepositoryName, vanity_name_of
+from crev.rewrite.challenge import (
+    Challenge,
+    format_challenges,
+    parse_challenges,
+    rewrite_challenges,
+)
+from crev.rewrite.header_filters import client_response_headers
+from crev.rewrite.links import parse_links, rewrite_link, rewrite_location
 from crev.scope import Scope, parse_scopes, scope_to_upstream, scope_to_vanity
 from crev.urls import URL, Origin
 

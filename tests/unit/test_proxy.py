@@ -15,7 +15,7 @@ from werkzeug import Response as WerkzeugResponse
 from crev.config import Settings
 from crev.errors import UpstreamError
 from crev.proxy import serve_registry
-from crev.upstream_response import UpstreamResponse
+from crev.upstream.response import UpstreamResponse
 from tests.support.refusals import refused
 from tests.support.service_calls import (
     body_of,

@@ -90,13 +90,24 @@ EXAMPLE_VALUES = {
     "CREV_FALLBACK_UPSTREAM_USERNAME": "bot",
     "CREV_FALLBACK_UPSTREAM_PASSWORD": "secret",
     "CREV_TAG_CACHE_SECONDS": "60",
+    "CREV_MIRROR_REGISTRY_HOST": "docker.io",
+    "CREV_MIRROR_REPO_PREFIX": "acme-mirror",
+    "CREV_MIRROR_REGISTRY_SCHEME": "https",
+    "CREV_MIRROR_UPSTREAM_USERNAME": "bot",
+    "CREV_MIRROR_UPSTREAM_PASSWORD": "secret",
+    "CREV_FAILOVER_SECONDS": "5",
 }
 
 
 def test_every_crev_variable_in_the_settings_table_is_one_crev_reads() -> None:
     table = re.findall(r"^\| (`CREV_[^|]*)\|", README, re.MULTILINE)
     names = {name for cell in table for name in re.findall(r"`(CREV_[A-Z_]+)`", cell)}
-    alternatives = {"CREV_ROUTES", "CREV_UPSTREAM_TOKEN", "CREV_FALLBACK_UPSTREAM_TOKEN"}
+    alternatives = {
+        "CREV_ROUTES",
+        "CREV_UPSTREAM_TOKEN",
+        "CREV_FALLBACK_UPSTREAM_TOKEN",
+        "CREV_MIRROR_UPSTREAM_TOKEN",
+    }
     assert names - alternatives == set(EXAMPLE_VALUES)
     assert read_settings(EXAMPLE_VALUES)[1] == []
     assert read_settings({"CREV_UPSTREAM_TOKEN": "t"})[1] == []
@@ -106,6 +117,8 @@ def test_every_crev_variable_in_the_settings_table_is_one_crev_reads() -> None:
         "CREV_REGISTRY_HOST": "ghcr.io",
     }
     assert read_settings({**fallback, "CREV_FALLBACK_UPSTREAM_TOKEN": "t"})[1] == []
+    mirror = {"CREV_MIRROR_REGISTRY_HOST": "quay.io", "CREV_PUBLIC": "1"}
+    assert read_settings({**mirror, "CREV_MIRROR_UPSTREAM_TOKEN": "t"})[1] == []
     assert read_settings({"CREV_ROUTES": "=ghcr.io/acme"})[1] == []
 
 

@@ -1,4 +1,4 @@
-"""An upstream's token realm (crev/realm.py): its token URL, learned from the challenges an
+"""An upstream's token realm (crev/upstream/realm.py): its token URL, learned from the challenges an
 upstream sends and kept by each upstream, configured or discovered by one ping of `/v2/`."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pytest_httpserver import HTTPServer
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import RepositoryName
-from crev.realm import Realm, RealmKnowledge
 from crev.scope import Scope
+from crev.upstream.realm import Realm, RealmKnowledge
 from crev.urls import URL
 from tests.support.service_calls import settings_for
 

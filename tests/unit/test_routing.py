@@ -8,7 +8,7 @@ import pytest
 from crev.endpoints import parse_endpoint
 from crev.names import Namespace, RepositoryName, vanity_name_of
 from crev.routing import Route, RouteTable
-from crev.upstream_auth import RealmCredentials, StaticToken
+from crev.upstream.auth import RealmCredentials, StaticToken
 from crev.urls import DOCKER_HUB, Origin
 from tests.support.refusals import refused
 from tests.support.routes import route_to

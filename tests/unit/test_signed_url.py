@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crev.signed_url import MAX_SIGNED_SECONDS, signed_until
+from crev.rewrite.signed_url import MAX_SIGNED_SECONDS, signed_until
 
 BLOB = "https://storage.example/registry/docker/registry/v2/blobs/sha256/f3/f3ab/data"
 # 2026-12-07T14:36:26Z

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crev.edge_cache import NOT_SHARED
 from crev.messages import Headers
-from crev.storage_redirect import (
+from crev.rewrite.edge_cache import NOT_SHARED
+from crev.rewrite.storage_redirect import (
     EXPIRY_MARGIN_SECONDS,
     MAX_EDGE_SECONDS,
     edge_seconds,

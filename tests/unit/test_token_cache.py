@@ -1,5 +1,5 @@
-"""crev/token_cache.py: one fetch per key, eviction; and the cache under `Upstream.send`, with
-threads against a stand-in realm that counts what it is asked."""
+"""crev/upstream/token_cache.py: one fetch per key, eviction; and the cache under
+`Upstream.send`, with threads against a stand-in realm that counts what it is asked."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev.connections import UpstreamRequest
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import Namespace, RepositoryName
 from crev.scope import Scope
-from crev.token_cache import CachedToken, TokenCache
 from crev.upstream import Upstream
-from crev.upstream_auth import RealmCredentials
+from crev.upstream.auth import RealmCredentials
+from crev.upstream.connections import UpstreamRequest
+from crev.upstream.token_cache import CachedToken, TokenCache
 from crev.urls import Origin
 
 

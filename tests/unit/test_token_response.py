@@ -1,11 +1,11 @@
-"""What a token realm answers (crev/token_response.py): the token, as the token spec or OAuth2
-names it, and its lifetime."""
+"""What a token realm answers (crev/upstream/token_response.py): the token, as the token spec or
+OAuth2 names it, and its lifetime."""
 
 from __future__ import annotations
 
 import pytest
 
-from crev.token_response import DEFAULT_EXPIRES_IN, EXPIRY_MARGIN, kept_for, token_in
+from crev.upstream.token_response import DEFAULT_EXPIRES_IN, EXPIRY_MARGIN, kept_for, token_in
 
 
 @pytest.mark.parametrize(

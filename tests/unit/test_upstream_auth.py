@@ -1,7 +1,7 @@
-"""The upstream tokens crev fetches itself (crev/upstream_auth.py's methods, under
-crev/upstream.py's `Upstream`), against a stand-in upstream and realm: asked for exactly the
-request's scopes with the route's credentials, kept until
-shortly before they expire, and never fetched where the upstream wants none."""
+"""The upstream tokens crev fetches itself (crev/upstream/auth.py's methods, under
+crev/upstream/__init__.py's `Upstream`), against a stand-in upstream and realm: asked for exactly
+the request's scopes with the route's credentials, kept until shortly before they expire, and
+never fetched where the upstream wants none."""
 
 from __future__ import annotations
 
@@ -18,18 +18,18 @@ from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
 from crev.config import Settings
-from crev.connections import Connections, UpstreamRequest
 from crev.errors import UpstreamError
 from crev.messages import Headers
 from crev.names import Namespace, RepositoryName
 from crev.proxy import serve_registry
-from crev.realm import Realm
 from crev.routing import Route
 from crev.scope import Scope
 from crev.server import PROJECT_ROOT
 from crev.token_endpoint import serve_token
 from crev.upstream import Upstream
-from crev.upstream_auth import Grant, Login, TokenSource, UpstreamAuth
+from crev.upstream.auth import Grant, Login, TokenSource, UpstreamAuth
+from crev.upstream.connections import Connections, UpstreamRequest
+from crev.upstream.realm import Realm
 from crev.urls import URL, Origin
 from tests.support.refusals import refused
 from tests.support.service_calls import request, settings_for, with_server_credentials

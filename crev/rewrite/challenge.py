@@ -6,11 +6,11 @@ them with its own), so a challenge must name crev's token endpoint and the clien
 
 from __future__ import annotations
 
-from .errors import InvalidScopeError, MalformedHeaderError
+from ..errors import InvalidScopeError, MalformedHeaderError
+from ..names import NameMapping
+from ..scope import Scope, parse_scopes, scope_to_vanity
+from ..urls import URL
 from .header_scanner import Scanner, check_field_value, quote
-from .names import NameMapping
-from .scope import Scope, parse_scopes, scope_to_vanity
-from .urls import URL
 
 
 class Challenge:

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from .challenge import parse_challenges
-from .errors import MalformedHeaderError
-from .messages import Headers
-from .scope import Scope
-from .urls import URL, is_http_url
+from ..errors import MalformedHeaderError
+from ..messages import Headers
+from ..rewrite.challenge import parse_challenges
+from ..scope import Scope
+from ..urls import URL, is_http_url
 
 
 class Realm(NamedTuple):

@@ -6,7 +6,7 @@ and no blob byte passes through crev. Two choices change that:
 - Kept at the edge. Vercel's CDN keeps a 308 but never a 307, so every blob of every pull would
   invoke crev and cost an upstream round trip. Where crev holds the upstream's tokens and the
   client sent no `Authorization`, a GET's redirect whose signed URL says when it expires
-  (crev/signed_url.py) is answered as a `308 Permanent Redirect` to the same URL, which the
+  (crev/rewrite/signed_url.py) is answered as a `308 Permanent Redirect` to the same URL, which the
   edge keeps until a minute before the URL expires, an hour at most. A HEAD's redirect is never
   kept: a URL is signed for one method, and an edge answers a HEAD from a GET's entry.
 - Followed. Networks that reach only the vanity domain cannot follow a redirect to storage; on
@@ -17,20 +17,33 @@ and no blob byte passes through crev. Two choices change that:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from .connections import Connections, UpstreamRequest
+from ..errors import UpstreamError
+from ..messages import Headers, Request, Response
+from ..upstream import Upstream
+from ..upstream.connections import Connections, UpstreamRequest
+from ..upstream.response import UpstreamResponse
+from ..urls import URL, is_http_url
 from .edge_cache import kept_at_edge_for
-from .errors import UpstreamError
 from .header_filters import client_response_headers
-from .messages import Headers, Request, Response
+from .links import REDIRECT_STATUSES
 from .signed_url import signed_until
-from .upstream import Upstream
-from .upstream_response import UpstreamResponse
-from .urls import URL, is_http_url
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Redirect(Protocol):
+        """An upstream's redirect as crev holds it, its body unread (a class only the type
+        checker makes: making it costs a cold start time)."""
+
+        status: int
+        headers: Headers
+
+        def release(self) -> None: ...
+
+
 PERMANENT_REDIRECT = 308
 # The edge stops handing out a URL this long before it expires: a client that gets it from the
 # edge at the last moment still has time to follow it.
@@ -157,15 +170,6 @@ def storage_answer_headers(answer: Headers, redirect: Headers, digest: str) -> H
     if "docker-content-digest" not in kept:
         kept.items.append(("Docker-Content-Digest", digest))
     return kept
-
-
-class Redirect(Protocol):
-    """An upstream's redirect as crev holds it, its body unread."""
-
-    status: int
-    headers: Headers
-
-    def release(self) -> None: ...
 
 
 def follow(

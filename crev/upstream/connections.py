@@ -1,5 +1,6 @@
 """crev's connections upstream: an `UpstreamRequest` in, an `UpstreamResponse` out, through one
-httpx client per process (crev/transport.py builds it), whoever asks (a registry, a token realm).
+httpx client per process (crev/upstream/transport.py builds it), whoever asks (a registry, a
+token realm).
 
 Redirects are never followed: they go back to the client, whose credentials must not travel.
 What crev adds to httpx here: a single retry of an idempotent request that met a connection the
@@ -9,18 +10,27 @@ way, and one vocabulary of failures (502/504 registry errors naming the upstream
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
 
 import h11
 import httpx
 
-from .errors import IncompleteBodyError, UpstreamError, UpstreamTimeoutError, describe
-from .messages import Headers, has_control_characters
+from ..errors import (
+    IncompleteBodyError,
+    UpstreamClosedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamTLSError,
+    UpstreamUnreachableError,
+    describe,
+)
+from ..messages import Headers, has_control_characters
+from ..urls import URL
+from .response import UpstreamResponse
 from .transport import Deadline, MadeOnFirstUse, new_client
-from .upstream_response import UpstreamResponse
-from .urls import URL
 
 CONNECT_SECONDS = 10.0
 # Methods whose request may be sent again when a reused connection turns out closed before any
@@ -28,15 +38,35 @@ CONNECT_SECONDS = 10.0
 _RETRYABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
-@dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     """A request as crev sends it upstream: every header is crev's choice (httpx adds only
-    `Host` and the body's framing), and a body is bytes or a stream read from the client."""
+    `Host` and the body's framing), and a body is bytes or a stream read from the client. A
+    value: what would change it (an `Authorization`) makes another. (Written out rather than a
+    frozen dataclass: building one at import is a cold start's cost.)"""
 
+    __slots__ = ("body", "headers", "method", "url")
     method: str
     url: URL
     headers: Headers
-    body: bytes | Iterable[bytes] | None = None
+    body: bytes | Iterable[bytes] | None
+
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        headers: Headers,
+        body: bytes | Iterable[bytes] | None = None,
+    ) -> None:
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "body", body)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an UpstreamRequest is a value: its {name} does not change")
+
+    def __repr__(self) -> str:
+        return f"UpstreamRequest({self.method!r}, {str(self.url)!r})"
 
     @property
     def streams_body(self) -> bool:
@@ -49,7 +79,24 @@ class UpstreamRequest:
             headers.remove("Authorization")
         else:
             headers.set("Authorization", authorization)
-        return replace(self, headers=headers)
+        return UpstreamRequest(self.method, self.url, headers, self.body)
+
+
+_head = threading.local()
+
+
+@contextlib.contextmanager
+def head_within(seconds: float) -> Iterator[None]:
+    """Every request sent on this thread in the block (to an upstream or its realm) waits at
+    most `seconds` to connect and for its answer's head; its body's reads keep the timeout
+    they are sent with. A route with mirrors gives up on its upstream this way, without every
+    call between the route and the socket passing the wait along."""
+    outer = getattr(_head, "seconds", None)
+    _head.seconds = seconds if outer is None else min(seconds, outer)
+    try:
+        yield
+    finally:
+        _head.seconds = outer
 
 
 class Connections:
@@ -68,8 +115,11 @@ class Connections:
         """Send a request upstream and return the answer with its body still unread.
 
         `timeout` bounds connecting (at most 10 s), waiting for a pooled connection, each
-        write and each body read, and the wait for the answer's head as a whole.
+        write and each body read, and the wait for the answer's head as a whole (shorter
+        within `head_within`).
         """
+        limit = getattr(_head, "seconds", None)
+        head = timeout if limit is None else min(limit, timeout)
         url = str(request.url)
         body = request.body
         content = body if body is None or isinstance(body, bytes) else _streamed_body(body)
@@ -84,7 +134,7 @@ class Connections:
                     if name.lower() not in _OWN
                 ],
                 content=content,
-                extensions={"timeout": _timeouts(timeout)},
+                extensions={"timeout": _timeouts(timeout, head)},
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:
             raise UpstreamError(f"cannot ask the upstream {url!r}: {error}") from None
@@ -98,15 +148,15 @@ class Connections:
         client = self._client.get()
         while True:
             try:
-                with Deadline(timeout, started=not request.streams_body):
+                with Deadline(head, started=not request.streams_body):
                     response = client.send(sent, stream=True)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
                 if retry and _closed_before_answering(error):
                     retry = False
                     continue
-                raise _failure(error, sent, timeout) from None
+                raise _failure(error, sent, head) from None
             except (httpx.HTTPError, httpx.StreamError) as error:
-                raise _failure(error, sent, timeout) from None
+                raise _failure(error, sent, head) from None
             return _checked(UpstreamResponse(response, request.method), response, sent)
 
 
@@ -125,9 +175,9 @@ def _streamed_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
 _OWN = frozenset({"host", "user-agent", "transfer-encoding", "connection"})
 
 
-def _timeouts(seconds: float) -> dict[str, float]:
+def _timeouts(seconds: float, head: float) -> dict[str, float]:
     return {
-        "connect": min(CONNECT_SECONDS, seconds),
+        "connect": min(CONNECT_SECONDS, head),
         "read": seconds,
         "write": seconds,
         "pool": seconds,
@@ -173,7 +223,7 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
     host = sent.url.netloc.decode("ascii", "replace")
     if isinstance(error, httpx.ConnectTimeout):
         # Connecting has a bound of its own, below the timeout: say the one that fired.
-        bound = _timeouts(timeout)["connect"]
+        bound = min(CONNECT_SECONDS, timeout)
         return UpstreamTimeoutError(
             f"upstream {host} did not complete a connection (TCP and TLS handshakes) "
             f"within {bound:g} s"
@@ -182,18 +232,20 @@ def _failure(error: Exception, sent: httpx.Request, timeout: float) -> UpstreamE
         return UpstreamTimeoutError(f"upstream {host} did not answer within {timeout:g} s")
     if isinstance(error, httpx.ConnectError) and _ssl_reason(error) == "WRONG_VERSION_NUMBER":
         # What OpenSSL makes of a plain-HTTP answer to its ClientHello.
-        return UpstreamError(
+        return UpstreamTLSError(
             f"upstream {host} did not answer https in TLS ({describe(error)}): is the upstream "
             "plain HTTP? set CREV_REGISTRY_SCHEME=http (http:// in a CREV_ROUTES entry)"
         )
     if isinstance(error, httpx.RemoteProtocolError) and _is_malformed(error):
         return UpstreamError(f"upstream {host} sent a malformed answer: {error}")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return UpstreamError(
+        return UpstreamClosedError(
             f"upstream {host} closed the connection without answering ({describe(error)})"
         )
+    if isinstance(error, httpx.ConnectError) and _ssl_reason(error) is not None:
+        return UpstreamTLSError(f"upstream {host} is unreachable: {describe(error)}")
     if isinstance(error, httpx.ConnectError):
-        return UpstreamError(f"upstream {host} is unreachable: {describe(error)}")
+        return UpstreamUnreachableError(f"upstream {host} is unreachable: {describe(error)}")
     return UpstreamError(f"upstream {host} failed: {describe(error)}")
 
 

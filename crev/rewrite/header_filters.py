@@ -7,7 +7,7 @@ hop-by-hop fields and cookies, which would be set on the vanity domain.
 
 from __future__ import annotations
 
-from .messages import Headers
+from ..messages import Headers
 
 _REQUEST_HEADERS = frozenset(
     {

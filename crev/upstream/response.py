@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from .errors import UpstreamCutError, UpstreamError, UpstreamTimeoutError, describe
-from .messages import Headers
+from ..errors import UpstreamCutError, UpstreamError, UpstreamTimeoutError, describe
+from ..messages import Headers
 from .transport import Deadline
 
 # The largest body of announced length `release` reads to its end to keep the connection: a

@@ -4,8 +4,8 @@ token from the upstream's realm for server-side credentials (`RealmCredentials`)
 nobody (`AnonymousToken`, a public route's).
 
 A method says which requests crev authorizes itself (the others carry the client's login as it
-came) and what `Authorization` goes with them; the upstream (crev/upstream.py) holds the realm
-and the tokens it asks them of. docs/internals.md shows how a method is added.
+came) and what `Authorization` goes with them; the upstream (crev/upstream/__init__.py) holds
+the realm and the tokens it asks them of. docs/internals.md shows how a method is added.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
+    from ..scope import Scope
     from .realm import Realm
-    from .scope import Scope
 
 
 class TokenKey(NamedTuple):

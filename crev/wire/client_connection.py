@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import h11
 
-from .errors import IncompleteBodyError, Refusal, RegistryError
-from .messages import Headers, has_control_characters
+from ..errors import IncompleteBodyError, Refusal, RegistryError
+from ..messages import Headers, has_control_characters
 
 # Well above any registry client's headers (a bearer token is a few KiB), far below abuse.
 MAX_HEADER_BYTES = 64 * 1024

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
-from .errors import MalformedHeaderError
+from ..errors import MalformedHeaderError
+from ..names import NameMapping, vanity_name_of
+from ..urls import URL
 from .header_scanner import Scanner, check_field_value
-from .names import NameMapping, vanity_name_of
-from .urls import URL
 
+# The statuses whose `Location` sends the client elsewhere for the same content.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Path segments that end a repository name in `/v2/<name>/<segment>/...`.
 _API_SEGMENTS = frozenset({"manifests", "blobs", "tags", "referrers"})
 

@@ -17,28 +17,23 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+from ..errors import UpstreamError, UpstreamRealmError
+from ..messages import Headers
+from ..names import Namespace, RepositoryName
+from ..scope import Scope
+from ..urls import URL, Origin
+from .auth import AnonymousToken, ClientLogin, Grant, Login, TokenKey, TokenSource, UpstreamAuth
+from .circuit import Circuit
 from .connections import Connections, UpstreamRequest
-from .errors import UpstreamError
-from .messages import Headers
-from .names import Namespace, RepositoryName
 from .realm import Discovery, Realm, RealmKnowledge
-from .scope import Scope
+from .response import UpstreamResponse
 from .token_cache import CachedToken, TokenCache
 from .token_response import MAX_TOKEN_RESPONSE_BYTES, kept_for, token_in
-from .upstream_auth import (
-    AnonymousToken,
-    ClientLogin,
-    Grant,
-    Login,
-    TokenKey,
-    TokenSource,
-    UpstreamAuth,
-)
-from .upstream_response import UpstreamResponse
-from .urls import URL, Origin
 
 # Vercel's Hobby limit is 300 s for a whole invocation; a stalled upstream must fail well before.
 DEFAULT_TIMEOUT = 30.0
+# An upstream's (or its realm's) answers that say it cannot serve now, rather than what it holds.
+FAILING_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class Upstream(TokenSource):
@@ -51,6 +46,7 @@ class Upstream(TokenSource):
         "_realm",
         "_tokens",
         "auth",
+        "circuit",
         "namespace",
         "origin",
         "timeout",
@@ -75,6 +71,8 @@ class Upstream(TokenSource):
         self._clock = clock
         self._realm = RealmKnowledge(realm)
         self._tokens = TokenCache(clock=clock)
+        # Whether reads skip it for its mirrors, after it failed one (crev/failover.py).
+        self.circuit = Circuit(clock=clock)
 
     # ------------------------------------------------------------------ what it is
 
@@ -218,6 +216,13 @@ class Upstream(TokenSource):
         started = self._clock()
         answer = self._connections.send(UpstreamRequest("GET", url, headers), self.timeout)
         body = answer.read(MAX_TOKEN_RESPONSE_BYTES, self.timeout)
+        if answer.status in FAILING_STATUSES:
+            # Not a denial: the realm is down or limits crev, and so the upstream is (a
+            # route's mirrors answer for it).
+            raise UpstreamRealmError(
+                f"the upstream token realm {url.origin.host} failed (status {answer.status})",
+                answer.status,
+            )
         if answer.status != 200:
             if login is None:
                 return None

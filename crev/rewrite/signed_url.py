@@ -26,19 +26,19 @@ from urllib.parse import unquote, urlsplit
 
 # S3 and GCS sign a URL for a week at most.
 MAX_SIGNED_SECONDS = 7 * 24 * 3600
-# The patterns are ASCII: `\d` alone takes any script's digits.
+# The patterns are ASCII (`\d` alone takes any script's digits), and compiled on first use, by
+# `re`'s own cache: compiling them all at import was a visible part of a cold start.
 # `20261207T143626Z`: SigV4's and GCS V4's basic ISO 8601 instant, UTC.
-_BASIC_INSTANT = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII)
+_BASIC_INSTANT = r"(?a)(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z"
 # Azure's `se`: a day, or an instant to the minute or second (fractions allowed) with its offset.
-_SAS_EXPIRY = re.compile(
-    r"(?P<day>\d{4}-\d{2}-\d{2})"
+_SAS_EXPIRY = (
+    r"(?a)(?P<day>\d{4}-\d{2}-\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.\d{1,7})?)?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2}))?",
-    re.ASCII,
+    r"(?P<zone>Z|[+-]\d{2}:\d{2}))?"
 )
 # Unix seconds, up to the year 5138: enough digits for any real expiry, too few to overflow.
-_EPOCH_SECONDS = re.compile(r"\d{1,11}", re.ASCII)
-_DIGITS = re.compile(r"\d{1,7}", re.ASCII)
+_EPOCH_SECONDS = r"(?a)\d{1,11}"
+_DIGITS = r"(?a)\d{1,7}"
 
 
 class _UnreadableError(Exception):
@@ -96,13 +96,13 @@ def _sigv4(params: dict[str, list[str]], prefix: str) -> int | None:
     _one(params, f"{prefix}signature")
     signed_at = _basic_instant(_one(params, f"{prefix}date"))
     lifetime = _one(params, f"{prefix}expires")
-    if not _DIGITS.fullmatch(lifetime) or not 0 < int(lifetime) <= MAX_SIGNED_SECONDS:
+    if not re.fullmatch(_DIGITS, lifetime) or not 0 < int(lifetime) <= MAX_SIGNED_SECONDS:
         raise _UnreadableError(f"{prefix}expires")
     return signed_at + int(lifetime)
 
 
 def _basic_instant(text: str) -> int:
-    match = _BASIC_INSTANT.fullmatch(text)
+    match = re.fullmatch(_BASIC_INSTANT, text)
     if match is None:
         raise _UnreadableError(text)
     try:
@@ -123,7 +123,7 @@ def _expires(params: dict[str, list[str]]) -> int | None:
         return None
     _one(params, "signature")
     expires = _one(params, "expires")
-    if not _EPOCH_SECONDS.fullmatch(expires):
+    if not re.fullmatch(_EPOCH_SECONDS, expires):
         raise _UnreadableError("expires")
     return int(expires)
 
@@ -134,7 +134,7 @@ def _sas(params: dict[str, list[str]]) -> int | None:
         return None
     _one(params, "sig")
     text = _one(params, "se")
-    match = _SAS_EXPIRY.fullmatch(text)
+    match = re.fullmatch(_SAS_EXPIRY, text)
     if match is None:
         raise _UnreadableError("se")
     try:

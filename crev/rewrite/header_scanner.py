@@ -6,7 +6,7 @@ which is why they are read with a scanner rather than split on separators.
 
 from __future__ import annotations
 
-from .errors import MalformedHeaderError
+from ..errors import MalformedHeaderError
 
 # RFC 9110 tchar, plus "/" and ":": some registries send unquoted URLs (`realm=https://...`).
 _TCHAR = frozenset(

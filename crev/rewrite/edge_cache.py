@@ -9,14 +9,14 @@ referrers are added, a redirect to storage carries a signed, short-lived URL, a 
 turn into content. Those are marked `no-store`, whatever the upstream said; but a public route's
 owner may let the edge keep a 200 to a manifest by tag and a tag list for a while
 (`CREV_TAG_CACHE_SECONDS`), trading a pushed tag's delay for pulls that never reach crev, and
-crev/storage_redirect.py keeps a blob's redirect while its signed URL lives.
+crev/rewrite/storage_redirect.py keeps a blob's redirect while its signed URL lives.
 """
 
 from __future__ import annotations
 
-from .endpoints import READ_METHODS, Endpoint
-from .messages import Headers
-from .names import Digest
+from ..endpoints import READ_METHODS, Endpoint
+from ..messages import Headers
+from ..names import Digest
 
 IMMUTABLE = "public, max-age=31536000, s-maxage=31536000, immutable"
 NOT_SHARED = "no-store"

@@ -19,19 +19,13 @@ from typing import Any, ClassVar, Protocol
 
 import h11
 
-from .allocator import settle_thresholds
+from ..allocator import settle_thresholds
+from ..config import Settings
+from ..errors import CrevError, Refusal, RegistryError, UpstreamCutError, registry_error
+from ..log import crev_log, escaped, log_refusal, log_response
+from ..messages import Headers, Request, Response, request_origin
+from ..process import Process
 from .client_connection import ClientConnection, is_tls_handshake
-from .config import Settings
-from .errors import (
-    CrevError,
-    Refusal,
-    RegistryError,
-    UpstreamCutError,
-    registry_error,
-)
-from .log import crev_log, escaped, log_refusal, log_response
-from .messages import Headers, Request, Response, request_origin
-from .process import Process
 
 
 class Function(Protocol):
@@ -143,6 +137,7 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 outcome,
                 response.fallback,
                 self.failure,
+                response.mirror,
             )
             settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close
