@@ -10,8 +10,8 @@ the heap and the top of each heap until TRIM_THRESHOLD_BYTES lie free.
 
 Each thread may get an arena (a heap) of its own, up to eight per core, and each keeps its free
 top: with the thresholds alone, 16 concurrent pulls held 69 MiB at their peak instead of 47.
-CPython allocates holding the GIL, so threads gain nothing from arenas of their own; ARENAS
-bounds what stays free to a few MiB.
+CPython allocates holding the GIL, so threads gain little from arenas of their own; one arena
+bounds what stays free to TRIM_THRESHOLD_BYTES.
 
 Set after the first answer, as `logging` is imported then: `ctypes` is a visible part of a cold
 start. An allocator other than glibc's (musl's `mallopt` does nothing, macOS has none) and
@@ -28,7 +28,7 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
-ARENAS = 2
+ARENAS = 1
 # Where the person running crev chose glibc's malloc settings themselves.
 ALLOCATOR_ENVIRONMENT = (
     "GLIBC_TUNABLES",

@@ -127,7 +127,7 @@ ARENA_COUNT = textwrap.dedent(
 
 
 @glibc_only
-def test_settled_threads_share_two_arenas() -> None:
+def test_settled_threads_share_one_arena() -> None:
     """Each arena keeps its free top under the trim threshold: one per thread would hold that
     much per concurrent pull."""
 
