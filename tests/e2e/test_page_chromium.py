@@ -215,10 +215,10 @@ def registry_requests(registry: TestRegistry, page: str, crev: CrevProcess) -> l
 def test_a_page_costs_the_registry_a_bounded_number_of_requests(
     registry: TestRegistry, signed: SignedImage, images: dict[str, PushedImage], tmp_path: Path
 ) -> None:
-    """The README's count: the tag list, a manifest per detailed tag (10 at most), a config per
-    distinct image (and an index's one child manifest), and one referrers request, which a
-    registry without the API answers 404, so no other digest asks; a `.sig` tag in the list
-    says `signed` for free."""
+    """docs/configuration.md's count: the tag list, a manifest per detailed tag (10 at most), a
+    config per distinct image (and an index's one child manifest), and one referrers request,
+    which a registry without the API answers 404, so no other digest asks; a `.sig` tag in the
+    list says `signed` for free."""
     with crev_for(registry, tmp_path / "crev") as crev:
         first = registry_requests(registry, "signed", crev)
         name = "/v2/acme/signed"

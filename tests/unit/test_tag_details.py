@@ -281,7 +281,8 @@ def test_a_zero_date_says_nothing() -> None:
 def test_the_worst_case_is_the_readme_s_count() -> None:
     """Ten distinct indexes, a registry without a referrers API and a tag list cut short: 10
     manifests, then per image a child manifest, a config and a `.sig` tag, and one referrers
-    request (README: 10 + 10 x 4 + 1 with a request to storage per config, none here)."""
+    request (docs/configuration.md: 10 + 10 x 4 + 1 with a request to storage per config, none
+    here)."""
     upstream = Upstream()
     tags = [f"1.{n}" for n in range(12)]
     for tag in tags:
