@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Protocol
 
 import h11
 
-from ..allocator import settle_thresholds
 from ..config import Settings
 from ..errors import CrevError, Refusal, RegistryError, UpstreamCutError, registry_error
 from ..log import crev_log, escaped, log_refusal, log_response
@@ -139,7 +138,6 @@ class FunctionHandler(BaseHTTPRequestHandler):
                 self.failure,
                 response.mirror,
             )
-            settle_thresholds()
         self.close_connection = self.close_connection or self.client.must_close
         if unread_body and not outcome:
             self._linger()

@@ -12,7 +12,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from crev.wire import handler
 from rig.crev_process import serving_acme
 from tests.support.keepalive_upstream import KeepAliveServer
 
@@ -323,17 +322,3 @@ def test_not_modified_answers_keep_their_upstream_connection(start_crev) -> None
         assert upstream.connections == 1
     finally:
         upstream.close()
-
-
-def test_the_allocator_is_settled_once_an_answer_has_gone(
-    crev, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The relay's allocator thresholds are set by the handler, once it has answered."""
-    settled: list[bool] = []
-    monkeypatch.setattr(handler, "settle_thresholds", lambda: settled.append(True))
-    httpserver.expect_request("/v2/").respond_with_data("{}", status=200)
-    assert httpx.get(f"{crev.url}/v2/").status_code == 200
-    deadline = time.monotonic() + 5
-    while not settled and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert settled
