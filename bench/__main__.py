@@ -31,7 +31,7 @@ from rig import start_test_registry
 from rig.crev_process import PROJECT_ROOT, crev_for
 from rig.vercel_build import VERCEL_CLI
 
-from . import report, scenarios
+from . import floor, report, scenarios
 from .cold_start import cold_start
 from .plan import FULL, QUICK
 from .probes import log
@@ -270,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     starts.add_argument("--tls", action="store_true", help="a TLS registry (plain by default)")
     starts.add_argument("--json", type=Path, help="also write the figures to this file")
     starts.set_defaults(run=cold)
+
+    floor.add_command(commands)
     return top
 
 
