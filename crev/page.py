@@ -28,6 +28,7 @@ from .failover import mirrors_for, send_with_failover
 from .fallback import fallback_for, unknown_here
 from .messages import Headers, Request, Response
 from .names import RepositoryName
+from .rewrite.links import REDIRECT_STATUSES
 from .routing import Route
 from .scope import Scope
 from .tag_details import (
@@ -168,9 +169,6 @@ def _upstream_get(name: RepositoryName, routes: list[Route], settings: Settings)
     return fetch
 
 
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
 def _get(
     route: Route, name: RepositoryName, path: str, accept: str, limit: int, timeout: float
 ) -> Fetched:
@@ -184,7 +182,7 @@ def _get(
         auth=upstream.anonymous_or_own,
     )
     location = answer.headers.get("location")
-    if answer.status in _REDIRECTS and location:
+    if answer.status in REDIRECT_STATUSES and location:
         answer.release()
         target = urljoin(str(url), location)
         if not is_http_url(target):
