@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
+from .tls_stream import TLSStream
+
 # The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
 # larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
 # of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
@@ -63,15 +65,26 @@ class Deadline:
             _deadline.at = time.monotonic() + seconds
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    """httpcore's socket stream, each read shortened to the deadline of its thread, if any, and
-    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
+def _within_deadline(timeout: float | None) -> float | None:
+    """The timeout of a read: `timeout`, shortened to the deadline of the thread if any."""
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    remaining = at - time.monotonic()
+    if remaining <= 0:
+        raise httpcore.ReadTimeout("the upstream's answer took too long")
+    return remaining if timeout is None else min(timeout, remaining)
 
-    A TLS socket returns at most one record (16 KiB, often less) per read, however much is
-    asked, and every read pays the whole stack above it (httpcore, h11, httpx, crev). So once a
-    read has waited for data, the stream takes what the socket already holds without waiting
-    again, and passes it up as one read. crev's client uses no proxy, so the stream's socket
-    is the connection itself (plain, or TLS over it), never a tunnel's outer layer.
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """httpcore's plain socket stream, each read shortened to the deadline of its thread, if
+    any, and allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
+
+    Every read pays the whole stack above it (httpcore, h11, httpx, crev), so once a read has
+    waited for data, the stream takes what the socket already holds without waiting again,
+    and passes it up as one read. Its TLS is crev's own stream (`TLSStream`), whose reads do
+    the same. crev's client uses no proxy, so the socket is the connection itself, never a
+    tunnel's outer layer.
     """
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
@@ -85,14 +98,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise httpcore.ReadError(failure)
-        at = getattr(_deadline, "at", None)
-        if at is not None:
-            remaining = at - time.monotonic()
-            if remaining <= 0:
-                raise httpcore.ReadTimeout("the upstream's answer took too long")
-            timeout = remaining if timeout is None else min(timeout, remaining)
         limit = max(max_bytes, STREAM_READ_BYTES)
-        first = self._stream.read(limit, timeout)
+        first = self._stream.read(limit, _within_deadline(timeout))
         if not first or len(first) >= limit:
             return first
         return self._held(first, limit)
@@ -113,7 +120,7 @@ class _DeadlineStream(httpcore.NetworkStream):
                     break  # the end of the stream; the next read sees it again
                 chunks.append(chunk)
                 size += len(chunk)
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except BlockingIOError:
             pass  # nothing more held yet
         except OSError as error:
             self._failure = error
@@ -122,8 +129,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return first if len(chunks) == 1 else b"".join(chunks)
 
     def _holds_more(self, sock: socket.socket) -> bool:
-        """Whether the socket has bytes to read now (over TLS, perhaps only part of a record,
-        which a read without waiting then leaves)."""
+        """Whether the socket has bytes to read now."""
         if self._poll is None:
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
@@ -141,7 +147,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+        sock = self._stream.get_extra_info("socket")
+        return _DeadlineTLSStream(TLSStream.start(sock, ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -151,6 +158,34 @@ class _DeadlineStream(httpcore.NetworkStream):
             sock = self._stream.get_extra_info("socket")
             if isinstance(sock, socket.socket) and sock.fileno() != -1:
                 return self._holds_more(sock)
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineTLSStream(httpcore.NetworkStream):
+    """crev's TLS stream, each read shortened to the deadline of its thread, if any, and
+    allowed to return up to STREAM_READ_BYTES: the stream itself returns what it holds."""
+
+    def __init__(self, stream: TLSStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max(max_bytes, STREAM_READ_BYTES), _within_deadline(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return self._stream.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
 
 

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpcore
 import pytest
@@ -30,6 +30,7 @@ from crev.upstream.response import UpstreamResponse
 from crev.urls import URL
 from tests.support.keepalive_upstream import KeepAliveServer
 from tests.support.refusals import refused
+from tests.support.tls_peer import LocalCA
 
 TIMEOUT = 5.0
 BODY = b"x" * 200_000
@@ -48,7 +49,7 @@ def chunked(parts: list[bytes]) -> bytes:
 def serve() -> Iterator[Callable[..., KeepAliveServer]]:
     servers: list[KeepAliveServer] = []
 
-    def start(answer: Callable[[int], bytes | None], **options: bool) -> KeepAliveServer:
+    def start(answer: Callable[[int], bytes | None], **options: Any) -> KeepAliveServer:
         server = KeepAliveServer(answer, **options)
         servers.append(server)
         return server
@@ -617,3 +618,72 @@ def test_the_upstream_client_serves_httpx_s_own_calls_and_refuses_following(serv
         with pytest.raises(ValueError, match="follows no redirect"):
             client.get(server.url + "/v2/", follow_redirects=True)
     assert len(server.requests) == 1
+
+
+# ------------------------------------------------------------- ends of a TLS upstream's answers
+
+
+@pytest.fixture(scope="module")
+def local_ca() -> LocalCA:
+    return LocalCA()
+
+
+def over_tls(local_ca: LocalCA) -> Connections:
+    return Connections(lambda: transport.new_client(local_ca.client_context))
+
+
+ENDS = pytest.mark.parametrize("close_notify", [True, False], ids=["close-notify", "abrupt"])
+
+
+@ENDS
+def test_a_pooled_tls_connection_the_upstream_closed_is_not_reused(
+    serve, local_ca: LocalCA, close_notify: bool
+) -> None:
+    # A POST is never sent again: sent on a connection the upstream had closed, it would fail.
+    server = serve(
+        lambda n: ok(b"answer"),
+        close_after_answer=True,
+        tls=local_ca.server_context(),
+        close_notify=close_notify,
+    )
+    connections = over_tls(local_ca)
+    first = send("GET", server.url + "/v2/", Headers(), TIMEOUT, connections=connections)
+    assert b"".join(first.stream()) == b"answer"
+    time.sleep(0.2)  # the upstream's end reaches crev's idle connection
+    second = send("POST", server.url + "/v2/", Headers(), TIMEOUT, b"{}", connections)
+    assert b"".join(second.stream()) == b"answer"
+    assert server.connections == 2
+    connections.close()
+
+
+@ENDS
+def test_a_tls_body_cut_short_is_cut_however_the_connection_ends(
+    serve, local_ca: LocalCA, close_notify: bool
+) -> None:
+    server = serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 500,
+        close_after_answer=True,
+        tls=local_ca.server_context(),
+        close_notify=close_notify,
+    )
+    connections = over_tls(local_ca)
+    response = send("GET", server.url + "/v2/", Headers(), TIMEOUT, connections=connections)
+    with pytest.raises(UpstreamCutError):
+        b"".join(response.stream())
+    connections.close()
+
+
+@ENDS
+def test_a_tls_body_delimited_by_close_is_read_to_its_end(
+    serve, local_ca: LocalCA, close_notify: bool
+) -> None:
+    server = serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + BODY,
+        close_after_answer=True,
+        tls=local_ca.server_context(),
+        close_notify=close_notify,
+    )
+    connections = over_tls(local_ca)
+    response = send("GET", server.url + "/v2/", Headers(), TIMEOUT, connections=connections)
+    assert b"".join(response.stream()) == BODY
+    connections.close()
