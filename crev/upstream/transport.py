@@ -22,8 +22,6 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from .tls_stream import TLSStream
-
 # The most one read of an upstream's socket returns. httpcore asks for 64 KiB; relaying a blob,
 # larger reads spend less CPU per byte in httpcore and h11, but each stream holds several copies
 # of a read at once (h11's buffer, its event, httpx's chunk), so with many streams at once the
@@ -65,26 +63,15 @@ class Deadline:
             _deadline.at = time.monotonic() + seconds
 
 
-def _within_deadline(timeout: float | None) -> float | None:
-    """The timeout of a read: `timeout`, shortened to the deadline of the thread if any."""
-    at: float | None = getattr(_deadline, "at", None)
-    if at is None:
-        return timeout
-    remaining = at - time.monotonic()
-    if remaining <= 0:
-        raise httpcore.ReadTimeout("the upstream's answer took too long")
-    return remaining if timeout is None else min(timeout, remaining)
-
-
 class _DeadlineStream(httpcore.NetworkStream):
-    """httpcore's plain socket stream, each read shortened to the deadline of its thread, if
-    any, and allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
+    """httpcore's socket stream, each read shortened to the deadline of its thread, if any, and
+    allowed to return up to STREAM_READ_BYTES (h11 takes any amount it is fed).
 
-    Every read pays the whole stack above it (httpcore, h11, httpx, crev), so once a read has
-    waited for data, the stream takes what the socket already holds without waiting again,
-    and passes it up as one read. Its TLS is crev's own stream (`TLSStream`), whose reads do
-    the same. crev's client uses no proxy, so the socket is the connection itself, never a
-    tunnel's outer layer.
+    A TLS socket returns at most one record (16 KiB, often less) per read, however much is
+    asked, and every read pays the whole stack above it (httpcore, h11, httpx, crev). So once a
+    read has waited for data, the stream takes what the socket already holds without waiting
+    again, and passes it up as one read. crev's client uses no proxy, so the stream's socket
+    is the connection itself (plain, or TLS over it), never a tunnel's outer layer.
     """
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
@@ -92,14 +79,23 @@ class _DeadlineStream(httpcore.NetworkStream):
         # A failure met while taking what was held, kept for the next read: the bytes read
         # before it go up first, as they would have one read at a time.
         self._failure: OSError | None = None
+        # Whether taking what was held met the end of the stream: over TLS, a close_notify
+        # read that way leaves nothing in the socket to poll, yet the connection is over.
+        self._ended = False
         self._poll: select.poll | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise httpcore.ReadError(failure)
+        at = getattr(_deadline, "at", None)
+        if at is not None:
+            remaining = at - time.monotonic()
+            if remaining <= 0:
+                raise httpcore.ReadTimeout("the upstream's answer took too long")
+            timeout = remaining if timeout is None else min(timeout, remaining)
         limit = max(max_bytes, STREAM_READ_BYTES)
-        first = self._stream.read(limit, _within_deadline(timeout))
+        first = self._stream.read(limit, timeout)
         if not first or len(first) >= limit:
             return first
         return self._held(first, limit)
@@ -117,10 +113,11 @@ class _DeadlineStream(httpcore.NetworkStream):
             while size < limit:
                 chunk = sock.recv(limit - size)
                 if not chunk:
+                    self._ended = True
                     break  # the end of the stream; the next read sees it again
                 chunks.append(chunk)
                 size += len(chunk)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass  # nothing more held yet
         except OSError as error:
             self._failure = error
@@ -129,7 +126,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         return first if len(chunks) == 1 else b"".join(chunks)
 
     def _holds_more(self, sock: socket.socket) -> bool:
-        """Whether the socket has bytes to read now."""
+        """Whether the socket has bytes to read now (over TLS, perhaps only part of a record,
+        which a read without waiting then leaves)."""
         if self._poll is None:
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
@@ -147,45 +145,18 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        sock = self._stream.get_extra_info("socket")
-        return _DeadlineTLSStream(TLSStream.start(sock, ssl_context, server_hostname, timeout))
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             # httpcore asks this of every idle connection in the pool before each request (an
             # idle connection that is readable was closed by the upstream); the stream's own
             # poll answers it as httpcore's would, without a new poll object each time.
+            if self._ended:
+                return True
             sock = self._stream.get_extra_info("socket")
             if isinstance(sock, socket.socket) and sock.fileno() != -1:
                 return self._holds_more(sock)
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineTLSStream(httpcore.NetworkStream):
-    """crev's TLS stream, each read shortened to the deadline of its thread, if any, and
-    allowed to return up to STREAM_READ_BYTES: the stream itself returns what it holds."""
-
-    def __init__(self, stream: TLSStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max(max_bytes, STREAM_READ_BYTES), _within_deadline(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return self._stream.start_tls(ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
 
 

@@ -29,8 +29,8 @@ from crev.upstream.connections import Connections, UpstreamRequest
 from crev.upstream.response import UpstreamResponse
 from crev.urls import URL
 from tests.support.keepalive_upstream import KeepAliveServer
+from tests.support.local_ca import LocalCA
 from tests.support.refusals import refused
-from tests.support.tls_peer import LocalCA
 
 TIMEOUT = 5.0
 BODY = b"x" * 200_000
