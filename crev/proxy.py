@@ -114,8 +114,56 @@ def serve_registry(request: Request, settings: Settings) -> Response:
 
 def _ping_answer(exchange: Exchange, forwarded: UpstreamRequest) -> Response:
     """A ping that brings no login, answered as the upstream answers one: from what the
-    upstream learned when it can (logged with no upstream status), else asked."""
-    answer = exchange.route.upstream.ping(forwarded, authorize=exchange.crev_authorizes)
+    upstream learned when it can (logged with no upstream status), else asked; on a route
+    with mirrors, asked of a mirror when the upstream fails, as a read is."""
+    route = exchange.route
+    known = route.upstream.known_ping(forwarded.method)
+    if known is None and exchange.crev_authorizes and route.mirrors:
+        return _ping_failing_over(exchange)
+    answer = (
+        known
+        if known is not None
+        else route.upstream.ping(forwarded, authorize=exchange.crev_authorizes)
+    )
+    return _pinged(exchange, forwarded, answer)
+
+
+def _ping_failing_over(exchange: Exchange) -> Response:
+    """A ping on a route with mirrors that no upstream answered yet: the primary's answer, or
+    when it fails, a mirror's, shown as the route's own."""
+
+    def ping(route: Route) -> _SentPing:
+        asked = exchange.on(route)
+        forwarded, _ = _forwarded(asked)
+        return _SentPing(asked, forwarded, route.upstream.ping(forwarded, authorize=True))
+
+    route = exchange.route
+    served = send_with_failover(
+        route, route.mirror_routes, ping, exchange.settings.failover_seconds
+    )
+    sent = served.answer
+    response = _pinged(sent.exchange, sent.forwarded, sent.answer)
+    return _from_mirror(response, route, served, sent.status)
+
+
+class _SentPing(NamedTuple):
+    """A ping as one upstream was asked it, and its answer (perhaps from what it learned)."""
+
+    exchange: Exchange
+    forwarded: UpstreamRequest
+    answer: UpstreamResponse | RecalledAnswer
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+    def release(self) -> None:
+        self.answer.release()
+
+
+def _pinged(
+    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | RecalledAnswer
+) -> Response:
     response = _client_response(exchange, forwarded, answer)
     if isinstance(answer, RecalledAnswer) and answer.from_memory:
         response.upstream_status = None
@@ -163,7 +211,10 @@ def _read_failing_over(exchange: Exchange, fallback: Route | None) -> Response:
 
 
 def _from_mirror(
-    response: Response, route: Route, served: Served[_Sent] | Served[_TagsAnswer], status: int
+    response: Response,
+    route: Route,
+    served: Served[_Sent] | Served[_SentPing] | Served[_TagsAnswer],
+    status: int,
 ) -> Response:
     """A mirror's answer as the route's own: the log line names the primary's failure and the
     mirror, and a route whose clients never log in (crev's server-side credentials) shows no

@@ -173,7 +173,7 @@ class Upstream(TokenSource):
         """A client's `/v2/` that brings no login: answered as the upstream last answered one,
         while crev trusts what it learned; else sent (with crev's own authorization where
         crev authorizes the route's reads) and its answer learned."""
-        recalled = self._pinged.recall(request.method)
+        recalled = self.known_ping(request.method)
         if recalled is not None:
             return recalled
         if not authorize:
@@ -183,6 +183,10 @@ class Upstream(TokenSource):
             # crev's own credentials did not get in (or the upstream failed): nothing to keep.
             return answer
         return self._pinged.learned_from(answer, self.timeout)
+
+    def known_ping(self, method: str) -> RecalledAnswer | None:
+        """The answer to a client's ping by `method` crev can give without asking, if any."""
+        return self._pinged.recall(method)
 
     def ask_realm(self, request: UpstreamRequest, *, credentials: bool) -> UpstreamResponse:
         """Send a client's token request (with the client's `credentials`, if it carries any)

@@ -17,6 +17,7 @@ from pytest_httpserver import HTTPServer
 from rig.crev_process import serving_acme
 from tests.handler.test_mirrors import logged
 from tests.support.crev_server import CrevServer
+from tests.support.faulty_upstream import closed_port
 from tests.support.registry_stand_in import StandIn, manifest, run_stand_in
 
 # What distribution answers a ping without a token.
@@ -247,3 +248,33 @@ def test_a_server_side_route_keeps_no_ping_its_credentials_did_not_pass(
     crev = start_crev(**serving_acme(f"127.0.0.1:{httpserver.port}"), upstream_token="revoked")
     assert [httpx.get(f"{crev.url}/v2/").status_code for _ in range(2)] == [401, 401]
     assert pings(httpserver) == 2
+
+
+def test_a_ping_no_upstream_answered_yet_fails_over_to_the_mirror(
+    start_crev: Callable[..., CrevServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    with run_stand_in() as mirror:
+        mirror.answers["/v2/copy/tool/manifests/1"] = lambda _: manifest("mirror")
+        crev = start_crev(
+            registry_host=f"127.0.0.1:{closed_port()}",
+            registry_scheme="http",
+            repo_prefix="acme",
+            upstream_token="crev-pat",
+            mirror_registry_host=mirror.host,
+            mirror_registry_scheme="http",
+            mirror_repo_prefix="copy",
+            mirror_upstream_token="mirror-pat",
+        )
+        caplog.set_level(logging.INFO, logger="crev")
+        answer = httpx.get(f"{crev.url}/v2/")
+        assert (answer.status_code, answer.content) == (200, b"{}")
+        assert "www-authenticate" not in answer.headers
+        assert logged(caplog, f"GET /v2/ 200 upstream=unreachable mirror=200@{mirror.host} ")
+        (ping, _) = mirror.server.log[0]
+        assert (ping.path, ping.headers["Authorization"]) == ("/v2/", "Bearer mirror-pat")
+        read = httpx.get(f"{crev.url}/v2/tool/manifests/1")
+        assert (read.status_code, read.json()["label"]) == (200, "mirror")
+        # The mirror's ping was learned: the next is answered from it, the primary skipped.
+        assert httpx.get(f"{crev.url}/v2/").status_code == 200
+        assert logged(caplog, f"GET /v2/ 200 upstream=skipped mirror=200@{mirror.host} ")
+        assert [request.path for request, _ in mirror.server.log].count("/v2/") == 1
