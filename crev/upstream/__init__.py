@@ -207,8 +207,10 @@ class Upstream(TokenSource):
         return self._realm.discover(self._ping)
 
     def learn_realm(self, headers: Headers) -> None:
-        """Remember the realm an answer of this upstream announces."""
-        self._realm.learn(headers)
+        """Remember the realm an answer of this upstream announces (and forget the ping it
+        no longer answers so)."""
+        if self._realm.learn(headers):
+            self._pinged.forget()
 
     def _ping(self) -> Discovery:
         """The token spec's discovery: the upstream's `/v2/`, asked with nothing of a client's,

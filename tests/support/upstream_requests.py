@@ -62,12 +62,12 @@ def assert_asks_upstream_as_a_direct_pull(
     crev: CrevProcess,
     pull: Callable[[str, str], object],
     reference: str = "multi:1",
-) -> None:
+) -> int:
     """`pull(label, reference)`, with a client that has nothing yet, straight from the registry
     (label "direct") and then through a warm crev ("proxied"): crev must send the registry and
     its issuer the very same requests the client sends them on its own, but for the client's
-    `/v2/` pings, which crev answers from what it learned of the registry's (one round trip
-    fewer for each)."""
+    `/v2/` pings, which crev answers from what it learned of the registry's. How many it
+    answered so (the round trips saved; containerd pings not at all)."""
     direct = upstream_requests_during(
         registry, lambda: pull("direct", f"{registry.host}/acme/{reference}")
     )
@@ -78,7 +78,6 @@ def assert_asks_upstream_as_a_direct_pull(
         registry, lambda: pull("proxied", f"{crev.host}/{reference}")
     )
     assert direct.log and direct.tokens
-    assert PING in direct.log
     not_pinged = [entry for entry in direct.log if entry != PING]
     assert (len(proxied.log), len(proxied.tokens)) == (len(not_pinged), len(direct.tokens)), (
         "\n".join(["direct:", *map(str, direct.log), "proxied:", *map(str, proxied.log)])
@@ -86,6 +85,7 @@ def assert_asks_upstream_as_a_direct_pull(
     # The same requests, up to the order of the client's parallel blob fetches.
     assert sorted(proxied.log) == sorted(not_pinged)
     assert [r.method for r in proxied.tokens] == [r.method for r in direct.tokens]
+    return len(direct.log) - len(not_pinged)
 
 
 def assert_refused_by_the_upstream(
