@@ -197,6 +197,11 @@ class Probe:
     close: Callable[[], None]
 
 
+def pieces(send: Send, upstream: Upstream) -> int:
+    """How many pieces `send`'s answers give the eight layers in."""
+    return sum(sum(1 for _ in body) for body in bodies(send, upstream))
+
+
 def probes(upstream: Upstream, sock: socket.socket) -> list[Probe]:
     """Every floor of one upstream; `sock` is the local client's."""
     raw = RawReader(upstream)
@@ -246,13 +251,21 @@ def probes(upstream: Upstream, sock: socket.socket) -> list[Probe]:
 
 def measure(upstream: Upstream, rounds: int, passes: int) -> dict[str, list[float]]:
     """CPU ms per pass over the eight layers, per probe: one figure per round (the mean of
-    `passes` passes), probes interleaved round by round, their order turning."""
+    `passes` passes), probes interleaved round by round, their order turning; and, as
+    "pieces: ...", how many pieces httpx's transport and crev's client read a pass in."""
     with local_client() as sock:
         floors = probes(upstream, sock)
         try:
             for probe in floors:  # warm: connections, pools, caches
                 probe.run()
             figures: dict[str, list[float]] = {probe.name: [] for probe in floors}
+            for name, reader in (
+                ("httpx's transport", stock_transport),
+                ("crev's client", crev_client),
+            ):
+                send, close = reader(upstream)
+                figures[f"pieces: {name}"] = [float(pieces(send, upstream))]
+                close()
             for index in range(rounds):
                 turn = index % len(floors)
                 for probe in floors[turn:] + floors[:turn]:
@@ -268,8 +281,10 @@ def measure(upstream: Upstream, rounds: int, passes: int) -> dict[str, list[floa
 
 
 def render(figures: dict[str, list[float]]) -> list[str]:
+    counts = {name: values[0] for name, values in figures.items() if name.startswith("pieces")}
     return [
         f"  {name:<32} median {median(values):7.2f}   rounds: "
         + ", ".join(f"{value:.2f}" for value in values)
         for name, values in figures.items()
-    ]
+        if name not in counts
+    ] + ["  pieces read per pass: " + ", ".join(f"{n[8:]} {v:.0f}" for n, v in counts.items())]
