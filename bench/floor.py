@@ -1,20 +1,28 @@
-"""The libraries' floor under a warm manifest request (`python -m bench floor`).
+"""The libraries' floors beside crev (`python -m bench floor`).
 
 A server made of the pieces crev answers with, and nothing else: `http.server`'s threading
-server and `BaseHTTPRequestHandler`, h11 reading the request and framing the answer, an httpx
-client sending it on to the same TLS upstream (the registry behind nginx) and the small body
-relayed back. No routing, no name mapping, no logging, no header rewriting, no error handling.
-Its CPU per warm manifest GET and HEAD, measured as the comparison measures crev's (user +
-system of the server process over sequential requests on one keep-alive client), is what
-http.server, h11 and httpx cost before crev does anything; crev runs beside it on the same
-front, rounds interleaved, so the difference is crev's own.
+server and `BaseHTTPRequestHandler`, h11 reading the request and framing the answer, httpx
+sending it on upstream and the body streamed back as it comes, piece by piece. No routing, no
+name mapping, no challenge or header rewriting, no token endpoint, no logging; only what any
+relay must do: hop-by-hop headers stay on their hop (skopeo asks every request with
+`Connection: close`), and a request h11 cannot read (skopeo tries TLS first) is refused at
+once. Its CPU, measured as the comparison measures crev's (user + system of the server
+process), is what http.server, h11 and httpx cost before crev does anything; crev runs beside
+it on the same upstream, rounds interleaved, so the difference is crev's own:
 
-Two floors: `client` sends with `httpx.Client.send` (the client's auth flow and redirect loop
-around the transport), `transport` hands the request to `httpx.HTTPTransport.handle_request`,
-as crev's upstream client does.
+- per warm manifest GET and HEAD (sequential requests on one keep-alive client, TLS upstream);
+- per `skopeo copy` of the 8-layer image, plain and TLS upstream: skopeo pulls the `acme/`
+  name through the floor and, as a 401 passes through unchanged, asks the registry's own realm
+  for its token;
+- and beneath them, in-process, reading and writing the eight layers (`bench/relay_floor.py`).
 
-The server alone: `python -m bench.floor serve UPSTREAM CA_FILE client|transport`; it prints
-its port.
+Three ways to send: `client` with `httpx.Client.send` (the client's auth flow and redirect
+loop around the transport), `transport` with `httpx.HTTPTransport.handle_request` (httpx's
+transport as it ships), `crev-client` with crev's upstream client (the same transport over
+crev's read stream, `crev.upstream.transport.new_client`).
+
+The server alone: `python -m bench.floor serve UPSTREAM CA_FILE client|transport|crev-client`;
+it prints its port.
 """
 
 from __future__ import annotations
