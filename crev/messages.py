@@ -10,11 +10,11 @@ from .urls import Origin, is_valid_host
 
 # What a header line may hold: tab, visible ASCII, space and obs-text (RFC 9110 5.5). h11 takes
 # any byte but NUL and whitespace in a value; `bytes.translate` finds the rest fast.
-FIELD_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
+_FIELD_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 
 
 def has_control_characters(field: bytes) -> bool:
-    return bool(field.translate(None, FIELD_BYTES))
+    return bool(field.translate(None, _FIELD_BYTES))
 
 
 class Headers:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import h11
 
 from ..errors import IncompleteBodyError, Refusal, RegistryError
-from ..messages import FIELD_BYTES, Headers, has_control_characters
+from ..messages import Headers, has_control_characters
 
 # Well above any registry client's headers (a bearer token is a few KiB), far below abuse.
 MAX_HEADER_BYTES = 64 * 1024
@@ -30,7 +30,6 @@ MAX_CONTENT_LENGTH_DIGITS = 16
 # How much of an invalid Content-Length a refusal quotes: enough to recognise, never a flood.
 SHOWN_CONTENT_LENGTH_CHARS = 40
 READ_BYTES = 64 * 1024
-_FIELD_BYTES_AND_LINE_ENDS = FIELD_BYTES + b"\r\n"
 _REASONS = {status: reason for status, (reason, _) in BaseHTTPRequestHandler.responses.items()}
 
 
@@ -73,12 +72,10 @@ class ClientConnection:
         if not _looks_like_a_request_line(request_line):
             raise RegistryError(Refusal.BAD_REQUEST, "not an HTTP/1.x request line")
         lines = _read_header_lines(self._rfile, len(request_line))
-        fields = b"".join(lines)
-        if not _plainly_acceptable(fields):
-            _check_lines(lines)
+        _check_lines(lines)
         if not lines or lines[-1] not in (b"\r\n", b"\n"):
             raise RegistryError(Refusal.BAD_REQUEST, "request head ended before its blank line")
-        self._h11.receive_data(request_line + fields)
+        self._h11.receive_data(request_line + b"".join(lines))
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as error:
@@ -233,21 +230,6 @@ def _request_head(event: h11.Request) -> RequestHead:
         headers=headers,
         content_length=None if length is None else int(length),
         chunked="transfer-encoding" in headers,
-    )
-
-
-def _plainly_acceptable(fields: bytes) -> bool:
-    """Whether header lines are clear of everything `_check_lines` looks for, seen in their
-    bytes together: no control character (a CR only before its LF), no fold, no framing field.
-    Most requests are; the others are checked line by line."""
-    return (
-        not fields.translate(None, _FIELD_BYTES_AND_LINE_ENDS)
-        and fields.count(b"\r") == fields.count(b"\r\n")
-        and fields[:1] not in (b" ", b"\t")
-        and b"\n " not in fields
-        and b"\n\t" not in fields
-        and b"content-length" not in (lowered := fields.lower())
-        and b"transfer-encoding" not in lowered
     )
 
 

@@ -14,8 +14,6 @@ from crev.wire.client_connection import (
     MAX_HEADER_FIELDS,
     ClientConnection,
     RequestHead,
-    _check_lines,
-    _plainly_acceptable,
     is_tls_handshake,
 )
 
@@ -263,38 +261,3 @@ def test_well_formed_fields_are_read_back_as_sent(fields: list[tuple[str, str]])
     fields = [("Host", "a")] + [(n, v) for n, v in fields if n.lower() not in _FRAMING]
     block = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in fields)
     assert read(b"GET / HTTP/1.1\r\n", block + b"\r\n").headers.items == fields
-
-
-# Header lines with what the checks look for: controls, CRs, folds, framing fields in any case.
-_tricky_text = st.lists(
-    st.sampled_from(
-        [
-            *(b"a", b"Host: a", b":", b" ", b"\t", b"\r", b"\x00", b"\x7f", b"\x85", b"\xff"),
-            *(b"Content-Length: 1", b"content-LENGTH:x", b"Transfer-Encoding: chunked"),
-            b"x-content-length",
-        ]
-    ),
-    max_size=6,
-).map(b"".join)
-_tricky_lines = st.lists(
-    st.tuples(_tricky_text, st.sampled_from([b"\r\n", b"\n", b"\r\r\n"])).map(b"".join),
-    max_size=5,
-)
-
-
-@given(_tricky_lines)
-def test_lines_taken_in_one_pass_are_lines_the_checks_accept(lines: list[bytes]) -> None:
-    # Header lines clear of everything refused are taken in one pass over their bytes; any
-    # other head is checked line by line, so nothing the line checks refuse may pass the first.
-    if _plainly_acceptable(b"".join(lines)):
-        _check_lines(lines)
-
-
-def test_an_everyday_head_is_taken_in_one_pass() -> None:
-    fields = (
-        b"Host: acme.dev\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n"
-        b"Authorization: Bearer eyJhbGciOi.x-y_z\r\nUser-Agent: containers/5.29 (gith\xc3\xbcb)\r\n"
-    )
-    assert _plainly_acceptable(fields)
-    for refused in (b"X: a\x01b\r\n", b"X: a\rb\r\n", b" folded\r\n", b"content-length: 1\r\n"):
-        assert not _plainly_acceptable(fields + refused)
