@@ -5,8 +5,8 @@ Debian's `nginx` runs as a process of its own, with its own prefix, configuratio
 logs and temporary files under a work directory, on a free port of 127.0.0.1, with a
 certificate from a test CA (``trustme``). It proxies every request to the backend over
 keep-alive HTTP/1.1 without buffering either body (a relayed blob streams, as it would from a
-registry's own front) in full-size TLS records, and passes the client's ``Host`` on, as `rig.tls_front` does, so the
-backend's URLs name the front.
+registry's own front) in full-size TLS records, and passes the client's ``Host`` on, as
+`rig.tls_front` does, so the backend's URLs name the front.
 """
 
 from __future__ import annotations
