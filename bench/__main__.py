@@ -72,7 +72,9 @@ def compare(args: argparse.Namespace) -> int:
                 results["blob"] = scenarios.blob_streaming(bed, plan)
                 results["copy"] = scenarios.copy_time(bed, plan)
                 results["copy_single"] = scenarios.copy_time(bed, plan, images.single_image)
-                results["copy_eight"] = scenarios.copy_time(bed, plan, images.eight_layer_image)
+                results["copy_eight"] = scenarios.copy_time(
+                    bed, plan, images.eight_layer_image, plan.eight_copy_rounds
+                )
                 results["copy_cpu"] = scenarios.copy_cpu(bed, plan, images.eight_layer_image)
                 results["request_cpu"] = scenarios.request_cpu(bed, plan)
                 warm = scenarios.warm_pull_requests(bed)
@@ -86,7 +88,9 @@ def compare(args: argparse.Namespace) -> int:
                         "blob": scenarios.blob_streaming(tls, plan),
                         "copy": scenarios.copy_time(tls, plan),
                         "copy_single": scenarios.copy_time(tls, plan, images.single_image),
-                        "copy_eight": scenarios.copy_time(tls, plan, images.eight_layer_image),
+                        "copy_eight": scenarios.copy_time(
+                            tls, plan, images.eight_layer_image, plan.eight_copy_rounds
+                        ),
                         "copy_cpu": scenarios.copy_cpu(tls, plan, images.eight_layer_image),
                         "request_cpu": scenarios.request_cpu(tls, plan),
                     }

@@ -1,7 +1,10 @@
 """Cold start as Vercel does it: a new process loads `api/v2.py` by path and serves its first
 answer, as deployed (every module's bytecode shipped), without bytecode, and after the runtime's
 own imports; `python -m crev` to its first answer; and which imports the time goes to
-(`python -X importtime`)."""
+(`python -X importtime`).
+
+"As deployed" runs an interpreter holding only the deployment's packages (`bench/runtime_site.py`);
+the project's venv, with the development tools, is measured beside it as it was before."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from rig.vercel_runtime import run_function
 
 from .plan import Plan
 from .probes import log, median
+from .runtime_site import runtime_python
 
 # What Vercel's Python runtime does: load the function file by path and serve its `handler`.
 # BENCH_PRELOAD names modules imported before the clock starts for the import; after the first
@@ -76,6 +80,9 @@ class ColdVariant:
     vendor: bool  # installed packages copied without .pyc, ahead of site-packages
     pycache: bool  # every module's .pyc cached (in a prefix directory)
     preload: str = ""
+    # The interpreter: the deployment's packages only, or the project's venv (with the
+    # development tools, which a deployment does not hold).
+    venv: bool = False
 
 
 COLD_VARIANTS = (
@@ -86,6 +93,8 @@ COLD_VARIANTS = (
     ColdVariant(
         "runtime", "as deployed, after the runtime's imports", False, True, RUNTIME_PRELOAD
     ),
+    # What this row measured until the deployment's packages were measured apart.
+    ColdVariant("venv", "as deployed, but from the project's venv", False, True, venv=True),
 )
 
 
@@ -161,10 +170,12 @@ def first_answer(port: int, who: str, headers: dict[str, str] | None = None) -> 
     return answered
 
 
-def cold_start_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str, Any]:
+def cold_start_once(
+    env: dict[str, str], root: Path = PROJECT_ROOT, python: str = sys.executable
+) -> dict[str, Any]:
     """Spawn the driver, ask its server for `/v2/` once: times from spawn, the packages it
     loaded."""
-    driver = [sys.executable, "-c", COLD_DRIVER]
+    driver = [python, "-c", COLD_DRIVER]
     started = time.perf_counter()
     process = subprocess.Popen(driver, cwd=root, env=env, stdout=PIPE, stderr=PIPE, text=True)
     try:
@@ -189,13 +200,15 @@ def cold_start_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str,
     }
 
 
-def local_server_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> float:
+def local_server_once(
+    env: dict[str, str], root: Path = PROJECT_ROOT, python: str = sys.executable
+) -> float:
     """Milliseconds from spawning `python -m crev` to its first answer to `GET /v2/`, asked
     as soon as its port takes a connection."""
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "crev", "--port", str(port)],
+        [python, "-m", "crev", "--port", str(port)],
         cwd=root,
         env=env,
         stdout=DEVNULL,
@@ -218,7 +231,11 @@ def local_server_once(env: dict[str, str], root: Path = PROJECT_ROOT) -> float:
 
 
 def vercel_runtime_once(
-    registry: TestRegistry, workdir: Path, pycache: Path, root: Path = PROJECT_ROOT
+    registry: TestRegistry,
+    workdir: Path,
+    pycache: Path,
+    root: Path = PROJECT_ROOT,
+    python: str = sys.executable,
 ) -> float:
     """Milliseconds from spawning Vercel's runtime on `api/v2.py` (`vercel_runtime.vc_init`,
     as in production, the platform's side of its socket played by tests.support) to its first
@@ -230,7 +247,9 @@ def vercel_runtime_once(
     started = time.perf_counter()
     # What the edge adds to every request it forwards (rig/vercel_runtime.py).
     internal = {"x-vercel-internal-request-id": "1", "x-vercel-internal-invocation-id": "1"}
-    with run_function("v2", workdir, root, environment=environment, **settings) as function:
+    with run_function(
+        "v2", workdir, root, interpreter=(python,), environment=environment, **settings
+    ) as function:
         answered = first_answer(function.port, "vc_init", internal)
     return (answered - started) * 1000
 
@@ -266,7 +285,7 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
 
 
 def importtime_breakdown(
-    env: dict[str, str], runs: int, root: Path = PROJECT_ROOT
+    env: dict[str, str], runs: int, root: Path = PROJECT_ROOT, python: str = sys.executable
 ) -> dict[str, Any]:
     """Median over runs of: total, self time by top-level package, what crev's modules import."""
     totals: list[float] = []
@@ -276,7 +295,7 @@ def importtime_breakdown(
     importer: dict[str, str] = {}
     for _ in range(runs):
         result = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", IMPORTTIME_DRIVER],
+            [python, "-X", "importtime", "-c", IMPORTTIME_DRIVER],
             cwd=root,
             env=env,
             capture_output=True,
@@ -317,23 +336,34 @@ def cold_start(
 ) -> dict[str, Any]:
     """How long from spawn to the first answer, in each variant and for `python -m crev`, and
     which imports take it? `root`: the checkout measured (this one unless told)."""
+    deployment = str(runtime_python(workdir / "deployment-venv"))
+
+    def python_of(variant: ColdVariant) -> str:
+        return sys.executable if variant.venv else deployment
+
     # A first spawn warms the page cache and names the installed packages crev loads.
-    packages = cold_start_once(driver_env(registry), root)["packages"]
+    packages = cold_start_once(driver_env(registry), root, deployment)["packages"]
     envs = {v.name: variant_env(registry, v, workdir, packages) for v in COLD_VARIANTS}
     local_env = driver_env(registry, workdir / "pycache")
-    for env in envs.values():
-        cold_start_once(env, root)  # warm up; the precompiled ones write every .pyc here
+    for variant in COLD_VARIANTS:
+        # Warm up; the precompiled ones write every .pyc here.
+        cold_start_once(envs[variant.name], root, python_of(variant))
     local_server_once(local_env, root)
-    vercel_runtime_once(registry, workdir / "vc-init", workdir / "pycache", root)
+    local_server_once(local_env, root, deployment)
+    vercel_runtime_once(registry, workdir / "vc-init", workdir / "pycache", root, deployment)
     runs: dict[str, list[dict[str, Any]]] = {v.name: [] for v in COLD_VARIANTS}
     local: list[float] = []
+    local_deployment: list[float] = []
     under_runtime: list[float] = []
     for _ in range(plan.cold_spawns):  # interleaved, so load spikes hit every variant alike
         for variant in COLD_VARIANTS:
-            runs[variant.name].append(cold_start_once(envs[variant.name], root))
+            runs[variant.name].append(cold_start_once(envs[variant.name], root, python_of(variant)))
         local.append(local_server_once(local_env, root))
+        local_deployment.append(local_server_once(local_env, root, deployment))
         under_runtime.append(
-            vercel_runtime_once(registry, workdir / "vc-init", workdir / "pycache", root)
+            vercel_runtime_once(
+                registry, workdir / "vc-init", workdir / "pycache", root, deployment
+            )
         )
     result: dict[str, Any] = {"packages": packages}
     for variant in COLD_VARIANTS:
@@ -348,15 +378,22 @@ def cold_start(
             ],
         }
     result["local_server"] = {"first_answer_ms": median(local), "rounds": local}
+    result["local_server_deployment"] = {
+        "first_answer_ms": median(local_deployment),
+        "rounds": local_deployment,
+    }
     result["vercel_runtime"] = {"first_answer_ms": median(under_runtime), "rounds": under_runtime}
     bare_env = driver_env(registry)
     result["bare_python_ms"] = median([bare_python_ms(bare_env) for _ in range(plan.cold_spawns)])
-    result["importtime"] = importtime_breakdown(envs["deployed"], plan.importtime_runs, root)
+    result["importtime"] = importtime_breakdown(
+        envs["deployed"], plan.importtime_runs, root, deployment
+    )
     log(
         "cold start: first answer "
         + ", ".join(f"{v.name} {result[v.name]['first_answer_ms']:.0f} ms" for v in COLD_VARIANTS)
         + f"; under vc_init {result['vercel_runtime']['first_answer_ms']:.0f} ms"
         + f"; python -m crev {result['local_server']['first_answer_ms']:.0f} ms"
+        + f" (runtime-only {result['local_server_deployment']['first_answer_ms']:.0f} ms)"
         + f"; bare python {result['bare_python_ms']:.0f} ms"
     )
     return result

@@ -8,6 +8,7 @@ it is a visible part of a cold start.
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,7 +23,9 @@ _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)
 
 
 def escaped(text: str) -> str:
-    return text.translate(_ESCAPES)
+    # Every character escaped is unprintable: most text is printable, and is left as it is
+    # without a look-up of each character.
+    return text if text.isprintable() else text.translate(_ESCAPES)
 
 
 def crev_log() -> logging.Logger:
@@ -98,6 +101,30 @@ def configure_logging() -> None:
     log = logging.getLogger("crev")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler.setFormatter(_line_formatter_class()("%(asctime)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+
+
+def _line_formatter_class() -> type[logging.Formatter]:
+    import logging  # as in crev_log: after the first response
+
+    class LineFormatter(logging.Formatter):
+        """`logging.Formatter`'s lines, the date and time of each second formatted once: a
+        line per request made it a visible part of a request's CPU."""
+
+        _second: tuple[int, str] = (-1, "")
+
+        def formatTime(  # noqa: N802 (logging's name)
+            self, record: logging.LogRecord, datefmt: str | None = None
+        ) -> str:
+            if datefmt is not None or not self.default_msec_format:
+                return super().formatTime(record, datefmt)
+            second = int(record.created)
+            kept, text = self._second
+            if kept != second:
+                text = time.strftime(self.default_time_format, self.converter(second))
+                self._second = (second, text)
+            return self.default_msec_format % (text, record.msecs)
+
+    return LineFormatter

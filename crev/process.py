@@ -12,13 +12,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from email.utils import formatdate
+from typing import Any
 
 from .config import Settings, settings_and_variables, unknown_variables
 from .log import crev_log
 from .upstream.connections import Connections
 
-# The values of the variables one reading of the settings asked for.
-_Values = tuple[tuple[str, str | None], ...]
+# The names of the variables one reading of the settings asked for, and their values then
+# (`bytes` when read from the process's own environment, see `_Environment`).
+_Names = tuple[str, ...]
+_Values = tuple[str | bytes | None, ...]
 
 
 class Process:
@@ -33,14 +36,16 @@ class Process:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._environ = os.environ if environ is None else environ
+        self._variables = _Environment(self._environ)
         self.connections = Connections() if connections is None else connections
         self._clock = clock
         self._wall_clock = wall_clock
-        # Settings by the values of the variables they were read from: checking a dozen
-        # variables per request is cheap, while reading the whole environment cost tens of
-        # microseconds. Each keeps its upstreams, and so what they learned.
-        self._settings: dict[_Values, Settings] = {}
-        self._variable_sets: set[tuple[str, ...]] = set()
+        # Settings by the variables they were read from and their values: checking two dozen
+        # variables per request is cheap, while reading the whole environment is not. Each
+        # keeps its upstreams, and so what they learned.
+        self._settings: dict[tuple[_Names, _Values], Settings] = {}
+        # The sets of names read so far, each with its keys in the environment.
+        self._variable_sets: dict[_Names, tuple[object, ...]] = {}
         # Warnings given already (the local server's at its start), so that each is given once.
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -50,8 +55,8 @@ class Process:
         """Settings for the current environment, parsed once per distinct set of values; a
         variable no setting reads is said once in the log, where a function has no terminal to
         warn in."""
-        for names in tuple(self._variable_sets):
-            settings = self._settings.get(self._values(names))
+        for names, keys in tuple(self._variable_sets.items()):
+            settings = self._settings.get((names, self._variables.values(keys)))
             if settings is not None:
                 return settings
         settings, warnings = self.read_settings()
@@ -66,8 +71,9 @@ class Process:
             settings, names = settings_and_variables(
                 self._environ, connections=self.connections, clock=self._clock
             )
-            kept = self._settings.setdefault(self._values(names), settings)
-            self._variable_sets.add(names)
+            keys = self._variables.keys(names)
+            kept = self._settings.setdefault((names, self._variables.values(keys)), settings)
+            self._variable_sets[names] = keys
             warnings = [
                 warning
                 for warning in unknown_variables(self._environ, names)
@@ -94,5 +100,27 @@ class Process:
             self._date = (second, formatdate(second, usegmt=True))
         return self._date[1]
 
-    def _values(self, names: tuple[str, ...]) -> _Values:
-        return tuple((name, self._environ.get(name)) for name in names)
+
+class _Environment:
+    """The values of given variables, looked up for every request to notice a changed
+    environment (a test's, `vercel dev`'s). The process's own `os.environ` is read through the
+    dict it keeps of encoded names and values: its `get` of an unset name raises and catches a
+    KeyError inside, and two dozen look-ups that way were a visible part of a request's CPU."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        data = getattr(environ, "_data", None) if type(environ) is type(os.environ) else None
+        self._encoded = isinstance(data, dict)
+        self._get: Callable[[Any], str | bytes | None] = (
+            data.get if isinstance(data, dict) else environ.get
+        )
+        self._environ = environ
+
+    def keys(self, names: _Names) -> tuple[object, ...]:
+        """The keys `values` looks `names` up by."""
+        if not self._encoded:
+            return names
+        encode = getattr(self._environ, "encodekey")  # noqa: B009 (not in typeshed's _Environ)
+        return tuple(encode(name) for name in names)
+
+    def values(self, keys: tuple[object, ...]) -> _Values:
+        return tuple(map(self._get, keys))

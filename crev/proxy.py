@@ -31,6 +31,7 @@ from .scope import Scope
 from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
 from .upstream.connections import UpstreamRequest
+from .upstream.ping import RecalledAnswer
 from .upstream.response import UpstreamResponse
 from .urls import URL
 
@@ -84,9 +85,9 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     route = settings.routes.serving(endpoint.name)
     if endpoint.kind is Kind.BASE and route.public:
         return _public_base()
+    client_authorized = "authorization" in request.headers
     crev_authorizes = route.crev_authorizes(
-        write=endpoint.writes(request.method),
-        client_authorized="authorization" in request.headers,
+        write=endpoint.writes(request.method), client_authorized=client_authorized
     )
     exchange = Exchange(request, settings, route, endpoint, crev_authorizes)
     fallback = (
@@ -100,6 +101,8 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     if may_fail_over(route, endpoint, request.method, crev_authorizes):
         return _read_failing_over(exchange, fallback)
     forwarded, mount_from = _forwarded(exchange)
+    if endpoint.kind is Kind.BASE and not client_authorized:
+        return _ping_answer(exchange, forwarded)
     if crev_authorizes:
         answer = route.upstream.send(forwarded, exchange.scopes(mount_from))
     else:
@@ -107,6 +110,64 @@ def serve_registry(request: Request, settings: Settings) -> Response:
     if fallback is not None:
         return _answer_or_fallback(exchange, fallback, forwarded, answer)
     return _client_response(exchange, forwarded, answer)
+
+
+def _ping_answer(exchange: Exchange, forwarded: UpstreamRequest) -> Response:
+    """A ping that brings no login, answered as the upstream answers one: from what the
+    upstream learned when it can (logged with no upstream status), else asked; on a route
+    with mirrors, asked of a mirror when the upstream fails, as a read is."""
+    route = exchange.route
+    known = route.upstream.known_ping(forwarded.method)
+    if known is None and exchange.crev_authorizes and route.mirrors:
+        return _ping_failing_over(exchange)
+    answer = (
+        known
+        if known is not None
+        else route.upstream.ping(forwarded, authorize=exchange.crev_authorizes)
+    )
+    return _pinged(exchange, forwarded, answer)
+
+
+def _ping_failing_over(exchange: Exchange) -> Response:
+    """A ping on a route with mirrors that no upstream answered yet: the primary's answer, or
+    when it fails, a mirror's, shown as the route's own."""
+
+    def ping(route: Route) -> _SentPing:
+        asked = exchange.on(route)
+        forwarded, _ = _forwarded(asked)
+        return _SentPing(asked, forwarded, route.upstream.ping(forwarded, authorize=True))
+
+    route = exchange.route
+    served = send_with_failover(
+        route, route.mirror_routes, ping, exchange.settings.failover_seconds
+    )
+    sent = served.answer
+    response = _pinged(sent.exchange, sent.forwarded, sent.answer)
+    return _from_mirror(response, route, served, sent.status)
+
+
+class _SentPing(NamedTuple):
+    """A ping as one upstream was asked it, and its answer (perhaps from what it learned)."""
+
+    exchange: Exchange
+    forwarded: UpstreamRequest
+    answer: UpstreamResponse | RecalledAnswer
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+    def release(self) -> None:
+        self.answer.release()
+
+
+def _pinged(
+    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | RecalledAnswer
+) -> Response:
+    response = _client_response(exchange, forwarded, answer)
+    if isinstance(answer, RecalledAnswer) and answer.from_memory:
+        response.upstream_status = None
+    return response
 
 
 class _Sent(NamedTuple):
@@ -150,7 +211,10 @@ def _read_failing_over(exchange: Exchange, fallback: Route | None) -> Response:
 
 
 def _from_mirror(
-    response: Response, route: Route, served: Served[_Sent] | Served[_TagsAnswer], status: int
+    response: Response,
+    route: Route,
+    served: Served[_Sent] | Served[_SentPing] | Served[_TagsAnswer],
+    status: int,
 ) -> Response:
     """A mirror's answer as the route's own: the log line names the primary's failure and the
     mirror, and a route whose clients never log in (crev's server-side credentials) shows no
@@ -365,7 +429,9 @@ def _forwarded(exchange: Exchange) -> tuple[UpstreamRequest, RepositoryName | No
 
 
 def _client_response(
-    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | _ReadAnswer
+    exchange: Exchange,
+    forwarded: UpstreamRequest,
+    answer: UpstreamResponse | _ReadAnswer | RecalledAnswer,
 ) -> Response:
     """The upstream's answer as the client gets it: its headers showing vanity names and
     crev's token endpoint, and the bodies that name repositories showing them too."""
@@ -413,7 +479,9 @@ def _client_response(
 
 
 def _from_storage(
-    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | _ReadAnswer
+    exchange: Exchange,
+    forwarded: UpstreamRequest,
+    answer: UpstreamResponse | _ReadAnswer | RecalledAnswer,
 ) -> Response | None:
     """A blob the upstream redirected to storage, read from there by crev (a route that follows
     redirects); None when the redirect is not to storage."""

@@ -11,13 +11,15 @@ from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 DOCKER_HUB = "registry-1.docker.io"
+_NOT_IN_A_HOST = frozenset(" /?#@\\%")
 
 
 def is_valid_host(host: str) -> bool:
     """A host name or IP literal with an optional numeric port, and nothing else."""
-    if not host or host.endswith(":") or not all(0x20 < ord(char) < 0x7F for char in host):
+    # Visible ASCII only (printable ASCII but the space), none of it a URL's delimiter.
+    if not host.isascii() or not host.isprintable() or not _NOT_IN_A_HOST.isdisjoint(host):
         return False
-    if any(char in host for char in "/?#@\\%"):
+    if not host or host.endswith(":"):
         return False
     try:
         parts = urlsplit("//" + host)

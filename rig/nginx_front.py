@@ -5,8 +5,8 @@ Debian's `nginx` runs as a process of its own, with its own prefix, configuratio
 logs and temporary files under a work directory, on a free port of 127.0.0.1, with a
 certificate from a test CA (``trustme``). It proxies every request to the backend over
 keep-alive HTTP/1.1 without buffering either body (a relayed blob streams, as it would from a
-registry's own front), and passes the client's ``Host`` on, as `rig.tls_front` does, so the
-backend's URLs name the front.
+registry's own front) in full-size TLS records, and passes the client's ``Host`` on, as
+`rig.tls_front` does, so the backend's URLs name the front.
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ http {{
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-Proto https;
             proxy_buffering off;
+            # Unbuffered, nginx sends each read from the backend as it comes, one TLS record
+            # per read of proxy_buffer_size (a page, 4 KiB, by default); 16 KiB reads make
+            # the full-size records (nginx's ssl_buffer_size) that buffered fronts and CDNs
+            # send for bulk data, and that a client's TLS reads are paid per.
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;  # unused unbuffered, but nginx checks them against the size
             proxy_request_buffering off;
             proxy_read_timeout 300s;
             proxy_send_timeout 300s;

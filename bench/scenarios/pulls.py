@@ -14,13 +14,16 @@ from ..probes import log, median, process_cpu_seconds, timed_copy
 from ..testbed import Side, Target, Testbed, side_order
 
 
-def copy_time(bed: Testbed, plan: Plan, image: str | None = None) -> dict[str, Any]:
+def copy_time(
+    bed: Testbed, plan: Plan, image: str | None = None, rounds_count: int | None = None
+) -> dict[str, Any]:
     """How long does a `skopeo copy` of `image` (the multi-layer one by default) take, direct
-    and via crev?"""
+    and via crev, over `rounds_count` rounds (`plan.copy_rounds` by default)?"""
     image = image or bed.images.copy_image
     targets = bed.targets
     rounds: dict[Side, list[float]] = {side: [] for side in targets}
-    for index in range(-1, plan.copy_rounds):  # round -1 warms up both sides, not counted
+    count = plan.copy_rounds if rounds_count is None else rounds_count
+    for index in range(-1, count):  # round -1 warms up both sides, not counted
         for side in side_order(index):
             destination = bed.scratch(f"copy-{side}-")
             seconds = timed_copy(targets[side].reference(image), destination)

@@ -7,8 +7,10 @@ token once (never for a request with a body, nor for a method that cannot refres
 sends a request with the client's own login as it came. Both learn the realm from any answer's
 challenge, so a token request after it costs no discovery round trip. Tokens are asked for
 exactly the scopes of a request, kept until shortly before they expire, and shared by every
-client of the process. Credentials go to the upstream's token realm only, never over plain
-http from an https upstream, and never appear in a response or a log.
+client of the process. A client's ping (`/v2/`) that brings no login is answered as the
+upstream last answered one (`ping`, crev/upstream/ping.py). Credentials go to the upstream's
+token realm only, never over plain http from an https upstream, and never appear in a response
+or a log.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..urls import URL, Origin
 from .auth import AnonymousToken, ClientLogin, Grant, Login, TokenKey, TokenSource, UpstreamAuth
 from .circuit import Circuit
 from .connections import Connections, UpstreamRequest
+from .ping import PingKnowledge, RecalledAnswer
 from .realm import Discovery, Realm, RealmKnowledge
 from .response import UpstreamResponse
 from .token_cache import CachedToken, TokenCache
@@ -43,6 +46,7 @@ class Upstream(TokenSource):
     __slots__ = (
         "_clock",
         "_connections",
+        "_pinged",
         "_realm",
         "_tokens",
         "auth",
@@ -70,6 +74,7 @@ class Upstream(TokenSource):
         self._connections = Connections() if connections is None else connections
         self._clock = clock
         self._realm = RealmKnowledge(realm)
+        self._pinged = PingKnowledge(clock)
         self._tokens = TokenCache(clock=clock)
         # Whether reads skip it for its mirrors, after it failed one (crev/failover.py).
         self.circuit = Circuit(clock=clock)
@@ -155,10 +160,33 @@ class Upstream(TokenSource):
 
     def relay(self, request: UpstreamRequest) -> UpstreamResponse:
         """Send as the request's headers stand (the client's own `Authorization`, or none), and
-        learn the realm the answer's challenge announces."""
+        learn the realm the answer's challenge announces; a realm other than the one known
+        makes crev forget how the upstream answers a ping."""
         answer = self._connections.send(request, self.timeout)
-        self._realm.learn(answer.headers)
+        if self._realm.learn(answer.headers):
+            self._pinged.forget()
         return answer
+
+    def ping(
+        self, request: UpstreamRequest, *, authorize: bool
+    ) -> UpstreamResponse | RecalledAnswer:
+        """A client's `/v2/` that brings no login: answered as the upstream last answered one,
+        while crev trusts what it learned; else sent (with crev's own authorization where
+        crev authorizes the route's reads) and its answer learned."""
+        recalled = self.known_ping(request.method)
+        if recalled is not None:
+            return recalled
+        if not authorize:
+            return self._pinged.learned_from(self.relay(request), self.timeout)
+        answer = self.send(request, ())
+        if answer.status != 200:
+            # crev's own credentials did not get in (or the upstream failed): nothing to keep.
+            return answer
+        return self._pinged.learned_from(answer, self.timeout)
+
+    def known_ping(self, method: str) -> RecalledAnswer | None:
+        """The answer to a client's ping by `method` crev can give without asking, if any."""
+        return self._pinged.recall(method)
 
     def ask_realm(self, request: UpstreamRequest, *, credentials: bool) -> UpstreamResponse:
         """Send a client's token request (with the client's `credentials`, if it carries any)
@@ -179,16 +207,23 @@ class Upstream(TokenSource):
         return self._realm.discover(self._ping)
 
     def learn_realm(self, headers: Headers) -> None:
-        """Remember the realm an answer of this upstream announces."""
-        self._realm.learn(headers)
+        """Remember the realm an answer of this upstream announces (and forget the ping it
+        no longer answers so)."""
+        if self._realm.learn(headers):
+            self._pinged.forget()
 
     def _ping(self) -> Discovery:
-        """The token spec's discovery: the upstream's `/v2/`, asked with nothing of a client's."""
+        """The token spec's discovery: the upstream's `/v2/`, asked with nothing of a client's,
+        which is what a client's ping gets where crev does not authorize it."""
         answer = self._connections.send(
             UpstreamRequest("GET", self.url("/v2/"), Headers()), self.timeout
         )
-        answer.release()
-        return Discovery(answer.status, answer.headers)
+        discovery = Discovery(answer.status, answer.headers)
+        if not self.auth.authorizes(write=False, client_authorized=False):
+            self._pinged.learned_from(answer, self.timeout).release()
+        else:
+            answer.release()
+        return discovery
 
     def bearer(self, realm: Realm, scopes: tuple[Scope, ...], login: Login | None) -> Grant:
         if login is not None:

@@ -123,16 +123,21 @@ class Connections:
         url = str(request.url)
         body = request.body
         content = body if body is None or isinstance(body, bytes) else _streamed_body(body)
+        # As bytes: a client's header may hold obs-text, which httpx would not encode.
+        headers = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in request.headers
+            if name.lower() not in _OWN
+        ]
+        headers.append((b"User-Agent", b"crev"))
+        if "accept-encoding" not in request.headers:
+            # Without one any coding is acceptable; crev passes bodies on as they come.
+            headers.append((b"Accept-Encoding", b"identity"))
         try:
             sent = httpx.Request(
                 request.method,
                 url,
-                # As bytes: a client's header may hold obs-text, which httpx would not encode.
-                headers=[
-                    (name.encode("latin-1"), value.encode("latin-1"))
-                    for name, value in request.headers
-                    if name.lower() not in _OWN
-                ],
+                headers=headers,
                 content=content,
                 extensions={"timeout": _timeouts(timeout, head)},
             )
@@ -140,10 +145,6 @@ class Connections:
             raise UpstreamError(f"cannot ask the upstream {url!r}: {error}") from None
         if sent.url.scheme not in ("http", "https"):
             raise UpstreamError(f"cannot ask the upstream {url!r}: not an http(s) URL")
-        sent.headers["User-Agent"] = "crev"
-        if "accept-encoding" not in sent.headers:
-            # Without one any coding is acceptable; crev passes bodies on as they come.
-            sent.headers["Accept-Encoding"] = "identity"
         retry = request.method in _RETRYABLE_METHODS and request.body is None
         client = self._client.get()
         while True:

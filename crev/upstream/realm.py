@@ -78,14 +78,16 @@ class RealmKnowledge:
         self._ping: _Ping | None = None
         self._lock = threading.Lock()
 
-    def learn(self, headers: Headers) -> None:
+    def learn(self, headers: Headers) -> bool:
         """Remember the realm an answer's challenge announces; an answer without one changes
-        nothing."""
+        nothing. Whether the realm changed (or was first learned)."""
         realm = announced_in(headers)
-        if realm is not None and realm != self._learned:
-            with self._lock:
-                self._learned = realm
-                self._open = False
+        if realm is None or realm == self._learned:
+            return False
+        with self._lock:
+            self._learned = realm
+            self._open = False
+        return True
 
     def known(self) -> Realm | None:
         """The realm as known without asking: the configured one (with the `service` the

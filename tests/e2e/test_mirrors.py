@@ -1,11 +1,12 @@
 """Mirrors with failover: a public route whose upstream (the primary, a real registry behind a
 front a test stops, silences or has answer 503/429) has a mirror (a second real registry started
 with the primary's content and a token realm of its own). skopeo, docker and ctr pull through
-crev with the primary stopped; with the primary never answering, the first pull fails over
-within 20 s and the next within 3 s; a 503 and a 429 fail over; the primary's 404 and 401 pass
-through and the mirror is never asked; after the cool-down the primary serves again; through
-Vercel's runtime and edge, a mirror's answers by digest are kept at the edge and its tag is not.
-Each case counts what reached each upstream.
+crev with the primary stopped, and skopeo through a route with crev's own credentials (whose
+`/v2/` ping crev answers from what it learned, or fails over); with the primary never
+answering, the first pull fails over within 20 s and the next within 3 s; a 503 and a 429 fail
+over; the primary's 404 and 401 pass through and the mirror is never asked; after the cool-down
+the primary serves again; through Vercel's runtime and edge, a mirror's answers by digest are
+kept at the edge and its tag is not. Each case counts what reached each upstream.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rig import PushedImage, TestRegistry, ToolError, push_small_image, skopeo
@@ -175,6 +177,59 @@ def test_ctr_pulls_from_the_mirror_with_the_primary_stopped(
     assert content_requests(mirror)
     assert front.connections == {} and primary.access_log() == []
     assert failovers(crev, mirror)[0] == "unreachable"
+
+
+@pytest.fixture
+def crev_with_credentials(
+    front: UpstreamFront, primary: TestRegistry, mirror: TestRegistry, tmp_path: Path
+) -> Iterator[CrevProcess]:
+    """A fresh crev serving `acme/` of the primary with crev's own credentials (its clients
+    never log in), the mirror read with credentials of its own."""
+    with run_crev(
+        tmp_path / "crev",
+        untouched=True,
+        **serving_acme(front.host),
+        upstream_username=primary.username,
+        upstream_password=primary.password,
+        mirror_registry_host=mirror.host,
+        mirror_registry_scheme=mirror.scheme,
+        mirror_repo_prefix="acme",
+        mirror_upstream_username=mirror.username,
+        mirror_upstream_password=mirror.password,
+    ) as running:
+        yield running
+
+
+@pytest.mark.parametrize("pinged_before", [True, False], ids=["learned", "cold"])
+def test_a_route_with_crevs_credentials_pulls_from_the_mirror_with_the_primary_stopped(
+    crev_with_credentials: CrevProcess,
+    front: UpstreamFront,
+    primary: TestRegistry,
+    mirror: TestRegistry,
+    content: dict[str, PushedImage],
+    tmp_path: Path,
+    pinged_before: bool,
+) -> None:
+    # The pull's `/v2/` ping used to go to the primary alone: stopped, it failed the pull.
+    crev = crev_with_credentials
+    if pinged_before:
+        assert httpx.get(f"{crev.url}/v2/", timeout=30).status_code == 200
+        primary.clear_logs()
+    front.stop_registry()
+    copied = copy_to_dir(f"{crev.host}/private/secret:1", tmp_path / "secret")
+    check_dir_copy(copied, content["private"])
+    assert primary.access_log() == []
+    assert content_requests(mirror)
+    if pinged_before:
+        # Answered as the primary answered it before it stopped, asking no upstream (the
+        # mirror's `/v2/` is crev's discovery of its realm, for the manifest's token).
+        assert re.search(r"GET /v2/ 200 upstream=- ", crev.log()), crev.log()
+        assert "GET /v2/ 200 upstream=unreachable" not in crev.log()
+    else:
+        assert failovers(crev, mirror)[0] == "unreachable", crev.log()
+        assert re.search(
+            rf"GET /v2/ 200 upstream=unreachable mirror=200@{mirror.host} ", crev.log()
+        )
 
 
 # --------------------------------------------------------------------------- never answering

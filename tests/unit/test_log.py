@@ -6,10 +6,17 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 
 import pytest
 
-from crev.log import LOGGED_REQUEST_LINE_CHARS, escaped, log_refusal, log_response
+from crev.log import (
+    LOGGED_REQUEST_LINE_CHARS,
+    configure_logging,
+    escaped,
+    log_refusal,
+    log_response,
+)
 from crev.messages import FallbackAnswer
 from crev.server import PROJECT_ROOT
 
@@ -29,6 +36,9 @@ def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
         ("tab\there", "tab\\x09here"),
         ("del\x7f c1\x85", "del\\x7f c1\\x85"),
         ("café ✓", "café ✓"),
+        # Unprintable, but no control character: shown as it is.
+        ("nbsp\u00a0line\u2028end", "nbsp\u00a0line\u2028end"),
+        ("c1\x9b and nbsp\u00a0", "c1\\x9b and nbsp\u00a0"),
     ],
 )
 def test_control_characters_are_shown_escaped(text: str, shown: str) -> None:
@@ -106,3 +116,34 @@ def test_why_crev_failed_a_request_ends_its_line(log: pytest.LogCaptureFixture) 
         'GET /v2/ 502 upstream=- 27.9ms error="upstream a.io is unreachable"',
         'GET /v2/ 504 upstream=- 1.0ms client-gone error="said \\"x\\"\\x0aGET / 200"',
     ]
+
+
+def test_the_line_s_time_is_logging_s_own_each_second_formatted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crev_log = logging.getLogger("crev")
+    monkeypatch.setattr(crev_log, "handlers", [])
+    configure_logging()
+    [handler] = crev_log.handlers
+    assert handler.formatter is not None
+    standard = logging.Formatter("%(asctime)s %(message)s")
+    formatted: list[str] = []
+    for created in (784111777.25, 784111777.999, 784111778.0, 784111777.5, 1.5e9 + 0.125):
+        record = logging.makeLogRecord({"msg": "GET /v2/ 200", "created": created})
+        record.msecs = (created - int(created)) * 1000
+        assert handler.formatter.format(record) == standard.format(record)
+        formatted.append(handler.formatter.format(record).rpartition(" GET")[0])
+    assert len(set(formatted)) == 5
+    strftime_calls: list[object] = []
+    real_strftime = time.strftime
+
+    def counted(*args: object) -> str:
+        strftime_calls.append(args)
+        return real_strftime(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(time, "strftime", counted)
+    for msecs in (0.0, 10.0, 999.0):
+        record = logging.makeLogRecord({"msg": "x", "created": 1.5e9 + 0.125})
+        record.msecs = msecs
+        handler.formatter.format(record)
+    assert strftime_calls == []

@@ -115,6 +115,14 @@ def test_is_valid_host(host: str, valid: bool) -> None:
     assert is_valid_host(host) is valid
 
 
+def test_a_host_holds_visible_ascii_and_no_delimiter() -> None:
+    for code in [*range(0x200), 0x2028, 0x3000, 0xFEFF, 0x1F600]:
+        char = chr(code)
+        allowed = 0x20 < code < 0x7F and char not in "/?#@\\%:[]"
+        assert is_valid_host(f"a{char}b.io") is allowed, repr(char)
+        assert is_valid_host(char) is allowed, repr(char)
+
+
 @pytest.mark.parametrize(
     ("url", "valid"),
     [
