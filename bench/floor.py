@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import h11
 import httpx
@@ -287,19 +288,25 @@ def manifest_floor(bed: Bed, rounds_count: int, count: int) -> list[str]:
 
 def pull_floor(bed: Bed, image: str, rounds_count: int, copies: int) -> list[str]:
     """CPU (user + system of the server process) per `skopeo copy` of the 8-layer image through
-    crev and through the floor servers, from each upstream, rounds interleaved. skopeo pulls
-    the `acme/` name through a floor and asks the token of the registry's own realm (the floor
-    rewrites nothing); through crev it asks crev's token endpoint, which asks the realm."""
+    crev and through the floor servers, from each upstream, rounds interleaved, with each one's
+    median copy time over the same copy straight from the upstream (issue 31's ratio). skopeo
+    pulls the `acme/` name through a floor and asks the token of the registry's own realm (the
+    floor rewrites nothing); through crev it asks crev's token endpoint, which asks the realm."""
     from .probes import median, process_cpu_seconds, timed_copy
     from .testbed import PREFIX
 
     lines = [
         f"CPU per skopeo copy of 8 layers of 2 MiB, {copies} copies per round "
-        "(ms; the copy's median wall time after it)"
+        "(ms; the copy's median wall time, and its ratio to the direct copy's, after it)"
     ]
     for upstream, crev in bed.crevs.items():
         load_start = os.getloadavg()
-        servers: dict[str, tuple[str, int]] = {"crev": (f"{crev.host}/{image}:1", crev.process.pid)}
+        direct = urlsplit(bed.origin(upstream)).netloc
+        # The copy straight from the upstream has no server of its own to measure: wall only.
+        servers: dict[str, tuple[str, int | None]] = {
+            "direct (no proxy)": (f"{direct}/{PREFIX}/{image}:1", None),
+            "crev": (f"{crev.host}/{image}:1", crev.process.pid),
+        }
         for via, label in COPY_FLOORS:
             host, pid = bed.stack.enter_context(
                 floor_server(bed.origin(upstream), bed.front.ca_file, via)
@@ -321,15 +328,18 @@ def pull_floor(bed: Bed, image: str, rounds_count: int, copies: int) -> list[str
         for index in range(rounds_count):
             for name in names[index % len(names) :] + names[: index % len(names)]:
                 reference, pid = servers[name]
-                before = process_cpu_seconds(pid)
+                before = process_cpu_seconds(pid) if pid is not None else 0.0
                 wall[name] += [copy(reference) for _ in range(copies)]
-                cpu[name].append((process_cpu_seconds(pid) - before) * 1000 / copies)
+                if pid is not None:
+                    cpu[name].append((process_cpu_seconds(pid) - before) * 1000 / copies)
         lines.append(f"  {upstream} upstream")
+        direct_wall = median(wall["direct (no proxy)"])
         for name in names:
             each = ", ".join(f"{value:.1f}" for value in cpu[name])
+            spent = f"median {median(cpu[name]):6.1f}   rounds: {each}" if cpu[name] else ""
             lines.append(
-                f"    {name:<26} median {median(cpu[name]):6.1f}   rounds: {each}   "
-                f"({median(wall[name]):.3f} s)"
+                f"    {name:<26} {spent:<48}   ({median(wall[name]):.3f} s, "
+                f"{median(wall[name]) / direct_wall:.2f}x direct)"
             )
         lines.append(load_line(load_start, os.getloadavg()))
     return lines
