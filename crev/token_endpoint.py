@@ -24,7 +24,9 @@ from .names import RepositoryName
 from .rewrite.header_filters import client_response_headers, upstream_request_headers
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
+from .upstream.anonymous_token import TokenAnswer
 from .upstream.connections import UpstreamRequest
+from .upstream.response import UpstreamResponse
 from .upstream.token_response import MAX_TOKEN_RESPONSE_BYTES
 from .urls import URL
 
@@ -75,6 +77,8 @@ def serve_token(request: Request, settings: Settings) -> Response:
         realm = route.upstream.realm().url
         forwarded = UpstreamRequest("GET", realm.with_query(mapped), _token_headers(request))
         secrets = _carries_secrets(mapped)
+        # An `account` may be answered for that account, even without its password.
+        shared = not any(key == "account" for key, _ in mapped)
     elif request.method == "POST":
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
@@ -94,16 +98,23 @@ def serve_token(request: Request, settings: Settings) -> Response:
         realm = route.upstream.realm().url
         forwarded = UpstreamRequest("POST", realm, headers, urlencode(form).encode())
         secrets = _carries_secrets(form)
+        shared = False
     else:
         raise method_not_allowed(
             f"{request.method} is not served by the token endpoint", "GET, POST"
         )
     credentials = secrets or "authorization" in forwarded.headers
-    answer = route.upstream.ask_realm(forwarded, credentials=credentials)
+    answer: UpstreamResponse | TokenAnswer
+    if shared and not credentials:
+        # What any client that brings no login gets: crev may have it already.
+        answer = route.upstream.anonymous_token(forwarded)
+    else:
+        answer = route.upstream.ask_realm(forwarded, credentials=credentials)
     body = answer.read(MAX_TOKEN_RESPONSE_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
-    return Response.from_bytes(answer.status, headers, body, answer.status)
+    from_memory = isinstance(answer, TokenAnswer) and answer.from_memory
+    return Response.from_bytes(answer.status, headers, body, None if from_memory else answer.status)
 
 
 def _carries_secrets(params: list[tuple[str, str]]) -> bool:

@@ -8,9 +8,10 @@ sends a request with the client's own login as it came. Both learn the realm fro
 challenge, so a token request after it costs no discovery round trip. Tokens are asked for
 exactly the scopes of a request, kept until shortly before they expire, and shared by every
 client of the process. A client's ping (`/v2/`) that brings no login is answered as the
-upstream last answered one (`ping`, crev/upstream/ping.py). Credentials go to the upstream's
-token realm only, never over plain http from an https upstream, and never appear in a response
-or a log.
+upstream last answered one (`ping`, crev/upstream/ping.py), and its token request with the
+token the realm last gave the same request (`anonymous_token`, crev/upstream/anonymous_token.py).
+Credentials go to the upstream's token realm only, never over plain http from an https
+upstream, and never appear in a response or a log.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..messages import Headers
 from ..names import Namespace, RepositoryName
 from ..scope import Scope
 from ..urls import URL, Origin
+from .anonymous_token import AnonymousTokens, TokenAnswer
 from .auth import AnonymousToken, ClientLogin, Grant, Login, TokenKey, TokenSource, UpstreamAuth
 from .circuit import Circuit
 from .connections import Connections, UpstreamRequest
@@ -44,6 +46,7 @@ class Upstream(TokenSource):
     they are configured alike; what each learned is its own."""
 
     __slots__ = (
+        "_anonymous_tokens",
         "_clock",
         "_connections",
         "_pinged",
@@ -76,6 +79,7 @@ class Upstream(TokenSource):
         self._realm = RealmKnowledge(realm)
         self._pinged = PingKnowledge(clock)
         self._tokens = TokenCache(clock=clock)
+        self._anonymous_tokens = AnonymousTokens(clock)
         # Whether reads skip it for its mirrors, after it failed one (crev/failover.py).
         self.circuit = Circuit(clock=clock)
 
@@ -194,6 +198,20 @@ class Upstream(TokenSource):
         if credentials:
             self._check_realm_for_credentials(Realm(request.url))
         return self._connections.send(request, self.timeout)
+
+    def anonymous_token(self, request: UpstreamRequest) -> TokenAnswer:
+        """A client's token request that carries nothing of the client's (a GET with no
+        `Authorization`, credential or `account`): answered with the token the realm gave the
+        same request before, while enough of its life is left; else sent to the realm (which
+        the request's URL names), and its token kept."""
+        recalled = self._anonymous_tokens.recall(request.url)
+        if recalled is not None:
+            return recalled
+        asked_at = self._clock()
+        answer = self._connections.send(request, self.timeout)
+        return self._anonymous_tokens.learned_from(
+            request.url, answer, asked_at, MAX_TOKEN_RESPONSE_BYTES, self.timeout
+        )
 
     # ------------------------------------------------------------------ realm and tokens
 

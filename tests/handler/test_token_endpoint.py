@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 from urllib.parse import parse_qs, parse_qsl
@@ -64,8 +65,9 @@ def test_get_maps_every_scope_under_the_prefix(crev, httpserver: HTTPServer) -> 
 
 
 def test_realm_is_discovered_once_and_reused(crev, httpserver: HTTPServer) -> None:
-    for _ in range(3):
-        assert httpx.get(f"{crev.url}/api/token?scope=repository:tool:pull").status_code == 200
+    # Three repositories: the same anonymous request again is answered from memory (below).
+    for name in ("tool", "other", "third"):
+        assert httpx.get(f"{crev.url}/api/token?scope=repository:{name}:pull").status_code == 200
     discoveries = [request for request, _ in httpserver.log if request.path == "/v2/"]
     assert len(discoveries) == 1
     assert len(realm_requests(httpserver)) == 3
@@ -196,3 +198,104 @@ def test_a_token_the_realm_compresses_reaches_the_client_readable(
     # The realm was asked for gzip, as the client asked crev, and compressed its answer: the
     # body above is one crev decoded, not one that came plain.
     assert compressed == [True]
+
+
+def anonymous_token(crev, *scopes: str, **kwargs) -> httpx.Response:
+    params = [("service", "reg"), *(("scope", scope) for scope in scopes)]
+    response = httpx.get(f"{crev.url}/api/token", params=params, **kwargs)
+    assert response.status_code == 200
+    return response
+
+
+def test_the_same_anonymous_request_is_answered_from_memory(crev, httpserver: HTTPServer) -> None:
+    first = anonymous_token(crev, "repository:tool:pull", "repository:other:pull")
+    assert first.json() == TOKEN
+    # The same scopes in another order ask the realm the same.
+    again = anonymous_token(crev, "repository:other:pull", "repository:tool:pull")
+    assert len(realm_requests(httpserver)) == 1
+    document = again.json()
+    assert document["token"] == document["access_token"] == TOKEN["token"]
+    assert 0 < document["expires_in"] <= TOKEN["expires_in"]
+    issued_at = dt.datetime.fromisoformat(document["issued_at"])
+    assert abs(issued_at - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
+    assert again.headers["content-type"] == "application/json"
+    assert again.headers["cache-control"] == "no-store"
+    assert int(again.headers["content-length"]) == len(again.content)
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param(
+            lambda crev: anonymous_token(
+                crev, "repository:tool:pull", headers={"Authorization": "Basic YTpi"}
+            ),
+            id="authorization",
+        ),
+        pytest.param(
+            lambda crev: httpx.post(
+                f"{crev.url}/api/token",
+                data={
+                    "grant_type": "password",
+                    "username": "a",
+                    "password": "b",
+                    "service": "reg",
+                    "scope": "repository:tool:pull",
+                },
+            ),
+            id="password-form",
+        ),
+        pytest.param(
+            lambda crev: httpx.post(
+                f"{crev.url}/api/token",
+                data={"service": "reg", "scope": "repository:tool:pull"},
+            ),
+            id="post",
+        ),
+        pytest.param(
+            lambda crev: httpx.get(
+                f"{crev.url}/api/token",
+                params={"service": "reg", "scope": "repository:tool:pull", "account": "a"},
+            ),
+            id="account",
+        ),
+        pytest.param(lambda crev: anonymous_token(crev, "repository:tool:pull,push"), id="push"),
+        pytest.param(lambda crev: anonymous_token(crev, "repository:other:pull"), id="other"),
+    ],
+)
+def test_requests_other_than_the_kept_anonymous_one_ask_the_realm(
+    crev, httpserver: HTTPServer, second
+) -> None:
+    anonymous_token(crev, "repository:tool:pull")
+    assert second(crev).status_code == 200
+    assert len(realm_requests(httpserver)) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"token": "t0k3n"}, id="no-lifetime"),
+        pytest.param({"token": "t0k3n", "expires_in": 60}, id="spec-default"),
+        pytest.param({"token": "t0k3n", "expires_in": "300"}, id="lifetime-not-a-number"),
+        pytest.param({"token": "t0k3n", "expires_in": 300, "refresh_token": "r"}, id="refresh"),
+        pytest.param({"expires_in": 300}, id="no-token"),
+    ],
+)
+def test_anonymous_answers_crev_does_not_keep(start_crev, httpserver: HTTPServer, answer) -> None:
+    httpserver.expect_request("/token").respond_with_json(answer)
+    crev = start_crev(
+        **serving_acme(f"127.0.0.1:{httpserver.port}"), token_realm=httpserver.url_for("/token")
+    )
+    for _ in range(2):
+        assert anonymous_token(crev, "repository:tool:pull").json() == answer
+    assert len(realm_requests(httpserver)) == 2
+
+
+def test_a_refused_anonymous_request_is_asked_again(start_crev, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/token").respond_with_json({"errors": []}, status=401)
+    crev = start_crev(
+        **serving_acme(f"127.0.0.1:{httpserver.port}"), token_realm=httpserver.url_for("/token")
+    )
+    for _ in range(2):
+        assert httpx.get(f"{crev.url}/api/token?scope=repository:tool:pull").status_code == 401
+    assert len(realm_requests(httpserver)) == 2

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from crev.upstream.token_response import DEFAULT_EXPIRES_IN, EXPIRY_MARGIN, kept_for, token_in
+from crev.upstream.token_response import (
+    DEFAULT_EXPIRES_IN,
+    EXPIRY_MARGIN,
+    kept_for,
+    stated_lifetime,
+    token_in,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,3 +46,22 @@ def test_a_token_is_kept_until_shortly_before_it_expires() -> None:
     # A token shorter-lived than the margin is kept for half its life, never past it.
     assert kept_for(1) == 0.5
     assert kept_for(2 * EXPIRY_MARGIN) == EXPIRY_MARGIN
+
+
+@pytest.mark.parametrize(
+    ("document", "lifetime"),
+    [
+        ({"expires_in": 300}, 300),
+        ({}, None),
+        ({"expires_in": 0}, None),
+        ({"expires_in": -5}, None),
+        ({"expires_in": "300"}, None),
+        ({"expires_in": 300.0}, None),
+        ({"expires_in": True}, None),
+        ({"expires_in": None}, None),
+    ],
+)
+def test_a_stated_lifetime_is_a_positive_whole_number(
+    document: dict[str, object], lifetime: int | None
+) -> None:
+    assert stated_lifetime(document) == lifetime
