@@ -27,7 +27,7 @@ from rig.images import RUNNABLE_GREETING, push_runnable_image, push_small_image
 from rig.vercel_runtime import run_vercel_app
 from tests.support.docker import Docker, run_dockerd
 from tests.support.registry_fixtures import run_test_registry
-from tests.support.upstream_requests import assert_asks_upstream_as_a_direct_pull
+from tests.support.upstream_requests import Answered, assert_asks_upstream_as_a_direct_pull
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,11 @@ def test_the_same_upstream_requests_as_a_direct_pull(
         with run_dockerd(tmp_path / label) as docker:
             docker.pull(reference)
 
-    # docker pings once, and crev answers it: one upstream round trip fewer than direct.
-    assert assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull) == 1
+    # docker pings once and asks for an anonymous token once, and a warm crev answers both: two
+    # upstream round trips fewer than direct.
+    assert assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull) == Answered(
+        pings=1, tokens=1
+    )
 
 
 def layer_tarball(path: Path, content: bytes) -> Path:

@@ -10,6 +10,7 @@ from rig import PushedImage, TestRegistry, ToolError, config_digest, require_bin
 from rig.crev_process import CrevProcess
 from tests.support.podman import Podman, fresh_podman
 from tests.support.upstream_requests import (
+    Answered,
     assert_asks_upstream_as_a_direct_pull,
     assert_only_pulled,
     assert_refused_by_the_upstream,
@@ -31,7 +32,7 @@ def test_anonymous_pull_gives_the_pushed_digests(
     assert "sha256:" + inspected["Id"] == tool.blobs[0]
     assert f"{crev_process.host}/tool@{tool.digest}" in inspected["RepoDigests"]
     assert inspected["RootFS"]["Layers"], inspected["RootFS"]
-    assert_only_pulled(registry, "acme/tool")
+    assert_only_pulled(registry, "acme/tool", crev_process)
 
 
 def test_platform_selection_from_the_index(
@@ -89,5 +90,8 @@ def test_same_upstream_request_count_as_a_direct_pull(
         with fresh_podman(tmp_path / label) as fresh:
             fresh.pull(reference)
 
-    # podman pings once, and crev answers it: one upstream round trip fewer than direct.
-    assert assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull) == 1
+    # podman pings once and asks for an anonymous token once, and a warm crev answers both: two
+    # upstream round trips fewer than direct.
+    assert assert_asks_upstream_as_a_direct_pull(registry, crev_process, pull) == Answered(
+        pings=1, tokens=1
+    )
