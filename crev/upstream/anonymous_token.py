@@ -32,15 +32,16 @@ from .token_response import stated_lifetime, token_document, token_of
 # Enough to be worth keeping and handing on: a client that gets a token with less than this
 # may need another during its pull, and the token spec's 60 s default is never kept.
 MIN_LEFT_SECONDS = 60.0
-# And no less than this share of the token's life, so a short-lived token is asked anew while
-# the client still gets most of what the realm would have given it.
+# And no less than this share of the token's life: a client gets at least a third of what the
+# realm would give it, and a warm crev asks the realm once per two thirds of a token's life.
 MIN_LEFT_SHARE = 1 / 3
 # Anonymous tokens are asked per repository: a pull asks for one or two scopes.
 MAX_KEPT_TOKENS = 256
 # A token answer is a JWT and its lifetime, a few KiB; a larger one is handed on, not kept.
 MAX_KEPT_BODY = 64 * 1024
 
-TokenKey = tuple[str, tuple[tuple[str, str], ...]]
+# A realm's URL without its query, and the query's parameters sorted.
+AskedOfRealm = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class _Kept(NamedTuple):
@@ -72,7 +73,7 @@ class TokenAnswer:
         pass
 
 
-def key_of(url: URL) -> TokenKey:
+def key_of(url: URL) -> AskedOfRealm:
     """What an anonymous token request asks of a realm, whatever the order of its parameters."""
     path, _, query = url.target.partition("?")
     return (f"{url.origin}{path}", tuple(sorted(parse_qsl(query, keep_blank_values=True))))
@@ -90,7 +91,7 @@ class AnonymousTokens:
         self._clock = clock
         self._wall_clock = wall_clock
         self.max_entries = max_entries
-        self._kept: OrderedDict[TokenKey, _Kept] = OrderedDict()
+        self._kept: OrderedDict[AskedOfRealm, _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
     def recall(self, url: URL) -> TokenAnswer | None:
@@ -140,7 +141,7 @@ class AnonymousTokens:
     def __len__(self) -> int:
         return len(self._kept)
 
-    def _keep(self, key: TokenKey, body: bytes, asked_at: float) -> None:
+    def _keep(self, key: AskedOfRealm, body: bytes, asked_at: float) -> None:
         document = token_document(body)
         if document is None or token_of(document) is None or "refresh_token" in document:
             return
