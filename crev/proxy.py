@@ -31,8 +31,7 @@ from .scope import Scope
 from .tag_list import MAX_TAG_LIST_BYTES, NotATagList, read_tag_list
 from .token_endpoint import token_url
 from .upstream.connections import UpstreamRequest
-from .upstream.ping import RecalledAnswer
-from .upstream.response import UpstreamResponse
+from .upstream.response import HeldAnswer, UpstreamResponse
 from .urls import URL
 
 # Registry errors are a few hundred bytes; larger bodies pass on as they are.
@@ -151,7 +150,7 @@ class _SentPing(NamedTuple):
 
     exchange: Exchange
     forwarded: UpstreamRequest
-    answer: UpstreamResponse | RecalledAnswer
+    answer: UpstreamResponse | HeldAnswer
 
     @property
     def status(self) -> int:
@@ -162,10 +161,10 @@ class _SentPing(NamedTuple):
 
 
 def _pinged(
-    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | RecalledAnswer
+    exchange: Exchange, forwarded: UpstreamRequest, answer: UpstreamResponse | HeldAnswer
 ) -> Response:
     response = _client_response(exchange, forwarded, answer)
-    if isinstance(answer, RecalledAnswer) and answer.from_memory:
+    if isinstance(answer, HeldAnswer) and answer.from_memory:
         response.upstream_status = None
     return response
 
@@ -431,7 +430,7 @@ def _forwarded(exchange: Exchange) -> tuple[UpstreamRequest, RepositoryName | No
 def _client_response(
     exchange: Exchange,
     forwarded: UpstreamRequest,
-    answer: UpstreamResponse | _ReadAnswer | RecalledAnswer,
+    answer: UpstreamResponse | _ReadAnswer | HeldAnswer,
 ) -> Response:
     """The upstream's answer as the client gets it: its headers showing vanity names and
     crev's token endpoint, and the bodies that name repositories showing them too."""
@@ -481,7 +480,7 @@ def _client_response(
 def _from_storage(
     exchange: Exchange,
     forwarded: UpstreamRequest,
-    answer: UpstreamResponse | _ReadAnswer | RecalledAnswer,
+    answer: UpstreamResponse | _ReadAnswer | HeldAnswer,
 ) -> Response | None:
     """A blob the upstream redirected to storage, read from there by crev (a route that follows
     redirects); None when the redirect is not to storage."""

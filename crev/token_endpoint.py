@@ -24,9 +24,8 @@ from .names import RepositoryName
 from .rewrite.header_filters import client_response_headers, upstream_request_headers
 from .routing import Route
 from .scope import Scope, parse_scopes, scope_to_upstream
-from .upstream.anonymous_token import TokenAnswer
 from .upstream.connections import UpstreamRequest
-from .upstream.response import UpstreamResponse
+from .upstream.response import HeldAnswer, UpstreamResponse
 from .upstream.token_response import MAX_TOKEN_RESPONSE_BYTES
 from .urls import URL
 
@@ -104,7 +103,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
             f"{request.method} is not served by the token endpoint", "GET, POST"
         )
     credentials = secrets or "authorization" in forwarded.headers
-    answer: UpstreamResponse | TokenAnswer
+    answer: UpstreamResponse | HeldAnswer
     if shared and not credentials:
         # What any client that brings no login gets: crev may have it already.
         answer = route.upstream.anonymous_token(forwarded)
@@ -113,7 +112,7 @@ def serve_token(request: Request, settings: Settings) -> Response:
     body = answer.read(MAX_TOKEN_RESPONSE_BYTES, settings.timeout)
     headers = client_response_headers(answer.headers)
     headers.remove("Content-Encoding")
-    from_memory = isinstance(answer, TokenAnswer) and answer.from_memory
+    from_memory = isinstance(answer, HeldAnswer) and answer.from_memory
     return Response.from_bytes(answer.status, headers, body, None if from_memory else answer.status)
 
 

@@ -25,13 +25,13 @@ from ..messages import Headers
 from ..names import Namespace, RepositoryName
 from ..scope import Scope
 from ..urls import URL, Origin
-from .anonymous_token import AnonymousTokens, TokenAnswer
+from .anonymous_token import AnonymousTokens
 from .auth import AnonymousToken, ClientLogin, Grant, Login, TokenKey, TokenSource, UpstreamAuth
 from .circuit import Circuit
 from .connections import Connections, UpstreamRequest
-from .ping import PingKnowledge, RecalledAnswer
+from .ping import PingKnowledge
 from .realm import Discovery, Realm, RealmKnowledge
-from .response import UpstreamResponse
+from .response import HeldAnswer, UpstreamResponse
 from .token_cache import CachedToken, TokenCache
 from .token_response import MAX_TOKEN_RESPONSE_BYTES, kept_for, token_in
 
@@ -171,9 +171,7 @@ class Upstream(TokenSource):
             self._pinged.forget()
         return answer
 
-    def ping(
-        self, request: UpstreamRequest, *, authorize: bool
-    ) -> UpstreamResponse | RecalledAnswer:
+    def ping(self, request: UpstreamRequest, *, authorize: bool) -> UpstreamResponse | HeldAnswer:
         """A client's `/v2/` that brings no login: answered as the upstream last answered one,
         while crev trusts what it learned; else sent (with crev's own authorization where
         crev authorizes the route's reads) and its answer learned."""
@@ -188,7 +186,7 @@ class Upstream(TokenSource):
             return answer
         return self._pinged.learned_from(answer, self.timeout)
 
-    def known_ping(self, method: str) -> RecalledAnswer | None:
+    def known_ping(self, method: str) -> HeldAnswer | None:
         """The answer to a client's ping by `method` crev can give without asking, if any."""
         return self._pinged.recall(method)
 
@@ -199,7 +197,7 @@ class Upstream(TokenSource):
             self._check_realm_for_credentials(Realm(request.url))
         return self._connections.send(request, self.timeout)
 
-    def anonymous_token(self, request: UpstreamRequest) -> TokenAnswer:
+    def anonymous_token(self, request: UpstreamRequest) -> HeldAnswer:
         """A client's token request that carries nothing of the client's (a GET with no
         `Authorization`, credential or `account`): answered with the token the realm gave the
         same request before, while enough of its life is left; else sent to the realm (which

@@ -20,13 +20,13 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from ..messages import Headers
 from ..urls import URL
-from .response import UpstreamResponse
+from .response import HeldAnswer, UpstreamResponse
 from .token_response import stated_lifetime, token_document, token_of
 
 # Enough to be worth keeping and handing on: a client that gets a token with less than this
@@ -51,28 +51,6 @@ class _Kept(NamedTuple):
     expires_at: float
 
 
-class TokenAnswer:
-    """A realm's answer to an anonymous token request, read whole: as the realm gave it, or
-    (`from_memory`) from a token crev kept, the realm not asked."""
-
-    __slots__ = ("body", "from_memory", "headers", "status")
-
-    def __init__(self, status: int, headers: Headers, body: bytes, *, from_memory: bool) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.from_memory = from_memory
-
-    def read(self, limit: int, timeout: float) -> bytes:
-        return self.body
-
-    def stream(self) -> Iterator[bytes]:
-        return iter([self.body])
-
-    def release(self) -> None:
-        pass
-
-
 def key_of(url: URL) -> AskedOfRealm:
     """What an anonymous token request asks of a realm, whatever the order of its parameters."""
     path, _, query = url.target.partition("?")
@@ -94,7 +72,7 @@ class AnonymousTokens:
         self._kept: OrderedDict[AskedOfRealm, _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
-    def recall(self, url: URL) -> TokenAnswer | None:
+    def recall(self, url: URL) -> HeldAnswer | None:
         """The kept token for the request of `url`, while enough of its life is left."""
         key = key_of(url)
         with self._lock:
@@ -119,11 +97,11 @@ class AnonymousTokens:
                 ("Content-Length", str(len(body))),
             ]
         )
-        return TokenAnswer(200, headers, body, from_memory=True)
+        return HeldAnswer(200, headers, body, "GET", from_memory=True)
 
     def learned_from(
         self, url: URL, answer: UpstreamResponse, asked_at: float, limit: int, timeout: float
-    ) -> TokenAnswer:
+    ) -> HeldAnswer:
         """The realm's answer to the anonymous request of `url` (asked at `asked_at`), read
         whole (up to `limit`), and its token kept when it is one worth handing on."""
         body = answer.read(limit, timeout)
@@ -132,7 +110,7 @@ class AnonymousTokens:
         headers.set("Content-Length", str(len(body)))
         if answer.status == 200 and len(body) <= MAX_KEPT_BODY:
             self._keep(key_of(url), body, asked_at)
-        return TokenAnswer(answer.status, headers, body, from_memory=False)
+        return HeldAnswer(answer.status, headers, body, "GET", from_memory=False)
 
     def forget(self) -> None:
         with self._lock:

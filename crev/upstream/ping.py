@@ -13,11 +13,11 @@ settings, `Process.forget`). docs/internals.md says why.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..messages import Headers
-from .response import UpstreamResponse
+from .response import HeldAnswer, UpstreamResponse
 
 # How long a learned ping answers for the upstream: a pull's ping within it costs no round
 # trip, and a change no answer of the upstream showed (a realm moved behind clients holding
@@ -40,39 +40,6 @@ class _Learned(NamedTuple):
     learned_at: float
 
 
-class RecalledAnswer:
-    """The upstream's answer to `/v2/` as crev learned it, for one client's ping: read,
-    streamed and released as an upstream's answer is, with no connection behind it.
-    `from_memory` when the upstream was not asked for this ping (learned before)."""
-
-    __slots__ = ("body", "from_memory", "headers", "method", "status")
-
-    def __init__(
-        self, status: int, headers: Headers, body: bytes, method: str, *, from_memory: bool
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.method = method
-        self.from_memory = from_memory
-
-    @property
-    def has_body(self) -> bool:
-        return self.method != "HEAD"
-
-    def read(self, limit: int, timeout: float) -> bytes:
-        return self.body
-
-    def stream(self) -> Iterator[bytes]:
-        return iter([self.body])
-
-    def release(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class PingKnowledge:
     """What crev knows of one upstream's answer to a ping that brings no login."""
 
@@ -81,18 +48,16 @@ class PingKnowledge:
         self._learned: _Learned | None = None
         self._lock = threading.Lock()
 
-    def recall(self, method: str) -> RecalledAnswer | None:
+    def recall(self, method: str) -> HeldAnswer | None:
         """The learned answer for a client's ping by `method`, while it is trusted."""
         learned = self._learned
         if learned is None or self._clock() - learned.learned_at >= KEPT_SECONDS:
             return None
-        return RecalledAnswer(
-            learned.status, learned.headers, learned.body, method, from_memory=True
-        )
+        return HeldAnswer(learned.status, learned.headers, learned.body, method, from_memory=True)
 
     def learned_from(
         self, answer: UpstreamResponse, timeout: float
-    ) -> UpstreamResponse | RecalledAnswer:
+    ) -> UpstreamResponse | HeldAnswer:
         """The upstream's answer to a ping, learned when it says how the registry
         authenticates (its small body read for it, and its content coding undone); else as it
         came."""
@@ -109,7 +74,7 @@ class PingKnowledge:
         whole = answer.headers.copy()
         whole.remove("Content-Encoding")
         whole.set(*length)
-        return RecalledAnswer(answer.status, whole, body, answer.method, from_memory=False)
+        return HeldAnswer(answer.status, whole, body, answer.method, from_memory=False)
 
     def forget(self) -> None:
         with self._lock:

@@ -98,6 +98,40 @@ class UpstreamResponse:
         self._response.close()
 
 
+class HeldAnswer:
+    """An upstream's answer whose body crev holds whole (a ping's, an anonymous token's): read
+    for what it teaches, or recalled from what was learned, the upstream not asked
+    (`from_memory`). Read, streamed and released as an `UpstreamResponse` is, with no connection
+    behind it."""
+
+    __slots__ = ("body", "from_memory", "headers", "method", "status")
+
+    def __init__(
+        self, status: int, headers: Headers, body: bytes, method: str, *, from_memory: bool
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.method = method
+        self.from_memory = from_memory
+
+    @property
+    def has_body(self) -> bool:
+        return self.method != "HEAD"
+
+    def read(self, limit: int, timeout: float) -> bytes:
+        return self.body
+
+    def stream(self) -> Iterator[bytes]:
+        return iter([self.body])
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 # gzip, and zlib-wrapped deflate: what registries and token realms send when asked. Decoded
 # here rather than by httpx, which takes a gzip stream cut before its checksum as whole.
 _DECODABLE = frozenset({"identity", "gzip", "x-gzip", "deflate"})

@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rig import PushedImage, TestRegistry, repository_names, skopeo
+from rig import PushedImage, TestRegistry, skopeo
 from rig.crev_process import CrevProcess, crev_for
 from rig.images import push_small_image
 from tests.support.registry_fixtures import run_test_registry
+from tests.support.upstream_requests import assert_only_pulled
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +55,7 @@ def test_skopeo_copies_from_an_https_registry_through_crev(
     assert index["manifests"][0]["digest"] == tls_image.digest
     for blob in tls_image.blobs:
         assert (tmp_path / "blobs" / "sha256" / blob.removeprefix("sha256:")).is_file()
-    assert repository_names(tls_registry.access_log()) == {"acme/tool"}
-    assert {s for r in tls_registry.issuer.requests() for s in r.scopes} == {
-        "repository:acme/tool:pull"
-    }
+    assert_only_pulled(tls_registry, "acme/tool", tls_crev)
 
 
 def test_an_https_registry_crev_does_not_trust_is_a_502(

@@ -18,10 +18,10 @@ from crev.upstream.anonymous_token import (
     MAX_KEPT_BODY,
     MIN_LEFT_SECONDS,
     AnonymousTokens,
-    TokenAnswer,
     key_of,
 )
 from crev.upstream.connections import Connections, UpstreamRequest
+from crev.upstream.response import HeldAnswer
 from crev.urls import URL, Origin
 
 REALM = URL.parse("https://auth.example/token?service=registry&scope=repository:acme/tool:pull")
@@ -57,7 +57,7 @@ def tokens(clock: Clock, **kwargs: object) -> AnonymousTokens:
 
 def learn(
     kept: AnonymousTokens, document: object, url: URL = REALM, status: int = 200
-) -> TokenAnswer:
+) -> HeldAnswer:
     answer = RealmAnswer(status, json.dumps(document).encode())
     learned = kept.learned_from(url, answer, 1000.0, 1 << 20, 5.0)  # type: ignore[arg-type]
     assert not learned.from_memory

@@ -10,7 +10,8 @@ from crev.messages import Headers
 from crev.names import Namespace
 from crev.upstream import Upstream
 from crev.upstream.connections import Connections, UpstreamRequest
-from crev.upstream.ping import KEPT_SECONDS, RecalledAnswer
+from crev.upstream.ping import KEPT_SECONDS
+from crev.upstream.response import HeldAnswer
 from crev.urls import Origin
 
 CHALLENGE = 'Bearer realm="https://auth.example/token",service="registry"'
@@ -33,11 +34,11 @@ def upstream_of(server: HTTPServer, clock: Clock) -> Upstream:
     )
 
 
-def ping(upstream: Upstream, method: str = "GET") -> RecalledAnswer:
+def ping(upstream: Upstream, method: str = "GET") -> HeldAnswer:
     answer = upstream.ping(
         UpstreamRequest(method, upstream.url("/v2/"), Headers()), authorize=False
     )
-    assert isinstance(answer, RecalledAnswer)
+    assert isinstance(answer, HeldAnswer)
     return answer
 
 
@@ -68,7 +69,7 @@ def test_a_head_is_answered_without_a_body_and_teaches_nothing(httpserver: HTTPS
     upstream = upstream_of(httpserver, Clock())
     asked = upstream.ping(UpstreamRequest("HEAD", upstream.url("/v2/"), Headers()), authorize=False)
     asked.release()
-    assert not isinstance(asked, RecalledAnswer)
+    assert not isinstance(asked, HeldAnswer)
     ping(upstream, "GET")
     head = ping(upstream, "HEAD")
     assert (head.from_memory, head.has_body, head.headers.get("content-length")) == (
