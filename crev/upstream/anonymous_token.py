@@ -104,13 +104,10 @@ class AnonymousTokens:
     ) -> HeldAnswer:
         """The realm's answer to the anonymous request of `url` (asked at `asked_at`), read
         whole (up to `limit`), and its token kept when it is one worth handing on."""
-        body = answer.read(limit, timeout)
-        headers = answer.headers.copy()
-        headers.remove("Content-Encoding")
-        headers.set("Content-Length", str(len(body)))
-        if answer.status == 200 and len(body) <= MAX_KEPT_BODY:
-            self._keep(key_of(url), body, asked_at)
-        return HeldAnswer(answer.status, headers, body, "GET", from_memory=False)
+        held = answer.held(limit, timeout)
+        if held.status == 200 and len(held.body) <= MAX_KEPT_BODY:
+            self._keep(key_of(url), held.body, asked_at)
+        return held
 
     def forget(self) -> None:
         with self._lock:

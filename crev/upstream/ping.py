@@ -63,18 +63,16 @@ class PingKnowledge:
         came."""
         if not _learnable(answer):
             return answer
-        body = answer.read(MAX_PING_BODY, timeout)
-        length = ("Content-Length", str(len(body)))
-        kept = Headers(
-            [*((name, value) for name, value in answer.headers if name.lower() in _KEPT_HEADERS)]
+        held = answer.held(MAX_PING_BODY, timeout)
+        # The headers that describe the registry, and the length of the body kept.
+        kept = held.headers.filtered(
+            lambda name, value: value
+            if name.lower() in _KEPT_HEADERS or name.lower() == "content-length"
+            else None
         )
-        kept.add(*length)
         with self._lock:
-            self._learned = _Learned(answer.status, kept, body, self._clock())
-        whole = answer.headers.copy()
-        whole.remove("Content-Encoding")
-        whole.set(*length)
-        return HeldAnswer(answer.status, whole, body, answer.method, from_memory=False)
+            self._learned = _Learned(held.status, kept, held.body, self._clock())
+        return held
 
     def forget(self) -> None:
         with self._lock:

@@ -70,6 +70,15 @@ class UpstreamResponse:
         body = b"".join(chunks)
         return body if coding == "identity" else _decoded(body, limit)
 
+    def held(self, limit: int, timeout: float) -> HeldAnswer:
+        """The whole answer, held: its body read as `read` reads it (content coding undone, at
+        most `limit` bytes), its headers saying so."""
+        body = self.read(limit, timeout)
+        headers = self.headers.copy()
+        headers.remove("Content-Encoding")
+        headers.set("Content-Length", str(len(body)))
+        return HeldAnswer(self.status, headers, body, self.method, from_memory=False)
+
     @property
     def has_body(self) -> bool:
         """Whether the answer can carry a body: never to HEAD, nor with a 1xx, 204 or 304,

@@ -21,7 +21,7 @@ from crev.upstream.anonymous_token import (
     key_of,
 )
 from crev.upstream.connections import Connections, UpstreamRequest
-from crev.upstream.response import HeldAnswer
+from crev.upstream.response import HeldAnswer, UpstreamResponse
 from crev.urls import URL, Origin
 
 REALM = URL.parse("https://auth.example/token?service=registry&scope=repository:acme/tool:pull")
@@ -46,9 +46,13 @@ class RealmAnswer:
         self.headers = headers or Headers([("Content-Type", "application/json")])
         self.reads = 0
 
+    method = "GET"
+
     def read(self, limit: int, timeout: float) -> bytes:
         self.reads += 1
         return self.body[:limit]
+
+    held = UpstreamResponse.held
 
 
 def tokens(clock: Clock, **kwargs: object) -> AnonymousTokens:
