@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 from ..messages import Headers
 from ..urls import URL
 from .response import HeldAnswer, UpstreamResponse
+from .token_cache import keep_bounded
 from .token_response import stated_lifetime, token_document, token_of
 
 # Enough to be worth keeping and handing on: a client that gets a token with less than this
@@ -126,12 +127,4 @@ class AnonymousTokens:
             return
         kept = _Kept(document, float(lifetime), asked_at + lifetime)
         with self._lock:
-            self._kept[key] = kept
-            self._kept.move_to_end(key)
-            if len(self._kept) <= self.max_entries:
-                return
-            now = self._clock()
-            for stale in [k for k, token in self._kept.items() if token.expires_at <= now]:
-                del self._kept[stale]
-            while len(self._kept) > self.max_entries:
-                self._kept.popitem(last=False)
+            keep_bounded(self._kept, key, kept, self.max_entries, self._clock)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 # A token is asked for the scopes of one request, so there is one per repository and access;
 # a warm instance serving more repositories than this fetches again for the ones used least.
@@ -24,6 +24,31 @@ class CachedToken(NamedTuple):
     value: str
     # On the clock of the cache (`time.monotonic` unless a test gives another).
     expires_at: float
+
+
+class _Expiring(Protocol):
+    @property
+    def expires_at(self) -> float: ...
+
+
+def keep_bounded[Key: Hashable, Entry: _Expiring](
+    store: OrderedDict[Key, Entry],
+    key: Key,
+    entry: Entry,
+    max_entries: int,
+    clock: Callable[[], float],
+) -> None:
+    """Keep `entry` at `key` as the most recently used; past `max_entries`, the expired
+    entries go first, then the least recently used."""
+    store[key] = entry
+    store.move_to_end(key)
+    if len(store) <= max_entries:
+        return
+    now = clock()
+    for stale in [key for key, kept in store.items() if kept.expires_at <= now]:
+        del store[stale]
+    while len(store) > max_entries:
+        store.popitem(last=False)
 
 
 class _Fetch:
@@ -104,12 +129,4 @@ class TokenCache:
         return token
 
     def _store(self, key: Hashable, token: CachedToken) -> None:
-        self._tokens[key] = token
-        self._tokens.move_to_end(key)
-        if len(self._tokens) <= self.max_entries:
-            return
-        now = self._clock()
-        for stale in [key for key, kept in self._tokens.items() if kept.expires_at <= now]:
-            del self._tokens[stale]
-        while len(self._tokens) > self.max_entries:
-            self._tokens.popitem(last=False)
+        keep_bounded(self._tokens, key, token, self.max_entries, self._clock)
